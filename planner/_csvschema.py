@@ -1,0 +1,168 @@
+"""Schema-checked CSV reading for the catalogs (private to catalog.py and the importers).
+
+A schema maps every column to a parser. The whole file is checked: missing or unknown
+columns, empty required cells, non-numbers, NaN/inf, non-positive values where a value
+must be positive, malformed ISO dates and booleans, duplicate ids, and an empty or
+non-http `source_url`. The first problem raises `CatalogError(file, row, column, value)`
+with the row number as a spreadsheet shows it (header = row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from planner.errors import CatalogError
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column: how to parse it and whether it may be empty."""
+
+    kind: str  # str | float+ | float0 | int+ | bool | date | list | url | frac
+    required: bool = True
+
+
+def _parse(kind: str, text: str) -> Any:
+    if kind == "str":
+        return text
+    if kind == "list":
+        return tuple(part.strip() for part in text.split(";") if part.strip())
+    if kind == "url":
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return text
+    if kind == "bool":
+        low = text.lower()
+        if low not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return low == "true"
+    if kind == "date":
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be an ISO date YYYY-MM-DD") from None
+    if kind in ("float+", "float0", "frac"):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        if kind == "float+" and value <= 0:
+            raise ValueError("must be > 0")
+        if kind == "float0" and value < 0:
+            raise ValueError("must be >= 0")
+        if kind == "frac" and not 0 < value <= 1:
+            raise ValueError("must be in (0, 1]")
+        return value
+    if kind == "int+":
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value
+    raise AssertionError(f"unknown column kind {kind}")
+
+
+def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None = None,
+              id_column: str | None = None, strict_columns: bool = True) -> list[dict[str, Any]]:
+    """Parse a CSV (path or bytes) against `schema`; CatalogError on the first problem.
+
+    Empty optional cells become None. `strict_columns=False` ignores unknown extra columns
+    (for user uploads that carry notes of their own), but never missing ones.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        label = name or "uploaded CSV"
+        try:
+            text = bytes(source).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise CatalogError(label, None, None, None, "is not UTF-8 text") from None
+    else:
+        path = Path(source)
+        label = name or path.name
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as err:
+            raise CatalogError(label, None, None, None, f"cannot be read ({err.strerror})") from None
+        except UnicodeDecodeError:
+            raise CatalogError(label, None, None, None, "is not UTF-8 text") from None
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows = list(reader)
+    except csv.Error as err:
+        raise CatalogError(label, None, None, None, f"is not valid CSV ({err})") from None
+    if not rows:
+        raise CatalogError(label, None, None, None, "is empty (no header row)")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in schema if c not in header]
+    if missing:
+        raise CatalogError(label, 1, missing[0], None, f"missing column (expected columns: {', '.join(schema)})")
+    unknown = [h for h in header if h not in schema]
+    if unknown and strict_columns:
+        raise CatalogError(label, 1, unknown[0], None, "unknown column")
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise CatalogError(label, 1, dup, None, "duplicate column")
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for number, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise CatalogError(label, number, None, None,
+                               f"has {len(cells)} cells, the header has {len(header)}")
+        record: dict[str, Any] = {}
+        for column, cell in zip(header, cells):
+            if column not in schema:
+                continue
+            spec, text = schema[column], cell.strip()
+            if not text:
+                if spec.required:
+                    raise CatalogError(label, number, column, cell, "is empty but required")
+                record[column] = None
+                continue
+            try:
+                record[column] = _parse(spec.kind, text)
+            except ValueError as err:
+                raise CatalogError(label, number, column, text, str(err)) from None
+        if id_column:
+            key = str(record[id_column]).lower()
+            if key in seen:
+                raise CatalogError(label, number, id_column, record[id_column],
+                                   f"duplicate id (first on row {seen[key]})")
+            seen[key] = number
+        record["_row"] = number
+        out.append(record)
+    return out
+
+
+def check_unique_names(label: str, rows: list[dict[str, Any]], id_column: str,
+                       alias_column: str | None) -> dict[str, str]:
+    """Map every lower-cased id and alias to its id; CatalogError if an alias is taken twice."""
+    names: dict[str, str] = {}
+    for row in rows:
+        canonical = row[id_column]
+        for name in (canonical, *(row.get(alias_column) or () if alias_column else ())):
+            key = str(name).lower()
+            if key in names and names[key] != canonical:
+                raise CatalogError(label, row["_row"], alias_column or id_column, name,
+                                   f"name already used by {names[key]!r}")
+            names[key] = canonical
+    return names
+
+
+def require_refs(label: str, rows: list[dict[str, Any]], column: str, valid: Callable[[Any], bool],
+                 what: str) -> None:
+    """CatalogError on the first row whose `column` fails `valid` (a dangling reference)."""
+    for row in rows:
+        value = row.get(column)
+        if value is not None and not valid(value):
+            raise CatalogError(label, row["_row"], column, value, f"unknown {what}")

@@ -1,0 +1,113 @@
+"""Roofline step times: hand-derived goldens, roofline bounds and monotonicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import TINY_DENSE, TINY_MOE
+from planner.architecture import architecture_from_config
+from planner.errors import InvalidInputError
+from planner.performance import Efficiency, Hardware, decode_step, operating_point, prefill_time_s
+from planner.quantization import WeightFormat
+
+BF16 = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
+PERFECT = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
+                     comm_latency_s=0.0)
+HW = Hardware(memory_bandwidth_tb_s=1.0, compute_tflops=100.0, interconnect_bandwidth_gb_s=100.0)
+
+
+def test_batch1_decode_is_weight_streaming_time():
+    arch = architecture_from_config(TINY_DENSE)
+    step = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    # 34,583,552 params * 2 B = 69,167,104 B at 1e12 B/s = 69.167 us
+    assert float(step.total_s) == pytest.approx(69.167104e-6)
+    # FLOPs 2 * 34,583,552 = 69.2 MFLOP at 1e14 -> 0.69 us: memory-bound
+    assert float(step.compute_s) == pytest.approx(0.69167104e-6)
+
+
+def test_kv_read_adds_to_decode():
+    arch = architecture_from_config(TINY_DENSE)
+    step = decode_step(arch, BF16, batch=1, context_tokens=1000, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                       eff=PERFECT)
+    # + 8,192 B/token * 1,000 tokens = 8,192,000 B -> 77,359,104 B
+    assert float(step.memory_s) == pytest.approx(77.359104e-6)
+
+
+def test_large_batch_becomes_compute_bound_and_never_beats_roofline():
+    arch = architecture_from_config(TINY_DENSE)
+    batches = np.array([1, 8, 64, 512, 4096])
+    step = decode_step(arch, BF16, batch=batches, context_tokens=10, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                       eff=PERFECT)
+    tok_s = batches / step.total_s
+    flops_bound = HW.compute_tflops * 1e12 / (2 * arch.active_compute_params)
+    assert np.all(tok_s <= flops_bound * (1 + 1e-9))
+    assert step.compute_s[-1] > step.memory_s[-1]
+    assert np.all(np.diff(tok_s) >= -1e-9 * tok_s[:-1])  # throughput never falls as batch grows
+
+
+def test_efficiency_slows_down_proportionally():
+    arch = architecture_from_config(TINY_DENSE)
+    half = Efficiency(mbu_frac=0.5, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
+                      comm_latency_s=0.0)
+    full = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    slow = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=half)
+    assert float(slow.total_s) == pytest.approx(2 * float(full.total_s))
+
+
+def test_more_bandwidth_is_faster():
+    arch = architecture_from_config(TINY_MOE)
+    fast = Hardware(memory_bandwidth_tb_s=2.0, compute_tflops=100.0, interconnect_bandwidth_gb_s=100.0)
+    a = decode_step(arch, BF16, batch=4, context_tokens=500, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    b = decode_step(arch, BF16, batch=4, context_tokens=500, kv_bytes_per_elem=2, tp=1, pp=1, hw=fast, eff=PERFECT)
+    assert float(b.total_s) < float(a.total_s)
+
+
+def test_moe_step_reads_more_experts_at_larger_batch():
+    arch = architecture_from_config(TINY_MOE)
+    s1 = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    s16 = decode_step(arch, BF16, batch=16, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    # batch 1 reads 2 experts per layer, batch 16 reads 8 * (1 - 0.75^16) = 7.92
+    extra_bytes = 2 * 1_572_864 * 2 * (8 * (1 - 0.75 ** 16) - 2)
+    assert float(s16.memory_s) - float(s1.memory_s) == pytest.approx(extra_bytes / 1e12, rel=1e-9)
+
+
+def test_prefill_is_compute_bound_for_long_prompts():
+    arch = architecture_from_config(TINY_DENSE)
+    t = float(prefill_time_s(arch, BF16, prompt_tokens=4096, tp=1, pp=1, hw=HW, eff=PERFECT))
+    # 2 * 34,583,552 * 4,096 = 2.833e11 FLOPs + attention 4,096 * 2,048 * (2 layers * 2 * 8 * 256) = 6.87e10
+    expected = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * (2 * 8 * (128 + 128))) / 1e14
+    assert t == pytest.approx(expected, rel=1e-9)
+
+
+def test_tensor_parallel_adds_allreduce_but_splits_bytes():
+    arch = architecture_from_config(TINY_DENSE)
+    one = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+    two = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=2, pp=1, hw=HW, eff=PERFECT)
+    assert float(two.memory_s) == pytest.approx(float(one.memory_s) / 2)
+    assert float(two.comm_s) > 0
+
+
+def test_operating_point_throughput_is_batch_over_tpot():
+    arch = architecture_from_config(TINY_DENSE)
+    op = operating_point(arch, BF16, concurrency=32, input_tokens=512, output_tokens=128, kv_bytes_per_elem=2,
+                         tp=1, pp=1, hw=HW, eff=PERFECT)
+    assert float(op.output_tokens_per_s) == pytest.approx(32 / float(op.tpot_s))
+    assert float(op.ttft_s) > float(op.tpot_s)
+
+
+@pytest.mark.parametrize("batch", [0, -1, np.nan, np.inf])
+def test_bad_batch(batch):
+    arch = architecture_from_config(TINY_DENSE)
+    with pytest.raises(InvalidInputError, match="batch"):
+        decode_step(arch, BF16, batch=batch, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mbu_frac=0.0), "mbu_frac"), (dict(mbu_frac=1.2), "mbu_frac"), (dict(mfu_decode_frac=np.nan), "mfu"),
+    (dict(step_overhead_s=-1.0), "step_overhead_s"),
+])
+def test_efficiency_validates(kwargs, match):
+    base = dict(mbu_frac=0.7, mfu_decode_frac=0.5, mfu_prefill_frac=0.6, step_overhead_s=0.001, comm_latency_s=1e-5)
+    with pytest.raises(InvalidInputError, match=match):
+        Efficiency(**{**base, **kwargs})
