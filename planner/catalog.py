@@ -75,9 +75,12 @@ ENGINE_SCHEMA = {
 
 EFFICIENCY_SCHEMA = {
     "profile_id": Col("str"), "engine": Col("str"), "gpu_match": Col("str"), "mbu_frac": Col("frac"),
-    "mfu_decode_frac": Col("frac"), "mfu_prefill_frac": Col("frac"), "step_overhead_ms": Col("float0"),
-    "comm_latency_us": Col("float0"), "range_low_factor": Col("frac"), "range_high_factor": Col("float+"),
-    "n_points": Col("float0"), "fit_mdape_frac": Col("float0", False), **_SOURCE, "notes": Col("str", False),
+    "moe_mbu_frac": Col("frac", False), "mfu_decode_frac": Col("frac"), "mfu_prefill_frac": Col("frac"),
+    "comm_bw_frac": Col("frac", False), "step_overhead_ms": Col("float0"), "comm_latency_us": Col("float0"),
+    "moe_expert_overhead_us": Col("float0", False),
+    "range_low_factor": Col("frac"), "range_high_factor": Col("float+"), "n_points": Col("float0"),
+    "fit_mdape_frac": Col("float0", False), "holdout_mdape_frac": Col("float0", False), **_SOURCE,
+    "notes": Col("str", False),
 }
 
 PRICING_TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
@@ -248,6 +251,10 @@ class EfficiencyProfile:
     source_url: str
     source_accessed: dt.date
     notes: str | None
+    moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
+    comm_bw_frac: float | None = None  # achieved / peak interconnect bandwidth in collectives (None: 1)
+    moe_expert_overhead_us: float | None = None  # per (MoE layer, touched expert) per step (None: 0)
+    holdout_mdape_frac: float | None = None  # median APE on the rows held out of the fit
 
 
 @dataclass(frozen=True)

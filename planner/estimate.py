@@ -13,13 +13,29 @@ from pathlib import Path
 from planner import units
 from planner.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.catalog import Catalog, EfficiencyProfile, Gpu, Model, model_from_config_file
-from planner.errors import DoesNotFitError, InvalidInputError, require_positive, require_positive_int
+from planner.errors import DoesNotFitError, InvalidInputError, require_positive_int
 from planner.memory import MemoryFit, memory_fit
-from planner.performance import Efficiency, Hardware, operating_point
+from planner.performance import Efficiency, Hardware, PointTerms, point_from_terms, point_terms
 from planner.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 
 MAX_TOKENS = 10_000_000  # guard against absurd inputs (the longest published context is 10M, Llama 4 Scout)
 MAX_GPUS = 4096
+
+# How much KV cache an engine holds per running sequence, which sets how many sequences
+# a max-throughput run keeps in flight. Paged engines allocate blocks as tokens arrive, so
+# a sequence holds its prompt plus half its output on average (vLLM: W. Kwon et al.,
+# "PagedAttention", SOSP 2023; SGLang: token-level pool, L. Zheng et al., arXiv:2312.07104).
+# TensorRT-LLM's default capacity scheduler (GUARANTEED_NO_EVICT) reserves prompt + full
+# output at admission (docs: nvidia.github.io/TensorRT-LLM, "Scheduler" / KV cache
+# management), and llama.cpp pre-allocates --ctx-size / --parallel tokens per slot.
+KV_RESERVES_FULL_SEQUENCE = {"trtllm": True, "llama.cpp": True}
+# TensorRT-LLM sizes the KV cache as a fraction of the memory left after weights and
+# activations (KvCacheConfig.free_gpu_memory_fraction, see engines.csv notes); vLLM and
+# SGLang take a fraction of the whole GPU and subtract the weights from it.
+KV_FRACTION_OF_FREE_MEMORY = {"trtllm": True}
+# llama.cpp's quantized matmuls (MMQ) quantize activations to 8 bits and run on the GPU's
+# int8 units where it has them (llama.cpp PR #7676 "CUDA: use tensor cores for MMQ").
+INT8_COMPUTE_KINDS = {"gguf"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class Estimate:
     bottleneck: str
     efficiency_profile: str
     warnings: tuple[str, ...] = field(default=())
+    kv_context_tokens_per_sequence: float = 0.0  # KV held per running sequence (engine reservation policy)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -134,15 +151,23 @@ def _default_precision(catalog: Catalog, model: Model, engine_id: str) -> str:
     return "bf16" if engine_id != "llama.cpp" else "q8_0"
 
 
-def _efficiency(prof: EfficiencyProfile) -> Efficiency:
+def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
+    """The performance model's `Efficiency` from a catalog or user profile row (unit conversions only)."""
     return Efficiency(mbu_frac=prof.mbu_frac, mfu_decode_frac=prof.mfu_decode_frac,
                       mfu_prefill_frac=prof.mfu_prefill_frac,
                       step_overhead_s=prof.step_overhead_ms / units.MS_PER_S,
-                      comm_latency_s=prof.comm_latency_us / units.MILLION)
+                      comm_latency_s=prof.comm_latency_us / units.MILLION, moe_mbu_frac=prof.moe_mbu_frac,
+                      comm_bw_frac=1.0 if prof.comm_bw_frac is None else prof.comm_bw_frac,
+                      expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION)
+
+
+_efficiency = efficiency_of
 
 
 @dataclass(frozen=True)
-class _Setup:
+class ReplicaSetup:
+    """A resolved request: model, GPU, engine, precision, parallelism and efficiency profile."""
+
     model: Model
     gpu: Gpu
     engine_id: str
@@ -157,9 +182,25 @@ class _Setup:
     engine_overhead_gb: float
     engine_max_seqs: int
     profile: EfficiencyProfile
+    precision_kind: str = "float"
+    expert_parallel: bool = False
 
 
-def _setup(catalog: Catalog, req: EstimateRequest) -> _Setup:
+_Setup = ReplicaSetup
+
+
+def _find_profile(catalog: Catalog, engine_id: str, gpu: Gpu, name: str | None) -> EfficiencyProfile:
+    """The catalog's profile; a named profile missing from the catalog is looked up among the user's
+    calibrated profiles (`planner calibrate`, see calibration.profile_dir)."""
+    if name is None or any(p.profile_id.lower() == name.lower() for p in catalog.efficiency):
+        return catalog.efficiency_for(engine_id, gpu, profile_id=name)
+    from planner.calibration import load_user_profiles  # user profile files, read only when named
+
+    return catalog.with_efficiency(load_user_profiles()).efficiency_for(engine_id, gpu, profile_id=name)
+
+
+def prepare(catalog: Catalog, req: EstimateRequest) -> ReplicaSetup:
+    """Resolve and check a request (names, compatibility, parallelism, profile); no performance yet."""
     require_positive_int(num_gpus=req.num_gpus, input_tokens=req.input_tokens, output_tokens=req.output_tokens)
     if req.input_tokens + req.output_tokens > MAX_TOKENS:
         raise InvalidInputError(f"input_tokens + output_tokens must be <= {MAX_TOKENS:,}, got "
@@ -174,18 +215,61 @@ def _setup(catalog: Catalog, req: EstimateRequest) -> _Setup:
     kv = catalog.kv_dtype(req.kv_dtype or ("fp16" if engine.engine_id == "llama.cpp" else "bf16"))
     check_compatible(prec, kv, gpu, engine)
     tp, pp = choose_parallelism(req.num_gpus, gpu, model.arch.n_attention_heads, req.tp)
-    return _Setup(model, gpu, engine.engine_id, prec.precision_id, kv.kv_dtype_id, kv.bytes_per_elem,
-                  weight_format(prec, gpu, model_native_precision=model.native_precision), tp, pp,
-                  prec.quality_risk, engine.memory_utilization_frac, engine.runtime_overhead_gb, engine.max_num_seqs,
-                  catalog.efficiency_for(engine.engine_id, gpu, profile_id=req.profile))
+    return ReplicaSetup(model, gpu, engine.engine_id, prec.precision_id, kv.kv_dtype_id, kv.bytes_per_elem,
+                        weight_format(prec, gpu, model_native_precision=model.native_precision), tp, pp,
+                        prec.quality_risk, engine.memory_utilization_frac, engine.runtime_overhead_gb,
+                        engine.max_num_seqs, _find_profile(catalog, engine.engine_id, gpu, req.profile),
+                        prec.kind, req.expert_parallel)
 
 
-def _fit(s: _Setup, context_tokens: int, concurrency: int) -> MemoryFit:
-    return memory_fit(weights_bytes_total=s.fmt.total_bytes(s.model.arch),
+_setup = prepare
+
+
+def hardware_of(s: ReplicaSetup) -> Hardware:
+    """Per-GPU peaks the model runs at: the format's tensor rate, or int8 for llama.cpp's quantized matmuls."""
+    tflops = compute_tflops(s.gpu, s.fmt)
+    if s.precision_kind in INT8_COMPUTE_KINDS and s.gpu.int8_dense_tops:
+        tflops = s.gpu.int8_dense_tops
+    return Hardware(memory_bandwidth_tb_s=s.gpu.memory_bandwidth_tb_s, compute_tflops=tflops,
+                    interconnect_bandwidth_gb_s=s.gpu.interconnect_bandwidth_gb_s)
+
+
+def kv_context_tokens(engine_id: str, input_tokens: float, output_tokens: float) -> float:
+    """Tokens of KV cache one running sequence holds under the engine's reservation policy."""
+    if KV_RESERVES_FULL_SEQUENCE.get(engine_id, False):
+        return float(input_tokens + output_tokens)
+    return float(input_tokens + output_tokens / 2.0)
+
+
+def _fit(s: ReplicaSetup, context_tokens: float, concurrency: int) -> MemoryFit:
+    weights = s.fmt.total_bytes(s.model.arch)
+    usable, frac = s.gpu.usable_memory_gb, s.engine_util
+    if KV_FRACTION_OF_FREE_MEMORY.get(s.engine_id, False):
+        # memory_fit budgets usable x frac - weights - overhead; a fraction f of the *free* memory
+        # is the same budget with frac 1 and usable reduced by (1 - f) x free.
+        free = usable - weights / (s.tp * s.pp) / units.GB - s.engine_overhead_gb
+        usable, frac = usable - (1.0 - frac) * max(free, 0.0), 1.0
+    return memory_fit(weights_bytes_total=weights,
                       kv_bytes_per_sequence=kv_bytes_per_sequence(s.model.arch, context_tokens, s.kv_bytes_per_elem),
                       concurrency=concurrency, tp=s.tp, pp=s.pp, n_kv_heads=s.model.arch.n_kv_heads,
-                      usable_memory_gb=s.gpu.usable_memory_gb, memory_utilization_frac=s.engine_util,
+                      usable_memory_gb=usable, memory_utilization_frac=frac,
                       runtime_overhead_gb=s.engine_overhead_gb, max_num_seqs=s.engine_max_seqs)
+
+
+def max_running_sequences(s: ReplicaSetup, input_tokens: float, output_tokens: float) -> int:
+    """Sequences a max-throughput run keeps in flight: KV capacity under the engine's policy,
+    capped by the engine's batch limit (0 when not even one fits)."""
+    return _fit(s, kv_context_tokens(s.engine_id, input_tokens, output_tokens), 0).max_concurrency
+
+
+def terms_of(s: ReplicaSetup, *, concurrency: float, input_tokens: float, output_tokens: float) -> PointTerms:
+    """Roofline terms (100 % efficiency) of this replica at `concurrency` sequences."""
+    hw = hardware_of(s)
+    return point_terms(s.model.arch, s.fmt, concurrency=concurrency, input_tokens=input_tokens,
+                       output_tokens=output_tokens, kv_bytes_per_elem=s.kv_bytes_per_elem, tp=s.tp, pp=s.pp,
+                       memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
+                       interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s,
+                       expert_parallel=s.expert_parallel)
 
 
 def suggest_alternatives(catalog: Catalog, req: EstimateRequest, *, limit: int = 4) -> tuple[str, ...]:
@@ -204,7 +288,7 @@ def suggest_alternatives(catalog: Catalog, req: EstimateRequest, *, limit: int =
                 s = _setup(catalog, trial)
             except InvalidInputError:
                 continue
-            fit = _fit(s, req.input_tokens + req.output_tokens, 0)
+            fit = _fit(s, kv_context_tokens(s.engine_id, req.input_tokens, req.output_tokens), 0)
             if fit.max_concurrency >= 1:
                 out.append(f"{prec} on {n} x {s.gpu.gpu_id} (up to {fit.max_concurrency} sequences)")
                 break
@@ -221,13 +305,14 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
     if context > s.model.context_length_tokens:
         raise InvalidInputError(f"input_tokens + output_tokens = {context:,} exceeds {s.model.model_id}'s context "
                                 f"length of {s.model.context_length_tokens:,} tokens")
-    probe = _fit(s, context, 0)
+    held = kv_context_tokens(s.engine_id, req.input_tokens, req.output_tokens)
+    probe = _fit(s, held, 0)
     conc = req.concurrency if req.concurrency is not None else probe.max_concurrency
-    fit = _fit(s, context, max(conc, 0))
+    fit = _fit(s, held, max(conc, 0))
     if probe.max_concurrency < 1 or not fit.fits:
         need = fit.weights_gb_per_gpu + fit.overhead_gb_per_gpu + max(conc, 1) * fit.kv_gb_per_sequence_per_gpu
         short = need - fit.budget_gb_per_gpu
-        what = f"{max(conc, 1)} sequence(s) of {context:,} tokens"
+        what = f"{max(conc, 1)} sequence(s) holding {held:,.0f} tokens of KV each"
         if probe.max_concurrency >= 1:
             raise DoesNotFitError(
                 f"{s.model.model_id} at {s.precision_id} on {req.num_gpus} x {s.gpu.gpu_id}: {what} need "
@@ -239,11 +324,8 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
             f"{s.model.model_id} at {s.precision_id} does not fit on {req.num_gpus} x {s.gpu.gpu_id}: "
             f"{what} need {need:.1f} GB per GPU, {fit.budget_gb_per_gpu:.1f} GB usable "
             f"({short:.1f} GB short){hint}", shortfall_gb=short, suggestions=alternatives)
-    hw = Hardware(memory_bandwidth_tb_s=s.gpu.memory_bandwidth_tb_s, compute_tflops=compute_tflops(s.gpu, s.fmt),
-                  interconnect_bandwidth_gb_s=s.gpu.interconnect_bandwidth_gb_s)
-    op = operating_point(arch, s.fmt, concurrency=conc, input_tokens=req.input_tokens,
-                         output_tokens=req.output_tokens, kv_bytes_per_elem=s.kv_bytes_per_elem, tp=s.tp, pp=s.pp,
-                         hw=hw, eff=_efficiency(s.profile), expert_parallel=req.expert_parallel)
+    op = point_from_terms(terms_of(s, concurrency=conc, input_tokens=req.input_tokens,
+                                   output_tokens=req.output_tokens), efficiency_of(s.profile))
     lo, hi = s.profile.range_low_factor, s.profile.range_high_factor
     step = op.step
     bottleneck = "memory bandwidth" if float(step.memory_s) >= float(step.compute_s) else "compute"
@@ -272,5 +354,5 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
         prefill_tokens_per_s=float(op.prefill_tokens_per_s),
         output_tokens_per_s=tput, output_tokens_per_s_low=tput * lo, output_tokens_per_s_high=tput * hi,
         output_tokens_per_s_per_user=float(op.output_tokens_per_s_per_user), bottleneck=bottleneck,
-        efficiency_profile=s.profile.profile_id, warnings=tuple(warnings),
+        efficiency_profile=s.profile.profile_id, warnings=tuple(warnings), kv_context_tokens_per_sequence=held,
     )

@@ -1,15 +1,17 @@
 """Roofline step-time model with measured efficiency factors: TTFT, TPOT and throughput.
 
-One forward step over `b` decode tokens (plus `p` prefill tokens mixed in by chunked
+One forward step over `b` decode tokens (plus `p` prompt tokens mixed in by chunked
 prefill) on one pipeline stage of a `tp x pp` replica takes
 
-    t_stage = max(bytes / (bandwidth x mbu), FLOPs / (peak x mfu)) + t_comm + t_overhead / pp
+    t_stage = max(bytes / (bandwidth x mbu),
+                  FLOPs_decode / (peak x mfu_decode) + FLOPs_prefill / (peak x mfu_prefill))
+              + t_comm + t_overhead / pp
 
 bytes  = weights read (dense part once; each MoE layer the experts its tokens touch,
          E x (1 - (1 - k/E)^tokens)) + KV cache read by the decode tokens,
 FLOPs  = 2 x active compute params x tokens + attention over the cached context,
 t_comm = tensor-parallel all-reduce, twice per layer: latency + 2 (tp-1)/tp x activation bytes / link,
-         plus expert-parallel all-to-all when experts are spread over GPUs.
+         plus expert-parallel all-to-all (dispatch and combine) per MoE layer.
 
 With pipeline parallelism `pp` micro-batches of b = B/pp sequences are in flight, so a
 decode cycle (every sequence advances one token) takes pp x t_stage. This is the
@@ -17,10 +19,15 @@ memory/compute roofline [1] applied to transformer inference as in [2]; mbu and 
 achieved/peak fractions fitted on measured data (`calibration.py`). Because mbu, mfu <= 1
 and the added terms are >= 0, no prediction exceeds the roofline.
 
-Every function broadcasts over numpy arrays of batch and context.
+The model is split in two: `*_terms` functions return the roofline times at 100 %
+efficiency (arrays, no efficiency applied), and `StepTerms.total_s(eff)` applies an
+`Efficiency`. Fitting evaluates thousands of efficiency candidates on fixed terms; the
+sweep evaluates one efficiency on thousands of configurations. Every function
+broadcasts over numpy arrays of batch, context, parallelism and hardware.
 
 [1] S. Williams, A. Waterman, D. Patterson, "Roofline", CACM 52(4), 2009.
 [2] R. Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv:2211.05102.
+[3] J. D. C. Little, "A Proof for the Queuing Formula L = lambda W", Operations Research 9(3), 1961.
 """
 
 from __future__ import annotations
@@ -32,12 +39,12 @@ import numpy as np
 
 from planner import units
 from planner.architecture import Architecture, expected_experts_touched, kv_bytes_per_sequence
-from planner.errors import InvalidInputError, require_frac, require_non_negative, require_positive, \
-    require_positive_int
-from planner.memory import kv_shard_factor
+from planner.errors import InvalidInputError, require_frac, require_non_negative, require_positive, require_positive_int
 from planner.quantization import WeightFormat
 
 ACTIVATION_BYTES = 2  # bf16 activations on the wire for all-reduce and all-to-all
+ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention, one after the MLP [2]
+ALLTOALLS_PER_MOE_LAYER = 2  # expert parallelism: dispatch and combine
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,27 @@ class Efficiency:
     mfu_prefill_frac: float  # achieved / peak tensor FLOPs in prefill
     step_overhead_s: float  # per forward step: scheduling, kernel launches, sampling
     comm_latency_s: float  # per collective call (all-reduce / all-to-all)
+    moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
+    comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
+    expert_overhead_s: float = 0.0  # per routed expert a step touches, per MoE layer (grouped-GEMM launch cost)
 
     def __post_init__(self) -> None:
         require_frac(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
-                     mfu_prefill_frac=self.mfu_prefill_frac)
-        require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s)
+                     mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac)
+        require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s,
+                             expert_overhead_s=self.expert_overhead_s)
+        if self.moe_mbu_frac is not None:
+            require_frac(moe_mbu_frac=self.moe_mbu_frac)
+
+    @property
+    def expert_mbu_frac(self) -> float:
+        return self.mbu_frac if self.moe_mbu_frac is None else self.moe_mbu_frac
+
+    def values(self) -> tuple[float, ...]:
+        """(mbu, expert mbu, mfu decode, mfu prefill, comm bandwidth frac, step overhead s, collective latency s,
+        expert overhead s): the argument order of StepTerms.parts."""
+        return (self.mbu_frac, self.expert_mbu_frac, self.mfu_decode_frac, self.mfu_prefill_frac, self.comm_bw_frac,
+                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s)
 
 
 @dataclass(frozen=True)
@@ -80,19 +103,134 @@ class StepTime:
     overhead_s: Any
 
 
-def _weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any:
-    """Weight bytes one step streams for `tokens` tokens (whole replica)."""
+@dataclass(frozen=True)
+class StepTerms:
+    """Roofline times of one decode cycle at 100 % efficiency, per pipeline stage (arrays).
+
+    A layer runs its matrix products (weights) and its attention (KV cache) as separate
+    kernels one after the other, so each is its own roofline and their times add:
+
+        step  = max(dense weight bytes / mbu + expert weight bytes / expert mbu,
+                    GEMM FLOPs of decode tokens / mfu_d + of prompt tokens / mfu_p)
+              + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
+              + transfer / comm_bw + collectives x latency
+              + expert calls x expert overhead
+        cycle = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk] + step overhead
+
+    With chunked prefill a new prompt is processed in one step (when it fits the token
+    budget), so a fraction f of the cycles carries a prompt chunk and the rest decode only;
+    the `*_chunk_*` fields are that step's extra terms. Routed experts get their own
+    bandwidth efficiency and a fixed cost per expert a step touches: a decode step runs one
+    small GEMM per (layer, touched expert) with a few tokens each, so fine-grained MoE
+    (hundreds of small experts) pays a launch/latency cost that a few large experts do not.
+    """
+
+    memory_s: Any  # dense weights
+    memory_expert_s: Any  # routed-expert weights a decode-only step reads
+    memory_kv_s: Any  # KV cache read by the decode tokens
+    compute_decode_s: Any  # GEMM FLOPs of the decode tokens
+    attn_decode_s: Any  # attention FLOPs of the decode tokens
+    transfer_s: Any  # decode-only step
+    collectives: Any
+    pp: Any
+    expert_calls: Any  # (layer, touched expert) pairs one GPU of one stage runs in a decode-only step
+    chunk_frac: Any  # f: share of cycles whose step also carries a prompt chunk
+    compute_prefill_s: Any  # GEMM FLOPs of that chunk
+    attn_prefill_s: Any  # its attention FLOPs
+    memory_expert_chunk_s: Any  # expert bytes of the step with the chunk
+    transfer_chunk_s: Any
+    expert_calls_chunk: Any
+
+    def parts(self, mbu: Any, expert_mbu: Any, mfu_decode: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any,
+              comm_latency_s: Any, expert_overhead_s: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
+        """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed)."""
+        f = self.chunk_frac
+        attn_mem = self.memory_kv_s / mbu
+        gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
+        gemm_mem_c = self.memory_s / mbu + self.memory_expert_chunk_s / expert_mbu
+        gemm_flop = self.compute_decode_s / mfu_decode
+        gemm_flop_c = gemm_flop + self.compute_prefill_s / mfu_prefill
+        attn_flop = self.attn_decode_s / mfu_decode
+        attn_flop_c = attn_flop + self.attn_prefill_s / mfu_prefill
+        plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop)
+        chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
+        comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
+            + self.pp * self.collectives * comm_latency_s
+        fixed = overhead_s + self.pp * ((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
+        cycle = self.pp * ((1 - f) * plain + f * chunk) + comm + fixed
+        memory = self.pp * (attn_mem + (1 - f) * gemm_mem + f * gemm_mem_c)
+        compute = self.pp * ((1 - f) * (gemm_flop + attn_flop) + f * (gemm_flop_c + attn_flop_c))
+        return cycle, memory, compute, comm, fixed + 0 * comm
+
+    def total_s(self, eff: Efficiency) -> Any:
+        return self.parts(*eff.values())[0]
+
+
+@dataclass(frozen=True)
+class PrefillTerms:
+    """Roofline times of one prompt's prefill at 100 % efficiency (all stages in turn):
+    max(GEMM FLOPs / mfu_p, weight bytes / mbu) + attention FLOPs / mfu_p + comm + overhead."""
+
+    compute_s: Any  # GEMM FLOPs
+    attn_s: Any  # attention FLOPs (causal: N^2/2 pairs)
+    memory_s: Any  # weights read once
+    transfer_s: Any
+    collectives: Any
+
+    expert_calls: Any  # (layer, touched expert) pairs one GPU runs for the prompt
+
+    def total_s(self, eff: Efficiency) -> Any:
+        return self.total_with(eff.mbu_frac, eff.mfu_prefill_frac, eff.comm_bw_frac, eff.step_overhead_s,
+                               eff.comm_latency_s, eff.expert_overhead_s)
+
+    def total_with(self, mbu: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any, comm_latency_s: Any,
+                   expert_overhead_s: Any = 0.0) -> Any:
+        return (np.maximum(self.compute_s / mfu_prefill, self.memory_s / mbu) + self.attn_s / mfu_prefill
+                + self.transfer_s / comm_bw + self.collectives * comm_latency_s + overhead_s
+                + self.expert_calls * expert_overhead_s)
+
+
+def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
+    """(dense, routed-expert) weight bytes one forward step streams for `tokens` tokens (whole replica).
+
+    Dense parts once per step; each MoE layer the experts its tokens touch (uniform routing,
+    `expected_experts_touched`). Broadcasts over `tokens`.
+    """
     dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
              + arch.lm_head_params * fmt.embed_bytes_per_param)
-    total = np.full(np.shape(tokens), dense, dtype=float)
+    shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
+    experts = np.zeros(shape, dtype=float)
     for g in arch.moe_groups:
         touched = expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
-        total = total + g.n_layers * g.params_per_expert * fmt.expert_bytes_per_param * touched
-    return total
+        experts = experts + g.n_layers * g.params_per_expert * fmt.expert_bytes_per_param * touched
+    return np.broadcast_to(np.asarray(dense, dtype=float), shape).copy(), experts
 
 
-def _attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
-    """Attention FLOPs for one query token attending to `context_tokens` cached tokens."""
+def expert_calls(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, expert_parallel: bool) -> Any:
+    """(MoE layer, touched expert) pairs one GPU of one pipeline stage runs for a step of `tokens` tokens.
+
+    Under tensor parallelism every GPU runs a slice of every touched expert; under expert
+    parallelism the touched experts are spread over the tp GPUs.
+    """
+    calls = np.zeros(np.shape(tokens), dtype=float)
+    for g in arch.moe_groups:
+        calls = calls + g.n_layers * expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
+    per_gpu = calls / np.asarray(pp, dtype=float)
+    return per_gpu / np.asarray(tp, dtype=float) if expert_parallel else per_gpu
+
+
+def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any:
+    """Weight bytes one forward step streams for `tokens` tokens (whole replica): dense + touched experts."""
+    dense, experts = weight_bytes_split(arch, fmt, tokens)
+    return dense + experts
+
+
+def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
+    """Attention FLOPs for one query token attending to `context_tokens` cached tokens.
+
+    Full-attention layers see the whole context (capped by sparse attention's top-k);
+    sliding-window and chunked layers at most their window; recurrent layers a fixed cost.
+    """
     ctx = np.asarray(context_tokens, dtype=float)
     capped = np.minimum(ctx, arch.attn_ctx_cap_tokens) if arch.attn_ctx_cap_tokens else ctx
     per_ctx = arch.prefill_attn_flops_per_ctx_token_full if prefill else arch.attn_flops_per_ctx_token_full
@@ -102,25 +240,113 @@ def _attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefi
     return flops
 
 
-def _comm_s(arch: Architecture, tokens: Any, *, tp: int, pp: int, hw: Hardware, eff: Efficiency,
-            expert_parallel: bool) -> Any:
-    """Collective time per stage: 2 all-reduces per layer under TP; 2 all-to-alls per MoE layer under EP."""
-    layers_per_stage = arch.n_layers / pp
-    link_bytes_per_s = hw.interconnect_bandwidth_gb_s * units.GB
-    t = np.zeros(np.shape(tokens))
-    if tp > 1:
-        ring = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
-        t = t + 2 * layers_per_stage * (eff.comm_latency_s + ring / link_bytes_per_s)
-    if expert_parallel and tp > 1 and arch.moe_groups:
-        moe_layers = sum(g.n_layers for g in arch.moe_groups) / pp
+def _comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: Any,
+                expert_parallel: bool) -> tuple[Any, Any]:
+    """(transfer seconds at full link speed, number of collective calls) for one stage's step.
+
+    Ring all-reduce moves 2 (tp-1)/tp of the activations per call [2]; an all-to-all sends
+    (tp-1)/tp of each token's top-k expert inputs. Both vanish at tp = 1.
+    """
+    tp = np.asarray(tp, dtype=float)
+    layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
+    link_bytes_per_s = np.asarray(link_gb_s, dtype=float) * units.GB
+    multi = tp > 1
+    ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
+    transfer = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
+    calls = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
+    if expert_parallel and arch.moe_groups:
+        moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
         top_k = max(g.top_k for g in arch.moe_groups)
-        a2a = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
-        t = t + 2 * moe_layers * (eff.comm_latency_s + a2a / link_bytes_per_s)
-    return t
+        a2a_bytes = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
+        transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
+                                       0.0)
+        calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)
+    return transfer, calls
+
+
+def kv_split(n_kv_heads: int, tp: Any) -> Any:
+    """Ways tensor parallelism splits the KV cache: min(tp, kv_heads) (1 for MLA's single latent)."""
+    return np.minimum(np.asarray(tp, dtype=float), float(n_kv_heads))
+
+
+def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
+                 kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any, compute_tflops: Any,
+                 interconnect_bandwidth_gb_s: Any, prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
+                 prefill_chunk_tokens: Any = None, expert_parallel: bool = False) -> StepTerms:
+    """Roofline terms of one decode cycle of `batch` sequences (arrays; no input checks: see decode_step).
+
+    `prefill_tokens` prompt tokens are processed per cycle. With `prefill_chunk_tokens` (a
+    prompt's length) they arrive as whole prompts in a fraction prefill/chunk of the cycles;
+    without it they are spread over every cycle's step.
+    """
+    b = np.asarray(batch, dtype=float)
+    pp_f = np.asarray(pp, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    micro = b / pp_f
+    p = np.asarray(prefill_tokens, dtype=float)
+    if prefill_chunk_tokens is None:
+        frac = np.where(p > 0, 1.0, 0.0)
+        chunk = p
+    else:
+        size = np.maximum(np.asarray(prefill_chunk_tokens, dtype=float), 1e-9)
+        frac = np.minimum(p / size, 1.0)
+        chunk = np.maximum(p, size) * (p > 0)
+    micro_chunk = chunk / pp_f
+    kv_seq = kv_bytes_per_sequence(arch, context_tokens, kv_bytes_per_elem)
+    dense_bytes, expert_bytes = weight_bytes_split(arch, fmt, micro)
+    _, expert_bytes_chunk = weight_bytes_split(arch, fmt, micro + micro_chunk)
+    bandwidth = np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB
+    per_gpu = tp_f * pp_f  # a stage holds 1/pp of the layers, split tp ways
+    flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
+    kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f))
+    link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=expert_parallel)
+    transfer, calls = _comm_terms(arch, micro, **link)
+    transfer_chunk, _ = _comm_terms(arch, micro + micro_chunk, **link)
+    gemm = 2.0 * arch.active_compute_params
+    ep = dict(tp=tp_f, pp=pp_f, expert_parallel=expert_parallel)
+    return StepTerms(memory_s=dense_bytes / per_gpu / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
+                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=micro * gemm / flops_per_s,
+                     attn_decode_s=micro * attention_flops_per_token(arch, context_tokens, prefill=False) / flops_per_s,
+                     transfer_s=transfer, collectives=calls, pp=pp_f,
+                     expert_calls=expert_calls(arch, micro, **ep), chunk_frac=frac,
+                     compute_prefill_s=micro_chunk * gemm / flops_per_s,
+                     attn_prefill_s=micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
+                                                                            prefill=True) / flops_per_s,
+                     memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
+                     expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep))
+
+
+def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: Any, pp: Any,
+                  memory_bandwidth_tb_s: Any, compute_tflops: Any, interconnect_bandwidth_gb_s: Any,
+                  expert_parallel: bool = False) -> PrefillTerms:
+    """Roofline terms of one prompt's prefill: FLOPs = 2 x active params x N + causal attention (N^2/2 pairs)."""
+    n = np.asarray(prompt_tokens, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    pp_f = np.asarray(pp, dtype=float)
+    flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * tp_f
+    memory = weight_bytes_read(arch, fmt, n) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
+    transfer, calls = _comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
+                                  expert_parallel=expert_parallel)
+    return PrefillTerms(compute_s=2.0 * arch.active_compute_params * n / flops_per_s,
+                        attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / flops_per_s,
+                        memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
+                        expert_calls=pp_f * expert_calls(arch, n, tp=tp_f, pp=pp_f, expert_parallel=expert_parallel))
 
 
 def _check_parallel(tp: int, pp: int) -> None:
     require_positive_int(tp=tp, pp=pp)
+
+
+def _require_positive_array(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if np.any(~np.isfinite(arr)) or np.any(arr <= 0):
+        raise InvalidInputError(f"{name} must be finite and > 0, got {value!r}")
+    return arr
+
+
+def _hw_kwargs(hw: Hardware) -> dict[str, float]:
+    return dict(memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
+                interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
 
 
 def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
@@ -133,27 +359,12 @@ def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_to
     they add FLOPs and touch experts but read no KV cache beyond their own prompt.
     """
     _check_parallel(tp, pp)
-    b = np.asarray(batch, dtype=float)
-    if np.any(~np.isfinite(b)) or np.any(b <= 0):
-        raise InvalidInputError(f"batch must be finite and > 0, got {batch!r}")
-    p = np.asarray(prefill_tokens, dtype=float)
-    micro = b / pp
-    micro_prefill = p / pp
-    tokens = micro + micro_prefill
-    kv_seq = kv_bytes_per_sequence(arch, context_tokens, kv_bytes_per_elem)
-    shard = kv_shard_factor(arch.n_kv_heads, tp)
-    bytes_stage = (_weight_bytes_read(arch, fmt, tokens) / (tp * pp)
-                   + micro * kv_seq / (pp * shard))
-    flops_stage = (2.0 * arch.active_compute_params * tokens
-                   + micro * _attention_flops_per_token(arch, context_tokens, prefill=False)
-                   + micro_prefill * _attention_flops_per_token(arch, prefill_context_tokens, prefill=True)
-                   ) / (tp * pp)
-    memory_s = bytes_stage / (hw.memory_bandwidth_tb_s * units.TB * eff.mbu_frac)
-    compute_s = flops_stage / (hw.compute_tflops * units.TERA * eff.mfu_decode_frac)
-    comm_s = _comm_s(arch, tokens, tp=tp, pp=pp, hw=hw, eff=eff, expert_parallel=expert_parallel)
-    stage = np.maximum(memory_s, compute_s) + comm_s + eff.step_overhead_s / pp
-    return StepTime(total_s=pp * stage, memory_s=pp * memory_s, compute_s=pp * compute_s, comm_s=pp * comm_s,
-                    overhead_s=np.full(np.shape(stage), eff.step_overhead_s))
+    _require_positive_array("batch", batch)
+    terms = decode_terms(arch, fmt, batch=batch, context_tokens=context_tokens, kv_bytes_per_elem=kv_bytes_per_elem,
+                         tp=tp, pp=pp, prefill_tokens=prefill_tokens, prefill_context_tokens=prefill_context_tokens,
+                         expert_parallel=expert_parallel, **_hw_kwargs(hw))
+    cycle, memory, compute, comm, overhead = terms.parts(*eff.values())
+    return StepTime(total_s=cycle, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)
 
 
 def prefill_time_s(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: int, pp: int, hw: Hardware,
@@ -165,17 +376,10 @@ def prefill_time_s(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any,
     short prompts hit the weight-read floor.
     """
     _check_parallel(tp, pp)
-    n = np.asarray(prompt_tokens, dtype=float)
-    if np.any(~np.isfinite(n)) or np.any(n <= 0):
-        raise InvalidInputError(f"prompt_tokens must be finite and > 0, got {prompt_tokens!r}")
-    mean_ctx = n / 2.0
-    flops = (2.0 * arch.active_compute_params * n
-             + n * _attention_flops_per_token(arch, mean_ctx, prefill=True)) / tp
-    bytes_read = _weight_bytes_read(arch, fmt, n) / tp
-    compute_s = flops / (hw.compute_tflops * units.TERA * eff.mfu_prefill_frac)
-    memory_s = bytes_read / (hw.memory_bandwidth_tb_s * units.TB * eff.mbu_frac)
-    comm_s = pp * _comm_s(arch, n, tp=tp, pp=pp, hw=hw, eff=eff, expert_parallel=expert_parallel)
-    return np.maximum(compute_s, memory_s) + comm_s + eff.step_overhead_s
+    _require_positive_array("prompt_tokens", prompt_tokens)
+    terms = prefill_terms(arch, fmt, prompt_tokens=prompt_tokens, tp=tp, pp=pp, expert_parallel=expert_parallel,
+                          **_hw_kwargs(hw))
+    return terms.total_s(eff)
 
 
 @dataclass(frozen=True)
@@ -191,6 +395,43 @@ class OperatingPoint:
     step: StepTime
 
 
+@dataclass(frozen=True)
+class PointTerms:
+    """Everything `operating_point` needs, at 100 % efficiency: one cycle and one prompt's prefill."""
+
+    concurrency: Any
+    input_tokens: float
+    step: StepTerms
+    prefill: PrefillTerms
+
+
+def point_terms(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, input_tokens: float,
+                output_tokens: float, kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any,
+                compute_tflops: Any, interconnect_bandwidth_gb_s: Any, expert_parallel: bool = False) -> PointTerms:
+    """Roofline terms of the steady state with `concurrency` sequences (see `operating_point`)."""
+    c = np.asarray(concurrency, dtype=float)
+    hw = dict(memory_bandwidth_tb_s=memory_bandwidth_tb_s, compute_tflops=compute_tflops,
+              interconnect_bandwidth_gb_s=interconnect_bandwidth_gb_s)
+    step = decode_terms(arch, fmt, batch=c, context_tokens=input_tokens + output_tokens / 2.0,
+                        kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp,
+                        prefill_tokens=c * input_tokens / output_tokens, prefill_context_tokens=input_tokens / 2.0,
+                        prefill_chunk_tokens=input_tokens, expert_parallel=expert_parallel, **hw)
+    prefill = prefill_terms(arch, fmt, prompt_tokens=input_tokens, tp=tp, pp=pp, expert_parallel=expert_parallel,
+                            **hw)
+    return PointTerms(concurrency=c, input_tokens=float(input_tokens), step=step, prefill=prefill)
+
+
+def point_from_terms(terms: PointTerms, eff: Efficiency) -> OperatingPoint:
+    """Apply an efficiency to precomputed terms (same result as `operating_point`)."""
+    tpot, memory, compute, comm, overhead = terms.step.parts(*eff.values())
+    prefill_s = terms.prefill.total_s(eff)
+    c = terms.concurrency
+    step = StepTime(total_s=tpot, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)
+    return OperatingPoint(concurrency=c, ttft_s=prefill_s + tpot, tpot_s=tpot, output_tokens_per_s=c / tpot,
+                          output_tokens_per_s_per_user=1.0 / tpot,
+                          prefill_tokens_per_s=terms.input_tokens / prefill_s, step=step)
+
+
 def operating_point(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, input_tokens: float,
                     output_tokens: float, kv_bytes_per_elem: float, tp: int, pp: int, hw: Hardware,
                     eff: Efficiency, expert_parallel: bool = False) -> OperatingPoint:
@@ -204,16 +445,46 @@ def operating_point(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, 
     Offline throughput therefore includes prefill time.
     """
     require_positive(input_tokens=input_tokens, output_tokens=output_tokens)
-    c = np.asarray(concurrency, dtype=float)
-    prefill_per_cycle = c * input_tokens / output_tokens
-    ctx = input_tokens + output_tokens / 2.0
-    step = decode_step(arch, fmt, batch=c, context_tokens=ctx, kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp,
-                       hw=hw, eff=eff, prefill_tokens=prefill_per_cycle, prefill_context_tokens=input_tokens / 2.0,
-                       expert_parallel=expert_parallel)
-    prefill_s = prefill_time_s(arch, fmt, prompt_tokens=input_tokens, tp=tp, pp=pp, hw=hw, eff=eff,
-                               expert_parallel=expert_parallel)
-    tpot = step.total_s
-    return OperatingPoint(
-        concurrency=c, ttft_s=prefill_s + tpot, tpot_s=tpot, output_tokens_per_s=c / tpot,
-        output_tokens_per_s_per_user=1.0 / tpot, prefill_tokens_per_s=input_tokens / prefill_s, step=step,
-    )
+    _check_parallel(tp, pp)
+    _require_positive_array("concurrency", concurrency)
+    terms = point_terms(arch, fmt, concurrency=concurrency, input_tokens=input_tokens, output_tokens=output_tokens,
+                        kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp, expert_parallel=expert_parallel,
+                        **_hw_kwargs(hw))
+    return point_from_terms(terms, eff)
+
+
+def queued_ttft_s(*, ttft_s: Any, tpot_s: Any, output_tokens: Any, offered_concurrency: Any,
+                  running_concurrency: Any) -> Any:
+    """TTFT when a closed-loop client keeps more requests open than the engine can run.
+
+    Requests beyond the `running_concurrency` the KV cache holds wait in the queue. A
+    running request occupies its slot for W = TTFT + (output - 1) x TPOT, so slots free
+    at running / W per second (Little's law [3]) and the excess waits
+    (offered - running) / (running / W) on average.
+    """
+    _require_positive_array("output_tokens", output_tokens)
+    offered = np.asarray(offered_concurrency, dtype=float)
+    running = np.maximum(np.asarray(running_concurrency, dtype=float), 1.0)
+    service_s = ttft_s + (output_tokens - 1.0) * tpot_s
+    return ttft_s + np.maximum(offered - running, 0.0) / running * service_s
+
+
+def arrival_concurrency(rate_per_s: float, latency_s_of: Any, *, max_concurrency: float,
+                        iterations: int = 60) -> float:
+    """Concurrency an open-loop arrival rate sustains: the fixed point c = rate x latency(c) [3].
+
+    `latency_s_of(c)` is one request's end-to-end latency at concurrency c (increasing in c).
+    Returns `max_concurrency` when the rate exceeds what the replica can serve (saturation).
+    Solved by bisection on [tiny, max_concurrency].
+    """
+    require_positive(rate_per_s=rate_per_s, max_concurrency=max_concurrency)
+    lo, hi = 1e-6, float(max_concurrency)
+    if rate_per_s * float(latency_s_of(hi)) >= hi:
+        return hi
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if rate_per_s * float(latency_s_of(mid)) > mid:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

@@ -37,16 +37,17 @@ class WeightFormat:
                 + (arch.embedding_params + arch.lm_head_params) * self.embed_bytes_per_param)
 
 
-def weight_format(precision: Precision, gpu: Gpu, *, model_native_precision: str = "bf16") -> WeightFormat:
+def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16") -> WeightFormat:
     """How a model stored at `precision` is held and computed on `gpu`.
 
     A checkpoint that ships experts in MXFP4 beside BF16 attention (gpt-oss) keeps that
-    split when served at its native precision.
+    split when served at its native precision. With `gpu=None` (a bare memory budget) the
+    bytes are the same and the compute format is reported as not native.
     """
     q = precision.weight_bits_per_param / units.BITS_PER_BYTE
     u = UNQUANTIZED_BITS / units.BITS_PER_BYTE
     experts_only = precision.precision_id == model_native_precision == "mxfp4"
-    native = gpu.supports(precision.compute_format)
+    native = gpu is not None and gpu.supports(precision.compute_format)
     return WeightFormat(
         precision_id=precision.precision_id,
         expert_bytes_per_param=q,

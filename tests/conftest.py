@@ -85,6 +85,14 @@ def write_tiny_catalog(root: Path) -> Path:
     return data
 
 
+@pytest.fixture(autouse=True)
+def _isolated_user_stores(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's imported prices or calibrated profiles under ~/.config."""
+    root = tmp_path_factory.mktemp("user-stores")
+    monkeypatch.setenv("PLANNER_PRICES_DIR", str(root / "prices"))
+    monkeypatch.setenv("PLANNER_PROFILE_DIR", str(root / "profiles"))
+
+
 @pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     """A small, valid, editable data directory (function scope)."""

@@ -20,6 +20,12 @@ from planner.errors import CatalogError, DoesNotFitError, NoBreakEvenError, Plan
 COMMAND_MODULES = (
     "planner.cli.catalog_cmds",
     "planner.cli.estimate_cmd",
+    "planner.cli.calibrate_cmds",
+    "planner.cli.recommend_cmd",
+    "planner.cli.deploy_cmd",
+    "planner.cli.prices_cmd",
+    "planner.cli.usage_cmd",
+    "planner.cli.plan_cmd",
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CATALOG = 0, 2, 3, 4

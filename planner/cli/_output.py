@@ -14,7 +14,10 @@ from planner.catalog import Catalog, load_catalog
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
-    return load_catalog()
+    """The shipped catalog with the user's imported prices (`planner prices import-*`) laid over it."""
+    from planner.importers import with_user_prices
+
+    return with_user_prices(load_catalog())
 
 
 def _default(value: Any) -> Any:

@@ -1,0 +1,103 @@
+"""Accuracy of the speed model against measured throughput and latency (data/measured/throughput.csv).
+
+    python benchmarks/bench_accuracy.py            # validate the shipped data/efficiency.csv
+    python benchmarks/bench_accuracy.py --refit    # refit the profiles on the `fit` rows, then validate
+    python benchmarks/bench_accuracy.py --refit --write   # ... and rewrite data/efficiency.csv
+
+Prints median and p90 absolute percentage error (MdAPE, p90) and the bias (median of
+measured / predicted) by metric, engine, GPU family and dense/MoE, separately for the rows
+the fit used and the rows held out of it, then per source, and the same rows predicted by
+a 100 %-of-peak roofline (what LLM-Viewer, GenZ and llm-analysis assume) for comparison.
+Every figure is computed from the data when the script runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from planner.calibration import fit_catalog_profiles, replace_profiles, write_efficiency_csv  # noqa: E402
+from planner.catalog import DATA_DIR, load_catalog  # noqa: E402
+from planner.validation import predict_rows, read_measured, summarize  # noqa: E402
+
+TARGETS = {"max_throughput_output_tokens_per_s": 0.25, "batch1_decode_tokens_per_s": 0.20}
+REFERENCE_URL = ("https://github.com/NVIDIA/TensorRT-LLM/blob/258c7540c03517def55d9a5aadfa9288af474e1b/"
+                 "docs/source/performance/perf-overview.md")
+
+
+def _table(title: str, groups: dict) -> None:
+    print(f"\n{title}")
+    print(f"  {'group':38s} {'n':>4s} {'MdAPE':>7s} {'p90':>7s} {'bias':>6s}")
+    for name, st in groups.items():
+        print(f"  {name:38s} {st.n:4d} {100 * st.median_ape_frac:6.1f}% {100 * st.p90_ape_frac:6.1f}% "
+              f"{st.median_ratio:6.2f}")
+
+
+def _roofline(catalog):
+    """Every profile at 100 % of peak with no fixed costs: the analytical tools' assumption."""
+    perfect = [dataclasses.replace(p, mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0,
+                                   comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
+                                   moe_expert_overhead_us=0.0)
+               for p in catalog.efficiency]
+    return replace_profiles(catalog, perfect)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--refit", action="store_true", help="refit the profiles on the fit rows first")
+    parser.add_argument("--write", action="store_true", help="with --refit: rewrite data/efficiency.csv")
+    args = parser.parse_args()
+    catalog = load_catalog()
+    points = read_measured()
+    if args.refit:
+        profiles, fit = fit_catalog_profiles(catalog, points, source_url=REFERENCE_URL, accessed=dt.date.today())
+        print(f"refit on {fit.rows_used} fit rows (cost {fit.cost:.3f}):")
+        for p in profiles:
+            print(f"  {p.profile_id:22s} mbu {p.mbu_frac:.3f} moe {p.moe_mbu_frac:.3f} "
+                  f"mfu_d {p.mfu_decode_frac:.3f} "
+                  f"mfu_p {p.mfu_prefill_frac:.3f} comm_bw {p.comm_bw_frac:.3f} overhead {p.step_overhead_ms:.2f} ms "
+                  f"latency {p.comm_latency_us:.1f} us expert {p.moe_expert_overhead_us:.2f} us "
+                  f"range {p.range_low_factor:.2f}-{p.range_high_factor:.2f}")
+        catalog = replace_profiles(catalog, profiles)
+        if args.write:
+            write_efficiency_csv(profiles, DATA_DIR / "efficiency.csv")
+            print(f"wrote {DATA_DIR / 'efficiency.csv'}")
+    results, skipped = predict_rows(catalog, points)
+    print(f"\n{len(points)} measured rows: {len(results)} predicted, {len(skipped)} not expressible")
+    summary = summarize(results)
+    for split in ("holdout", "fit"):
+        for grouping, title in (("metric", "by metric"), ("engine", "by engine"), ("gpu_family", "by GPU family"),
+                                ("architecture", "dense vs MoE")):
+            _table(f"{split} rows, {title}", summary[split][grouping])
+    by_source = defaultdict(list)
+    for r in results:
+        by_source[(r.point.split, r.point.source_url.split("/")[2], r.point.metric_group)].append(r.ape_frac)
+    print("\nper source (split, host, metric): n, MdAPE")
+    for key, apes in sorted(by_source.items()):
+        print(f"  {key[0]:7s} {key[1]:28s} {key[2]:36s} {len(apes):4d} {100 * np.median(apes):6.1f}%")
+    roof, _ = predict_rows(_roofline(catalog), points)
+    _table("holdout rows, 100%-of-peak roofline (no efficiency, no fixed costs), by metric",
+           summarize(roof)["holdout"]["metric"])
+    print("\ntargets on held-out rows (median absolute % error):")
+    ok = True
+    for metric, limit in TARGETS.items():
+        st = summary["holdout"]["metric"].get(metric)
+        got = st.median_ape_frac if st else float("nan")
+        ok &= bool(st) and got <= limit
+        print(f"  {metric:38s} {100 * got:5.1f}% (target <= {100 * limit:.0f}%) {'met' if got <= limit else 'MISSED'}")
+    arch = summary["holdout"]["architecture"]
+    print(f"  bias dense {arch['dense'].median_ratio:.2f} vs MoE {arch['moe'].median_ratio:.2f} "
+          f"(median measured/predicted; 1 = unbiased)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""`planner plan`: size, cost and compare a scenario; export the CSV report or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from planner.breakeven import BreakEven
+from planner.cli._output import catalog, fmt_number, print_pairs, print_table
+from planner.costs import ALL_TIERS
+from planner.plan import Plan, plan
+from planner.report import plan_to_csv, plan_to_json
+from planner.scenario import Scenario, apply_overrides, load_scenario
+
+
+def _money(value: float) -> str:
+    if value != value:
+        return "-"
+    return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
+
+
+def _breakeven_text(b: BreakEven | None) -> str:
+    if b is None:
+        return "-"
+    first = b.first_cheaper_requests_per_day
+    if first != first:
+        return "none"
+    good = f"{b.requests_per_day:,.0f}" if b.found else "never"
+    return good if b.found and abs(first - b.requests_per_day) < 1 else f"{first:,.0f} / {good}"
+
+
+def _summary(p: Plan) -> None:
+    e, w = p.estimate, p.workload
+    print_pairs([
+        ("model", f"{e.model_id} ({e.engine}, {e.precision}, KV {e.kv_dtype})"),
+        ("replica", f"{p.num_gpus_per_replica} x {e.gpu_id} (tp {e.tp}, pp {e.pp})"),
+        ("workload", f"{w.requests_per_day:,.0f} requests/day, {w.input_tokens_mean:,.0f} in / "
+                     f"{w.output_tokens_mean:,.0f} out tokens, peak/avg {w.peak_to_average_ratio:.2f}, "
+                     f"offline {w.offline_frac:.0%}"),
+        ("latency targets", f"TTFT {p.ttft_target_s:g} s, TPOT {p.tpot_target_s * 1e3:g} ms"),
+        ("operating point", f"{p.operating_concurrency} sequences per replica (bound by {p.concurrency_bound_by}): "
+                            f"TTFT {e.ttft_s:.3f} s, TPOT {e.tpot_s * 1e3:.1f} ms"),
+        ("capacity per replica", f"{p.capacity_requests_per_s_per_replica:,.2f} requests/s  "
+                                 f"[{p.capacity_requests_per_s_per_replica_low:,.2f} - "
+                                 f"{p.capacity_requests_per_s_per_replica_high:,.2f}]"),
+    ])
+    rows = []
+    for tier in ALL_TIERS:
+        c = p.costs[tier]
+        b, g = p.breakeven.get(tier), p.growth.get(tier)
+        if not c.available:
+            rows.append([tier + (" *" if tier == p.headline_tier else ""), "unavailable", "-", "-", "-", "-", "-",
+                         "-", "-", "-", "-"])
+            continue
+        rows.append([
+            tier + (" *" if tier == p.headline_tier else ""), c.provider or "-", c.usd_per_gpu_hour,
+            c.fleet.total_replicas, f"{c.fleet.utilisation_avg_frac:.0%}",
+            f"{_money(c.monthly_usd)} [{_money(c.monthly_usd_low)}-{_money(c.monthly_usd_high)}]",
+            c.input_usd_per_mtok, c.output_usd_per_mtok,
+            _breakeven_text(b),
+            g.breakeven_month if g and g.breakeven_month else "-",
+            _money(g.cumulative_saving_usd) if g else "-"])
+    print()
+    print_table(["tier", "provider", "$/GPU-h", "replicas", "util", "$/month [range]", "$/Mtok in", "$/Mtok out",
+                 "break-even req/day (first / for good)", "month", "saving"], rows)
+    print()
+    if p.api:
+        print(f"API: {p.api.api_id}  {_money(p.api.monthly_usd)}/month ({fmt_number(p.api.usd_per_request * 1e3)} $ "
+              f"per 1,000 requests)")
+    if p.hybrid:
+        h = p.hybrid
+        print(f"hybrid: {h.base_serving_replicas} {h.tier} replicas + API for {h.api_share_of_requests_frac:.0%} of "
+              f"requests = {_money(h.total_usd_per_month)}/month (saves {_money(h.saving_vs_best_pure_usd_per_month)})")
+    for tier in ALL_TIERS:
+        if not p.costs[tier].available:
+            print(f"note: {tier}: {p.costs[tier].note}")
+    for warning in p.warnings:
+        print(f"warning: {warning}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
+    scenario = apply_overrides(scenario, args.set or [])
+    sizes = scenario.request_sizes_csv
+    if args.scenario and sizes and not Path(sizes).is_absolute() and not Path(sizes).exists():
+        beside = Path(args.scenario).parent / sizes  # a path written in the scenario file is relative to it
+        if beside.exists():
+            scenario = dataclasses.replace(scenario, request_sizes_csv=str(beside))
+    result = plan(scenario, catalog())
+    if args.csv:
+        text = plan_to_csv(result)
+        if args.csv == "-":
+            sys.stdout.write(text)
+            return 0
+        with open(args.csv, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    if args.json:
+        sys.stdout.write(plan_to_json(result) + "\n")
+    elif args.csv != "-":
+        _summary(result)
+        if args.csv:
+            print(f"CSV report written to {args.csv}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="replicas, monthly cost per tier, API cost and break-even for a scenario")
+    p.add_argument("--scenario", metavar="FILE", help="scenario file (.json or .toml); default: built-in defaults")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a scenario field (repeatable), e.g. --set requests_per_day=2e6 --set mode=owned")
+    p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    p.add_argument("--csv", metavar="OUT", help="write the CSV report (assumptions, results, monthly table) to OUT "
+                                                "('-' for stdout)")
+    p.set_defaults(func=_run)

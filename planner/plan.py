@@ -1,0 +1,370 @@
+"""`plan(scenario) -> Plan`: wiring from a scenario to the decision (no formulas of its own).
+
+Resolves the workload (explicit fields > observed request sizes > preset), picks the
+replica size and the operating concurrency under the latency targets (`estimate` +
+`sizing.choose_concurrency`), prices every rental tier and owned hardware (`costs`), the
+same workload at an API's prices, and then the volume questions (`breakeven`): break-even
+per tier, the month it happens with growth, the cumulative saving and a hybrid option.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from planner import units
+from planner.breakeven import (
+    BreakEven,
+    GrowthOutcome,
+    HybridOption,
+    TierRates,
+    VolumeEconomics,
+    api_usd_per_month,
+    breakeven,
+    cost_breakdown,
+    growth_outcome,
+    hybrid_plan,
+    monthly_self_hosted_usd,
+    self_hosted_usd_per_month,
+    step_edges,
+    with_capacity_factor,
+)
+from planner.catalog import Catalog, load_catalog
+from planner.costs import (
+    ALL_TIERS,
+    ELASTIC_TIERS,
+    OWNED,
+    RENTAL_TIERS,
+    ApiCost,
+    TierCost,
+    owned_gpu_month,
+    resolve_api,
+    staff_usd_per_month,
+    tier_cost,
+    tier_prices,
+)
+from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
+from planner.estimate import Estimate, EstimateRequest, estimate
+from planner.scenario import PRESETS, Scenario
+from planner.sizing import (
+    autoscaled_fleet,
+    capacity_requests_per_s,
+    choose_concurrency,
+    fixed_fleet,
+    prefill_time_share,
+)
+from planner.workload import (
+    RequestSizes,
+    Workload,
+    design_rate_factor,
+    hourly_rate_factors,
+    monthly_tokens,
+    request_sizes_from_csv,
+    requests_per_day_at_month,
+    resolve_workload,
+)
+
+CANDIDATE_GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # powers of two: one GPU up to eight 8-GPU nodes
+
+
+@dataclass(frozen=True)
+class MonthRow:
+    """One month of the horizon: traffic, the API bill and the self-hosting bill per available tier."""
+
+    month: int
+    requests_per_day: float
+    input_tokens: float
+    output_tokens: float
+    api_usd: float  # NaN without an API price
+    self_hosted_usd: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the decision needs, with its components kept (units in every name)."""
+
+    scenario: Scenario
+    workload: Workload
+    request_sizes: RequestSizes | None
+    ttft_target_s: float
+    tpot_target_s: float
+    estimate: Estimate  # one replica at the operating concurrency
+    num_gpus_per_replica: int
+    operating_concurrency: int
+    concurrency_bound_by: str
+    capacity_requests_per_s_per_replica: float
+    capacity_requests_per_s_per_replica_low: float
+    capacity_requests_per_s_per_replica_high: float
+    prefill_time_share_frac: float  # splits self-hosted cost between input and output tokens
+    input_tokens_per_month: float
+    output_tokens_per_month: float
+    headline_tier: str
+    costs: dict[str, TierCost]
+    api: ApiCost | None
+    breakeven: dict[str, BreakEven]
+    growth: dict[str, GrowthOutcome]
+    hybrid: HybridOption | None
+    monthly: tuple[MonthRow, ...]
+    economics: VolumeEconomics
+    sources: dict[str, str]  # where each resolved workload/SLO value came from
+    warnings: tuple[str, ...]
+
+    @property
+    def headline(self) -> TierCost:
+        return self.costs[self.headline_tier]
+
+
+def _slo_point(catalog: Catalog, request: EstimateRequest, ttft_target_s: float, tpot_target_s: float
+               ) -> tuple[Estimate, str]:
+    """The replica at the largest concurrency meeting both targets (DoesNotFit / UnreachableTarget otherwise)."""
+    probe = estimate(catalog, request)
+    seen = {probe.concurrency: probe}
+
+    def evaluate(c: int) -> tuple[float, float]:
+        if c not in seen:
+            seen[c] = estimate(catalog, replace(request, concurrency=c))
+        return seen[c].ttft_s, seen[c].tpot_s
+
+    choice = choose_concurrency(evaluate, max_concurrency=probe.max_concurrency, ttft_target_s=ttft_target_s,
+                                tpot_target_s=tpot_target_s)
+    return seen[choice.concurrency], choice.bound_by
+
+
+def _operating_point(catalog: Catalog, s: Scenario, w: Workload, ttft_target_s: float, tpot_target_s: float,
+                     warnings: list[str]) -> tuple[Estimate, str]:
+    """Smallest replica (GPU count) that fits and meets the targets, at the largest concurrency that does.
+
+    When the count was chosen automatically, the next larger count is tried too and a
+    warning says so if it serves more requests per GPU.
+    """
+    base = EstimateRequest(model=s.model, gpu=s.gpu, precision=s.precision, kv_dtype=s.kv_dtype,
+                           input_tokens=max(1, round(w.input_tokens_mean)),
+                           output_tokens=max(1, round(w.output_tokens_mean)), engine=s.engine,
+                           expert_parallel=s.expert_parallel, profile=s.profile)
+    counts = (s.num_gpus_per_replica,) if s.num_gpus_per_replica else CANDIDATE_GPUS_PER_REPLICA
+    fit_error: DoesNotFitError | None = None
+    slo_error: tuple[int, UnreachableTargetError] | None = None
+    for i, n in enumerate(counts):
+        try:
+            est, bound_by = _slo_point(catalog, replace(base, num_gpus=n), ttft_target_s, tpot_target_s)
+        except DoesNotFitError as err:
+            fit_error = fit_error or err
+            continue
+        except UnreachableTargetError as err:
+            slo_error = slo_error or (n, err)
+            continue
+        if i + 1 < len(counts):
+            _hint_larger_replica(catalog, replace(base, num_gpus=counts[i + 1]), est, ttft_target_s, tpot_target_s,
+                                 warnings)
+        return est, bound_by
+    if slo_error is not None:
+        n, err = slo_error
+        tried = ", ".join(str(c) for c in counts)
+        raise UnreachableTargetError(f"{s.model} on {s.gpu}: {err} (tried {tried} GPUs per replica; first fit "
+                                     f"at {n})")
+    assert fit_error is not None  # the loop ran at least once and every count failed to fit
+    raise fit_error
+
+
+def _hint_larger_replica(catalog: Catalog, request: EstimateRequest, chosen: Estimate, ttft_target_s: float,
+                         tpot_target_s: float, warnings: list[str]) -> None:
+    try:
+        larger, _ = _slo_point(catalog, request, ttft_target_s, tpot_target_s)
+    except (DoesNotFitError, UnreachableTargetError):
+        return
+    ratio = (larger.output_tokens_per_s / larger.num_gpus) / (chosen.output_tokens_per_s / chosen.num_gpus)
+    if ratio > 1:
+        warnings.append(f"{larger.num_gpus} GPUs per replica would serve {ratio:.2f}x as many requests per GPU as "
+                        f"{chosen.num_gpus} under the same targets; set num_gpus_per_replica={larger.num_gpus} "
+                        f"to compare")
+
+
+def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool, notes: dict[str, str]
+                ) -> tuple[dict[str, TierRates], dict, float]:
+    """Per-GPU-hour drivers of every available tier; notes say where prices come from or why a tier is missing."""
+    prices = tier_prices(catalog, est.gpu_id, provider=s.provider,
+                         reserved_1y_discount_frac=s.reserved_1y_discount_frac,
+                         reserved_3y_discount_frac=s.reserved_3y_discount_frac,
+                         override_tier=s.rental_tier if s.mode == "rented" else None,
+                         override_usd_per_gpu_hour=s.gpu_price_usd_per_gpu_hour)
+    software = s.software_usd_per_gpu_year / units.HOURS_PER_YEAR
+    rates: dict[str, TierRates] = {}
+    for tier, price in prices.items():
+        notes[tier] = price.note
+        if price.available:
+            drivers = {"gpu_rental": price.usd_per_gpu_hour}
+            if tier == "spot":
+                drivers["spot_interruption"] = price.usd_per_gpu_hour * s.spot_interruption_overhead_frac
+            drivers["software"] = software
+            rates[tier] = TierRates(tier, elastic_ok and tier in ELASTIC_TIERS, drivers)
+    gpu = catalog.gpu(est.gpu_id)
+    purchase = s.gpu_purchase_usd or gpu.purchase_usd
+    watts = s.gpu_power_w or gpu.tdp_w
+    capex = math.nan
+    if purchase is None or watts is None:
+        missing = " and ".join(n for n, v in (("purchase price", purchase), ("power", watts)) if v is None)
+        notes[OWNED] = f"no {missing} listed for {gpu.gpu_id} in gpus.csv; set gpu_purchase_usd / gpu_power_w"
+    else:
+        month = owned_gpu_month(
+            gpu_purchase_usd=purchase, gpu_power_w=watts, server_network_capex_frac=s.server_network_capex_frac,
+            amortisation_years=s.amortisation_years, cost_of_capital_frac_per_year=s.cost_of_capital_frac_per_year,
+            residual_value_frac=s.residual_value_frac, server_to_gpu_power_ratio=s.server_to_gpu_power_ratio,
+            power_load_frac=s.power_load_frac, pue=s.pue, electricity_usd_per_kwh=s.electricity_usd_per_kwh,
+            colocation_usd_per_kw_month=s.colocation_usd_per_kw_month,
+            software_usd_per_gpu_year=s.software_usd_per_gpu_year)
+        capex = month.capex_usd
+        per_hour = {"capital": month.capital_usd, "power": month.power_usd, "hosting": month.hosting_usd,
+                    "software": month.software_usd}
+        rates[OWNED] = TierRates(OWNED, False, {k: v / units.HOURS_PER_MONTH for k, v in per_hour.items()})
+        notes[OWNED] = (f"{gpu.gpu_id} at ${purchase:,.0f} and {watts:,.0f} W, capex ${capex:,.0f} per GPU with "
+                        f"server and network, {s.amortisation_years:g} years at {s.cost_of_capital_frac_per_year:.1%}")
+    return rates, prices, capex
+
+
+def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: RequestSizes | None = None) -> Plan:
+    """Size, cost and compare one scenario. Raises DoesNotFitError / UnreachableTargetError when infeasible."""
+    s = scenario
+    catalog = catalog or load_catalog()
+    warnings: list[str] = []
+    sizes = request_sizes or (request_sizes_from_csv(s.request_sizes_csv) if s.request_sizes_csv else None)
+    preset = PRESETS[s.preset]
+    w, sources = resolve_workload(
+        preset, sizes, requests_per_day=s.requests_per_day, tokens_per_month=s.tokens_per_month,
+        input_tokens_mean=s.input_tokens_mean, output_tokens_mean=s.output_tokens_mean,
+        peak_to_average_ratio=s.peak_to_average_ratio, hourly_profile=s.hourly_profile,
+        monthly_growth_frac=s.monthly_growth_frac, prompt_cache_hit_frac=s.prompt_cache_hit_frac,
+        prompt_cache_write_frac=s.prompt_cache_write_frac, offline_frac=s.offline_frac, warnings=warnings)
+    ttft_target = s.ttft_target_s if s.ttft_target_s is not None else preset.ttft_target_s
+    tpot_target = s.tpot_target_s if s.tpot_target_s is not None else preset.tpot_target_s
+    for name, value in (("ttft_target_s", s.ttft_target_s), ("tpot_target_s", s.tpot_target_s)):
+        sources[name] = "scenario" if value is not None else preset.slo_source_url
+    est, bound_by = _operating_point(catalog, s, w, ttft_target, tpot_target, warnings)
+    warnings.extend(est.warnings)
+    capacity = capacity_requests_per_s(est.output_tokens_per_s, w.output_tokens_mean)
+    elastic_ok = s.autoscale and w.hourly_profile is not None
+    if s.autoscale and w.hourly_profile is None:
+        warnings.append("autoscale needs an hourly_profile: rented fleets are costed as fixed, peak-sized fleets")
+    notes: dict[str, str] = {}
+    rates, prices, capex = _tier_rates(catalog, s, est, elastic_ok, notes)
+    api, api_rate = resolve_api(catalog, s.api_id, est.model_id, w, warnings)
+    econ = VolumeEconomics(
+        capacity_per_s=capacity, gpus_per_replica=est.num_gpus,
+        design_rate_factor=design_rate_factor(w.peak_to_average_ratio, w.offline_frac),
+        hourly_profile=w.hourly_profile,
+        headroom_frac=s.headroom_frac, redundancy_replicas=s.redundancy_replicas, tiers=rates,
+        fixed_usd_per_month=staff_usd_per_month(s.staff_fte, s.staff_usd_per_fte_year),
+        input_tokens_mean=w.input_tokens_mean, output_tokens_mean=w.output_tokens_mean, offline_frac=w.offline_frac,
+        api_online_usd_per_request=api_rate.online_input_usd + api_rate.online_output_usd if api_rate else None,
+        api_batch_usd_per_request=api_rate.batch_input_usd + api_rate.batch_output_usd if api_rate else None,
+        api_price_decline_frac_per_year=s.api_price_decline_frac_per_year)
+    tokens_in, tokens_out = monthly_tokens(w.requests_per_day, w.input_tokens_mean, w.output_tokens_mean)
+    share = prefill_time_share(w.input_tokens_mean, est.prefill_tokens_per_s, w.output_tokens_mean,
+                               est.output_tokens_per_s)
+    low_factor = est.output_tokens_per_s_low / est.output_tokens_per_s
+    high_factor = est.output_tokens_per_s_high / est.output_tokens_per_s
+    costs = {t: _tier_cost(t, econ, rates, prices, notes, capex, w, (tokens_in, tokens_out), share,
+                           (low_factor, high_factor)) for t in ALL_TIERS}
+    headline = OWNED if s.mode == "owned" else s.rental_tier
+    if headline not in rates:
+        warnings.append(f"headline tier {headline} is unavailable: {notes.get(headline, '')}")
+    monthly, per_tier, api_by_month = _monthly_table(econ, w, s.horizon_months, api is not None)
+    be = {t: breakeven(econ, t) for t in rates} if api else {}
+    growth = {t: growth_outcome(t, per_tier[t], api_by_month) for t in rates} if api else {}
+    hybrid = hybrid_plan(econ, headline, w.requests_per_day) if api and headline in rates else None
+    if api and w.hourly_profile is None:
+        warnings.append("hybrid (base fleet plus API overflow) needs an hourly_profile; not evaluated")
+    if s.redundancy_replicas == 0:
+        warnings.append("no N+k redundancy: losing one replica drops capacity below the peak")
+    return Plan(
+        scenario=s, workload=w, request_sizes=sizes, ttft_target_s=ttft_target, tpot_target_s=tpot_target,
+        estimate=est, num_gpus_per_replica=est.num_gpus, operating_concurrency=est.concurrency,
+        concurrency_bound_by=bound_by, capacity_requests_per_s_per_replica=capacity,
+        capacity_requests_per_s_per_replica_low=capacity * low_factor,
+        capacity_requests_per_s_per_replica_high=capacity * high_factor, prefill_time_share_frac=share,
+        input_tokens_per_month=tokens_in, output_tokens_per_month=tokens_out, headline_tier=headline, costs=costs,
+        api=api, breakeven=be, growth=growth, hybrid=hybrid, monthly=monthly, economics=econ, sources=sources,
+        warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _tier_cost(tier: str, econ: VolumeEconomics, rates: dict[str, TierRates], prices: dict, notes: dict[str, str],
+               capex: float, w: Workload, tokens: tuple[float, float], share: float,
+               factors: tuple[float, float]) -> TierCost:
+    provider = prices[tier].provider if tier in RENTAL_TIERS else None
+    if tier not in rates:
+        return tier_cost(tier, math.nan, notes.get(tier, ""), None, monthly=math.nan, low=math.nan, high=math.nan,
+                         drivers={}, tokens_in=tokens[0], tokens_out=tokens[1], prefill_share=share,
+                         provider=provider, basis="unavailable", capex_usd_per_gpu=math.nan)
+    common = dict(gpus_per_replica=econ.gpus_per_replica, headroom_frac=econ.headroom_frac,
+                  redundancy_replicas=econ.redundancy_replicas)
+    fleet = (autoscaled_fleet(w.requests_per_day, econ.capacity_per_s,
+                              hourly_rate_factors=hourly_rate_factors(w.hourly_profile, w.offline_frac),
+                              **common) if rates[tier].elastic else
+             fixed_fleet(w.requests_per_day, econ.capacity_per_s, design_rate_factor=econ.design_rate_factor,
+                         **common))
+    low_factor, high_factor = factors
+    return tier_cost(
+        tier, rates[tier].usd_per_gpu_hour, notes.get(tier, ""), fleet,
+        monthly=_monthly_at(econ, tier, w.requests_per_day),
+        low=_monthly_at(with_capacity_factor(econ, high_factor), tier, w.requests_per_day),
+        high=_monthly_at(with_capacity_factor(econ, low_factor), tier, w.requests_per_day),
+        drivers=cost_breakdown(econ, tier, w.requests_per_day), tokens_in=tokens[0], tokens_out=tokens[1],
+        prefill_share=share, provider=provider, basis=prices[tier].basis if tier in RENTAL_TIERS else "owned",
+        capex_usd_per_gpu=capex if tier == OWNED else math.nan)
+
+
+def _monthly_table(econ: VolumeEconomics, w: Workload, horizon_months: int, with_api: bool
+                   ) -> tuple[tuple[MonthRow, ...], dict[str, np.ndarray], np.ndarray]:
+    months = range(1, horizon_months + 1)
+    volumes = np.array([requests_per_day_at_month(w.requests_per_day, w.monthly_growth_frac, m) for m in months])
+    per_tier = {t: monthly_self_hosted_usd(econ, t, volumes) for t in econ.tiers}
+    api = np.array([float(api_usd_per_month(econ, v, m)[0]) if with_api else math.nan
+                    for v, m in zip(volumes, months, strict=True)])
+    rows = tuple(MonthRow(m, float(v), *monthly_tokens(float(v), w.input_tokens_mean, w.output_tokens_mean),
+                          float(api[i]), {t: float(per_tier[t][i]) for t in econ.tiers})
+                 for i, (m, v) in enumerate(zip(months, volumes, strict=True)))
+    return rows, per_tier, api
+
+
+def _monthly_at(econ: VolumeEconomics, tier: str, requests_per_day: float) -> float:
+    return float(self_hosted_usd_per_month(econ, tier, requests_per_day)[0])
+
+
+@dataclass(frozen=True)
+class CostCurve:
+    """Monthly cost against volume, for the break-even chart (self-hosting is a step function)."""
+
+    requests_per_day: tuple[float, ...]
+    self_hosted_usd: dict[str, tuple[float, ...]]  # per available tier
+    api_usd: tuple[float, ...]  # empty without an API price
+
+
+def cost_curve(p: Plan, requests_per_day: np.ndarray | list[float] | None = None, *, points: int = 200,
+               max_steps: int = 400) -> CostCurve:
+    """Self-hosted monthly cost per tier and the API's over a grid of volumes (month-1 prices).
+
+    Without a grid: 0 to 3x the larger of the scenario's volume and the furthest break-even,
+    plus both sides of each replica step of the headline tier (up to `max_steps`), so a line
+    through the points draws the staircase exactly.
+    """
+    econ = p.economics
+    if requests_per_day is None:
+        found = [b.requests_per_day for b in p.breakeven.values() if b.found]
+        top = 3 * max([p.workload.requests_per_day, *found])
+        grid = np.linspace(0.0, top, points)
+        if p.headline_tier in econ.tiers:
+            edges = step_edges(econ, p.headline_tier, top)[1:-1][:max_steps]
+            grid = np.concatenate([grid, edges, np.nextafter(edges, np.inf)])
+        grid = np.unique(grid)
+    else:
+        grid = np.asarray(requests_per_day, dtype=float)
+        if grid.ndim != 1 or grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid < 0):
+            raise InvalidInputError("requests_per_day grid must be a non-empty list of finite volumes >= 0")
+    return CostCurve(
+        requests_per_day=tuple(float(v) for v in grid),
+        self_hosted_usd={t: tuple(float(c) for c in self_hosted_usd_per_month(econ, t, grid)) for t in econ.tiers},
+        api_usd=tuple(float(c) for c in api_usd_per_month(econ, grid)) if p.api else ())
+
+
+__all__ = ["Plan", "plan", "cost_curve", "CostCurve", "MonthRow", "CANDIDATE_GPUS_PER_REPLICA"]

@@ -1,0 +1,354 @@
+"""Scenarios: every input of a plan as one flat, unit-suffixed, validated record.
+
+`SCENARIO_FIELDS` describes each field (unit, bounds, default, help, source of the default)
+so that the app can build widgets and check URL parameters, and the CSV report can list
+every assumption. Defaults come from data/cost_defaults.csv and data/workload_presets.csv
+(None means "take it from the preset" or "from the catalog"). Scenarios round-trip through
+JSON and TOML; `apply_overrides` takes `key=value` strings as the CLI's --set does.
+The bounds are validation limits that keep inputs sane, not model parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from planner.costs import RENTAL_TIERS, load_cost_defaults
+from planner.errors import InvalidInputError
+from planner.workload import HOURS_PER_PROFILE, load_presets
+
+COST_DEFAULTS = load_cost_defaults()
+PRESETS = load_presets()
+MODES = ("rented", "owned")
+_PRESET_SOURCE = "preset (data/workload_presets.csv)"
+_CATALOG_SOURCE = "catalog (data/*.csv)"
+_ILLUSTRATIVE = "illustrative starting value, not a measured default: set your own"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Metadata of one scenario field."""
+
+    name: str
+    kind: str  # str | int | float | bool | choice | profile
+    group: str  # model | workload | slo | deployment | owned | api
+    unit: str
+    default: Any
+    help: str
+    source: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: value must be > low
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _cost(name: str, group: str, unit: str, help_: str, low: float, high: float, *, low_open: bool = False
+          ) -> FieldSpec:
+    row = COST_DEFAULTS[name]
+    return FieldSpec(name, "float", group, unit, row.value, help_, f"{row.source_url} ({row.source_accessed})",
+                     low, high, low_open)
+
+
+_FIELDS = (
+    FieldSpec("model", "str", "model", "", "meta-llama/Llama-3.3-70B-Instruct", "catalog model id or alias, or a "
+              "path to a config.json", _ILLUSTRATIVE),
+    FieldSpec("gpu", "str", "model", "", "H100-SXM", "GPU id or alias", _ILLUSTRATIVE),
+    FieldSpec("num_gpus_per_replica", "int", "model", "gpus", None, "GPUs holding one model copy (empty: the "
+              "smallest count that fits and meets the latency targets)", _CATALOG_SOURCE, 1, 4096, nullable=True),
+    FieldSpec("precision", "str", "model", "", None, "weight precision (empty: the model's native one)",
+              _CATALOG_SOURCE, nullable=True),
+    FieldSpec("kv_dtype", "str", "model", "", None, "KV cache dtype (empty: bf16)", _CATALOG_SOURCE, nullable=True),
+    FieldSpec("engine", "str", "model", "", None, "serving engine (empty: vllm)", _CATALOG_SOURCE, nullable=True),
+    FieldSpec("profile", "str", "model", "", None, "named efficiency profile", _CATALOG_SOURCE, nullable=True),
+    FieldSpec("expert_parallel", "bool", "model", "", False, "spread MoE experts over the replica's GPUs",
+              "engine default (off)"),
+    FieldSpec("preset", "choice", "workload", "", "chat", "workload shape supplying the empty workload and "
+              "latency fields", _PRESET_SOURCE, choices=tuple(PRESETS)),
+    FieldSpec("requests_per_day", "float", "workload", "requests_per_day", 100_000.0, "average daily requests "
+              "(ignored when tokens_per_month is set)", _ILLUSTRATIVE, 0, 1e12, low_open=True),
+    FieldSpec("tokens_per_month", "float", "workload", "tokens_per_month", None, "input + output tokens a month, "
+              "instead of requests_per_day", "user input", 0, 1e16, low_open=True, nullable=True),
+    FieldSpec("input_tokens_mean", "float", "workload", "tokens", None, "mean prompt tokens per request",
+              _PRESET_SOURCE, 1, 10_000_000, nullable=True),
+    FieldSpec("output_tokens_mean", "float", "workload", "tokens", None, "mean generated tokens per request",
+              _PRESET_SOURCE, 1, 10_000_000, nullable=True),
+    FieldSpec("request_sizes_csv", "str", "workload", "", None, "CSV of observed request sizes (columns "
+              "input_tokens, output_tokens); its means replace the preset's", "user input", nullable=True),
+    FieldSpec("peak_to_average_ratio", "float", "workload", "ratio", None, "busiest hour / daily average",
+              _PRESET_SOURCE, 1, 100, nullable=True),
+    FieldSpec("hourly_profile", "profile", "workload", "relative_load", None, f"{HOURS_PER_PROFILE} relative "
+              "hourly loads; sets the peak and lets rented fleets follow the day", "user input", nullable=True),
+    FieldSpec("monthly_growth_frac", "float", "workload", "fraction_per_month", 0.0, "compound traffic growth",
+              "no growth unless set", -0.9, 10),
+    FieldSpec("prompt_cache_hit_frac", "float", "workload", "fraction", None, "share of input tokens read from "
+              "the prompt cache (API prices them at the cached rate)", _PRESET_SOURCE, 0, 1, nullable=True),
+    FieldSpec("prompt_cache_write_frac", "float", "workload", "fraction", 0.0, "share of input tokens written to "
+              "the prompt cache (priced at the cache-write rate)", "no cache writes unless set", 0, 1),
+    FieldSpec("offline_frac", "float", "workload", "fraction", None, "share of requests that can wait for "
+              "offline batches", _PRESET_SOURCE, 0, 1, nullable=True),
+    FieldSpec("ttft_target_s", "float", "slo", "s", None, "time-to-first-token target", _PRESET_SOURCE, 0, 3600,
+              low_open=True, nullable=True),
+    FieldSpec("tpot_target_s", "float", "slo", "s", None, "time-per-output-token target", _PRESET_SOURCE, 0, 60,
+              low_open=True, nullable=True),
+    FieldSpec("mode", "choice", "deployment", "", "rented", "headline deployment: rented or owned",
+              "rented unless set", choices=MODES),
+    FieldSpec("rental_tier", "choice", "deployment", "", "on_demand", "headline rental tier",
+              "on_demand unless set", choices=RENTAL_TIERS),
+    FieldSpec("provider", "str", "deployment", "", None, "GPU cloud (empty: the cheapest on-demand offer)",
+              "data/gpu_prices.csv", nullable=True),
+    FieldSpec("autoscale", "bool", "deployment", "", False, "rented on-demand and spot fleets follow the "
+              "hourly_profile", "off unless set"),
+    FieldSpec("redundancy_replicas", "int", "deployment", "replicas", 0, "N+k spare replicas", "none unless set",
+              0, 1000),
+    FieldSpec("headroom_frac", "float", "deployment", "fraction", 0.0, "extra capacity above the peak hour for "
+              "bursts", "none unless set", 0, 10),
+    FieldSpec("gpu_price_usd_per_gpu_hour", "float", "deployment", "usd_per_gpu_hour", None, "your price for the "
+              "headline rental tier", "data/gpu_prices.csv", 0, 1000, low_open=True, nullable=True),
+    _cost("spot_interruption_overhead_frac", "deployment", "fraction", "extra spot GPU-hours for interruptions", 0, 1),
+    _cost("reserved_1y_discount_frac", "deployment", "fraction", "1-year discount where none is listed", 0, 0.99),
+    _cost("reserved_3y_discount_frac", "deployment", "fraction", "3-year discount where none is listed", 0, 0.99),
+    FieldSpec("gpu_purchase_usd", "float", "owned", "usd_per_gpu", None, "GPU purchase price",
+              "data/gpus.csv", 0, 1e7, low_open=True, nullable=True),
+    FieldSpec("gpu_power_w", "float", "owned", "w", None, "GPU board power (TDP)", "data/gpus.csv", 0, 1e5,
+              low_open=True, nullable=True),
+    _cost("server_network_capex_frac", "owned", "fraction", "server and network capex per GPU / GPU price", 0, 10),
+    _cost("amortisation_years", "owned", "years", "economic life of owned hardware", 0, 30, low_open=True),
+    _cost("cost_of_capital_frac_per_year", "owned", "fraction_per_year", "interest on the capital", 0, 1),
+    _cost("residual_value_frac", "owned", "fraction", "resale value at the end of life / capex", 0, 1),
+    _cost("server_to_gpu_power_ratio", "owned", "ratio", "server maximum power / GPU TDP", 1, 10),
+    _cost("power_load_frac", "owned", "fraction", "average power / maximum", 0, 1),
+    _cost("pue", "owned", "ratio", "facility power / IT power", 1, 5),
+    _cost("electricity_usd_per_kwh", "owned", "usd_per_kwh", "electricity price", 0, 10),
+    _cost("colocation_usd_per_kw_month", "owned", "usd_per_kw_month", "colocation rent per kW of IT load", 0, 10_000),
+    _cost("software_usd_per_gpu_year", "owned", "usd_per_gpu_year", "software licences (rented and owned)", 0, 1e6),
+    _cost("staff_fte", "owned", "fte", "engineers' time operating the stack (rented and owned)", 0, 1000),
+    _cost("staff_usd_per_fte_year", "owned", "usd_per_fte_year", "loaded cost of one engineer", 0, 1e7),
+    FieldSpec("api_id", "str", "api", "", None, "API to compare with (empty: the cheapest API serving the same "
+              "model)", "data/api_prices.csv", nullable=True),
+    FieldSpec("api_price_decline_frac_per_year", "float", "api", "fraction_per_year", 0.0, "yearly API price "
+              "decline; for fixed capability prices fell about 10x a year in 2021-2024 (0.9)",
+              "list prices held unless set; trend: https://a16z.com/llmflation-llm-inference-cost/", 0, 0.99),
+    FieldSpec("horizon_months", "int", "api", "months", 36, "months in the monthly table",
+              "the longest rental commitment (3 years)", 1, 120),
+)
+SCENARIO_FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELDS}
+
+
+def _check(spec: FieldSpec, value: Any) -> Any:
+    """The value normalised to the field's type, or InvalidInputError naming the field."""
+    where = f"scenario field {spec.name!r}"
+    if value is None:
+        if spec.nullable:
+            return None
+        raise InvalidInputError(f"{where} is required")
+    if spec.kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(f"{where} must be a non-empty string, got {value!r}")
+        return value.strip()
+    if spec.kind == "choice":
+        low = value.strip().lower() if isinstance(value, str) else None
+        if low not in spec.choices:
+            raise InvalidInputError(f"{where} must be one of {', '.join(spec.choices)}, got {value!r}")
+        return low
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"{where} must be true or false, got {value!r}")
+        return value
+    if spec.kind == "profile":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != HOURS_PER_PROFILE:
+            raise InvalidInputError(f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {value!r}")
+        out = tuple(_number(spec, v, f"{where}[{i}]", 0, math.inf, False) for i, v in enumerate(value))
+        if sum(out) <= 0:
+            raise InvalidInputError(f"{where} must have some traffic (all values are 0)")
+        return out
+    number = _number(spec, value, where, spec.low, spec.high, spec.low_open)
+    if spec.kind == "int":
+        if number != int(number):
+            raise InvalidInputError(f"{where} must be a whole number, got {value!r}")
+        return int(number)
+    return float(number)
+
+
+def _number(spec: FieldSpec, value: Any, where: str, low: float | None, high: float | None, low_open: bool) -> float:
+    unit = f" ({spec.unit})" if spec.unit else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"{where} must be a finite number{unit}, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        bracket = "(" if low_open else "["
+        raise InvalidInputError(f"{where} must be in {bracket}{low:g}, {high:g}]{unit}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Every input of a plan. None: take the value from the preset, the catalog or the cost defaults."""
+
+    model: str = SCENARIO_FIELDS["model"].default
+    gpu: str = SCENARIO_FIELDS["gpu"].default
+    num_gpus_per_replica: int | None = None
+    precision: str | None = None
+    kv_dtype: str | None = None
+    engine: str | None = None
+    profile: str | None = None
+    expert_parallel: bool = False
+    preset: str = SCENARIO_FIELDS["preset"].default
+    requests_per_day: float = SCENARIO_FIELDS["requests_per_day"].default
+    tokens_per_month: float | None = None
+    input_tokens_mean: float | None = None
+    output_tokens_mean: float | None = None
+    request_sizes_csv: str | None = None
+    peak_to_average_ratio: float | None = None
+    hourly_profile: tuple[float, ...] | None = None
+    monthly_growth_frac: float = 0.0
+    prompt_cache_hit_frac: float | None = None
+    prompt_cache_write_frac: float = 0.0
+    offline_frac: float | None = None
+    ttft_target_s: float | None = None
+    tpot_target_s: float | None = None
+    mode: str = "rented"
+    rental_tier: str = "on_demand"
+    provider: str | None = None
+    autoscale: bool = False
+    redundancy_replicas: int = 0
+    headroom_frac: float = 0.0
+    gpu_price_usd_per_gpu_hour: float | None = None
+    spot_interruption_overhead_frac: float = COST_DEFAULTS["spot_interruption_overhead_frac"].value
+    reserved_1y_discount_frac: float = COST_DEFAULTS["reserved_1y_discount_frac"].value
+    reserved_3y_discount_frac: float = COST_DEFAULTS["reserved_3y_discount_frac"].value
+    gpu_purchase_usd: float | None = None
+    gpu_power_w: float | None = None
+    server_network_capex_frac: float = COST_DEFAULTS["server_network_capex_frac"].value
+    amortisation_years: float = COST_DEFAULTS["amortisation_years"].value
+    cost_of_capital_frac_per_year: float = COST_DEFAULTS["cost_of_capital_frac_per_year"].value
+    residual_value_frac: float = COST_DEFAULTS["residual_value_frac"].value
+    server_to_gpu_power_ratio: float = COST_DEFAULTS["server_to_gpu_power_ratio"].value
+    power_load_frac: float = COST_DEFAULTS["power_load_frac"].value
+    pue: float = COST_DEFAULTS["pue"].value
+    electricity_usd_per_kwh: float = COST_DEFAULTS["electricity_usd_per_kwh"].value
+    colocation_usd_per_kw_month: float = COST_DEFAULTS["colocation_usd_per_kw_month"].value
+    software_usd_per_gpu_year: float = COST_DEFAULTS["software_usd_per_gpu_year"].value
+    staff_fte: float = COST_DEFAULTS["staff_fte"].value
+    staff_usd_per_fte_year: float = COST_DEFAULTS["staff_usd_per_fte_year"].value
+    api_id: str | None = None
+    api_price_decline_frac_per_year: float = 0.0
+    horizon_months: int = 36
+
+    def __post_init__(self) -> None:
+        for spec in _FIELDS:
+            object.__setattr__(self, spec.name, _check(spec, getattr(self, spec.name)))
+        hit = self.prompt_cache_hit_frac
+        if hit is not None and hit + self.prompt_cache_write_frac > 1:
+            raise InvalidInputError(f"scenario fields prompt_cache_hit_frac + prompt_cache_write_frac must be <= 1, "
+                                    f"got {hit} + {self.prompt_cache_write_frac}")
+
+
+def _closest_field(name: str) -> str:
+    close = difflib.get_close_matches(name, SCENARIO_FIELDS, n=3, cutoff=0.6)
+    return f"; closest: {', '.join(close)}" if close else "; see `SCENARIO_FIELDS` or docs/tco.md"
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """A validated Scenario from a mapping of field names; one clear error per bad field."""
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"a scenario must be a mapping of field names to values, got {type(data).__name__}")
+    for key in data:
+        if key not in SCENARIO_FIELDS:
+            raise InvalidInputError(f"unknown scenario field {key!r}{_closest_field(str(key))}")
+    return Scenario(**data)
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    """Every field, in declaration order (the profile as a list)."""
+    out = dataclasses.asdict(scenario)
+    if out["hourly_profile"] is not None:
+        out["hourly_profile"] = list(out["hourly_profile"])
+    return out
+
+
+def _parse_text(spec: FieldSpec, text: str) -> Any:
+    """A field value from text (CLI --set, URL parameters)."""
+    raw = text.strip()
+    if raw.lower() in ("", "none", "null") and spec.nullable:
+        return None
+    try:
+        if spec.kind == "bool":
+            low = raw.lower()
+            if low in ("true", "yes", "on", "1"):
+                return True
+            if low in ("false", "no", "off", "0"):
+                return False
+            return raw
+        if spec.kind in ("int", "float"):
+            return float(raw) if spec.kind == "float" or not raw.lstrip("+-").isdigit() else int(raw)
+        if spec.kind == "profile":
+            return [float(part) for part in raw.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(f"scenario field {spec.name!r}: cannot read {text!r} as a "
+                                f"{'list of numbers' if spec.kind == 'profile' else 'number'}") from None
+    return raw
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """Validate one field's value (text is parsed first); InvalidInputError names the field."""
+    spec = SCENARIO_FIELDS.get(name)
+    if spec is None:
+        raise InvalidInputError(f"unknown scenario field {name!r}{_closest_field(name)}")
+    return _check(spec, _parse_text(spec, value) if isinstance(value, str) else value)
+
+
+def apply_overrides(scenario: Scenario, overrides: Iterable[str]) -> Scenario:
+    """A copy with `key=value` overrides applied in order (`none` empties an optional field)."""
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"override {item!r} must look like key=value")
+        changes[key.strip()] = coerce_field(key.strip(), text)
+    return dataclasses.replace(scenario, **changes)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario from a .json or .toml file (fields left out keep their defaults)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".json", ".toml"):
+        raise InvalidInputError(f"scenario file {str(p)!r} must end in .json or .toml")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"scenario file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"scenario file {str(p)!r} cannot be read ({err})") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(f"scenario file {str(p)!r} is not valid JSON: {err.msg} at line {err.lineno}, "
+                                f"column {err.colno}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidInputError(f"scenario file {str(p)!r} is not valid TOML: {err}") from None
+    try:
+        return scenario_from_dict(data)
+    except InvalidInputError as err:
+        raise InvalidInputError(f"{p.name}: {err}") from None
+
+
+def dump_scenario(scenario: Scenario, path: str | Path) -> None:
+    """Write a scenario as .json (every field, null for empty) or .toml (empty fields left out)."""
+    p = Path(path)
+    data = scenario_to_dict(scenario)
+    if p.suffix.lower() == ".json":
+        p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    elif p.suffix.lower() == ".toml":
+        p.write_text(tomli_w.dumps({k: v for k, v in data.items() if v is not None}), encoding="utf-8")
+    else:
+        raise InvalidInputError(f"scenario file {str(p)!r} must end in .json or .toml")

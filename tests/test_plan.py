@@ -1,0 +1,185 @@
+"""plan(): wiring checks on the tiny catalog (hand-derivable prices) and feasibility errors on the real one."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.costs import ALL_TIERS
+from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
+from planner.plan import cost_curve, plan
+from planner.scenario import Scenario
+from planner.workload import request_sizes
+
+DAYS = 365 / 12
+HOURS_PER_MONTH = 730
+
+
+def tiny(**kw) -> Scenario:
+    return Scenario(model="tiny", gpu="TEST-GPU", api_id="test-api", **kw)
+
+
+def test_tiny_plan_prices_by_hand(tiny_catalog):
+    p = plan(tiny(), tiny_catalog)
+    assert p.headline_tier == "on_demand"
+    c = p.costs["on_demand"]
+    # one 1-GPU replica at the listed $2/GPU-hour for 730 hours
+    assert c.fleet.total_gpus == 1
+    assert c.monthly_usd == pytest.approx(2 * HOURS_PER_MONTH)
+    # spot: $1/GPU-hour plus the 10% interruption overhead of cost_defaults.csv
+    assert p.costs["spot"].monthly_usd == pytest.approx(1.1 * HOURS_PER_MONTH)
+    # no reserved price listed: on-demand less the sourced discount
+    assert p.costs["reserved_1y"].usd_per_gpu_hour == pytest.approx(2 * (1 - 0.3713))
+    assert p.costs["reserved_1y"].price_basis == "on-demand less reserved discount"
+    # API: chat preset 1,155 in at $1 + 211 out at $4 per Mtok = $0.001999 a request
+    assert p.api.usd_per_request == pytest.approx(0.001999)
+    assert p.api.monthly_usd == pytest.approx(100_000 * DAYS * 0.001999)
+
+
+def test_tiny_plan_components_are_consistent(tiny_catalog):
+    p = plan(tiny(requests_per_day=5e7, staff_fte=0.25), tiny_catalog)
+    assert p.capacity_requests_per_s_per_replica == pytest.approx(p.estimate.output_tokens_per_s / 211)
+    assert p.operating_concurrency == p.estimate.concurrency
+    for tier in ALL_TIERS:
+        c = p.costs[tier]
+        assert c.available
+        assert sum(c.driver_shares_frac.values()) == pytest.approx(1.0)
+        assert sum(c.drivers_usd_per_month.values()) == pytest.approx(c.monthly_usd)
+        # the $/Mtok split recombines to the whole bill
+        recombined = (c.input_usd_per_mtok * p.input_tokens_per_month
+                      + c.output_usd_per_mtok * p.output_tokens_per_month) / 1e6
+        assert recombined == pytest.approx(c.monthly_usd)
+        assert c.monthly_usd_low <= c.monthly_usd <= c.monthly_usd_high
+    assert p.costs["on_demand"].drivers_usd_per_month["staff"] == pytest.approx(0.25 * 189_080 / 12)
+    assert len(p.monthly) == 36 and p.monthly[0].month == 1
+
+
+def test_owned_costs_by_hand(tiny_catalog):
+    s = tiny(mode="owned", cost_of_capital_frac_per_year=0.0, server_network_capex_frac=0.0, amortisation_years=5,
+             pue=1.0, power_load_frac=1.0, server_to_gpu_power_ratio=1.0, electricity_usd_per_kwh=0.1,
+             colocation_usd_per_kw_month=100.0)
+    c = plan(s, tiny_catalog).headline
+    # $10,000 / 5 years / 12 = 166.67; 0.5 kW x 730 h x $0.1 = 36.5; 0.5 kW x $100 = 50
+    assert c.drivers_usd_per_month["capital"] == pytest.approx(10_000 / 60)
+    assert c.drivers_usd_per_month["power"] == pytest.approx(36.5)
+    assert c.drivers_usd_per_month["hosting"] == pytest.approx(50)
+    assert c.capex_usd_per_gpu == pytest.approx(10_000)
+
+
+def test_breakeven_and_growth_in_the_plan(tiny_catalog):
+    p = plan(tiny(requests_per_day=1000, monthly_growth_frac=0.5, horizon_months=12), tiny_catalog)
+    b = p.breakeven["on_demand"]
+    # one replica ($1,460) against $0.001999 x 365/12 per request/day
+    assert b.requests_per_day == pytest.approx(1460 / (0.001999 * DAYS))
+    g = p.growth["on_demand"]
+    volumes = [1000 * 1.5 ** (m - 1) for m in range(1, 13)]
+    expected = next(m for m, v in enumerate(volumes, 1) if v * DAYS * 0.001999 >= 1460)
+    assert g.breakeven_month == expected
+    saving = sum(v * DAYS * 0.001999 - 1460 for v in volumes)
+    assert g.cumulative_saving_usd == pytest.approx(saving)
+
+
+def test_price_decline_moves_the_api_bill(tiny_catalog):
+    p = plan(tiny(api_price_decline_frac_per_year=0.5, horizon_months=13), tiny_catalog)
+    assert p.monthly[12].api_usd == pytest.approx(p.monthly[0].api_usd / 2)
+
+
+def test_hybrid_beats_both_pure_options(tiny_catalog):
+    # 23 steady hours at 1 and one peak hour at 3 (mean 26/24). The volume is set so that the steady
+    # load just fits one replica; the peak needs three. At $100/GPU-hour one replica plus API overflow
+    # for the peak hour is cheaper than three replicas and than sending everything to the API.
+    capacity = plan(tiny(), tiny_catalog).capacity_requests_per_s_per_replica
+    average = 0.999 * capacity * 26 / 24
+    p = plan(tiny(requests_per_day=average * 86_400, hourly_profile=tuple([1.0] * 23 + [3.0]),
+                  gpu_price_usd_per_gpu_hour=100.0), tiny_catalog)
+    h = p.hybrid
+    assert h is not None and h.base_serving_replicas == 1
+    assert h.total_usd_per_month < min(p.api.monthly_usd, p.headline.monthly_usd)
+    # the overflow is the peak hour's load above one replica: (3 x 24/26 x average - capacity) x 3,600 s
+    overflow = (3 * 24 / 26 * average - capacity) * 3600
+    assert h.api_share_of_requests_frac == pytest.approx(overflow / (average * 86_400))
+    assert h.self_hosted_usd_per_month == pytest.approx(100 * 730)
+
+
+def test_autoscale_without_profile_warns(tiny_catalog):
+    p = plan(tiny(autoscale=True), tiny_catalog)
+    assert any("autoscale needs an hourly_profile" in w for w in p.warnings)
+    assert not p.costs["on_demand"].fleet.autoscaled
+
+
+def test_request_sizes_replace_preset_means(tiny_catalog, tmp_path):
+    path = tmp_path / "sizes.csv"
+    path.write_text("input_tokens,output_tokens\n400,40\n600,60\n")
+    p = plan(tiny(request_sizes_csv=str(path)), tiny_catalog)
+    assert (p.workload.input_tokens_mean, p.workload.output_tokens_mean) == (500, 50)
+    assert p.request_sizes.n_requests == 2
+    q = plan(tiny(), tiny_catalog, request_sizes=request_sizes([400, 600], [40, 60]))
+    assert q.workload.input_tokens_mean == 500
+
+
+def test_no_api_for_the_model_is_data_not_a_crash(tiny_catalog):
+    p = plan(Scenario(model="tiny", gpu="TEST-GPU"), tiny_catalog)
+    assert p.api is None and p.breakeven == {} and p.growth == {}
+    assert any("no API in api_prices.csv serves" in w for w in p.warnings)
+    assert all(math.isnan(m.api_usd) for m in p.monthly)
+
+
+def test_unpriced_gpu_reports_unavailable_tiers(tiny_catalog):
+    catalog = tiny_catalog.with_gpu_prices([])
+    gpus = dict(catalog.gpus)
+    gpus["TEST-GPU"] = dataclasses.replace(gpus["TEST-GPU"], purchase_usd=None)
+    p = plan(tiny(), dataclasses.replace(catalog, gpus=gpus))
+    assert not p.costs["on_demand"].available
+    assert "no on-demand price listed" in p.costs["on_demand"].note
+    assert not p.costs["owned"].available and "purchase price" in p.costs["owned"].note
+    assert any("headline tier on_demand is unavailable" in w for w in p.warnings)
+
+
+def test_unreachable_targets_raise(tiny_catalog):
+    with pytest.raises(UnreachableTargetError, match="tried 1, 2, 4"):
+        plan(tiny(ttft_target_s=1e-6), tiny_catalog)
+
+
+def test_does_not_fit_raises(real_catalog):
+    with pytest.raises(DoesNotFitError):
+        plan(Scenario(model="deepseek-ai/DeepSeek-V3", gpu="L4", num_gpus_per_replica=1), real_catalog)
+
+
+def test_real_default_scenario_plans(real_catalog):
+    p = plan(Scenario(), real_catalog)
+    assert p.num_gpus_per_replica >= 1 and p.headline.available
+    assert p.concurrency_bound_by in ("tpot_target_s", "ttft_target_s", "tpot_target_s+ttft_target_s",
+                                      "max_concurrency")
+    assert p.estimate.tpot_s <= p.tpot_target_s and p.estimate.ttft_s <= p.ttft_target_s
+
+
+def test_cost_curve_is_a_staircase(tiny_catalog):
+    p = plan(tiny(requests_per_day=2e7), tiny_catalog)
+    curve = cost_curve(p)
+    v = np.array(curve.requests_per_day)
+    assert np.all(np.diff(v) > 0) and v[0] == 0
+    on_demand = np.array(curve.self_hosted_usd["on_demand"])
+    assert np.all(np.diff(on_demand) >= 0)
+    assert set(np.round(on_demand[1:] / 1460, 9)) <= set(range(1, 1000))  # whole replicas only
+    assert np.array(curve.api_usd) == pytest.approx(v * DAYS * 0.001999)
+    given_grid = cost_curve(p, [0, 1e6, 2e6])
+    assert len(given_grid.api_usd) == 3
+    with pytest.raises(InvalidInputError, match="grid"):
+        cost_curve(p, [-1.0])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(volume=st.floats(1, 1e9), growth=st.floats(-0.3, 0.5), offline=st.floats(0, 1), staff=st.floats(0, 3))
+def test_plan_costs_are_finite_and_non_negative(tiny_catalog, volume, growth, offline, staff):
+    p = plan(tiny(requests_per_day=volume, monthly_growth_frac=growth, offline_frac=offline, staff_fte=staff,
+                  horizon_months=6), tiny_catalog)
+    for c in p.costs.values():
+        assert math.isfinite(c.monthly_usd) and c.monthly_usd >= 0
+        assert all(v >= 0 for v in c.drivers_usd_per_month.values())
+    for m in p.monthly:
+        assert m.api_usd >= 0 and all(math.isfinite(v) and v >= 0 for v in m.self_hosted_usd.values())

@@ -1,0 +1,96 @@
+"""Exporters: formula-injection neutralisation, the CSV report's layout and the JSON document."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from planner.plan import plan
+from planner.report import plan_to_csv, plan_to_dict, plan_to_json, plan_to_rows, sanitize_csv_cell, write_csv
+from planner.scenario import SCENARIO_FIELDS, Scenario
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
+    ("\rx", "'\rx"), ("plain", "plain"), ("a=b", "a=b"), ("", ""),
+    (5, 5), (-5.5, -5.5), (0, 0), (math.nan, ""), (math.inf, ""), (None, ""), (True, "true"), (False, "false"),
+    (dt.date(2026, 11, 29), "2026-11-29"), (np.float64(2.5), 2.5), (np.int64(-3), -3),
+])
+def test_sanitize_csv_cell(cell, expected):
+    assert sanitize_csv_cell(cell) == expected
+
+
+def test_write_csv_neutralises_headers_and_keeps_numbers(tmp_path):
+    path = tmp_path / "out.csv"
+    text = write_csv([["=HYPERLINK(\"x\")", "value"], ["-1", -1.5], ["@x", 3]], path)
+    assert path.read_text() == text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][0].startswith("'=")
+    assert rows[1] == ["'-1", "-1.5"]  # the string is neutralised, the number stays a number
+    assert rows[2] == ["'@x", "3"]
+    buffer = io.StringIO()
+    write_csv([["a"]], buffer)
+    assert buffer.getvalue() == "a\n"
+
+
+@pytest.fixture
+def tiny_plan(tiny_catalog):
+    return plan(Scenario(model="tiny", gpu="TEST-GPU", api_id="test-api", horizon_months=6, monthly_growth_frac=0.1),
+                tiny_catalog)
+
+
+def test_csv_report_starts_with_assumptions(tiny_plan):
+    text = plan_to_csv(tiny_plan, version="9.9.9", generated_on=dt.date(2026, 11, 29))
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["section", "name", "value", "unit", "source"]
+    assert rows[1] == ["meta", "planner_version", "9.9.9", "", ""]
+    assert rows[2] == ["meta", "generated_on", "2026-11-29", "date", ""]
+    assumptions = {r[1]: r for r in rows if r and r[0] == "assumption"}
+    assert set(assumptions) == set(SCENARIO_FIELDS)
+    assert assumptions["pue"][2:4] == ["1.58", "ratio"] and "uptimeinstitute" in assumptions["pue"][4]
+    assert assumptions["input_tokens_mean"][2] == "1155.0"  # resolved from the chat preset
+    assert "AzurePublicDataset" in assumptions["input_tokens_mean"][4]
+    results = {r[1]: r[2] for r in rows if r and r[0] == "result"}
+    assert float(results["on_demand_monthly_usd"]) == pytest.approx(1460)
+    # the monthly table follows a blank row
+    blank = rows.index([])
+    header = rows[blank + 1]
+    assert header[:5] == ["month", "requests_per_day", "input_tokens", "output_tokens", "api_usd"]
+    assert header[-1] == "cumulative_saving_usd_on_demand"
+    table = rows[blank + 2:]
+    assert [int(r[0]) for r in table] == list(range(1, 7))
+    assert float(table[1][1]) == pytest.approx(110_000)  # 10% growth
+    saving = sum(float(r[4]) - float(r[header.index("on_demand_usd")]) for r in table)
+    assert float(table[-1][-1]) == pytest.approx(saving)
+
+
+def test_csv_report_neutralises_every_string(tiny_plan):
+    hostile = dataclasses.replace(tiny_plan, warnings=("=cmd|' /C calc'!A0", "@SUM(1)"))
+    rows = plan_to_rows(hostile)
+    text = plan_to_csv(hostile)
+    parsed = list(csv.reader(io.StringIO(text)))
+    for row in parsed:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")) or cell == ""
+            if cell.startswith("-"):
+                float(cell)  # only numbers may start with a minus sign
+    assert any("'=cmd" in cell for row in parsed for cell in row)
+    assert len(parsed) == len(rows)
+
+
+def test_json_report_is_strict_json(tiny_plan):
+    data = json.loads(plan_to_json(tiny_plan))
+    assert data["scenario"]["model"] == "tiny"
+    assert data["costs"]["on_demand"]["monthly_usd"] == pytest.approx(1460)
+    assert data["estimate"]["gpu_id"] == "TEST-GPU"
+    assert len(data["monthly"]) == 6
+    assert plan_to_dict(tiny_plan)["api"]["api_id"] == "test-api"
+    # NaN fields (an unavailable quantity) become null, never the invalid token NaN
+    assert "NaN" not in plan_to_json(tiny_plan)

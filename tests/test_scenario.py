@@ -1,0 +1,126 @@
+"""Scenarios: field metadata, validation, overrides and JSON/TOML round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from planner.errors import InvalidInputError
+from planner.scenario import (
+    COST_DEFAULTS,
+    SCENARIO_FIELDS,
+    Scenario,
+    apply_overrides,
+    coerce_field,
+    dump_scenario,
+    load_scenario,
+    scenario_from_dict,
+    scenario_to_dict,
+)
+
+PROFILE = tuple(float(h % 6 + 1) for h in range(24))
+
+
+def test_every_field_has_metadata_and_a_valid_default():
+    assert set(SCENARIO_FIELDS) == {f.name for f in dataclasses.fields(Scenario)}
+    for spec in SCENARIO_FIELDS.values():
+        assert spec.help and spec.source and spec.group
+        assert coerce_field(spec.name, spec.default) == spec.default
+        if spec.kind in ("int", "float"):
+            assert spec.low is not None and spec.high is not None
+
+
+def test_cost_defaults_come_from_the_data_file():
+    s = Scenario()
+    assert s.pue == COST_DEFAULTS["pue"].value == pytest.approx(1.58)
+    assert "uptimeinstitute" in SCENARIO_FIELDS["pue"].source
+
+
+def test_dict_round_trip():
+    s = Scenario(requests_per_day=2e6, hourly_profile=PROFILE, mode="owned", api_id="test-api",
+                 num_gpus_per_replica=8)
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml", ".JSON"])
+def test_file_round_trip(tmp_path, suffix):
+    s = Scenario(preset="rag", requests_per_day=12345.5, hourly_profile=PROFILE, autoscale=True,
+                 tokens_per_month=1e9, provider="aws", redundancy_replicas=2)
+    path = tmp_path / f"scenario{suffix}"
+    dump_scenario(s, path)
+    assert load_scenario(path) == s
+
+
+def test_partial_file_keeps_defaults(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('model = "qwen3-8b"\nrequests_per_day = 5000\n')
+    s = load_scenario(path)
+    assert s.model == "qwen3-8b" and s.requests_per_day == 5000.0 and s.preset == "chat"
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("s.yaml", "model: x", "must end in .json or .toml"),
+    ("s.json", "{not json", "not valid JSON.*line 1"),
+    ("s.toml", "model = ", "not valid TOML"),
+    ("s.json", "[1, 2]", "must be a mapping"),
+    ("s.json", '{"requests_per_dya": 5}', "unknown scenario field 'requests_per_dya'; closest: requests_per_day"),
+    ("s.json", '{"pue": NaN}', "'pue' must be a finite number"),
+    ("s.json", '{"pue": 0.5}', r"'pue' must be in \[1, 5\] \(ratio\), got 0.5"),
+    ("s.json", '{"requests_per_day": 0}', r"'requests_per_day' must be in \(0"),
+    ("s.json", '{"requests_per_day": "many"}', "must be a finite number"),
+    ("s.json", '{"mode": "leased"}', "must be one of rented, owned"),
+    ("s.json", '{"autoscale": "yes"}', "must be true or false"),
+    ("s.json", '{"redundancy_replicas": 1.5}', "whole number"),
+    ("s.json", '{"hourly_profile": [1, 2, 3]}', "list of 24 numbers"),
+    ("s.json", '{"model": ""}', "non-empty string"),
+    ("s.json", '{"preset": "chatbot"}', "must be one of chat"),
+    ("s.toml", "horizon_months = 0", r"'horizon_months' must be in \[1, 120\]"),
+    ("s.json", '{"prompt_cache_hit_frac": 0.8, "prompt_cache_write_frac": 0.3}', "<= 1"),
+])
+def test_bad_scenario_files_get_one_clear_message(tmp_path, name, text, match):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InvalidInputError, match=match):
+        load_scenario(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_scenario(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("field", ["requests_per_day", "pue", "electricity_usd_per_kwh", "headroom_frac",
+                                   "ttft_target_s", "tpot_target_s", "api_price_decline_frac_per_year",
+                                   "offline_frac", "amortisation_years"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -1.0, 1e20])
+def test_out_of_range_values_name_the_field(field, value):
+    with pytest.raises(InvalidInputError, match=f"'{field}'"):
+        Scenario(**{field: value})
+
+
+def test_apply_overrides_parses_text():
+    s = apply_overrides(Scenario(), ["requests_per_day=2e6", "autoscale=yes", "num_gpus_per_replica=8",
+                                     "hourly_profile=" + ",".join(str(v) for v in PROFILE), "provider=aws",
+                                     "mode=OWNED", "api_id=none"])
+    assert s.requests_per_day == 2e6 and s.autoscale and s.num_gpus_per_replica == 8
+    assert s.hourly_profile == PROFILE and s.mode == "owned" and s.api_id is None
+
+
+@pytest.mark.parametrize("override, match", [
+    ("requests_per_day", "key=value"), ("=5", "key=value"), ("nope=1", "unknown scenario field"),
+    ("requests_per_day=lots", "cannot read 'lots'"), ("hourly_profile=1,2,x", "list of numbers"),
+    ("autoscale=maybe", "true or false"), ("requests_per_day=none", "cannot read .none."),
+])
+def test_bad_overrides(override, match):
+    with pytest.raises(InvalidInputError, match=match):
+        apply_overrides(Scenario(), [override])
+
+
+def test_json_dump_keeps_nulls(tmp_path):
+    path = tmp_path / "s.json"
+    dump_scenario(Scenario(), path)
+    data = json.loads(path.read_text())
+    assert data["tokens_per_month"] is None and data["pue"] == pytest.approx(1.58)
