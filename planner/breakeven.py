@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from planner import units
-from planner.costs import api_price_factor
+from planner.api_costs import api_price_factor
 from planner.errors import InvalidInputError, NoBreakEvenError, require_non_negative, require_positive
 from planner.sizing import whole_replicas
 from planner.workload import hourly_rate_factors

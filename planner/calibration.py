@@ -25,34 +25,38 @@ GPU to the user's points with the same loss, the catalog values as the prior.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from planner import units
-from planner._csvschema import read_rows
-from planner.catalog import EFFICIENCY_SCHEMA, Catalog, EfficiencyProfile, Gpu
-from planner.errors import InvalidInputError, require_positive
+from planner.catalog import Catalog, EfficiencyProfile, Gpu
+from planner.errors import InvalidInputError
+from planner.profile_store import (  # noqa: F401  (re-exported: callers import them from here)
+    DEFAULT_PROFILE_DIR,
+    PROFILE_DIR_ENV,
+    _check_profile_id,
+    load_user_profiles,
+    points_from_vllm_bench,
+    profile_dir,
+    save_profile,
+    write_efficiency_csv,
+)
 from planner.validation import MeasuredPoint, RowModel, model_row, stack_terms
 
-PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "step_overhead_ms",
-          "comm_latency_us", "moe_expert_overhead_us")
-N_FRACS = 5  # the first five are fractions (logit link); the rest are times (log link)
+PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
+          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us")
+N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
 # category > vendor > '*'); NVIDIA datacenter parts are every engine's fallback.
 CLASS_GPU_MATCH = {"nvidia-datacenter": ("*",), "nvidia-consumer": ("consumer", "workstation"), "amd": ("amd",),
                    "apple": ("apple",)}
 REFERENCE_ENGINE = "trtllm"
-PROFILE_DIR_ENV = "PLANNER_PROFILE_DIR"
-DEFAULT_PROFILE_DIR = Path("~/.config/llm-planner/profiles")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class FitSettings:
     the fitted values replace it wherever the data constrain them.
     """
 
-    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 1.0, 10.0, 1.0)  # in PARAMS order, natural units
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.5, 1.0, 10.0, 1.0)  # in PARAMS order, natural units
     prior_sd: float = 1.5  # base: weak
     offset_sd: float = 1.5  # engine and class offsets: shrink towards the reference
     loss_scale: float = 0.5  # soft-L1 transition, in log(pred/measured)
@@ -85,7 +89,7 @@ def hardware_class(gpu: Gpu) -> str:
 def _to_link(values: Iterable[float]) -> np.ndarray:
     v = np.asarray(list(values), dtype=float)
     out = np.empty_like(v)
-    fr = np.clip(v[:N_FRACS], 1e-4, 1 - 1e-6)
+    fr = np.clip(v[:N_FRACS], 1e-9, 1 - 1e-6)  # overhead_overlap_frac may be 0 (a serial engine)
     out[:N_FRACS] = np.log(fr / (1 - fr))
     out[N_FRACS:] = np.log(np.maximum(v[N_FRACS:], 1e-6))
     return out
@@ -106,10 +110,10 @@ def _robust(r: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
-    """Predicted values of stacked rows with per-row parameters `natural` (N x 8, PARAMS order)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms, latency_us, expert_us = natural.T
+    """Predicted values of stacked rows with per-row parameters `natural` (N x 9, PARAMS order)."""
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = natural.T
     return stack.predict(mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms / units.MS_PER_S, latency_us / units.MILLION,
-                         expert_us / units.MILLION)
+                         expert_us / units.MILLION, overlap)
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
                 holdout_mdape_frac: float | None, source_url: str, notes: str,
                 accessed: dt.date | None = None) -> EfficiencyProfile:
     """An EfficiencyProfile from fitted factors (rounded to what the data supports)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms, latency_us, expert_us = factors
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = factors
     lo, hi = range_factors
     return EfficiencyProfile(
         profile_id=profile_id, engine=engine, gpu_match=gpu_match, mbu_frac=round(mbu, 3),
@@ -188,6 +192,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         fit_mdape_frac=None if fit_mdape_frac is None else round(fit_mdape_frac, 3), source_url=source_url,
         source_accessed=accessed or dt.date.today(), notes=notes, moe_mbu_frac=round(moe, 3),
         comm_bw_frac=round(comm_bw, 3), moe_expert_overhead_us=round(expert_us, 3),
+        overhead_overlap_frac=max(round(overlap, 3), 0.001),
         holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3))
 
 
@@ -271,120 +276,13 @@ def speed_ratio(row: Any) -> float:
     return 1.0 / row.ratio if row.point.metric == "tpot_ms" else row.ratio
 
 
-def write_efficiency_csv(profiles: Iterable[EfficiencyProfile], path: Path) -> None:
-    """Write profiles in the efficiency.csv schema (the column order of EFFICIENCY_SCHEMA)."""
-    import csv
-
-    cols = list(EFFICIENCY_SCHEMA)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(cols)
-        for prof in profiles:
-            writer.writerow([_cell(getattr(prof, c)) for c in cols])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
 def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
     """A profile's factors in PARAMS order (natural units)."""
     moe = profile.moe_mbu_frac if profile.moe_mbu_frac is not None else profile.mbu_frac
     comm_bw = profile.comm_bw_frac if profile.comm_bw_frac is not None else 1.0
     return (profile.mbu_frac, moe, profile.mfu_decode_frac, profile.mfu_prefill_frac, comm_bw,
-            profile.step_overhead_ms, profile.comm_latency_us, profile.moe_expert_overhead_us or 0.0)
-
-
-# --- the user's own profiles -------------------------------------------------------------------
-
-def profile_dir() -> Path:
-    """Where calibrated profiles live: $PLANNER_PROFILE_DIR, else ~/.config/llm-planner/profiles."""
-    env = os.environ.get(PROFILE_DIR_ENV)
-    return Path(env).expanduser() if env else DEFAULT_PROFILE_DIR.expanduser()
-
-
-def _check_profile_id(profile_id: str) -> None:
-    if not profile_id or not all(ch.isalnum() or ch in "-_." for ch in profile_id) or profile_id.startswith("."):
-        raise InvalidInputError(f"profile name must use letters, digits, '-', '_' or '.', got {profile_id!r}")
-
-
-def save_profile(profile: EfficiencyProfile, directory: Path | None = None) -> Path:
-    """Write one profile as a one-row CSV (the efficiency.csv schema) named <profile_id>.csv."""
-    _check_profile_id(profile.profile_id)
-    folder = directory or profile_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{profile.profile_id}.csv"
-    write_efficiency_csv([profile], path)
-    return path
-
-
-def load_user_profiles(directory: Path | None = None) -> tuple[EfficiencyProfile, ...]:
-    """Every profile CSV in the profile directory (none if it does not exist); CatalogError if malformed."""
-    folder = directory or profile_dir()
-    if not folder.is_dir():
-        return ()
-    out = []
-    for path in sorted(folder.glob("*.csv")):
-        for row in read_rows(path, EFFICIENCY_SCHEMA, id_column="profile_id"):
-            out.append(EfficiencyProfile(**{k: v for k, v in row.items() if not k.startswith("_")}))
-    return tuple(out)
-
-
-# --- vllm bench serve --save-result ------------------------------------------------------------
-
-def points_from_vllm_bench(raw: bytes | str, *, model: str | None, gpu: str, num_gpus: int = 1,
-                           tp: int | None = None, precision: str | None = None, kv_dtype: str | None = None,
-                           engine: str = "vllm", label: str = "vllm bench JSON") -> list[MeasuredPoint]:
-    """Measured points (output tokens/s, mean TTFT, mean TPOT) from `vllm bench serve --save-result` JSON.
-
-    Mean input/output lengths are total tokens / completed requests. A run with
-    --max-concurrency is a closed-loop serving point at that concurrency; a finite
-    --request-rate without it is an open-loop point; rate inf without a cap sends every
-    prompt at once (a static batch of num_prompts).
-    """
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{label}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{label}: expected a JSON object")
-    need = ("completed", "total_input_tokens", "total_output_tokens", "output_throughput")
-    missing = [k for k in need if not isinstance(data.get(k), (int, float)) or isinstance(data.get(k), bool)]
-    if missing:
-        raise InvalidInputError(f"{label}: missing or non-numeric {', '.join(missing)} (is it a "
-                                f"`vllm bench serve --save-result` file?)")
-    completed = data["completed"]
-    require_positive(completed=completed, total_input_tokens=data["total_input_tokens"],
-                     total_output_tokens=data["total_output_tokens"], output_throughput=data["output_throughput"])
-    inp = max(1, round(data["total_input_tokens"] / completed))
-    out = max(1, round(data["total_output_tokens"] / completed))
-    cap = data.get("max_concurrency")
-    rate = data.get("request_rate")
-    numeric = isinstance(rate, (int, float)) and not isinstance(rate, bool)
-    rate = float(rate) if numeric and math.isfinite(rate) else None
-    common = dict(model=model or str(data.get("model_id") or ""), gpu=gpu, num_gpus=num_gpus, tp=tp,
-                  precision=precision or "bf16", kv_dtype=kv_dtype, engine=engine, input_tokens=inp,
-                  output_tokens=out, split="fit", engine_version=str(data.get("backend") or engine))
-    if not common["model"]:
-        raise InvalidInputError(f"{label}: no model_id in the file; pass --model")
-    if isinstance(cap, int) and cap >= 1:
-        scenario, extra = "serving", dict(concurrency=cap)
-    elif rate is not None:
-        scenario, extra = "serving", dict(request_rate_per_s=rate)
-    else:
-        scenario, extra = "static_batch", dict(concurrency=int(data.get("num_prompts") or completed))
-    metrics = [("output_tokens_per_s", data["output_throughput"]), ("ttft_ms", data.get("mean_ttft_ms")),
-               ("tpot_ms", data.get("mean_tpot_ms"))]
-    points = []
-    for metric, value in metrics:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-            points.append(MeasuredPoint(row_id=f"{label}:{metric}", scenario=scenario, metric=metric,
-                                        measured_value=float(value), **common, **extra))
-    return points
+            profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
+            profile.moe_expert_overhead_us or 0.0)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -447,10 +345,11 @@ def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: st
 def _efficiency(natural: np.ndarray) -> Any:
     from planner.performance import Efficiency
 
-    mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms, latency_us, expert_us = (float(v) for v in natural)
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = (float(v) for v in natural)
     return Efficiency(mbu_frac=mbu, mfu_decode_frac=mfu_d, mfu_prefill_frac=mfu_p,
                       step_overhead_s=overhead_ms / units.MS_PER_S, comm_latency_s=latency_us / units.MILLION,
-                      moe_mbu_frac=moe, comm_bw_frac=comm_bw, expert_overhead_s=expert_us / units.MILLION)
+                      moe_mbu_frac=moe, comm_bw_frac=comm_bw, expert_overhead_s=expert_us / units.MILLION,
+                      overhead_overlap_frac=overlap)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

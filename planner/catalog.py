@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from planner import units
 from planner._csvschema import Col, check_unique_names, read_rows, require_refs
 from planner.architecture import Architecture, architecture_from_config, load_config
 from planner.errors import CatalogError, InvalidInputError, PlannerError, UnknownNameError
@@ -70,14 +71,15 @@ KV_DTYPE_SCHEMA = {
 ENGINE_SCHEMA = {
     "engine_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "vendors": Col("list"),
     "precision_kinds": Col("list"), "memory_utilization_frac": Col("frac"), "runtime_overhead_gb": Col("float0"),
-    "max_num_seqs": Col("int+"), **_SOURCE, "notes": Col("str", False),
+    "max_num_seqs": Col("int+"), "max_num_batched_tokens": Col("int+", False), **_SOURCE,
+    "notes": Col("str", False),
 }
 
 EFFICIENCY_SCHEMA = {
     "profile_id": Col("str"), "engine": Col("str"), "gpu_match": Col("str"), "mbu_frac": Col("frac"),
     "moe_mbu_frac": Col("frac", False), "mfu_decode_frac": Col("frac"), "mfu_prefill_frac": Col("frac"),
     "comm_bw_frac": Col("frac", False), "step_overhead_ms": Col("float0"), "comm_latency_us": Col("float0"),
-    "moe_expert_overhead_us": Col("float0", False),
+    "moe_expert_overhead_us": Col("float0", False), "overhead_overlap_frac": Col("frac", False),
     "range_low_factor": Col("frac"), "range_high_factor": Col("float+"), "n_points": Col("float0"),
     "fit_mdape_frac": Col("float0", False), "holdout_mdape_frac": Col("float0", False), **_SOURCE,
     "notes": Col("str", False),
@@ -255,6 +257,7 @@ class EfficiencyProfile:
     comm_bw_frac: float | None = None  # achieved / peak interconnect bandwidth in collectives (None: 1)
     moe_expert_overhead_us: float | None = None  # per (MoE layer, touched expert) per step (None: 0)
     holdout_mdape_frac: float | None = None  # median APE on the rows held out of the fit
+    overhead_overlap_frac: float | None = None  # share of a step's GPU time hiding the step overhead (None: 0)
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,7 @@ class Engine:
     source_url: str
     source_accessed: dt.date
     notes: str | None
+    max_num_batched_tokens: int | None = None  # tokens one forward step processes (prefill chunks + decodes)
 
 
 def _closest(name: str, names: Iterable[str], what: str) -> UnknownNameError:
@@ -427,9 +431,11 @@ def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     gpu_rows = read_rows(d / "gpus.csv", GPU_SCHEMA, id_column="gpu_id")
     gpu_names = check_unique_names("gpus.csv", gpu_rows, "gpu_id", "aliases")
     for row in gpu_rows:
-        if row["usable_memory_gb"] > row["memory_gb"]:
+        # Vendors' "80 GB" HBM is 80 GiB; what nvidia-smi / rocm-smi report (usable_memory_gb, decimal GB)
+        # may exceed the label in decimal GB but never the label read as GiB.
+        if row["usable_memory_gb"] > row["memory_gb"] * units.GIB / units.GB:
             raise CatalogError("gpus.csv", row["_row"], "usable_memory_gb", row["usable_memory_gb"],
-                               "exceeds memory_gb")
+                               "exceeds memory_gb (read as GiB)")
     gpus = {r["gpu_id"]: _record(Gpu, r) for r in gpu_rows}
     price_rows = read_rows(d / "gpu_prices.csv", GPU_PRICE_SCHEMA)
     require_refs("gpu_prices.csv", price_rows, "gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")

@@ -1,12 +1,13 @@
-"""Costs: GPU-hour prices per rental tier, owned-hardware cost per GPU, and API cost per request.
+"""Costs of self-hosting: GPU-hour prices per rental tier, owned-hardware cost per GPU, and the
+reservation-based USD per million tokens of a fleet.
 
-Rented: the catalog's listed price for the provider and tier; a reserved tier with no
-listed price is on-demand less a sourced discount (data/cost_defaults.csv); spot adds an
-interruption overhead. Owned: capex (GPU plus its share of server and network) recovered
-as an annuity at the cost of capital with a residual value [1], power = watts x load x PUE
-x $/kWh, colocation $/kW-month on the server's maximum draw, software licences. Staff are
-a fixed monthly cost of either. API: input, cached input, cache write and output prices,
-batch prices for the offline share, and an optional yearly price decline.
+Rented: each tier takes its own cheapest listed offer across providers (or only the provider
+asked for); a reserved tier with no listed offer is the chosen on-demand offer less a sourced
+discount (data/cost_defaults.csv); spot adds an interruption overhead. Owned: capex (GPU plus
+its share of server and network) recovered as an annuity at the cost of capital with a
+residual value [1], power = watts x load x PUE x $/kWh, colocation $/kW-month on the server's
+maximum draw, software licences. Staff are a fixed monthly cost of either. The API side is in
+`planner.api_costs`.
 
 [1] Capital recovery factor CRF = i (1 + i)^n / ((1 + i)^n - 1), as in NREL's levelized cost
     of energy documentation, https://www.nrel.gov/analysis/tech-lcoe-documentation.html
@@ -21,18 +22,30 @@ from pathlib import Path
 
 from planner import units
 from planner._csvschema import Col, read_rows
-from planner.catalog import DATA_DIR, ApiPrice, Catalog, GpuPrice
-from planner.errors import CatalogError, InvalidInputError, require_frac, require_non_negative, require_positive
+from planner.catalog import DATA_DIR, Catalog, GpuPrice
+from planner.errors import (
+    CatalogError,
+    InvalidInputError,
+    require_frac,
+    require_non_negative,
+    require_positive,
+    require_positive_int,
+)
 from planner.sizing import Fleet, gpu_hours_per_month
-from planner.workload import Workload
 
 RENTAL_TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
 ELASTIC_TIERS = ("on_demand", "spot")  # billed by the hour, so they can follow the daily curve
+RESERVED_TIERS = ("reserved_1y", "reserved_3y")
 OWNED = "owned"
 ALL_TIERS = RENTAL_TIERS + (OWNED,)
 # Per-second "serverless" offers bill only while a worker runs; they are not comparable with always-on
-# instances (data/gpu_prices.csv notes), so the default provider is never chosen among them.
+# instances (data/gpu_prices.csv notes), so a tier is never priced from one unless its provider is asked for.
 _SERVERLESS_MARK = "serverless"
+_TIER_WORDS = {"on_demand": "on-demand"}
+# A judgement threshold, not a measurement: when the pessimistic monthly cost is more than this multiple of
+# the optimistic one, the performance model's calibrated error alone moves the answer by more than a whole
+# doubling of the fleet, so the plan asks for a measured throughput before the number is used.
+WIDE_RANGE_RATIO = 2.0
 
 COST_DEFAULT_SCHEMA = {"parameter": Col("str"), "value": Col("float0"), "unit": Col("str"), "source_url": Col("url"),
                        "source_accessed": Col("date"), "notes": Col("str", False)}
@@ -73,70 +86,86 @@ def load_cost_defaults(path: str | Path = DATA_DIR / "cost_defaults.csv") -> dic
 
 @dataclass(frozen=True)
 class TierPrice:
-    """What one rental tier costs per GPU-hour, where the number comes from, or why there is none."""
+    """What one tier costs per GPU-hour, whose price it is and where the number comes from, or why there is none."""
 
     tier: str
     available: bool
     usd_per_gpu_hour: float  # NaN when unavailable
-    provider: str | None
-    basis: str  # "listed", "on-demand less reserved discount", "user override" or "unavailable"
+    provider: str | None  # whose offer (the on-demand offer's provider for a discounted reserved price)
+    basis: str  # "listed", "on-demand less reserved discount", "user override", "owned" or "unavailable"
     note: str
+    source_url: str | None = None  # the price row's source (None for a user override or no price)
+    source_accessed: dt.date | None = None
 
 
-def default_provider(offers: list[GpuPrice]) -> str | None:
-    """Provider of the cheapest always-on on-demand offer (None when the GPU has none)."""
-    candidates = [o for o in offers if o.pricing == "on_demand" and _SERVERLESS_MARK not in o.provider.lower()]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda o: (o.usd_per_gpu_hour, o.provider)).provider
+def cheapest_offer(offers: list[GpuPrice], pricing: str, *, skip_serverless: bool = True) -> GpuPrice | None:
+    """The cheapest offer of one pricing tier (ties go to the provider first in alphabetical order).
+
+    Serverless per-second offers are skipped unless `skip_serverless` is False.
+    """
+    candidates = [o for o in offers if o.pricing == pricing
+                  and not (skip_serverless and _SERVERLESS_MARK in o.provider.lower())]
+    return min(candidates, key=lambda o: (o.usd_per_gpu_hour, o.provider), default=None)
+
+
+def _provider_named(offers: list[GpuPrice], gpu_id: str, provider: str) -> str:
+    names = sorted({o.provider for o in offers})
+    chosen = next((n for n in names if n.lower() == provider.strip().lower()), None)
+    if chosen is None:
+        listed = ", ".join(names) if names else "none"
+        raise InvalidInputError(f"provider {provider!r} lists no price for {gpu_id}; providers with prices: {listed}")
+    return chosen
 
 
 def tier_prices(catalog: Catalog, gpu_id: str, *, provider: str | None, reserved_1y_discount_frac: float,
                 reserved_3y_discount_frac: float, override_tier: str | None = None,
                 override_usd_per_gpu_hour: float | None = None) -> dict[str, TierPrice]:
-    """Price per GPU-hour of each rental tier at one provider (default: cheapest on-demand offer).
+    """Price per GPU-hour of each rental tier, each tier choosing its own offer.
 
-    A tier uses the provider's cheapest listed offer; a reserved tier without one is
-    on-demand x (1 - discount); otherwise the tier is unavailable, with a note saying so.
+    provider None: every tier takes the cheapest always-on offer of that tier across all
+    providers (spot: the cheapest spot offer; reserved: the cheapest listed reserved offer).
+    provider set: only that provider's offers count. A reserved tier with no listed offer is
+    the tier's on-demand offer x (1 - discount); otherwise the tier is unavailable, with a
+    note saying why. `override_usd_per_gpu_hour` replaces the price of `override_tier`.
     """
     require_frac(allow_zero=True, reserved_1y_discount_frac=reserved_1y_discount_frac,
                  reserved_3y_discount_frac=reserved_3y_discount_frac)
     offers = catalog.prices_for(gpu_id)
     if provider is not None:
-        names = sorted({o.provider for o in offers})
-        chosen = next((n for n in names if n.lower() == provider.strip().lower()), None)
-        if chosen is None:
-            listed = ", ".join(names) if names else "none"
-            raise InvalidInputError(f"provider {provider!r} lists no price for {gpu_id}; providers with prices: "
-                                    f"{listed}")
-        how = "as asked"
+        chosen = _provider_named(offers, gpu_id, provider)
+        pool, where, skip = [o for o in offers if o.provider == chosen], f"at {chosen} (as asked)", False
     else:
-        chosen = default_provider(offers)
-        how = "cheapest on-demand offer"
-    mine = [o for o in offers if o.provider == chosen]
+        pool, where, skip = offers, "across providers", True
+    best = {t: cheapest_offer(pool, t, skip_serverless=skip) for t in RENTAL_TIERS}
     discounts = {"reserved_1y": reserved_1y_discount_frac, "reserved_3y": reserved_3y_discount_frac}
-    listed = {t: min((o.usd_per_gpu_hour for o in mine if o.pricing == t), default=None) for t in RENTAL_TIERS}
+    on_demand = best["on_demand"]
     out: dict[str, TierPrice] = {}
     for tier in RENTAL_TIERS:
+        word, offer = _TIER_WORDS.get(tier, tier), best[tier]
         if override_tier == tier and override_usd_per_gpu_hour is not None:
             require_positive(gpu_price_usd_per_gpu_hour=override_usd_per_gpu_hour)
-            out[tier] = TierPrice(tier, True, override_usd_per_gpu_hour, chosen, "user override",
+            out[tier] = TierPrice(tier, True, override_usd_per_gpu_hour, None, "user override",
                                   f"gpu_price_usd_per_gpu_hour set to {override_usd_per_gpu_hour:g}")
-        elif chosen is None:
-            out[tier] = TierPrice(tier, False, float("nan"), None, "unavailable",
-                                  f"no on-demand price listed for {gpu_id} in gpu_prices.csv; set "
-                                  f"gpu_price_usd_per_gpu_hour")
-        elif listed[tier] is not None:
-            out[tier] = TierPrice(tier, True, listed[tier], chosen, "listed",
-                                  f"{chosen} ({how}), cheapest listed {tier} offer")
-        elif tier in discounts and listed["on_demand"] is not None:
-            price = listed["on_demand"] * (1.0 - discounts[tier])
-            out[tier] = TierPrice(tier, True, price, chosen, "on-demand less reserved discount",
-                                  f"{chosen} lists no {tier} price: on-demand {listed['on_demand']:g} less "
-                                  f"{discounts[tier]:.0%} (cost_defaults.csv)")
+        elif offer is not None:
+            note = f"{offer.provider}: cheapest listed {word} offer {where}"
+            if tier != "on_demand" and on_demand is not None and offer.usd_per_gpu_hour > on_demand.usd_per_gpu_hour:
+                note += (f"; dearer than the cheapest on-demand offer ({on_demand.provider}, "
+                         f"{on_demand.usd_per_gpu_hour:g} USD/GPU-hour)")
+            out[tier] = TierPrice(tier, True, offer.usd_per_gpu_hour, offer.provider, "listed", note,
+                                  offer.source_url, offer.source_accessed)
+        elif tier in discounts and on_demand is not None:
+            price = on_demand.usd_per_gpu_hour * (1.0 - discounts[tier])
+            out[tier] = TierPrice(tier, True, price, on_demand.provider, "on-demand less reserved discount",
+                                  f"no {word} offer listed {where}: {on_demand.provider} on-demand "
+                                  f"{on_demand.usd_per_gpu_hour:g} less {discounts[tier]:.0%} (cost_defaults.csv)",
+                                  on_demand.source_url, on_demand.source_accessed)
+        elif provider is not None:
+            out[tier] = TierPrice(tier, False, math.nan, chosen, "unavailable",
+                                  f"{chosen} lists no {word} price for {gpu_id}")
         else:
-            out[tier] = TierPrice(tier, False, float("nan"), chosen, "unavailable",
-                                  f"{chosen} lists no {tier} price for {gpu_id}")
+            out[tier] = TierPrice(tier, False, math.nan, None, "unavailable",
+                                  f"no {word} price listed for {gpu_id} in gpu_prices.csv; set "
+                                  f"gpu_price_usd_per_gpu_hour")
     return out
 
 
@@ -209,149 +238,126 @@ def staff_usd_per_month(staff_fte: float, staff_usd_per_fte_year: float) -> floa
 
 
 @dataclass(frozen=True)
-class ApiRates:
-    """API cost of one request of the workload's mean size, online and as an offline batch."""
+class MtokCost:
+    """Reservation-based USD per million tokens: a monthly bill over the tokens served that month."""
 
-    api_id: str
-    provider: str
-    online_input_usd: float
-    online_output_usd: float
-    batch_input_usd: float
-    batch_output_usd: float
-    batch_listed: bool
-    cache_price_listed: bool
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    blended_usd_per_mtok: float
 
 
-def api_rates(price: ApiPrice, *, input_tokens_mean: float, output_tokens_mean: float,
-              prompt_cache_hit_frac: float = 0.0, prompt_cache_write_frac: float = 0.0) -> ApiRates:
-    """Per-request API cost. Online input tokens split into cache hits (cached price), cache
-    writes (write price) and the rest (input price); an API that lists no cached or write
-    price charges its input price for them. Offline requests pay the batch prices (the
-    online prices where no batch price is listed), without cache discounts.
+def usd_per_mtok(monthly_usd: float, *, input_tokens_per_month: float, output_tokens_per_month: float,
+                 prefill_time_share_frac: float) -> MtokCost:
+    """Split a monthly bill between input and output tokens by the prefill share of replica time.
+
+    input   = bill x share / input Mtok
+    output  = bill x (1 - share) / output Mtok
+    blended = bill / (input + output) Mtok
+    The whole bill is counted, idle capacity included (DESIGN.md: reservation-based, not usage-based).
+    NaN where a token count is zero.
     """
-    require_positive(input_tokens_mean=input_tokens_mean, output_tokens_mean=output_tokens_mean)
-    require_frac(allow_zero=True, prompt_cache_hit_frac=prompt_cache_hit_frac,
-                 prompt_cache_write_frac=prompt_cache_write_frac)
-    if prompt_cache_hit_frac + prompt_cache_write_frac > 1:
-        raise InvalidInputError("prompt_cache_hit_frac + prompt_cache_write_frac must be <= 1")
-    cached = price.cached_input_usd_per_mtok
-    write = price.cache_write_usd_per_mtok
-    per_input_token = (prompt_cache_hit_frac * (cached if cached is not None else price.input_usd_per_mtok)
-                       + prompt_cache_write_frac * (write if write is not None else price.input_usd_per_mtok)
-                       + (1 - prompt_cache_hit_frac - prompt_cache_write_frac) * price.input_usd_per_mtok
-                       ) / units.TOKENS_PER_MTOK
-    batch_listed = price.batch_input_usd_per_mtok is not None and price.batch_output_usd_per_mtok is not None
-    batch_in = price.batch_input_usd_per_mtok if batch_listed else price.input_usd_per_mtok
-    batch_out = price.batch_output_usd_per_mtok if batch_listed else price.output_usd_per_mtok
-    return ApiRates(
-        api_id=price.api_id, provider=price.provider,
-        online_input_usd=input_tokens_mean * per_input_token,
-        online_output_usd=output_tokens_mean * price.output_usd_per_mtok / units.TOKENS_PER_MTOK,
-        batch_input_usd=input_tokens_mean * batch_in / units.TOKENS_PER_MTOK,
-        batch_output_usd=output_tokens_mean * batch_out / units.TOKENS_PER_MTOK,
-        batch_listed=batch_listed, cache_price_listed=cached is not None,
-    )
+    require_non_negative(input_tokens_per_month=input_tokens_per_month,
+                         output_tokens_per_month=output_tokens_per_month)
+    require_frac(allow_zero=True, prefill_time_share_frac=prefill_time_share_frac)
+    mtok_in = input_tokens_per_month / units.TOKENS_PER_MTOK
+    mtok_out = output_tokens_per_month / units.TOKENS_PER_MTOK
+    return MtokCost(
+        input_usd_per_mtok=monthly_usd * prefill_time_share_frac / mtok_in if mtok_in else math.nan,
+        output_usd_per_mtok=monthly_usd * (1 - prefill_time_share_frac) / mtok_out if mtok_out else math.nan,
+        blended_usd_per_mtok=monthly_usd / (mtok_in + mtok_out) if mtok_in + mtok_out else math.nan)
 
 
-def api_usd_per_request(rates: ApiRates, offline_frac: float) -> tuple[float, float]:
-    """(input, output) API cost of an average request with share `offline_frac` sent as batches."""
-    require_frac(allow_zero=True, offline_frac=offline_frac)
-    inp = (1 - offline_frac) * rates.online_input_usd + offline_frac * rates.batch_input_usd
-    out = (1 - offline_frac) * rates.online_output_usd + offline_frac * rates.batch_output_usd
-    return inp, out
+def usd_per_mtok_full_load(usd_per_gpu_hour: float, num_gpus: int, output_tokens_per_s: float) -> float:
+    """Cost of a million output tokens from one replica kept busy every hour.
+
+    USD/Mtok = USD per GPU-hour x GPUs / (output tokens/s x 3,600 s/h / 10^6 tokens/Mtok)
+    A lower bound on a real fleet, which idles off-peak and is sized for its peak (the plan
+    sizes and prices that fleet; this ranks hardware before any traffic is known).
+    """
+    require_positive(usd_per_gpu_hour=usd_per_gpu_hour, output_tokens_per_s=output_tokens_per_s)
+    require_positive_int(num_gpus=num_gpus)
+    mtok_per_hour = output_tokens_per_s * units.S_PER_HOUR / units.TOKENS_PER_MTOK
+    return usd_per_gpu_hour * num_gpus / mtok_per_hour
 
 
-def api_price_factor(decline_frac_per_year: float, month: int) -> float:
-    """Price multiplier in month `month` (1 = now) with a constant yearly decline: (1 - d)^((month - 1) / 12)."""
-    require_frac(allow_zero=True, decline_frac_per_year=decline_frac_per_year)
-    if decline_frac_per_year == 1:
-        raise InvalidInputError("api_price_decline_frac_per_year must be < 1 (a price cannot fall to zero)")
-    return (1.0 - decline_frac_per_year) ** ((month - 1) / units.MONTHS_PER_YEAR)
-
-
-@dataclass(frozen=True)
-class ApiCost:
-    """The workload at an API's prices, this month."""
-
-    api_id: str
-    provider: str
-    monthly_usd: float
-    input_usd_per_month: float
-    output_usd_per_month: float
-    usd_per_request: float
-    batch_listed: bool
-    note: str
-
-
-def resolve_api(catalog: Catalog, api_id: str | None, model_id: str, w: Workload, warnings: list[str]
-                ) -> tuple[ApiCost | None, ApiRates | None]:
-    """The API to compare with (the named one, else the cheapest serving the same model) and its cost."""
-    def rates_of(price: ApiPrice) -> ApiRates:
-        return api_rates(price, input_tokens_mean=w.input_tokens_mean, output_tokens_mean=w.output_tokens_mean,
-                         prompt_cache_hit_frac=w.prompt_cache_hit_frac,
-                         prompt_cache_write_frac=w.prompt_cache_write_frac)
-
-    if api_id is not None:
-        price, how = catalog.api_price(api_id), "as asked"
-    else:
-        same = [p for p in catalog.api_prices.values() if p.catalog_model_id == model_id]
-        if not same:
-            warnings.append(f"no API in api_prices.csv serves {model_id}; set api_id to compare (no break-even)")
-            return None, None
-        price = min(same, key=lambda p: (sum(api_usd_per_request(rates_of(p), w.offline_frac)), p.api_id))
-        how = f"cheapest of {len(same)} APIs serving {model_id}"
-    rates = rates_of(price)
-    if w.offline_frac > 0 and not rates.batch_listed:
-        warnings.append(f"{price.api_id} lists no batch price: the offline share is priced at online rates")
-    if w.prompt_cache_hit_frac > 0 and not rates.cache_price_listed:
-        warnings.append(f"{price.api_id} lists no cached-input price: cache hits are priced as input")
-    inp, out = api_usd_per_request(rates, w.offline_frac)
-    per_month = w.requests_per_day * units.DAYS_PER_MONTH
-    return ApiCost(api_id=price.api_id, provider=price.provider, monthly_usd=per_month * (inp + out),
-                   input_usd_per_month=per_month * inp, output_usd_per_month=per_month * out,
-                   usd_per_request=inp + out, batch_listed=rates.batch_listed,
-                   note=f"{price.provider} {price.model_name} ({how}); prices {price.source_url} "
-                        f"({price.source_accessed})"), rates
+def is_wide_range(low: float, high: float, *, max_ratio: float = WIDE_RANGE_RATIO) -> bool:
+    """True when high > max_ratio x low (both positive); see WIDE_RANGE_RATIO for the threshold's meaning."""
+    require_positive(max_ratio=max_ratio)
+    return low > 0 and high > max_ratio * low
 
 
 @dataclass(frozen=True)
 class TierCost:
-    """Self-hosting on one tier at the scenario's volume (NaN fields when the tier is unavailable)."""
+    """Self-hosting on one tier at the scenario's volume (NaN / None fields when the tier is unavailable).
+
+    `_low` fields are at the performance model's optimistic end (more requests/s per replica, so
+    fewer GPUs and a lower bill), `_high` fields at its pessimistic end (the calibrated error of
+    the efficiency profile). Break-even volumes are NaN without an API or without a crossing.
+    """
 
     tier: str
     available: bool
     note: str
     provider: str | None
     price_basis: str
+    price_source_url: str | None
+    price_source_accessed: dt.date | None
     usd_per_gpu_hour: float  # all drivers, per GPU-hour
     fleet: Fleet | None
     gpu_hours_per_month: float
+    total_gpus_low: int | None
+    total_gpus_high: int | None
     monthly_usd: float
-    monthly_usd_low: float  # at the performance model's optimistic capacity
-    monthly_usd_high: float  # at its pessimistic capacity
+    monthly_usd_low: float
+    monthly_usd_high: float
     input_usd_per_mtok: float  # reservation-based: the whole bill over the tokens served
     output_usd_per_mtok: float
     blended_usd_per_mtok: float
+    input_usd_per_mtok_low: float
+    input_usd_per_mtok_high: float
+    output_usd_per_mtok_low: float
+    output_usd_per_mtok_high: float
+    blended_usd_per_mtok_low: float
+    blended_usd_per_mtok_high: float
+    breakeven_requests_per_day_low: float
+    breakeven_requests_per_day_high: float
     drivers_usd_per_month: dict[str, float]
     driver_shares_frac: dict[str, float]
     capex_usd_per_gpu: float  # owned only
 
 
-def tier_cost(tier: str, usd_per_gpu_hour: float, note: str, fleet: Fleet | None, *, monthly: float, low: float,
-              high: float, drivers: dict[str, float], tokens_in: float, tokens_out: float, prefill_share: float,
-              provider: str | None, basis: str, capex_usd_per_gpu: float) -> TierCost:
-    """Assemble one tier's costs; $/Mtok splits the bill by the prefill share of replica time."""
+def tier_cost(price: TierPrice, *, usd_per_gpu_hour: float, fleets: tuple[Fleet, Fleet, Fleet] | None,
+              monthly_usd: tuple[float, float, float], drivers: dict[str, float], input_tokens_per_month: float,
+              output_tokens_per_month: float, prefill_time_share_frac: float,
+              breakeven_requests_per_day: tuple[float, float] = (math.nan, math.nan),
+              capex_usd_per_gpu: float = math.nan) -> TierCost:
+    """Assemble one tier's costs. `fleets` and `monthly_usd` are (central, optimistic, pessimistic);
+    `breakeven_requests_per_day` is (optimistic, pessimistic). fleets None: the tier is unavailable."""
     nan = math.nan
-    if fleet is None:
-        return TierCost(tier, False, note, provider, basis, nan, None, nan, nan, nan, nan, nan, nan, nan, {}, {},
-                        capex_usd_per_gpu)
-    mtok_in, mtok_out = tokens_in / units.TOKENS_PER_MTOK, tokens_out / units.TOKENS_PER_MTOK
-    shares = {k: (v / monthly if monthly > 0 else 0.0) for k, v in drivers.items()}
+    source = dict(tier=price.tier, note=price.note, provider=price.provider, price_basis=price.basis,
+                  price_source_url=price.source_url, price_source_accessed=price.source_accessed,
+                  capex_usd_per_gpu=capex_usd_per_gpu)
+    if fleets is None:
+        return TierCost(**source, available=False, usd_per_gpu_hour=nan, fleet=None, gpu_hours_per_month=nan,
+                        total_gpus_low=None, total_gpus_high=None, monthly_usd=nan, monthly_usd_low=nan,
+                        monthly_usd_high=nan, input_usd_per_mtok=nan, output_usd_per_mtok=nan,
+                        blended_usd_per_mtok=nan, input_usd_per_mtok_low=nan, input_usd_per_mtok_high=nan,
+                        output_usd_per_mtok_low=nan, output_usd_per_mtok_high=nan, blended_usd_per_mtok_low=nan,
+                        blended_usd_per_mtok_high=nan, breakeven_requests_per_day_low=nan,
+                        breakeven_requests_per_day_high=nan, drivers_usd_per_month={}, driver_shares_frac={})
+    central, low, high = (usd_per_mtok(m, input_tokens_per_month=input_tokens_per_month,
+                                       output_tokens_per_month=output_tokens_per_month,
+                                       prefill_time_share_frac=prefill_time_share_frac) for m in monthly_usd)
+    monthly = monthly_usd[0]
     return TierCost(
-        tier=tier, available=True, note=note, provider=provider, price_basis=basis, usd_per_gpu_hour=usd_per_gpu_hour,
-        fleet=fleet, gpu_hours_per_month=gpu_hours_per_month(fleet), monthly_usd=monthly, monthly_usd_low=low,
-        monthly_usd_high=high,
-        input_usd_per_mtok=monthly * prefill_share / mtok_in if mtok_in else nan,
-        output_usd_per_mtok=monthly * (1 - prefill_share) / mtok_out if mtok_out else nan,
-        blended_usd_per_mtok=monthly / (mtok_in + mtok_out) if mtok_in + mtok_out else nan,
-        drivers_usd_per_month=drivers, driver_shares_frac=shares, capex_usd_per_gpu=capex_usd_per_gpu)
+        **source, available=True, usd_per_gpu_hour=usd_per_gpu_hour, fleet=fleets[0],
+        gpu_hours_per_month=gpu_hours_per_month(fleets[0]), total_gpus_low=fleets[1].total_gpus,
+        total_gpus_high=fleets[2].total_gpus, monthly_usd=monthly, monthly_usd_low=monthly_usd[1],
+        monthly_usd_high=monthly_usd[2], input_usd_per_mtok=central.input_usd_per_mtok,
+        output_usd_per_mtok=central.output_usd_per_mtok, blended_usd_per_mtok=central.blended_usd_per_mtok,
+        input_usd_per_mtok_low=low.input_usd_per_mtok, input_usd_per_mtok_high=high.input_usd_per_mtok,
+        output_usd_per_mtok_low=low.output_usd_per_mtok, output_usd_per_mtok_high=high.output_usd_per_mtok,
+        blended_usd_per_mtok_low=low.blended_usd_per_mtok, blended_usd_per_mtok_high=high.blended_usd_per_mtok,
+        breakeven_requests_per_day_low=breakeven_requests_per_day[0],
+        breakeven_requests_per_day_high=breakeven_requests_per_day[1], drivers_usd_per_month=drivers,
+        driver_shares_frac={k: (v / monthly if monthly > 0 else 0.0) for k, v in drivers.items()})

@@ -158,7 +158,8 @@ def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
                       step_overhead_s=prof.step_overhead_ms / units.MS_PER_S,
                       comm_latency_s=prof.comm_latency_us / units.MILLION, moe_mbu_frac=prof.moe_mbu_frac,
                       comm_bw_frac=1.0 if prof.comm_bw_frac is None else prof.comm_bw_frac,
-                      expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION)
+                      expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION,
+                      overhead_overlap_frac=prof.overhead_overlap_frac or 0.0)
 
 
 _efficiency = efficiency_of
@@ -184,6 +185,7 @@ class ReplicaSetup:
     profile: EfficiencyProfile
     precision_kind: str = "float"
     expert_parallel: bool = False
+    prefill_budget_tokens: int | None = None  # engine's per-step token budget (chunked prefill)
 
 
 _Setup = ReplicaSetup
@@ -219,7 +221,7 @@ def prepare(catalog: Catalog, req: EstimateRequest) -> ReplicaSetup:
                         weight_format(prec, gpu, model_native_precision=model.native_precision), tp, pp,
                         prec.quality_risk, engine.memory_utilization_frac, engine.runtime_overhead_gb,
                         engine.max_num_seqs, _find_profile(catalog, engine.engine_id, gpu, req.profile),
-                        prec.kind, req.expert_parallel)
+                        prec.kind, req.expert_parallel, engine.max_num_batched_tokens)
 
 
 _setup = prepare
@@ -269,7 +271,7 @@ def terms_of(s: ReplicaSetup, *, concurrency: float, input_tokens: float, output
                        output_tokens=output_tokens, kv_bytes_per_elem=s.kv_bytes_per_elem, tp=s.tp, pp=s.pp,
                        memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
                        interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s,
-                       expert_parallel=s.expert_parallel)
+                       expert_parallel=s.expert_parallel, prefill_budget_tokens=s.prefill_budget_tokens)
 
 
 def suggest_alternatives(catalog: Catalog, req: EstimateRequest, *, limit: int = 4) -> tuple[str, ...]:

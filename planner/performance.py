@@ -27,7 +27,16 @@ broadcasts over numpy arrays of batch, context, parallelism and hardware.
 
 [1] S. Williams, A. Waterman, D. Patterson, "Roofline", CACM 52(4), 2009.
 [2] R. Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv:2211.05102.
-[3] J. D. C. Little, "A Proof for the Queuing Formula L = lambda W", Operations Research 9(3), 1961.
+[3] R. Thakur, R. Rabenseifner, W. Gropp, "Optimization of Collective Communication Operations in MPICH",
+    IJHPCA 19(1), 2005 (ring algorithms: p-1 steps per reduce-scatter or all-gather, each paying the latency).
+[4] vLLM team, "vLLM V1: A Major Upgrade to vLLM's Core Architecture", blog.vllm.ai, 2025-01-27 (engine core
+    busy loop, CPU overheads overlapped with the GPU); vLLM engine args `--async-scheduling` (schedule the next
+    step while the current one runs), docs.vllm.ai/en/latest/configuration/engine_args.html.
+[5] LMSYS, "SGLang v0.4: Zero-Overhead Batch Scheduler ...", lmsys.org/blog/2024-12-04-sglang-v0-4 (CPU
+    scheduling of the next batch overlapped with the GPU computation of the current one).
+[6] TensorRT-LLM docs, "Overlap Scheduler" (PyTorch backend), nvidia.github.io/TensorRT-LLM.
+[7] NVIDIA, "Optimizing llama.cpp AI Inference with CUDA Graphs", developer.nvidia.com/blog, 2024 (llama.cpp
+    PR #6766: one graph launch per token instead of one launch per kernel).
 """
 
 from __future__ import annotations
@@ -59,10 +68,14 @@ class Efficiency:
     moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
     comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
     expert_overhead_s: float = 0.0  # per routed expert a step touches, per MoE layer (grouped-GEMM launch cost)
+    overhead_overlap_frac: float = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
 
     def __post_init__(self) -> None:
         require_frac(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
                      mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac)
+        if not (0.0 <= self.overhead_overlap_frac <= 1.0):  # 0 is allowed: a fully serial engine
+            raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
+                                    f"{self.overhead_overlap_frac!r}")
         require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s,
                              expert_overhead_s=self.expert_overhead_s)
         if self.moe_mbu_frac is not None:
@@ -74,9 +87,9 @@ class Efficiency:
 
     def values(self) -> tuple[float, ...]:
         """(mbu, expert mbu, mfu decode, mfu prefill, comm bandwidth frac, step overhead s, collective latency s,
-        expert overhead s): the argument order of StepTerms.parts."""
+        expert overhead s, overhead overlap frac): the argument order of StepTerms.parts."""
         return (self.mbu_frac, self.expert_mbu_frac, self.mfu_decode_frac, self.mfu_prefill_frac, self.comm_bw_frac,
-                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s)
+                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s, self.overhead_overlap_frac)
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,17 @@ class StepTerms:
               + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
               + transfer / comm_bw + collectives x latency
               + expert calls x expert overhead
-        cycle = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk] + step overhead
+        gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
+        cycle = gpu + max(0, step overhead - overlap x gpu)
+
+    The step overhead is the engine's CPU work per forward step (scheduling, input
+    preparation, sampling, output processing, launching the step's kernels or CUDA graph).
+    An engine that prepares step n+1 while the GPU runs step n hides it behind the GPU time:
+    vLLM V1's engine core and async scheduling [4], SGLang's overlap scheduler [5],
+    TensorRT-LLM's overlap scheduler [6]; `overlap` is the share of the GPU time available
+    for that (1: cycle = max(gpu, overhead); 0: serial, cycle = gpu + overhead). So the
+    overhead is exposed at batch 1, where the GPU step of a small model lasts a few
+    milliseconds, and hidden at large batch. CUDA graphs [7] shrink the overhead itself.
 
     With chunked prefill a new prompt is processed in one step (when it fits the token
     budget), so a fraction f of the cycles carries a prompt chunk and the rest decode only;
@@ -142,8 +165,10 @@ class StepTerms:
     expert_calls_chunk: Any
 
     def parts(self, mbu: Any, expert_mbu: Any, mfu_decode: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any,
-              comm_latency_s: Any, expert_overhead_s: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
-        """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed)."""
+              comm_latency_s: Any, expert_overhead_s: Any = 0.0,
+              overlap_frac: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
+        """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed); overhead is
+        the exposed step overhead plus the per-expert costs."""
         f = self.chunk_frac
         attn_mem = self.memory_kv_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
@@ -156,8 +181,11 @@ class StepTerms:
         chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
         comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
             + self.pp * self.collectives * comm_latency_s
-        fixed = overhead_s + self.pp * ((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
-        cycle = self.pp * ((1 - f) * plain + f * chunk) + comm + fixed
+        experts = self.pp * ((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
+        gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts
+        exposed = exposed_overhead_s(overhead_s, gpu, overlap_frac)
+        cycle = gpu + exposed
+        fixed = exposed + experts
         memory = self.pp * (attn_mem + (1 - f) * gemm_mem + f * gemm_mem_c)
         compute = self.pp * ((1 - f) * (gemm_flop + attn_flop) + f * (gemm_flop_c + attn_flop_c))
         return cycle, memory, compute, comm, fixed + 0 * comm
@@ -168,26 +196,43 @@ class StepTerms:
 
 @dataclass(frozen=True)
 class PrefillTerms:
-    """Roofline times of one prompt's prefill at 100 % efficiency (all stages in turn):
-    max(GEMM FLOPs / mfu_p, weight bytes / mbu) + attention FLOPs / mfu_p + comm + overhead."""
+    """Roofline times of a prefill at 100 % efficiency (all stages in turn), run as `steps` forward
+    steps because the engine processes at most its token budget per step (chunked prefill):
+
+        gpu = max(GEMM FLOPs / mfu_p, steps x weight bytes / mbu) + attention FLOPs / mfu_p
+              + transfer / comm_bw + steps x (collectives x latency + expert calls x expert overhead)
+        total = gpu + steps x max(0, step overhead - overlap x gpu / steps)   (see StepTerms)
+    """
 
     compute_s: Any  # GEMM FLOPs
     attn_s: Any  # attention FLOPs (causal: N^2/2 pairs)
-    memory_s: Any  # weights read once
+    memory_s: Any  # weights read once (per step)
     transfer_s: Any
-    collectives: Any
-
-    expert_calls: Any  # (layer, touched expert) pairs one GPU runs for the prompt
+    collectives: Any  # per step
+    expert_calls: Any  # (layer, touched expert) pairs one GPU runs per step
+    steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
 
     def total_s(self, eff: Efficiency) -> Any:
         return self.total_with(eff.mbu_frac, eff.mfu_prefill_frac, eff.comm_bw_frac, eff.step_overhead_s,
-                               eff.comm_latency_s, eff.expert_overhead_s)
+                               eff.comm_latency_s, eff.expert_overhead_s, eff.overhead_overlap_frac)
 
     def total_with(self, mbu: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any, comm_latency_s: Any,
-                   expert_overhead_s: Any = 0.0) -> Any:
-        return (np.maximum(self.compute_s / mfu_prefill, self.memory_s / mbu) + self.attn_s / mfu_prefill
-                + self.transfer_s / comm_bw + self.collectives * comm_latency_s + overhead_s
-                + self.expert_calls * expert_overhead_s)
+                   expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0) -> Any:
+        per_step = self.collectives * comm_latency_s + self.expert_calls * expert_overhead_s
+        gpu = (np.maximum(self.compute_s / mfu_prefill, self.steps * self.memory_s / mbu)
+               + self.attn_s / mfu_prefill + self.transfer_s / comm_bw + self.steps * per_step)
+        return gpu + self.steps * exposed_overhead_s(overhead_s, gpu / self.steps, overlap_frac)
+
+
+def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:
+    """Part of a step's CPU overhead the GPU time does not hide: max(0, overhead - overlap x gpu time).
+
+    An engine that schedules step n+1 while step n runs on the GPU (vLLM V1 async scheduling [4],
+    SGLang's overlap scheduler [5], TensorRT-LLM's overlap scheduler [6]) pays only the part of its
+    CPU work that outlasts the GPU step; `overlap_frac` is the share of the GPU time available for
+    that (0: the CPU work runs between GPU steps and adds in full).
+    """
+    return np.maximum(overhead_s - overlap_frac * gpu_s, 0.0)
 
 
 def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
@@ -242,10 +287,12 @@ def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefil
 
 def _comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: Any,
                 expert_parallel: bool) -> tuple[Any, Any]:
-    """(transfer seconds at full link speed, number of collective calls) for one stage's step.
+    """(transfer seconds at full link speed, latency hops) of one stage's collectives in a step.
 
-    Ring all-reduce moves 2 (tp-1)/tp of the activations per call [2]; an all-to-all sends
-    (tp-1)/tp of each token's top-k expert inputs. Both vanish at tp = 1.
+    Ring all-reduce moves 2 (tp-1)/tp of the activations per call in 2 (tp-1) steps, an
+    all-to-all (tp-1)/tp of each token's top-k expert inputs in tp-1 steps [3]; each step pays
+    the link latency once, so a collective's fixed cost grows with the group (hops x
+    comm_latency). Both vanish at tp = 1.
     """
     tp = np.asarray(tp, dtype=float)
     layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
@@ -253,15 +300,15 @@ def _comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s:
     multi = tp > 1
     ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
     transfer = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
-    calls = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
+    hops = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * 2.0 * (tp - 1), 0.0)
     if expert_parallel and arch.moe_groups:
         moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
         top_k = max(g.top_k for g in arch.moe_groups)
         a2a_bytes = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
         transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
                                        0.0)
-        calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)
-    return transfer, calls
+        hops = hops + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * (tp - 1), 0.0)
+    return transfer, hops
 
 
 def kv_split(n_kv_heads: int, tp: Any) -> Any:
@@ -316,21 +363,36 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                      expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep))
 
 
+def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
+    """Forward steps a prefill of `prompt_tokens` takes when the engine processes at most `budget_tokens`
+    tokens per step (vLLM max_num_batched_tokens, SGLang chunked_prefill_size, TensorRT-LLM max_num_tokens,
+    llama.cpp n_batch): ceil(tokens / budget), at least 1; one step when there is no budget."""
+    tokens = np.asarray(prompt_tokens, dtype=float)
+    if budget_tokens is None:
+        return np.ones_like(tokens)
+    return np.maximum(np.ceil(tokens / np.asarray(budget_tokens, dtype=float)), 1.0)
+
+
 def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: Any, pp: Any,
                   memory_bandwidth_tb_s: Any, compute_tflops: Any, interconnect_bandwidth_gb_s: Any,
-                  expert_parallel: bool = False) -> PrefillTerms:
-    """Roofline terms of one prompt's prefill: FLOPs = 2 x active params x N + causal attention (N^2/2 pairs)."""
+                  expert_parallel: bool = False, prefill_budget_tokens: Any = None) -> PrefillTerms:
+    """Roofline terms of one prompt's prefill: FLOPs = 2 x active params x N + causal attention (N^2/2 pairs),
+    in ceil(N / budget) steps (each re-reads the weights and pays the per-step costs)."""
     n = np.asarray(prompt_tokens, dtype=float)
     tp_f = np.asarray(tp, dtype=float)
     pp_f = np.asarray(pp, dtype=float)
     flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * tp_f
-    memory = weight_bytes_read(arch, fmt, n) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
+    steps = prefill_steps(n, prefill_budget_tokens)
+    chunk = n / steps  # tokens per step
+    memory = weight_bytes_read(arch, fmt, chunk) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
     transfer, calls = _comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
                                   expert_parallel=expert_parallel)
     return PrefillTerms(compute_s=2.0 * arch.active_compute_params * n / flops_per_s,
                         attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / flops_per_s,
                         memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
-                        expert_calls=pp_f * expert_calls(arch, n, tp=tp_f, pp=pp_f, expert_parallel=expert_parallel))
+                        expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
+                                                         expert_parallel=expert_parallel),
+                        steps=steps)
 
 
 def _check_parallel(tp: int, pp: int) -> None:
@@ -349,142 +411,25 @@ def _hw_kwargs(hw: Hardware) -> dict[str, float]:
                 interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
 
 
-def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
-                kv_bytes_per_elem: float, tp: int, pp: int, hw: Hardware, eff: Efficiency,
-                prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
-                expert_parallel: bool = False) -> StepTime:
-    """Time for every one of `batch` sequences to advance one token (one decode cycle).
+# Whole-step wrappers (decode_step, prefill_time_s), the steady-state operating point, queueing and arrival
+# models live in planner.serving; re-exported here
+# because callers import them from planner.performance.
+from planner.serving import (  # noqa: E402
+    OperatingPoint,
+    PointTerms,
+    arrival_concurrency,
+    decode_step,
+    operating_point,
+    point_from_terms,
+    point_terms,
+    prefill_time_s,
+    queued_ttft_s,
+    wave_tpot_s,
+    wave_ttft_s,
+)
 
-    `prefill_tokens` are prompt tokens processed in the same steps (chunked prefill);
-    they add FLOPs and touch experts but read no KV cache beyond their own prompt.
-    """
-    _check_parallel(tp, pp)
-    _require_positive_array("batch", batch)
-    terms = decode_terms(arch, fmt, batch=batch, context_tokens=context_tokens, kv_bytes_per_elem=kv_bytes_per_elem,
-                         tp=tp, pp=pp, prefill_tokens=prefill_tokens, prefill_context_tokens=prefill_context_tokens,
-                         expert_parallel=expert_parallel, **_hw_kwargs(hw))
-    cycle, memory, compute, comm, overhead = terms.parts(*eff.values())
-    return StepTime(total_s=cycle, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)
-
-
-def prefill_time_s(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: int, pp: int, hw: Hardware,
-                   eff: Efficiency, expert_parallel: bool = False) -> Any:
-    """Latency to process one prompt of `prompt_tokens` tokens (all pipeline stages in turn).
-
-    FLOPs = 2 x active params x N + attention, where token i attends to i earlier tokens
-    (N^2/2 context-token pairs under causal masking). Compute-bound for long prompts;
-    short prompts hit the weight-read floor.
-    """
-    _check_parallel(tp, pp)
-    _require_positive_array("prompt_tokens", prompt_tokens)
-    terms = prefill_terms(arch, fmt, prompt_tokens=prompt_tokens, tp=tp, pp=pp, expert_parallel=expert_parallel,
-                          **_hw_kwargs(hw))
-    return terms.total_s(eff)
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """Steady-state serving at `concurrency` sequences with continuous batching and chunked prefill."""
-
-    concurrency: Any
-    ttft_s: Any
-    tpot_s: Any
-    output_tokens_per_s: Any  # whole replica
-    output_tokens_per_s_per_user: Any
-    prefill_tokens_per_s: Any  # single-prompt prefill speed
-    step: StepTime
-
-
-@dataclass(frozen=True)
-class PointTerms:
-    """Everything `operating_point` needs, at 100 % efficiency: one cycle and one prompt's prefill."""
-
-    concurrency: Any
-    input_tokens: float
-    step: StepTerms
-    prefill: PrefillTerms
-
-
-def point_terms(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, input_tokens: float,
-                output_tokens: float, kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any,
-                compute_tflops: Any, interconnect_bandwidth_gb_s: Any, expert_parallel: bool = False) -> PointTerms:
-    """Roofline terms of the steady state with `concurrency` sequences (see `operating_point`)."""
-    c = np.asarray(concurrency, dtype=float)
-    hw = dict(memory_bandwidth_tb_s=memory_bandwidth_tb_s, compute_tflops=compute_tflops,
-              interconnect_bandwidth_gb_s=interconnect_bandwidth_gb_s)
-    step = decode_terms(arch, fmt, batch=c, context_tokens=input_tokens + output_tokens / 2.0,
-                        kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp,
-                        prefill_tokens=c * input_tokens / output_tokens, prefill_context_tokens=input_tokens / 2.0,
-                        prefill_chunk_tokens=input_tokens, expert_parallel=expert_parallel, **hw)
-    prefill = prefill_terms(arch, fmt, prompt_tokens=input_tokens, tp=tp, pp=pp, expert_parallel=expert_parallel,
-                            **hw)
-    return PointTerms(concurrency=c, input_tokens=float(input_tokens), step=step, prefill=prefill)
-
-
-def point_from_terms(terms: PointTerms, eff: Efficiency) -> OperatingPoint:
-    """Apply an efficiency to precomputed terms (same result as `operating_point`)."""
-    tpot, memory, compute, comm, overhead = terms.step.parts(*eff.values())
-    prefill_s = terms.prefill.total_s(eff)
-    c = terms.concurrency
-    step = StepTime(total_s=tpot, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)
-    return OperatingPoint(concurrency=c, ttft_s=prefill_s + tpot, tpot_s=tpot, output_tokens_per_s=c / tpot,
-                          output_tokens_per_s_per_user=1.0 / tpot,
-                          prefill_tokens_per_s=terms.input_tokens / prefill_s, step=step)
-
-
-def operating_point(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, input_tokens: float,
-                    output_tokens: float, kv_bytes_per_elem: float, tp: int, pp: int, hw: Hardware,
-                    eff: Efficiency, expert_parallel: bool = False) -> OperatingPoint:
-    """TTFT, TPOT and throughput with `concurrency` sequences in flight.
-
-    In steady state, each decode cycle retires concurrency / output_tokens requests and
-    admits as many new ones, whose prompts (input_tokens each) are prefilled in the same
-    steps: p = concurrency x input / output prompt tokens per cycle. Sequences sit at
-    input + output/2 tokens of context on average. TTFT is the new prompt's own prefill
-    latency plus one loaded cycle (the first token leaves with the next step).
-    Offline throughput therefore includes prefill time.
-    """
-    require_positive(input_tokens=input_tokens, output_tokens=output_tokens)
-    _check_parallel(tp, pp)
-    _require_positive_array("concurrency", concurrency)
-    terms = point_terms(arch, fmt, concurrency=concurrency, input_tokens=input_tokens, output_tokens=output_tokens,
-                        kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp, expert_parallel=expert_parallel,
-                        **_hw_kwargs(hw))
-    return point_from_terms(terms, eff)
-
-
-def queued_ttft_s(*, ttft_s: Any, tpot_s: Any, output_tokens: Any, offered_concurrency: Any,
-                  running_concurrency: Any) -> Any:
-    """TTFT when a closed-loop client keeps more requests open than the engine can run.
-
-    Requests beyond the `running_concurrency` the KV cache holds wait in the queue. A
-    running request occupies its slot for W = TTFT + (output - 1) x TPOT, so slots free
-    at running / W per second (Little's law [3]) and the excess waits
-    (offered - running) / (running / W) on average.
-    """
-    _require_positive_array("output_tokens", output_tokens)
-    offered = np.asarray(offered_concurrency, dtype=float)
-    running = np.maximum(np.asarray(running_concurrency, dtype=float), 1.0)
-    service_s = ttft_s + (output_tokens - 1.0) * tpot_s
-    return ttft_s + np.maximum(offered - running, 0.0) / running * service_s
-
-
-def arrival_concurrency(rate_per_s: float, latency_s_of: Any, *, max_concurrency: float,
-                        iterations: int = 60) -> float:
-    """Concurrency an open-loop arrival rate sustains: the fixed point c = rate x latency(c) [3].
-
-    `latency_s_of(c)` is one request's end-to-end latency at concurrency c (increasing in c).
-    Returns `max_concurrency` when the rate exceeds what the replica can serve (saturation).
-    Solved by bisection on [tiny, max_concurrency].
-    """
-    require_positive(rate_per_s=rate_per_s, max_concurrency=max_concurrency)
-    lo, hi = 1e-6, float(max_concurrency)
-    if rate_per_s * float(latency_s_of(hi)) >= hi:
-        return hi
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if rate_per_s * float(latency_s_of(mid)) > mid:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+__all__ = ["ACTIVATION_BYTES", "Efficiency", "Hardware", "OperatingPoint", "PointTerms", "PrefillTerms", "StepTerms",
+           "StepTime", "arrival_concurrency", "attention_flops_per_token", "decode_step", "decode_terms",
+           "expert_calls", "exposed_overhead_s", "kv_split", "operating_point", "point_from_terms", "point_terms", "prefill_steps",
+           "prefill_terms", "prefill_time_s", "queued_ttft_s", "wave_tpot_s", "wave_ttft_s", "weight_bytes_read",
+           "weight_bytes_split"]

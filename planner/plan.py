@@ -3,8 +3,12 @@
 Resolves the workload (explicit fields > observed request sizes > preset), picks the
 replica size and the operating concurrency under the latency targets (`estimate` +
 `sizing.choose_concurrency`), prices every rental tier and owned hardware (`costs`), the
-same workload at an API's prices, and then the volume questions (`breakeven`): break-even
-per tier, the month it happens with growth, the cumulative saving and a hybrid option.
+same workload at an API's prices (`api_costs`), and then the volume questions
+(`breakeven`): break-even per tier, the month it happens with growth, the cumulative saving
+and a hybrid option. Every tier is also costed at both ends of the performance model's
+calibrated range (GPUs, USD/month, USD/Mtok, break-even), and the plan warns when that
+range is wide (`costs.WIDE_RANGE_RATIO`) or when a latency target holds only at the
+central estimate. Chart data over volume is in `planner.cost_curves`.
 """
 
 from __future__ import annotations
@@ -28,31 +32,34 @@ from planner.breakeven import (
     hybrid_plan,
     monthly_self_hosted_usd,
     self_hosted_usd_per_month,
-    step_edges,
     with_capacity_factor,
 )
+from planner.api_costs import ApiCost, resolve_api
 from planner.catalog import Catalog, load_catalog
 from planner.costs import (
     ALL_TIERS,
     ELASTIC_TIERS,
     OWNED,
     RENTAL_TIERS,
-    ApiCost,
+    WIDE_RANGE_RATIO,
     TierCost,
+    TierPrice,
+    is_wide_range,
     owned_gpu_month,
-    resolve_api,
     staff_usd_per_month,
     tier_cost,
     tier_prices,
 )
-from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
+from planner.errors import DoesNotFitError, UnreachableTargetError
 from planner.estimate import Estimate, EstimateRequest, estimate
 from planner.scenario import PRESETS, Scenario
 from planner.sizing import (
+    Fleet,
     autoscaled_fleet,
     capacity_requests_per_s,
     choose_concurrency,
     fixed_fleet,
+    pessimistic_latency_warnings,
     prefill_time_share,
 )
 from planner.workload import (
@@ -181,9 +188,9 @@ def _hint_larger_replica(catalog: Catalog, request: EstimateRequest, chosen: Est
                         f"to compare")
 
 
-def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool, notes: dict[str, str]
-                ) -> tuple[dict[str, TierRates], dict, float]:
-    """Per-GPU-hour drivers of every available tier; notes say where prices come from or why a tier is missing."""
+def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool
+                ) -> tuple[dict[str, TierRates], dict[str, TierPrice], float]:
+    """Per-GPU-hour drivers of every available tier, and each tier's price with its provider and source."""
     prices = tier_prices(catalog, est.gpu_id, provider=s.provider,
                          reserved_1y_discount_frac=s.reserved_1y_discount_frac,
                          reserved_3y_discount_frac=s.reserved_3y_discount_frac,
@@ -192,7 +199,6 @@ def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool, 
     software = s.software_usd_per_gpu_year / units.HOURS_PER_YEAR
     rates: dict[str, TierRates] = {}
     for tier, price in prices.items():
-        notes[tier] = price.note
         if price.available:
             drivers = {"gpu_rental": price.usd_per_gpu_hour}
             if tier == "spot":
@@ -205,21 +211,28 @@ def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool, 
     capex = math.nan
     if purchase is None or watts is None:
         missing = " and ".join(n for n, v in (("purchase price", purchase), ("power", watts)) if v is None)
-        notes[OWNED] = f"no {missing} listed for {gpu.gpu_id} in gpus.csv; set gpu_purchase_usd / gpu_power_w"
-    else:
-        month = owned_gpu_month(
-            gpu_purchase_usd=purchase, gpu_power_w=watts, server_network_capex_frac=s.server_network_capex_frac,
-            amortisation_years=s.amortisation_years, cost_of_capital_frac_per_year=s.cost_of_capital_frac_per_year,
-            residual_value_frac=s.residual_value_frac, server_to_gpu_power_ratio=s.server_to_gpu_power_ratio,
-            power_load_frac=s.power_load_frac, pue=s.pue, electricity_usd_per_kwh=s.electricity_usd_per_kwh,
-            colocation_usd_per_kw_month=s.colocation_usd_per_kw_month,
-            software_usd_per_gpu_year=s.software_usd_per_gpu_year)
-        capex = month.capex_usd
-        per_hour = {"capital": month.capital_usd, "power": month.power_usd, "hosting": month.hosting_usd,
-                    "software": month.software_usd}
-        rates[OWNED] = TierRates(OWNED, False, {k: v / units.HOURS_PER_MONTH for k, v in per_hour.items()})
-        notes[OWNED] = (f"{gpu.gpu_id} at ${purchase:,.0f} and {watts:,.0f} W, capex ${capex:,.0f} per GPU with "
-                        f"server and network, {s.amortisation_years:g} years at {s.cost_of_capital_frac_per_year:.1%}")
+        prices[OWNED] = TierPrice(OWNED, False, math.nan, None, "unavailable",
+                                  f"no {missing} listed for {gpu.gpu_id} in gpus.csv; set gpu_purchase_usd / "
+                                  f"gpu_power_w")
+        return rates, prices, capex
+    month = owned_gpu_month(
+        gpu_purchase_usd=purchase, gpu_power_w=watts, server_network_capex_frac=s.server_network_capex_frac,
+        amortisation_years=s.amortisation_years, cost_of_capital_frac_per_year=s.cost_of_capital_frac_per_year,
+        residual_value_frac=s.residual_value_frac, server_to_gpu_power_ratio=s.server_to_gpu_power_ratio,
+        power_load_frac=s.power_load_frac, pue=s.pue, electricity_usd_per_kwh=s.electricity_usd_per_kwh,
+        colocation_usd_per_kw_month=s.colocation_usd_per_kw_month,
+        software_usd_per_gpu_year=s.software_usd_per_gpu_year)
+    capex = month.capex_usd
+    per_hour = {k: v / units.HOURS_PER_MONTH for k, v in (("capital", month.capital_usd), ("power", month.power_usd),
+                                                           ("hosting", month.hosting_usd),
+                                                           ("software", month.software_usd))}
+    rates[OWNED] = TierRates(OWNED, False, per_hour)
+    from_catalog = s.gpu_purchase_usd is None
+    prices[OWNED] = TierPrice(
+        OWNED, True, rates[OWNED].usd_per_gpu_hour, None, "owned",
+        f"{gpu.gpu_id} at ${purchase:,.0f} and {watts:,.0f} W, capex ${capex:,.0f} per GPU with server and "
+        f"network, {s.amortisation_years:g} years at {s.cost_of_capital_frac_per_year:.1%}",
+        gpu.purchase_source_url if from_catalog else None, gpu.purchase_source_accessed if from_catalog else None)
     return rates, prices, capex
 
 
@@ -246,8 +259,7 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
     elastic_ok = s.autoscale and w.hourly_profile is not None
     if s.autoscale and w.hourly_profile is None:
         warnings.append("autoscale needs an hourly_profile: rented fleets are costed as fixed, peak-sized fleets")
-    notes: dict[str, str] = {}
-    rates, prices, capex = _tier_rates(catalog, s, est, elastic_ok, notes)
+    rates, prices, capex = _tier_rates(catalog, s, est, elastic_ok)
     api, api_rate = resolve_api(catalog, s.api_id, est.model_id, w, warnings)
     econ = VolumeEconomics(
         capacity_per_s=capacity, gpus_per_replica=est.num_gpus,
@@ -262,13 +274,16 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
     tokens_in, tokens_out = monthly_tokens(w.requests_per_day, w.input_tokens_mean, w.output_tokens_mean)
     share = prefill_time_share(w.input_tokens_mean, est.prefill_tokens_per_s, w.output_tokens_mean,
                                est.output_tokens_per_s)
-    low_factor = est.output_tokens_per_s_low / est.output_tokens_per_s
-    high_factor = est.output_tokens_per_s_high / est.output_tokens_per_s
-    costs = {t: _tier_cost(t, econ, rates, prices, notes, capex, w, (tokens_in, tokens_out), share,
-                           (low_factor, high_factor)) for t in ALL_TIERS}
+    # the performance model's range: optimistic (high throughput) and pessimistic ends of replica capacity
+    ends = (with_capacity_factor(econ, est.output_tokens_per_s_high / est.output_tokens_per_s),
+            with_capacity_factor(econ, est.output_tokens_per_s_low / est.output_tokens_per_s))
+    costs = {t: _tier_cost(t, econ, ends, rates, prices[t], w, (tokens_in, tokens_out), share, api is not None,
+                           capex) for t in ALL_TIERS}
     headline = OWNED if s.mode == "owned" else s.rental_tier
-    if headline not in rates:
-        warnings.append(f"headline tier {headline} is unavailable: {notes.get(headline, '')}")
+    _headline_warnings(costs[headline], prices, est, warnings)
+    warnings.extend(pessimistic_latency_warnings(
+        ttft_s=est.ttft_s, ttft_s_high=est.ttft_s_high, ttft_target_s=ttft_target, tpot_s=est.tpot_s,
+        tpot_s_high=est.tpot_s_high, tpot_target_s=tpot_target))
     monthly, per_tier, api_by_month = _monthly_table(econ, w, s.horizon_months, api is not None)
     be = {t: breakeven(econ, t) for t in rates} if api else {}
     growth = {t: growth_outcome(t, per_tier[t], api_by_month) for t in rates} if api else {}
@@ -281,37 +296,56 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
         scenario=s, workload=w, request_sizes=sizes, ttft_target_s=ttft_target, tpot_target_s=tpot_target,
         estimate=est, num_gpus_per_replica=est.num_gpus, operating_concurrency=est.concurrency,
         concurrency_bound_by=bound_by, capacity_requests_per_s_per_replica=capacity,
-        capacity_requests_per_s_per_replica_low=capacity * low_factor,
-        capacity_requests_per_s_per_replica_high=capacity * high_factor, prefill_time_share_frac=share,
+        capacity_requests_per_s_per_replica_low=ends[1].capacity_per_s,
+        capacity_requests_per_s_per_replica_high=ends[0].capacity_per_s, prefill_time_share_frac=share,
         input_tokens_per_month=tokens_in, output_tokens_per_month=tokens_out, headline_tier=headline, costs=costs,
         api=api, breakeven=be, growth=growth, hybrid=hybrid, monthly=monthly, economics=econ, sources=sources,
         warnings=tuple(dict.fromkeys(warnings)))
 
 
-def _tier_cost(tier: str, econ: VolumeEconomics, rates: dict[str, TierRates], prices: dict, notes: dict[str, str],
-               capex: float, w: Workload, tokens: tuple[float, float], share: float,
-               factors: tuple[float, float]) -> TierCost:
-    provider = prices[tier].provider if tier in RENTAL_TIERS else None
-    if tier not in rates:
-        return tier_cost(tier, math.nan, notes.get(tier, ""), None, monthly=math.nan, low=math.nan, high=math.nan,
-                         drivers={}, tokens_in=tokens[0], tokens_out=tokens[1], prefill_share=share,
-                         provider=provider, basis="unavailable", capex_usd_per_gpu=math.nan)
+def _headline_warnings(head: TierCost, prices: dict[str, TierPrice], est: Estimate, warnings: list[str]) -> None:
+    """The headline tier is missing, dearer than on-demand, or its cost range is wide (WIDE_RANGE_RATIO)."""
+    if not head.available:
+        warnings.append(f"headline tier {head.tier} is unavailable: {head.note}")
+        return
+    price, on_demand = prices[head.tier], prices["on_demand"]
+    if (head.tier in RENTAL_TIERS and head.tier != "on_demand" and price.basis != "user override"
+            and on_demand.available and price.usd_per_gpu_hour > on_demand.usd_per_gpu_hour):
+        warnings.append(f"headline tier {head.tier} ({price.provider}, {price.usd_per_gpu_hour:g} USD/GPU-hour) is "
+                        f"dearer than the cheapest on-demand offer ({on_demand.provider}, "
+                        f"{on_demand.usd_per_gpu_hour:g}); set provider to compare tiers within one cloud")
+    if is_wide_range(head.monthly_usd_low, head.monthly_usd_high):
+        warnings.append(f"wide estimate range: self-hosting costs {head.monthly_usd_low:,.0f} to "
+                        f"{head.monthly_usd_high:,.0f} USD/month (more than {WIDE_RANGE_RATIO:g}x) depending on the "
+                        f"achieved throughput (efficiency profile {est.efficiency_profile}); measure your own "
+                        f"throughput to narrow it")
+
+
+def _fleet(econ: VolumeEconomics, elastic: bool, w: Workload) -> Fleet:
     common = dict(gpus_per_replica=econ.gpus_per_replica, headroom_frac=econ.headroom_frac,
                   redundancy_replicas=econ.redundancy_replicas)
-    fleet = (autoscaled_fleet(w.requests_per_day, econ.capacity_per_s,
-                              hourly_rate_factors=hourly_rate_factors(w.hourly_profile, w.offline_frac),
-                              **common) if rates[tier].elastic else
-             fixed_fleet(w.requests_per_day, econ.capacity_per_s, design_rate_factor=econ.design_rate_factor,
-                         **common))
-    low_factor, high_factor = factors
-    return tier_cost(
-        tier, rates[tier].usd_per_gpu_hour, notes.get(tier, ""), fleet,
-        monthly=_monthly_at(econ, tier, w.requests_per_day),
-        low=_monthly_at(with_capacity_factor(econ, high_factor), tier, w.requests_per_day),
-        high=_monthly_at(with_capacity_factor(econ, low_factor), tier, w.requests_per_day),
-        drivers=cost_breakdown(econ, tier, w.requests_per_day), tokens_in=tokens[0], tokens_out=tokens[1],
-        prefill_share=share, provider=provider, basis=prices[tier].basis if tier in RENTAL_TIERS else "owned",
-        capex_usd_per_gpu=capex if tier == OWNED else math.nan)
+    if elastic:
+        return autoscaled_fleet(w.requests_per_day, econ.capacity_per_s,
+                                hourly_rate_factors=hourly_rate_factors(w.hourly_profile, w.offline_frac), **common)
+    return fixed_fleet(w.requests_per_day, econ.capacity_per_s, design_rate_factor=econ.design_rate_factor, **common)
+
+
+def _tier_cost(tier: str, econ: VolumeEconomics, ends: tuple[VolumeEconomics, VolumeEconomics],
+               rates: dict[str, TierRates], price: TierPrice, w: Workload, tokens: tuple[float, float], share: float,
+               with_api: bool, capex: float) -> TierCost:
+    """One tier at the central estimate and at both ends of the capacity range (`ends`: optimistic, pessimistic)."""
+    kw = dict(input_tokens_per_month=tokens[0], output_tokens_per_month=tokens[1], prefill_time_share_frac=share,
+              capex_usd_per_gpu=capex if tier == OWNED else math.nan)
+    if tier not in rates:
+        return tier_cost(price, usd_per_gpu_hour=math.nan, fleets=None, monthly_usd=(math.nan,) * 3, drivers={},
+                         **kw)
+    variants = (econ, *ends)
+    fleets = tuple(_fleet(e, rates[tier].elastic, w) for e in variants)
+    monthly = tuple(_monthly_at(e, tier, w.requests_per_day) for e in variants)
+    crossings = tuple(breakeven(e, tier) for e in ends) if with_api else ()
+    be = tuple(b.requests_per_day for b in crossings) or (math.nan, math.nan)
+    return tier_cost(price, usd_per_gpu_hour=rates[tier].usd_per_gpu_hour, fleets=fleets, monthly_usd=monthly,
+                     drivers=cost_breakdown(econ, tier, w.requests_per_day), breakeven_requests_per_day=be, **kw)
 
 
 def _monthly_table(econ: VolumeEconomics, w: Workload, horizon_months: int, with_api: bool
@@ -331,40 +365,4 @@ def _monthly_at(econ: VolumeEconomics, tier: str, requests_per_day: float) -> fl
     return float(self_hosted_usd_per_month(econ, tier, requests_per_day)[0])
 
 
-@dataclass(frozen=True)
-class CostCurve:
-    """Monthly cost against volume, for the break-even chart (self-hosting is a step function)."""
-
-    requests_per_day: tuple[float, ...]
-    self_hosted_usd: dict[str, tuple[float, ...]]  # per available tier
-    api_usd: tuple[float, ...]  # empty without an API price
-
-
-def cost_curve(p: Plan, requests_per_day: np.ndarray | list[float] | None = None, *, points: int = 200,
-               max_steps: int = 400) -> CostCurve:
-    """Self-hosted monthly cost per tier and the API's over a grid of volumes (month-1 prices).
-
-    Without a grid: 0 to 3x the larger of the scenario's volume and the furthest break-even,
-    plus both sides of each replica step of the headline tier (up to `max_steps`), so a line
-    through the points draws the staircase exactly.
-    """
-    econ = p.economics
-    if requests_per_day is None:
-        found = [b.requests_per_day for b in p.breakeven.values() if b.found]
-        top = 3 * max([p.workload.requests_per_day, *found])
-        grid = np.linspace(0.0, top, points)
-        if p.headline_tier in econ.tiers:
-            edges = step_edges(econ, p.headline_tier, top)[1:-1][:max_steps]
-            grid = np.concatenate([grid, edges, np.nextafter(edges, np.inf)])
-        grid = np.unique(grid)
-    else:
-        grid = np.asarray(requests_per_day, dtype=float)
-        if grid.ndim != 1 or grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid < 0):
-            raise InvalidInputError("requests_per_day grid must be a non-empty list of finite volumes >= 0")
-    return CostCurve(
-        requests_per_day=tuple(float(v) for v in grid),
-        self_hosted_usd={t: tuple(float(c) for c in self_hosted_usd_per_month(econ, t, grid)) for t in econ.tiers},
-        api_usd=tuple(float(c) for c in api_usd_per_month(econ, grid)) if p.api else ())
-
-
-__all__ = ["Plan", "plan", "cost_curve", "CostCurve", "MonthRow", "CANDIDATE_GPUS_PER_REPLICA"]
+__all__ = ["Plan", "plan", "MonthRow", "CANDIDATE_GPUS_PER_REPLICA"]

@@ -75,8 +75,7 @@ def _resolved(plan: Plan, name: str) -> Any:
                 "tpot_target_s": plan.tpot_target_s, "num_gpus_per_replica": plan.num_gpus_per_replica,
                 "precision": plan.estimate.precision, "kv_dtype": plan.estimate.kv_dtype,
                 "engine": plan.estimate.engine, "profile": plan.estimate.efficiency_profile,
-                "api_id": plan.api.api_id if plan.api else None,
-                "provider": plan.costs["on_demand"].provider}
+                "api_id": plan.api.api_id if plan.api else None}
     return resolved.get(name)
 
 
@@ -115,21 +114,31 @@ def _result_rows(plan: Plan) -> list[list[Any]]:
             rows.append(["result", f"{tier}_available", False, "", c.note])
             continue
         f = c.fleet
-        rows += [["result", f"{tier}_replicas", f.total_replicas, "replicas",
+        rows += [["result", f"{tier}_provider", c.provider, "", c.price_source_url or ""],
+                 ["result", f"{tier}_price_basis", c.price_basis, "", c.price_source_accessed],
+                 ["result", f"{tier}_replicas", f.total_replicas, "replicas",
                   f"{f.serving_replicas} serving + {f.redundancy_replicas} spare" + (" (peak hour)" if f.autoscaled
                                                                                      else "")],
-                 ["result", f"{tier}_gpus", f.total_gpus, "gpus", ""],
+                 ["result", f"{tier}_gpus", f.total_gpus, "gpus", f"range {c.total_gpus_low}-{c.total_gpus_high}"],
                  ["result", f"{tier}_utilisation_avg_frac", f.utilisation_avg_frac, "fraction", ""],
                  ["result", f"{tier}_usd_per_gpu_hour", c.usd_per_gpu_hour, "usd_per_gpu_hour", c.note],
                  ["result", f"{tier}_monthly_usd", c.monthly_usd, "usd_per_month",
                   f"range {c.monthly_usd_low:,.0f}-{c.monthly_usd_high:,.0f}"],
-                 ["result", f"{tier}_input_usd_per_mtok", c.input_usd_per_mtok, "usd_per_mtok", "reservation-based"],
-                 ["result", f"{tier}_output_usd_per_mtok", c.output_usd_per_mtok, "usd_per_mtok", "reservation-based"]]
+                 ["result", f"{tier}_input_usd_per_mtok", c.input_usd_per_mtok, "usd_per_mtok",
+                  f"reservation-based; range {c.input_usd_per_mtok_low:.4g}-{c.input_usd_per_mtok_high:.4g}"],
+                 ["result", f"{tier}_output_usd_per_mtok", c.output_usd_per_mtok, "usd_per_mtok",
+                  f"reservation-based; range {c.output_usd_per_mtok_low:.4g}-{c.output_usd_per_mtok_high:.4g}"],
+                 ["result", f"{tier}_blended_usd_per_mtok", c.blended_usd_per_mtok, "usd_per_mtok",
+                  f"reservation-based; range {c.blended_usd_per_mtok_low:.4g}-{c.blended_usd_per_mtok_high:.4g}"]]
         rows += [["result", f"{tier}_{name}_share_frac", share, "fraction", ""]
                  for name, share in c.driver_shares_frac.items()]
         b = plan.breakeven.get(tier)
         if b is not None:
             rows += [["result", f"{tier}_breakeven_requests_per_day", b.requests_per_day, "requests_per_day", b.note],
+                     ["result", f"{tier}_breakeven_requests_per_day_low", c.breakeven_requests_per_day_low,
+                      "requests_per_day", "at the optimistic end of the throughput range (empty: none)"],
+                     ["result", f"{tier}_breakeven_requests_per_day_high", c.breakeven_requests_per_day_high,
+                      "requests_per_day", "at the pessimistic end of the throughput range (empty: none)"],
                      ["result", f"{tier}_breakeven_tokens_per_month", b.tokens_per_month, "tokens_per_month", ""],
                      ["result", f"{tier}_first_cheaper_requests_per_day", b.first_cheaper_requests_per_day,
                       "requests_per_day", "may hold only at the top of one replica step"]]
@@ -139,7 +148,12 @@ def _result_rows(plan: Plan) -> list[list[Any]]:
                      ["result", f"{tier}_cumulative_saving_usd", g.cumulative_saving_usd, "usd",
                       f"over {plan.scenario.horizon_months} months"]]
     if plan.api is not None:
-        rows += [["result", "api_monthly_usd", plan.api.monthly_usd, "usd_per_month", plan.api.note]]
+        a = plan.api
+        rows += [["result", "api_monthly_usd", a.monthly_usd, "usd_per_month", a.note],
+                 ["result", "api_input_usd_per_mtok", a.input_usd_per_mtok, "usd_per_mtok", "effective"],
+                 ["result", "api_output_usd_per_mtok", a.output_usd_per_mtok, "usd_per_mtok", "effective"],
+                 ["result", "api_blended_usd_per_mtok", a.blended_usd_per_mtok, "usd_per_mtok",
+                  "effective: the bill over input + output tokens"]]
     if plan.hybrid is not None:
         h = plan.hybrid
         rows += [["result", "hybrid_total_usd_per_month", h.total_usd_per_month, "usd_per_month",

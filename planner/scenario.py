@@ -104,7 +104,8 @@ _FIELDS = (
               "rented unless set", choices=MODES),
     FieldSpec("rental_tier", "choice", "deployment", "", "on_demand", "headline rental tier",
               "on_demand unless set", choices=RENTAL_TIERS),
-    FieldSpec("provider", "str", "deployment", "", None, "GPU cloud (empty: the cheapest on-demand offer)",
+    FieldSpec("provider", "str", "deployment", "", None, "GPU cloud for every rental tier (empty: each tier "
+              "takes its own cheapest offer across providers)",
               "data/gpu_prices.csv", nullable=True),
     FieldSpec("autoscale", "bool", "deployment", "", False, "rented on-demand and spot fleets follow the "
               "hourly_profile", "off unless set"),
@@ -297,6 +298,24 @@ def _parse_text(spec: FieldSpec, text: str) -> Any:
         raise InvalidInputError(f"scenario field {spec.name!r}: cannot read {text!r} as a "
                                 f"{'list of numbers' if spec.kind == 'profile' else 'number'}") from None
     return raw
+
+
+def clip_to_field(name: str, value: float) -> float | None:
+    """A number moved into a numeric field's bounds (SCENARIO_FIELDS): below low -> low, above high -> high,
+    whole-number fields rounded. None when the value is not finite, or when it would sit on an open lower
+    bound (a field that must be > low cannot take low)."""
+    spec = SCENARIO_FIELDS.get(name)
+    if spec is None or spec.kind not in ("int", "float"):
+        raise InvalidInputError(f"{name!r} is not a numeric scenario field{_closest_field(name)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if spec.high is not None:
+        value = min(value, spec.high)
+    if spec.low is not None:
+        value = max(value, spec.low)
+        if spec.low_open and value <= spec.low:
+            return None
+    return float(round(value)) if spec.kind == "int" else float(value)
 
 
 def coerce_field(name: str, value: Any) -> Any:

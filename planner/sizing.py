@@ -194,3 +194,21 @@ def prefill_time_share(input_tokens_mean: float, prefill_tokens_per_s: float, ou
     share = (input_tokens_mean / prefill_tokens_per_s) / (output_tokens_mean / output_tokens_per_s)
     return float(min(1.0, max(0.0, share)))
 
+
+
+def pessimistic_latency_warnings(*, ttft_s: float, ttft_s_high: float, ttft_target_s: float, tpot_s: float,
+                                 tpot_s_high: float, tpot_target_s: float) -> list[str]:
+    """Targets met at the central estimate but missed at the pessimistic end of its calibrated range.
+
+    The operating concurrency is chosen on the central TTFT and TPOT; when the slow end of the
+    performance model's range (`*_high`) exceeds a target, the plan meets that target only if
+    the hardware reaches the central efficiency. One message per target so missed.
+    """
+    out = []
+    if tpot_s_high > tpot_target_s:
+        out.append(f"the TPOT target ({tpot_target_s:g} s) is met by the central estimate ({tpot_s:.4f} s) "
+                   f"but not by its pessimistic end ({tpot_s_high:.4f} s)")
+    if ttft_s_high > ttft_target_s:
+        out.append(f"the TTFT target ({ttft_target_s:g} s) is met by the central estimate ({ttft_s:.3f} s) "
+                   f"but not by its pessimistic end ({ttft_s_high:.3f} s)")
+    return out

@@ -140,8 +140,9 @@ class _CandidateTable:
     bandwidth_tb_s: np.ndarray
     link_gb_s: np.ndarray
     per_node: np.ndarray
-    eff: np.ndarray  # (N, 8) Efficiency.values()
+    eff: np.ndarray  # (N, 9) Efficiency.values()
     profile_ids: np.ndarray
+    budget_tokens: np.ndarray  # engine's per-step token budget (inf: none)
 
     @classmethod
     def build(cls, catalog: Catalog, cands: list[_Candidate]) -> _CandidateTable:
@@ -160,8 +161,9 @@ class _CandidateTable:
                    np.array([KV_FRACTION_OF_FREE_MEMORY.get(c.engine_id, False) for c in cands], dtype=bool),
                    f(c.gpu.memory_bandwidth_tb_s for c in cands), f(c.gpu.interconnect_bandwidth_gb_s for c in cands),
                    np.array([c.gpu.max_gpus_per_node for c in cands], dtype=int),
-                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float).reshape(-1, 8),
-                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][0] for c in cands], dtype=object))
+                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float).reshape(-1, 9),
+                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][0] for c in cands], dtype=object),
+                   f(e.max_num_batched_tokens or np.inf for e in eng))
 
 
 def _parallelism(per_node: np.ndarray, counts: list[int], heads: int, gpu_stub: Gpu) -> tuple[np.ndarray, ...]:
@@ -217,10 +219,10 @@ def _sweep_model(catalog: Catalog, model: Any, t: _CandidateTable, counts: list[
     terms = point_terms(arch, fmt, concurrency=np.maximum(conc, 1).astype(float), input_tokens=inp,
                         output_tokens=out, kv_bytes_per_elem=2.0, tp=tp, pp=pp,
                         memory_bandwidth_tb_s=t.bandwidth_tb_s[idx], compute_tflops=tflops,
-                        interconnect_bandwidth_gb_s=t.link_gb_s[idx])
+                        interconnect_bandwidth_gb_s=t.link_gb_s[idx], prefill_budget_tokens=t.budget_tokens[idx])
     tpot = terms.step.parts(*values.T)[0]
-    mbu, _, _, mfu_p, comm_bw, overhead_s, latency_s, expert_s = values.T
-    prefill = terms.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_s)
+    mbu, _, _, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap = values.T
+    prefill = terms.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap)
     nan = np.where(fits, 1.0, np.nan)
     return {
         "model_id": np.full(len(idx), model.model_id, dtype=object),

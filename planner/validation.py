@@ -9,17 +9,19 @@ run that precision) becomes an `Unexpressible` with the reason, never a silent d
 
 Scenarios (how the measurement was run) map onto the performance model as follows:
   offline       engine-chosen batch: steady state at the KV capacity (capped by max batch)
-  static_batch  `concurrency` prompts started together: one batched prefill, then
-                output_tokens decode steps at that batch (steady state if it exceeds capacity)
-  serving       closed loop at `concurrency` (queueing beyond capacity, Little's law) or an
-                open-loop `request_rate_per_s` (concurrency from the fixed point c = rate x latency)
+  static_batch  `concurrency` prompts started together: their prompts prefilled in the engine's
+                per-step token budget, then output_tokens decode steps at that batch; TTFT is
+                the mean wait in that burst (steady state if the batch exceeds capacity)
+  serving       closed loop at `concurrency`: with fixed lengths (the default) requests start and
+                end together, so each wave is a static batch (`serving.wave_ttft_s`); with
+                variable lengths, or beyond capacity, the steady state (queueing beyond capacity,
+                Little's law); or an open-loop `request_rate_per_s` (concurrency from the fixed
+                point c = rate x latency)
   batch1        a single stream: llama-bench pp/tg, or first-token latency
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,9 +31,8 @@ from typing import Any
 import numpy as np
 
 from planner import units
-from planner._csvschema import Col, read_rows
-from planner.catalog import DATA_DIR, Catalog
-from planner.errors import CatalogError, InvalidInputError, PlannerError
+from planner.catalog import Catalog
+from planner.errors import InvalidInputError, PlannerError
 from planner.estimate import (
     EstimateRequest,
     ReplicaSetup,
@@ -40,6 +41,20 @@ from planner.estimate import (
     prepare,
     terms_of,
 )
+from planner.measured import (  # noqa: F401  (re-exported: callers import them from here)
+    LENGTHS,
+    MEASURED_DIR,
+    MEASURED_FILE,
+    MEASURED_SCHEMA,
+    METRIC_GROUPS,
+    METRICS,
+    POINT_SCHEMA,
+    SCENARIOS,
+    SPLITS,
+    MeasuredPoint,
+    read_measured,
+    read_points,
+)
 from planner.performance import (
     Efficiency,
     PointTerms,
@@ -47,128 +62,11 @@ from planner.performance import (
     StepTerms,
     arrival_concurrency,
     decode_terms,
+    prefill_steps,
     queued_ttft_s,
+    wave_tpot_s,
+    wave_ttft_s,
 )
-
-MEASURED_DIR = DATA_DIR / "measured"
-MEASURED_FILE = MEASURED_DIR / "throughput.csv"
-
-_SOURCE_OPTIONAL = {"source_url": Col("url", False), "source_accessed": Col("date", False)}
-MEASURED_SCHEMA = {
-    "row_id": Col("str"), "split": Col("str"), "source_url": Col("url"), "source_accessed": Col("date"),
-    "source_detail": Col("str", False), "model": Col("str"), "model_config": Col("str", False), "gpu": Col("str"),
-    "num_gpus": Col("int+"), "tp": Col("int+", False), "precision": Col("str"), "kv_dtype": Col("str", False),
-    "engine": Col("str"), "engine_version": Col("str", False), "scenario": Col("str"),
-    "concurrency": Col("int+", False), "request_rate_per_s": Col("float+", False), "input_tokens": Col("int+"),
-    "output_tokens": Col("int+"), "metric": Col("str"), "measured_value": Col("float+"), "notes": Col("str", False),
-}
-# A user's own points (`planner calibrate --csv`): provenance and bookkeeping columns are optional.
-POINT_SCHEMA = {**MEASURED_SCHEMA, **_SOURCE_OPTIONAL, "row_id": Col("str", False), "split": Col("str", False)}
-
-SCENARIOS = ("offline", "static_batch", "serving", "batch1")
-METRICS = ("output_tokens_per_s", "batch1_decode_tokens_per_s", "prefill_tokens_per_s", "ttft_ms", "tpot_ms")
-SPLITS = ("fit", "holdout")
-# The error-report groups the issue asks for: max-throughput, batch-1 decode, prefill, TTFT/TPOT,
-# plus the throughput of fixed batches and of serving loads.
-METRIC_GROUPS = {
-    ("offline", "output_tokens_per_s"): "max_throughput_output_tokens_per_s",
-    ("static_batch", "output_tokens_per_s"): "fixed_batch_output_tokens_per_s",
-    ("serving", "output_tokens_per_s"): "serving_output_tokens_per_s",
-    ("batch1", "batch1_decode_tokens_per_s"): "batch1_decode_tokens_per_s",
-    ("batch1", "prefill_tokens_per_s"): "prefill_tokens_per_s",
-}
-
-
-@dataclass(frozen=True)
-class MeasuredPoint:
-    """One measured figure and the setup that produced it (columns of MEASURED_SCHEMA)."""
-
-    row_id: str
-    split: str
-    model: str
-    gpu: str
-    num_gpus: int
-    precision: str
-    engine: str
-    scenario: str
-    input_tokens: int
-    output_tokens: int
-    metric: str
-    measured_value: float
-    model_config: str | None = None
-    tp: int | None = None
-    kv_dtype: str | None = None
-    concurrency: int | None = None
-    request_rate_per_s: float | None = None
-    engine_version: str | None = None
-    source_url: str | None = None
-    notes: str | None = None
-
-    @property
-    def metric_group(self) -> str:
-        return METRIC_GROUPS.get((self.scenario, self.metric), self.metric.removesuffix("_ms"))
-
-
-def _check_choice(label: str, rows: list[dict[str, Any]], column: str, allowed: tuple[str, ...]) -> None:
-    for row in rows:
-        if row.get(column) is not None and row[column] not in allowed:
-            raise CatalogError(label, row["_row"], column, row[column], f"must be one of {', '.join(allowed)}")
-
-
-def read_points(source: str | Path | bytes, *, name: str | None = None, user: bool = False) -> list[MeasuredPoint]:
-    """Read measured rows (the project's file, or a user's CSV when `user`) into MeasuredPoints.
-
-    CatalogError names the file, row, column and value of the first problem.
-    """
-    schema = POINT_SCHEMA if user else MEASURED_SCHEMA
-    if user:
-        source = _with_optional_columns(source, schema, name)
-    rows = read_rows(source, schema, name=name, id_column=None if user else "row_id", strict_columns=not user)
-    label = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "uploaded CSV")
-    _check_choice(label, rows, "scenario", SCENARIOS)
-    _check_choice(label, rows, "metric", METRICS)
-    _check_choice(label, rows, "split", SPLITS)
-    fields = set(MeasuredPoint.__dataclass_fields__)
-    points = []
-    for row in rows:
-        data = {k: v for k, v in row.items() if k in fields}
-        data["row_id"] = data.get("row_id") or f"row-{row['_row']}"
-        data["split"] = data.get("split") or "holdout"
-        points.append(MeasuredPoint(**data))
-    return points
-
-
-def _with_optional_columns(source: str | Path | bytes, schema: dict[str, Col], name: str | None) -> bytes:
-    """A user's CSV with every optional column it leaves out added empty (the reader wants them all present)."""
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as err:
-            raise CatalogError(name or str(source), None, None, None, f"cannot be read ({err.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data  # read_rows reports it
-    lines = list(csv.reader(io.StringIO(text, newline="")))
-    if not lines:
-        return data
-    header = [h.strip() for h in lines[0]]
-    extra = [c for c, spec in schema.items() if not spec.required and c not in header]
-    if not extra:
-        return data
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header + extra)
-    for row in lines[1:]:
-        writer.writerow(row + [""] * len(extra) if any(c.strip() for c in row) else row)
-    return out.getvalue().encode("utf-8")
-
-
-def read_measured(path: str | Path = MEASURED_FILE) -> list[MeasuredPoint]:
-    """The project's measured rows (data/measured/throughput.csv by default)."""
-    return read_points(path)
 
 
 @dataclass(frozen=True)
@@ -208,22 +106,26 @@ class RowTerms:
     output_tokens: np.ndarray
     step: StepTerms  # steady state at `running` (batch-1 rows: concurrency 1)
     prefill: PrefillTerms  # one prompt
-    static_step: StepTerms  # decode-only step of a static batch (= step for other rows)
-    static_prefill: PrefillTerms  # the static batch's prompts prefilled together (= prefill otherwise)
+    static_step: StepTerms  # decode-only step of a static batch or wave (= step for other rows)
+    static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
 
     def predict(self, mbu: Any, moe_mbu: Any, mfu_d: Any, mfu_p: Any, comm_bw: Any, overhead_s: Any,
-                latency_s: Any, expert_overhead_s: Any = 0.0) -> Any:
-        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s)
+                latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0) -> Any:
+        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s, overlap_frac)
+        fixed = (overhead_s, latency_s, expert_overhead_s, overlap_frac)
         tpot = _cycle_s(self.step, *eff)
-        prefill = self.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s)
+        prefill = self.prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
         ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
                              offered_concurrency=self.offered, running_concurrency=self.running)
         s_tpot = _cycle_s(self.static_step, *eff)
-        s_prefill = self.static_prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s)
+        s_prefill = self.static_prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
         s_total = s_prefill + self.output_tokens * s_tpot
+        burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
+        s_ttft = wave_ttft_s(**burst)
+        s_tpot_mean = wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
         choices = [self.running / tpot, ttft * units.MS_PER_S, tpot * units.MS_PER_S,
-                   self.running * self.output_tokens / s_total, (s_prefill + s_tpot) * units.MS_PER_S,
-                   s_tpot * units.MS_PER_S, self.input_tokens / prefill, 1.0 / tpot, prefill * units.MS_PER_S]
+                   self.running * self.output_tokens / s_total, s_ttft * units.MS_PER_S,
+                   s_tpot_mean * units.MS_PER_S, self.input_tokens / prefill, 1.0 / tpot, prefill * units.MS_PER_S]
         return np.choose(self.kind, [np.broadcast_to(c, self.kind.shape) for c in choices])
 
 
@@ -285,11 +187,14 @@ def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
                            engine=point.engine, tp=point.tp)
 
 
-def _batched_prefill(prefill: PrefillTerms, batch: float) -> PrefillTerms:
-    """`batch` prompts prefilled together: FLOPs and transfers scale with the batch, weights are read once."""
+def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
+                     budget_tokens: float | None) -> PrefillTerms:
+    """`batch` prompts prefilled together: FLOPs and transfers scale with the batch; weights are read, and
+    per-step costs paid, once per budget-sized step (ceil(batch x prompt / budget) steps)."""
     return PrefillTerms(compute_s=prefill.compute_s * batch, attn_s=prefill.attn_s * batch, memory_s=prefill.memory_s,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
-                        expert_calls=prefill.expert_calls)
+                        expert_calls=prefill.expert_calls,
+                        steps=prefill_steps(batch * prompt_tokens, budget_tokens))
 
 
 def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Callable[[Efficiency], tuple]:
@@ -345,13 +250,17 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
         return Unexpressible(point, f"{point.scenario} rows need a concurrency (or a request rate)")
     running = float(min(point.concurrency, capacity)) if point.concurrency else float(capacity)
     terms = terms_of(setup, concurrency=running, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
-    if point.scenario == "static_batch" and point.concurrency <= capacity:
+    wave = point.scenario == "serving" and (point.lengths or "fixed") == "fixed"
+    if point.scenario in ("static_batch", "serving") and point.concurrency <= capacity and \
+            (point.scenario == "static_batch" or wave):
         static_step = decode_terms(arch, setup.fmt, batch=running,
                                    context_tokens=point.input_tokens + point.output_tokens / 2.0,
                                    kv_bytes_per_elem=setup.kv_bytes_per_elem, tp=setup.tp, pp=setup.pp,
                                    expert_parallel=setup.expert_parallel, **_hw_of(setup))
         return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,
-                                                 static_step, _batched_prefill(terms.prefill, running)))
+                                                 static_step, _batched_prefill(terms.prefill, running,
+                                                                               point.input_tokens,
+                                                                               setup.prefill_budget_tokens)))
     offered = float(point.concurrency) if point.scenario == "serving" else running
     return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], running, offered, point, terms))
 

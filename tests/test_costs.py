@@ -1,4 +1,4 @@
-"""Costs: tier prices, owned hardware per GPU, staff, API per request, price decline (hand-derived)."""
+"""Costs: tier prices per provider, owned hardware per GPU, staff, USD per Mtok and its range (hand-derived)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ import pytest
 from planner.catalog import GpuPrice
 from planner.costs import (
     COST_DEFAULT_PARAMETERS,
-    api_price_factor,
-    api_rates,
-    api_usd_per_request,
+    WIDE_RANGE_RATIO,
+    TierPrice,
     capital_recovery_factor,
-    default_provider,
+    cheapest_offer,
+    is_wide_range,
     load_cost_defaults,
     owned_gpu_month,
     staff_usd_per_month,
+    tier_cost,
     tier_prices,
+    usd_per_mtok,
+    usd_per_mtok_full_load,
 )
 from planner.errors import CatalogError, InvalidInputError
+from planner.sizing import fixed_fleet
 
 BAD = [math.nan, math.inf, -1.0]
 
@@ -83,6 +87,7 @@ def test_tier_prices_listed_and_discounted(tiny_catalog):
     assert prices["on_demand"].usd_per_gpu_hour == pytest.approx(2.0)
     assert prices["spot"].usd_per_gpu_hour == pytest.approx(1.0)
     assert prices["on_demand"].basis == "listed"
+    assert prices["on_demand"].source_url == "https://example.org/price"
     # no reserved rows: $2 less 40% / 60%
     assert prices["reserved_1y"].usd_per_gpu_hour == pytest.approx(1.2)
     assert prices["reserved_3y"].usd_per_gpu_hour == pytest.approx(0.8)
@@ -94,7 +99,7 @@ def test_tier_prices_override_and_provider(tiny_catalog):
     prices = tier_prices(tiny_catalog, "TEST-GPU", provider="TestCloud", reserved_1y_discount_frac=0.4,
                          reserved_3y_discount_frac=0.6, override_tier="spot", override_usd_per_gpu_hour=0.7)
     assert prices["spot"].usd_per_gpu_hour == pytest.approx(0.7)
-    assert prices["spot"].basis == "user override"
+    assert prices["spot"].basis == "user override" and prices["spot"].source_url is None
     with pytest.raises(InvalidInputError, match="providers with prices: testcloud"):
         tier_prices(tiny_catalog, "TEST-GPU", provider="aws", reserved_1y_discount_frac=0.4,
                     reserved_3y_discount_frac=0.6)
@@ -108,57 +113,124 @@ def test_tier_prices_for_unpriced_gpu_say_so(tiny_catalog):
 
 
 def _offer(provider: str, pricing: str, usd: float) -> GpuPrice:
-    return GpuPrice("G", provider, pricing, usd, None, None, None, "https://example.org", dt.date(2026, 11, 29), None)
+    return GpuPrice("TEST-GPU", provider, pricing, usd, None, None, None, f"https://example.org/{provider}",
+                    dt.date(2026, 11, 29), None)
 
 
-def test_default_provider_is_cheapest_always_on_offer():
+def test_cheapest_offer_skips_serverless_unless_asked():
     offers = [_offer("a", "on_demand", 3.0), _offer("b", "on_demand", 2.0), _offer("c", "spot", 0.5),
               _offer("d-serverless", "on_demand", 1.0)]
-    assert default_provider(offers) == "b"
-    assert default_provider([_offer("c", "spot", 0.5)]) is None
+    assert cheapest_offer(offers, "on_demand").provider == "b"
+    assert cheapest_offer(offers, "on_demand", skip_serverless=False).provider == "d-serverless"
+    assert cheapest_offer(offers, "reserved_1y") is None
+    # a tie goes to the provider first in alphabetical order
+    assert cheapest_offer([_offer("z", "spot", 1.0), _offer("y", "spot", 1.0)], "spot").provider == "y"
 
 
-def test_api_rates_worked_example(tiny_catalog):
-    price = tiny_catalog.api_price("test-api")  # $1 in, $4 out, $0.1 cached, $1.25 write, batch $0.5 / $2
-    rates = api_rates(price, input_tokens_mean=1000, output_tokens_mean=500, prompt_cache_hit_frac=0.5,
-                      prompt_cache_write_frac=0.2)
-    # input: 1,000 x (0.5 x 0.1 + 0.2 x 1.25 + 0.3 x 1) / 1e6 = 0.0006
-    assert rates.online_input_usd == pytest.approx(0.0006)
-    assert rates.online_output_usd == pytest.approx(0.002)  # 500 x 4 / 1e6
-    assert rates.batch_input_usd == pytest.approx(0.0005)
-    assert rates.batch_output_usd == pytest.approx(0.001)
-    inp, out = api_usd_per_request(rates, 0.5)
-    assert inp == pytest.approx(0.00055)
-    assert out == pytest.approx(0.0015)
+# Three clouds: "market" is cheapest on demand but lists no spot (a marketplace), "hyper" has spot and a
+# listed 1-year reservation, "neo" has the cheapest spot; a serverless offer is cheapest of all.
+MULTI = [_offer("market", "on_demand", 2.0), _offer("hyper", "on_demand", 4.0), _offer("hyper", "spot", 1.5),
+         _offer("hyper", "reserved_1y", 3.0), _offer("neo", "on_demand", 3.0), _offer("neo", "spot", 1.2),
+         _offer("neo-serverless", "on_demand", 0.5), _offer("neo-serverless", "spot", 0.1)]
 
 
-def test_api_without_cache_or_batch_prices_charges_list_prices(tiny_catalog):
-    import dataclasses
-    price = dataclasses.replace(tiny_catalog.api_price("test-api"), cached_input_usd_per_mtok=None,
-                                cache_write_usd_per_mtok=None, batch_input_usd_per_mtok=None)
-    rates = api_rates(price, input_tokens_mean=1000, output_tokens_mean=500, prompt_cache_hit_frac=0.5)
-    assert rates.online_input_usd == pytest.approx(0.001)
-    assert not rates.batch_listed and not rates.cache_price_listed
-    assert rates.batch_input_usd == pytest.approx(0.001)
+def test_each_tier_takes_its_own_cheapest_offer(tiny_catalog):
+    catalog = tiny_catalog.with_gpu_prices(MULTI)
+    prices = tier_prices(catalog, "TEST-GPU", provider=None, reserved_1y_discount_frac=0.4,
+                         reserved_3y_discount_frac=0.5)
+    # on-demand: market at $2 (the serverless $0.5 is not an always-on offer)
+    assert (prices["on_demand"].provider, prices["on_demand"].usd_per_gpu_hour) == ("market", pytest.approx(2.0))
+    # spot: neo at $1.2, although the on-demand winner lists no spot
+    assert (prices["spot"].provider, prices["spot"].usd_per_gpu_hour) == ("neo", pytest.approx(1.2))
+    assert prices["spot"].source_url == "https://example.org/neo" and prices["spot"].basis == "listed"
+    # 1-year: the listed reservation at hyper ($3), which is dearer than market on demand, and says so
+    assert (prices["reserved_1y"].provider, prices["reserved_1y"].usd_per_gpu_hour) == ("hyper", pytest.approx(3.0))
+    assert "dearer than the cheapest on-demand offer (market, 2" in prices["reserved_1y"].note
+    # 3-year: none listed anywhere, so market's $2 on demand less 50% = $1
+    r3 = prices["reserved_3y"]
+    assert (r3.provider, r3.usd_per_gpu_hour, r3.basis) == ("market", pytest.approx(1.0),
+                                                             "on-demand less reserved discount")
+    assert r3.source_url == "https://example.org/market"
 
 
-@pytest.mark.parametrize("kw", [dict(prompt_cache_hit_frac=0.8, prompt_cache_write_frac=0.3),
-                                dict(prompt_cache_hit_frac=math.nan), dict(input_tokens_mean=0),
-                                dict(output_tokens_mean=math.inf)])
-def test_api_rates_rejects(tiny_catalog, kw):
-    args = dict(input_tokens_mean=1000, output_tokens_mean=500)
-    args.update(kw)
-    with pytest.raises(InvalidInputError):
-        api_rates(tiny_catalog.api_price("test-api"), **args)
+def test_an_explicit_provider_means_only_that_provider(tiny_catalog):
+    catalog = tiny_catalog.with_gpu_prices(MULTI)
+    market = tier_prices(catalog, "TEST-GPU", provider="market", reserved_1y_discount_frac=0.4,
+                         reserved_3y_discount_frac=0.5)
+    assert market["on_demand"].usd_per_gpu_hour == pytest.approx(2.0)
+    assert not market["spot"].available and market["spot"].note == "market lists no spot price for TEST-GPU"
+    assert market["reserved_1y"].usd_per_gpu_hour == pytest.approx(1.2)  # $2 less 40%
+    hyper = tier_prices(catalog, "TEST-GPU", provider="hyper", reserved_1y_discount_frac=0.4,
+                        reserved_3y_discount_frac=0.5)
+    assert hyper["reserved_1y"].basis == "listed" and hyper["reserved_3y"].usd_per_gpu_hour == pytest.approx(2.0)
+    # a serverless provider is priced only when asked for by name
+    serverless = tier_prices(catalog, "TEST-GPU", provider="neo-serverless", reserved_1y_discount_frac=0.4,
+                             reserved_3y_discount_frac=0.5)
+    assert serverless["spot"].usd_per_gpu_hour == pytest.approx(0.1)
 
 
-def test_api_price_factor():
-    assert api_price_factor(0.5, 1) == pytest.approx(1.0)
-    assert api_price_factor(0.5, 13) == pytest.approx(0.5)  # one year later
-    assert api_price_factor(0.9, 7) == pytest.approx(0.1 ** 0.5)
-    for bad in (1.0, -0.1, math.nan):
-        with pytest.raises(InvalidInputError):
-            api_price_factor(bad, 2)
+def test_a_gpu_with_only_spot_offers_prices_spot(tiny_catalog):
+    catalog = tiny_catalog.with_gpu_prices([_offer("neo", "spot", 1.2)])
+    prices = tier_prices(catalog, "TEST-GPU", provider=None, reserved_1y_discount_frac=0.4,
+                         reserved_3y_discount_frac=0.5)
+    assert prices["spot"].available and not prices["on_demand"].available
+    assert not prices["reserved_1y"].available  # no on-demand price to discount
+
+
+def test_usd_per_mtok_splits_the_bill_by_prefill_share():
+    # $1,000 a month, 300 M input and 100 M output tokens, prefill takes 20% of replica time:
+    # input 1,000 x 0.2 / 300 = 0.6667; output 1,000 x 0.8 / 100 = 8; blended 1,000 / 400 = 2.5
+    cost = usd_per_mtok(1_000.0, input_tokens_per_month=300e6, output_tokens_per_month=100e6,
+                        prefill_time_share_frac=0.2)
+    assert cost.input_usd_per_mtok == pytest.approx(0.66667, rel=1e-4)
+    assert cost.output_usd_per_mtok == pytest.approx(8.0)
+    assert cost.blended_usd_per_mtok == pytest.approx(2.5)
+    assert math.isnan(usd_per_mtok(1.0, input_tokens_per_month=0, output_tokens_per_month=0,
+                                   prefill_time_share_frac=0.5).blended_usd_per_mtok)
+    with pytest.raises(InvalidInputError, match="prefill_time_share_frac"):
+        usd_per_mtok(1.0, input_tokens_per_month=1, output_tokens_per_month=1, prefill_time_share_frac=1.5)
+
+
+def test_full_load_cost_per_mtok():
+    # 2 USD/GPU-h x 4 GPUs = 8 USD/h; 1,000 tokens/s x 3,600 s = 3.6 Mtok/h; 8 / 3.6 = 2.2222 USD/Mtok
+    assert usd_per_mtok_full_load(2.0, 4, 1000.0) == pytest.approx(2.2222, rel=1e-4)
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(InvalidInputError, match="output_tokens_per_s"):
+            usd_per_mtok_full_load(2.0, 4, bad)
+    with pytest.raises(InvalidInputError, match="num_gpus"):
+        usd_per_mtok_full_load(2.0, 0, 1000.0)
+
+
+def test_is_wide_range_at_the_factor_two_threshold():
+    assert WIDE_RANGE_RATIO == pytest.approx(2.0)
+    assert not is_wide_range(100.0, 200.0)  # exactly 2x is not wider than 2x
+    assert is_wide_range(100.0, 200.1)
+    assert is_wide_range(100.0, 150.0, max_ratio=1.4)
+    assert not is_wide_range(0.0, 10.0)  # no positive low end: no ratio
+
+
+def test_tier_cost_ranges_by_hand():
+    # 1 request/s capacity per replica, 86,400 requests/day at a flat design rate of 1: 1 replica of 2 GPUs;
+    # at 2 requests/s (optimistic) still 1 replica; at 0.5 requests/s (pessimistic) 2 replicas = 4 GPUs
+    fleets = tuple(fixed_fleet(86_400.0, cap, gpus_per_replica=2, design_rate_factor=1.0) for cap in (1.0, 2.0, 0.5))
+    price = TierPrice("on_demand", True, 2.0, "testcloud", "listed", "n", "https://example.org/p", dt.date(2026, 1, 1))
+    # monthly: 2 GPUs x 730 h x $2 = 2,920; the pessimistic end runs 4 GPUs = 5,840
+    c = tier_cost(price, usd_per_gpu_hour=2.0, fleets=fleets, monthly_usd=(2_920.0, 2_920.0, 5_840.0),
+                  drivers={"gpu_rental": 2_920.0}, input_tokens_per_month=292e6, output_tokens_per_month=0.0,
+                  prefill_time_share_frac=1.0, breakeven_requests_per_day=(5_000.0, math.nan))
+    assert (c.fleet.total_gpus, c.total_gpus_low, c.total_gpus_high) == (2, 2, 4)
+    # all tokens are input: 2,920 / 292 Mtok = 10 USD/Mtok, 20 at the pessimistic end
+    assert c.input_usd_per_mtok == pytest.approx(10.0) and c.blended_usd_per_mtok == pytest.approx(10.0)
+    assert c.blended_usd_per_mtok_low == pytest.approx(10.0) and c.blended_usd_per_mtok_high == pytest.approx(20.0)
+    assert c.input_usd_per_mtok_high == pytest.approx(20.0) and math.isnan(c.output_usd_per_mtok_high)
+    assert c.breakeven_requests_per_day_low == pytest.approx(5_000.0)
+    assert math.isnan(c.breakeven_requests_per_day_high)
+    assert (c.provider, c.price_basis, c.price_source_url) == ("testcloud", "listed", "https://example.org/p")
+    assert c.driver_shares_frac == {"gpu_rental": pytest.approx(1.0)}
+    missing = tier_cost(TierPrice("spot", False, math.nan, None, "unavailable", "none listed"),
+                        usd_per_gpu_hour=math.nan, fleets=None, monthly_usd=(math.nan,) * 3, drivers={},
+                        input_tokens_per_month=1.0, output_tokens_per_month=1.0, prefill_time_share_frac=0.5)
+    assert not missing.available and missing.total_gpus_low is None and math.isnan(missing.blended_usd_per_mtok_low)
 
 
 def test_real_cost_defaults_are_complete_and_sourced():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DENSE, TINY_MOE
+
 from planner.architecture import architecture_from_config
 from planner.errors import InvalidInputError
 from planner.performance import Efficiency, Hardware, decode_step, operating_point, prefill_time_s
@@ -111,3 +111,54 @@ def test_efficiency_validates(kwargs, match):
     base = dict(mbu_frac=0.7, mfu_decode_frac=0.5, mfu_prefill_frac=0.6, step_overhead_s=0.001, comm_latency_s=1e-5)
     with pytest.raises(InvalidInputError, match=match):
         Efficiency(**{**base, **kwargs})
+
+
+# --- per-step token budget, collective latency hops, synchronised waves ---------------------------
+
+def test_prefill_steps_is_ceil_of_tokens_over_budget():
+    from planner.performance import prefill_steps
+    # 20,000 / 8,192 = 2.44 -> 3 steps; 100 tokens -> 1; no budget -> 1
+    assert prefill_steps(20_000, 8192) == pytest.approx(3.0)
+    assert prefill_steps(100, 8192) == pytest.approx(1.0)
+    assert prefill_steps(20_000, None) == pytest.approx(1.0)
+
+
+def test_budget_splits_a_long_prefill_into_steps_that_each_pay_the_overhead():
+    from planner.performance import prefill_terms
+    arch = architecture_from_config(TINY_DENSE)
+    kw = dict(prompt_tokens=4096, tp=1, pp=1, memory_bandwidth_tb_s=1.0, compute_tflops=100.0,
+              interconnect_bandwidth_gb_s=100.0)
+    one, four = prefill_terms(arch, BF16, **kw), prefill_terms(arch, BF16, prefill_budget_tokens=1024, **kw)
+    assert float(four.steps) == pytest.approx(4.0)  # 4096 / 1024
+    eff = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=1e-3,
+                     comm_latency_s=0.0)
+    # same FLOPs, three more steps of 1 ms overhead
+    assert float(four.total_s(eff) - one.total_s(eff)) == pytest.approx(3e-3, rel=1e-6)
+
+
+def test_collective_latency_grows_with_ring_steps():
+    from planner.performance import prefill_terms
+    arch = architecture_from_config(TINY_DENSE)
+    kw = dict(prompt_tokens=16, pp=1, memory_bandwidth_tb_s=1.0, compute_tflops=100.0,
+              interconnect_bandwidth_gb_s=100.0)
+    # 2 all-reduces per layer x 2 layers x 2 (tp-1) ring steps: 8 hops at tp=2, 56 at tp=8
+    assert float(prefill_terms(arch, BF16, tp=2, **kw).collectives) == pytest.approx(8.0)
+    assert float(prefill_terms(arch, BF16, tp=8, **kw).collectives) == pytest.approx(56.0)
+
+
+def test_wave_ttft_is_the_mean_wait_in_the_burst():
+    from planner.performance import wave_ttft_s
+    # 3 steps of 1 s: prompts get their first token after 1, 2 or 3 s -> mean 2 s = 3 x (3 + 1) / 6
+    assert float(wave_ttft_s(burst_prefill_s=3.0, burst_steps=3)) == pytest.approx(2.0)
+    # everything in one step: the whole burst
+    assert float(wave_ttft_s(burst_prefill_s=0.5, burst_steps=1)) == pytest.approx(0.5)
+
+
+def test_wave_tpot_adds_the_prefill_steps_a_request_decodes_through():
+    from planner.performance import wave_tpot_s
+    # steps of 0.1 s; on average (3 - 1) / 2 = 1 of the 10 later tokens waits a prefill step:
+    # 0.01 + 1 x (0.1 - 0.01) / 10 = 0.019 s
+    got = wave_tpot_s(decode_step_s=0.01, burst_prefill_s=0.3, burst_steps=3, output_tokens=11)
+    assert float(got) == pytest.approx(0.019)
+    assert float(wave_tpot_s(decode_step_s=0.01, burst_prefill_s=0.3, burst_steps=1,
+                             output_tokens=11)) == pytest.approx(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 
 import numpy as np
@@ -11,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.costs import ALL_TIERS
-from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
-from planner.plan import cost_curve, plan
+from planner.errors import DoesNotFitError, UnreachableTargetError
+from planner.catalog import GpuPrice
+from planner.plan import plan
 from planner.scenario import Scenario
 from planner.workload import request_sizes
 
@@ -39,6 +41,18 @@ def test_tiny_plan_prices_by_hand(tiny_catalog):
     # API: chat preset 1,155 in at $1 + 211 out at $4 per Mtok = $0.001999 a request
     assert p.api.usd_per_request == pytest.approx(0.001999)
     assert p.api.monthly_usd == pytest.approx(100_000 * DAYS * 0.001999)
+    # per token: (1,155 x $1 + 211 x $4) / 1,366 tokens = 1.4634 USD/Mtok
+    assert p.api.blended_usd_per_mtok == pytest.approx(1999 / 1366)
+    # self-hosted: $1,460 over 100,000 x 365/12 x 1,366 tokens = 4,155.04 Mtok -> 0.35138 USD/Mtok
+    assert c.blended_usd_per_mtok == pytest.approx(1460 / (100_000 * DAYS * 1366 / 1e6))
+    # the tiny model is so fast that one GPU serves this volume at both ends of the throughput range
+    assert (c.total_gpus_low, c.total_gpus_high) == (1, 1)
+    assert c.blended_usd_per_mtok_low == pytest.approx(c.blended_usd_per_mtok)
+    assert c.blended_usd_per_mtok_high == pytest.approx(c.blended_usd_per_mtok)
+    # break-even: one replica ($1,460) against $0.001999 x 365/12 per request/day, at both ends too
+    assert c.breakeven_requests_per_day_low == pytest.approx(1460 / (0.001999 * DAYS))
+    assert c.breakeven_requests_per_day_high == pytest.approx(1460 / (0.001999 * DAYS))
+    assert (c.provider, c.price_basis, c.price_source_url) == ("testcloud", "listed", "https://example.org/price")
 
 
 def test_tiny_plan_components_are_consistent(tiny_catalog):
@@ -140,6 +154,86 @@ def test_unpriced_gpu_reports_unavailable_tiers(tiny_catalog):
     assert any("headline tier on_demand is unavailable" in w for w in p.warnings)
 
 
+def _with_range(catalog, low: float, high: float):
+    """The catalog with every efficiency profile's calibrated range set to (low, high) x the central speed."""
+    profiles = tuple(dataclasses.replace(prof, range_low_factor=low, range_high_factor=high)
+                     for prof in catalog.efficiency)
+    return dataclasses.replace(catalog, efficiency=profiles)
+
+
+def test_ranges_resize_the_fleet_at_each_end(tiny_catalog):
+    catalog = _with_range(tiny_catalog, 0.5, 1.5)
+    capacity = plan(tiny(peak_to_average_ratio=1.0), catalog).capacity_requests_per_s_per_replica
+    # 9.99 replicas' worth of traffic at a flat rate: 10 replicas; at 1.5x capacity ceil(6.66) = 7;
+    # at 0.5x capacity ceil(19.98) = 20. One GPU per replica at $2 x 730 h = $1,460 each.
+    volume = 9.99 * capacity * 86_400
+    p = plan(tiny(peak_to_average_ratio=1.0, requests_per_day=volume), catalog)
+    c = p.costs["on_demand"]
+    assert (c.fleet.total_gpus, c.total_gpus_low, c.total_gpus_high) == (10, 7, 20)
+    assert (c.monthly_usd, c.monthly_usd_low, c.monthly_usd_high) == (
+        pytest.approx(10 * 1460), pytest.approx(7 * 1460), pytest.approx(20 * 1460))
+    mtok = volume * DAYS * 1366 / 1e6
+    assert c.blended_usd_per_mtok_low == pytest.approx(7 * 1460 / mtok)
+    assert c.blended_usd_per_mtok_high == pytest.approx(20 * 1460 / mtok)
+    # the input/output split keeps the central estimate's prefill share at both ends
+    share = p.prefill_time_share_frac
+    assert c.input_usd_per_mtok_high == pytest.approx(20 * 1460 * share / (volume * DAYS * 1155 / 1e6))
+    assert c.output_usd_per_mtok_low == pytest.approx(7 * 1460 * (1 - share) / (volume * DAYS * 211 / 1e6))
+    # 20 / 7 = 2.86 > 2: the plan flags the range
+    assert any(w.startswith("wide estimate range: self-hosting costs 10,220 to 29,200 USD/month") for w in p.warnings)
+
+
+def test_a_narrow_range_is_not_flagged(tiny_catalog):
+    catalog = _with_range(tiny_catalog, 0.9, 1.1)
+    capacity = plan(tiny(peak_to_average_ratio=1.0), catalog).capacity_requests_per_s_per_replica
+    p = plan(tiny(peak_to_average_ratio=1.0, requests_per_day=9.99 * capacity * 86_400), catalog)
+    # ceil(9.99 / 1.1) = 10 ... ceil(9.99 / 0.9) = 12: 12 / 10 = 1.2, well under 2
+    assert (p.headline.total_gpus_low, p.headline.total_gpus_high) == (10, 12)
+    assert not any(w.startswith("wide estimate range") for w in p.warnings)
+
+
+def test_latency_warnings_follow_the_pessimistic_end(tiny_catalog):
+    for low in (0.5, 1.0):
+        p = plan(tiny(), _with_range(tiny_catalog, low, 1.5))
+        e = p.estimate
+        missed = e.tpot_s_high > p.tpot_target_s or e.ttft_s_high > p.ttft_target_s
+        assert missed == any("is met by the central estimate" in w for w in p.warnings)
+
+
+def _price(provider: str, pricing: str, usd: float) -> GpuPrice:
+    return GpuPrice("TEST-GPU", provider, pricing, usd, None, None, None, f"https://example.org/{provider}",
+                    datetime.date(2026, 11, 29), None)
+
+
+# "market" is cheapest on demand but has no spot; "neo" has the cheapest spot; "hyper" lists a 1-year reservation
+CLOUDS = [_price("market", "on_demand", 2.0), _price("neo", "on_demand", 3.0), _price("neo", "spot", 1.2),
+          _price("hyper", "on_demand", 4.0), _price("hyper", "reserved_1y", 3.0)]
+
+
+def test_each_rental_tier_has_its_own_provider(tiny_catalog):
+    p = plan(tiny(), tiny_catalog.with_gpu_prices(CLOUDS))
+    providers = {t: (p.costs[t].provider, p.costs[t].price_basis) for t in ("on_demand", "spot", "reserved_1y",
+                                                                             "reserved_3y")}
+    assert providers == {"on_demand": ("market", "listed"), "spot": ("neo", "listed"),
+                         "reserved_1y": ("hyper", "listed"),
+                         "reserved_3y": ("market", "on-demand less reserved discount")}
+    # spot: $1.2 + 10% interruption overhead, for one GPU x 730 h
+    assert p.costs["spot"].monthly_usd == pytest.approx(1.32 * HOURS_PER_MONTH)
+    assert p.costs["spot"].price_source_url == "https://example.org/neo"
+    # reserved 3 y: market's $2 less the sourced 57.01% discount
+    assert p.costs["reserved_3y"].usd_per_gpu_hour == pytest.approx(2 * (1 - 0.5701))
+    # pinning a provider means only that provider: market has no spot
+    market = plan(tiny(provider="market"), tiny_catalog.with_gpu_prices(CLOUDS))
+    assert not market.costs["spot"].available and "market lists no spot price" in market.costs["spot"].note
+
+
+def test_a_headline_tier_dearer_than_on_demand_is_flagged(tiny_catalog):
+    p = plan(tiny(rental_tier="reserved_1y"), tiny_catalog.with_gpu_prices(CLOUDS))
+    assert any("headline tier reserved_1y (hyper, 3 USD/GPU-hour) is dearer than the cheapest on-demand offer "
+               "(market, 2)" in w for w in p.warnings)
+    assert not any("dearer" in w for w in plan(tiny(), tiny_catalog.with_gpu_prices(CLOUDS)).warnings)
+
+
 def test_unreachable_targets_raise(tiny_catalog):
     with pytest.raises(UnreachableTargetError, match="tried 1, 2, 4"):
         plan(tiny(ttft_target_s=1e-6), tiny_catalog)
@@ -156,21 +250,6 @@ def test_real_default_scenario_plans(real_catalog):
     assert p.concurrency_bound_by in ("tpot_target_s", "ttft_target_s", "tpot_target_s+ttft_target_s",
                                       "max_concurrency")
     assert p.estimate.tpot_s <= p.tpot_target_s and p.estimate.ttft_s <= p.ttft_target_s
-
-
-def test_cost_curve_is_a_staircase(tiny_catalog):
-    p = plan(tiny(requests_per_day=2e7), tiny_catalog)
-    curve = cost_curve(p)
-    v = np.array(curve.requests_per_day)
-    assert np.all(np.diff(v) > 0) and v[0] == 0
-    on_demand = np.array(curve.self_hosted_usd["on_demand"])
-    assert np.all(np.diff(on_demand) >= 0)
-    assert set(np.round(on_demand[1:] / 1460, 9)) <= set(range(1, 1000))  # whole replicas only
-    assert np.array(curve.api_usd) == pytest.approx(v * DAYS * 0.001999)
-    given_grid = cost_curve(p, [0, 1e6, 2e6])
-    assert len(given_grid.api_usd) == 3
-    with pytest.raises(InvalidInputError, match="grid"):
-        cost_curve(p, [-1.0])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

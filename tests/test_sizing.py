@@ -15,6 +15,7 @@ from planner.sizing import (
     choose_concurrency,
     fixed_fleet,
     gpu_hours_per_month,
+    pessimistic_latency_warnings,
     prefill_time_share,
     replicas_for_rate,
 )
@@ -152,3 +153,16 @@ def test_more_traffic_never_needs_fewer_gpus(v1, v2, capacity, peak, headroom, k
     assert scaled[0].total_gpus <= scaled[1].total_gpus
     for fleet in fixed + scaled:
         assert 0 <= fleet.utilisation_avg_frac <= 1 + 1e-9
+
+
+def test_pessimistic_latency_warnings_name_each_missed_target():
+    # central 0.035 s meets 0.04 s; the slow end 0.05 s does not. TTFT 0.3 s (slow end 0.4 s) meets 0.45 s.
+    out = pessimistic_latency_warnings(ttft_s=0.3, ttft_s_high=0.4, ttft_target_s=0.45, tpot_s=0.035,
+                                       tpot_s_high=0.05, tpot_target_s=0.04)
+    assert out == ["the TPOT target (0.04 s) is met by the central estimate (0.0350 s) but not by its pessimistic "
+                   "end (0.0500 s)"]
+    both = pessimistic_latency_warnings(ttft_s=0.3, ttft_s_high=0.5, ttft_target_s=0.45, tpot_s=0.035,
+                                        tpot_s_high=0.05, tpot_target_s=0.04)
+    assert len(both) == 2 and "TTFT target (0.45 s)" in both[1]
+    assert pessimistic_latency_warnings(ttft_s=0.3, ttft_s_high=0.45, ttft_target_s=0.45, tpot_s=0.035,
+                                        tpot_s_high=0.04, tpot_target_s=0.04) == []  # at the target is met

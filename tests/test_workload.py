@@ -123,7 +123,7 @@ def test_hourly_rate_factors_fill_quiet_hours_first(offline, expected):
     assert factors.mean() == pytest.approx(1.0)
 
 
-@given(st.lists(st.floats(0, 10), min_size=24, max_size=24).filter(lambda v: sum(v) > 0), st.floats(0, 1))
+@given(st.lists(st.floats(0, 10), min_size=24, max_size=24).filter(lambda v: sum(v) > 1e-9), st.floats(0, 1))
 def test_hourly_factors_agree_with_the_fixed_design_rate(profile, offline):
     shape = normalised_profile(profile)
     factors = hourly_rate_factors(shape, offline)

@@ -68,7 +68,7 @@ def _summary(p: Plan) -> None:
     print()
     if p.api:
         print(f"API: {p.api.api_id}  {_money(p.api.monthly_usd)}/month ({fmt_number(p.api.usd_per_request * 1e3)} $ "
-              f"per 1,000 requests)")
+              f"per 1,000 requests, {fmt_number(p.api.blended_usd_per_mtok)} $/Mtok blended)")
     if p.hybrid:
         h = p.hybrid
         print(f"hybrid: {h.base_serving_replicas} {h.tier} replicas + API for {h.api_share_of_requests_frac:.0%} of "

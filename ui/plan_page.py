@@ -1,0 +1,214 @@
+"""Plan: the scenario's inputs in the sidebar; GPUs, monthly cost, $/Mtok and break-even in the main area.
+
+Inputs are bound to the session's scenario (ui.state) and to the URL, so a page switch keeps them
+and the address bar is a shareable link. Every number comes from planner.plan.plan (cached per
+scenario and price table); infeasible scenarios show the engine's message and suggestions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from planner.costs import RENTAL_TIERS
+from planner.errors import PlannerError
+from planner.plan import Plan
+from planner.scenario import MODES, PRESETS, Scenario
+from planner.ui_support import requests_per_day_options
+from ui import plan_results, state, widgets
+
+NUM_GPUS_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+
+
+def _apply_pending(fields: dict[str, Any]) -> None:
+    """Fields chosen on another page (advisor, compare): into the scenario and the widgets before they render."""
+    for name, value in state.take_pending_update().items():
+        fields[name] = value
+        widgets.set_widget(name, value)
+
+
+def _model_inputs(fields: dict[str, Any], cat: Any) -> None:
+    with st.sidebar.expander("Model and hardware", expanded=True, icon=":material/memory:"):
+        widgets.choice_field(fields, "model", "Model", cat.model_ids, format_func=widgets.model_label(cat))
+        widgets.choice_field(fields, "gpu", "GPU", cat.gpu_ids, format_func=widgets.gpu_label(cat))
+        widgets.choice_field(fields, "precision", "Weight precision", list(cat.precisions),
+                             auto_label="model's native",
+                             help_extra="4-bit and GGUF formats carry a quality risk; evaluate on your task.")
+        widgets.choice_field(fields, "engine", "Serving engine", list(cat.engines),
+                             auto_label="automatic (vLLM; llama.cpp for GGUF and Apple)")
+        widgets.choice_field(fields, "num_gpus_per_replica", "GPUs per replica", NUM_GPUS_CHOICES,
+                             auto_label="smallest that fits the targets")
+        with st.popover("More: KV cache, expert parallelism", width="stretch"):
+            widgets.choice_field(fields, "kv_dtype", "KV cache dtype", list(cat.kv_dtypes),
+                                 auto_label="bf16 (fp16 on llama.cpp)")
+            widgets.bool_field(fields, "expert_parallel", "Expert parallelism (MoE)")
+
+
+def _preset_placeholder(fields: dict[str, Any], field: str, fmt: str = "g") -> str:
+    preset = PRESETS.get(fields.get("preset"))
+    return f"preset: {format(getattr(preset, field), fmt)}" if preset else "from the preset"
+
+
+def _workload_inputs(fields: dict[str, Any]) -> None:
+    with st.sidebar.expander("Workload and latency targets", expanded=True, icon=":material/query_stats:"):
+        widgets.choice_field(fields, "preset", "Workload preset", list(PRESETS),
+                             format_func=lambda p: PRESETS[p].name,
+                             help_extra="Empty fields below take the preset's sourced values.")
+        c1, c2 = st.columns(2)
+        widgets.number_field(fields, "input_tokens_mean", "Input", container=c1, step=100, fmt="%.0f",
+                             placeholder=_preset_placeholder(fields, "input_tokens_mean", ",.0f"))
+        widgets.number_field(fields, "output_tokens_mean", "Output", container=c2, step=50, fmt="%.0f",
+                             placeholder=_preset_placeholder(fields, "output_tokens_mean", ",.0f"))
+        widgets.number_field(fields, "ttft_target_s", "TTFT target", container=c1, step=0.05, fmt="%.3f",
+                             placeholder=_preset_placeholder(fields, "ttft_target_s"))
+        widgets.number_field(fields, "tpot_target_s", "TPOT target", container=c2, step=0.005, fmt="%.3f",
+                             placeholder=_preset_placeholder(fields, "tpot_target_s"))
+        widgets.number_field(fields, "peak_to_average_ratio", "Peak factor", container=c1, step=0.1, fmt="%.2f",
+                             placeholder=_preset_placeholder(fields, "peak_to_average_ratio"))
+        widgets.number_field(fields, "prompt_cache_hit_frac", "Cache hits", container=c2, step=0.05, fmt="%.2f",
+                             placeholder=_preset_placeholder(fields, "prompt_cache_hit_frac"))
+        widgets.number_field(fields, "monthly_growth_frac", "Growth", container=c1, step=0.01, fmt="%.3f")
+        widgets.number_field(fields, "offline_frac", "Offline", container=c2, step=0.05, fmt="%.2f",
+                             placeholder=_preset_placeholder(fields, "offline_frac"))
+
+
+def _deployment_inputs(fields: dict[str, Any], cat: Any) -> None:
+    with st.sidebar.expander("Deployment and comparison", expanded=True, icon=":material/cloud:"):
+        widgets.choice_field(fields, "mode", "Headline deployment", list(MODES), radio=True,
+                             format_func=lambda m: {"rented": "Rented GPUs", "owned": "Owned GPUs"}.get(m, m))
+        if fields["mode"] == "rented":
+            widgets.choice_field(fields, "rental_tier", "Rental tier", list(RENTAL_TIERS),
+                                 format_func=lambda t: t.replace("_", " "))
+        providers = sorted({p.provider for p in cat.prices_for(fields["gpu"])}) if fields["gpu"] in cat.gpus else []
+        widgets.choice_field(fields, "provider", "GPU cloud", providers, auto_label="cheapest offer per tier")
+        apis = sorted(cat.api_prices)
+        widgets.choice_field(fields, "api_id", "API to compare with", apis,
+                             auto_label="cheapest API serving the same model")
+        with st.popover("Capacity, prices and horizon", width="stretch"):
+            widgets.number_field(fields, "gpu_price_usd_per_gpu_hour", "Your GPU price", step=0.1, fmt="%.3f",
+                                 placeholder="from the price table")
+            widgets.number_field(fields, "redundancy_replicas", "N+k spare replicas", step=1)
+            widgets.number_field(fields, "headroom_frac", "Headroom above peak", step=0.05, fmt="%.2f")
+            widgets.number_field(fields, "api_price_decline_frac_per_year", "API price decline", step=0.05,
+                                 fmt="%.2f")
+            widgets.number_field(fields, "horizon_months", "Horizon", step=6)
+            widgets.number_field(fields, "reserved_1y_discount_frac", "1-year reserved discount", step=0.05,
+                                 fmt="%.2f")
+            widgets.number_field(fields, "reserved_3y_discount_frac", "3-year reserved discount", step=0.05,
+                                 fmt="%.2f")
+            widgets.number_field(fields, "spot_interruption_overhead_frac", "Spot interruption overhead",
+                                 step=0.05, fmt="%.2f")
+
+
+def _owned_inputs(fields: dict[str, Any], cat: Any) -> None:
+    gpu = cat.gpus.get(fields["gpu"])
+    with st.sidebar.expander("Owned hardware and staff", expanded=fields["mode"] == "owned", icon=":material/dns:"):
+        widgets.number_field(fields, "gpu_purchase_usd", "GPU purchase price", step=1000, fmt="%.0f",
+                             placeholder=f"catalog: {gpu.purchase_usd:,.0f}" if gpu and gpu.purchase_usd
+                             else "not in the catalog: set it")
+        widgets.number_field(fields, "gpu_power_w", "GPU power", step=50, fmt="%.0f",
+                             placeholder=f"catalog: {gpu.tdp_w:,.0f}" if gpu and gpu.tdp_w else "not in the catalog")
+        c1, c2 = st.columns(2)
+        widgets.number_field(fields, "amortisation_years", "Amortisation", container=c1, step=1.0, fmt="%.1f")
+        widgets.number_field(fields, "cost_of_capital_frac_per_year", "Cost of capital", container=c2, step=0.01,
+                             fmt="%.3f")
+        widgets.number_field(fields, "electricity_usd_per_kwh", "Electricity", container=c1, step=0.01, fmt="%.3f")
+        widgets.number_field(fields, "pue", "PUE", container=c2, step=0.05, fmt="%.2f")
+        widgets.number_field(fields, "colocation_usd_per_kw_month", "Colocation", container=c1, step=10.0,
+                             fmt="%.2f")
+        widgets.number_field(fields, "server_network_capex_frac", "Server + network capex", container=c2,
+                             step=0.05, fmt="%.3f")
+        widgets.number_field(fields, "residual_value_frac", "Residual value", container=c1, step=0.05, fmt="%.2f")
+        widgets.number_field(fields, "power_load_frac", "Average power load", container=c2, step=0.05, fmt="%.3f")
+        widgets.number_field(fields, "server_to_gpu_power_ratio", "Server / GPU power", container=c1, step=0.1,
+                             fmt="%.3f")
+        widgets.number_field(fields, "software_usd_per_gpu_year", "Software", container=c2, step=100.0, fmt="%.0f")
+        widgets.number_field(fields, "staff_fte", "Staff", container=c1, step=0.25, fmt="%.2f")
+        widgets.number_field(fields, "staff_usd_per_fte_year", "Staff cost", container=c2, step=10_000.0, fmt="%.0f")
+
+
+def _volume_slider(fields: dict[str, Any]) -> None:
+    key = widgets.seed(fields, "requests_per_day")
+    options = requests_per_day_options(st.session_state[key])
+    fields["requests_per_day"] = st.select_slider(
+        widgets.field_label("requests_per_day", "Traffic volume"), options=options, key=key,
+        format_func=lambda v: f"{v:,.0f}", help=widgets.field_help("requests_per_day", "Logarithmic steps."))
+    if fields.get("tokens_per_month") is not None:
+        c1, c2 = st.columns([4, 1])
+        c1.info(f"This scenario sets the volume as {fields['tokens_per_month']:,.0f} tokens per month, which "
+                "overrides requests per day.")
+        if c2.button("Use requests/day", key="clear_tokens_per_month"):
+            fields["tokens_per_month"] = None
+            st.rerun()
+
+
+def _exports(scenario: Scenario, result: Plan) -> None:
+    """CSV cost report, JSON scenario and saving for the side-by-side comparison, under the headline."""
+    c1, c2, c3, _ = st.columns([1.2, 1.2, 1.2, 2])
+    c1.download_button("Cost report (CSV)", state.plan_csv(result), file_name="cost_report.csv", mime="text/csv",
+                       key="dl_report", type="primary", icon=":material/download:", width="stretch",
+                       help="Every assumption with its unit and source, the results and the monthly table: the "
+                            "exporter of `python -m planner plan --csv` (spreadsheet formulas neutralised).")
+    c2.download_button("Scenario (JSON)", state.scenario_json(scenario), file_name="scenario.json",
+                       mime="application/json", key="dl_scenario", icon=":material/download:", width="stretch",
+                       help="Load it again under 'Load and share', or with `python -m planner plan --scenario`.")
+    with c3.popover("Save to compare", icon=":material/bookmark_add:", width="stretch"):
+        default_name = f"scenario {len(state.saved_scenarios()) + 1}"
+        name = st.text_input("Name", key="save_name", max_chars=60, placeholder=default_name)
+        if st.button("Save", key="save_scenario", type="primary"):
+            state.save_scenario(name or default_name, scenario)
+            st.toast(f"Saved '{name or default_name}'; compare it under Sensitivity and scenarios.")
+
+
+def _load_and_share(scenario: Scenario | None) -> None:
+    """Upload a scenario file; show the shareable link (the address bar holds the same)."""
+    with st.sidebar.expander("Load and share", icon=":material/share:"):
+        upload = st.file_uploader("Load a scenario (JSON)", type=["json"], key="scenario_upload",
+                                  help="A file saved with 'Scenario (JSON)'. Names must be catalog ids.")
+        if upload is not None and st.session_state.get("_scenario_upload_id") != upload.file_id:
+            try:
+                loaded = state.scenario_from_upload(upload.getvalue(), upload.name)
+            except PlannerError as err:
+                widgets.show_error(err)
+            else:
+                st.session_state["_scenario_upload_id"] = upload.file_id
+                state.replace_scenario(loaded)
+                st.rerun()
+        if scenario is not None:
+            st.caption("Shareable link (the address bar holds the same):")
+            st.code(state.share_url(scenario), language=None, wrap_lines=True)
+
+
+def render() -> None:
+    st.title("Plan")
+    cat = state.catalog()
+    fields = state.scenario_fields()
+    _apply_pending(fields)
+    for note in state.url_notes():
+        st.warning(f"Shared link: {note}", icon=":material/link:")
+    _model_inputs(fields, cat)
+    _workload_inputs(fields)
+    _deployment_inputs(fields, cat)
+    _owned_inputs(fields, cat)
+    _volume_slider(fields)
+    try:
+        scenario = Scenario(**fields)
+    except PlannerError as err:
+        widgets.show_error(err)
+        _load_and_share(None)
+        return
+    state.write_url(scenario)
+    _load_and_share(scenario)
+    try:
+        result = state.cached_plan(scenario)
+    except PlannerError as err:
+        widgets.show_error(err)
+        return
+    plan_results.render_headline(result)
+    _exports(scenario, result)
+    plan_results.render_details(result)
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()

@@ -1,0 +1,269 @@
+"""The Plan page's results: headline metrics with ranges, warnings, the break-even chart, the cost
+breakdown, every tier side by side, capacity and latency, and the monthly table.
+
+Rendering only: every number is a field of planner.plan.Plan (costs with their `_low`/`_high` ranges,
+warnings) or of planner.cost_curves.breakeven_chart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from planner.cost_curves import breakeven_chart
+from planner.costs import ALL_TIERS, TierCost
+from planner.plan import Plan
+from ui import widgets
+
+TIER_LABELS = {"on_demand": "on-demand", "spot": "spot", "reserved_1y": "reserved 1 y", "reserved_3y": "reserved 3 y",
+               "owned": "owned"}
+TIER_COLOURS = {"on_demand": "#1f77b4", "spot": "#2ca02c", "reserved_1y": "#9467bd", "reserved_3y": "#8c564b",
+                "owned": "#ff7f0e"}
+API_COLOUR = "#d62728"
+
+
+_num = widgets.fmt_num  # "n/a" for a missing value
+
+
+def _metric(column, label: str, value: str, caption: str, help_text: str) -> None:
+    column.metric(label, value, help=help_text)
+    column.caption(caption)
+
+
+def _headline(p: Plan) -> None:
+    head = p.headline
+    tier = TIER_LABELS.get(p.headline_tier, p.headline_tier)
+    cols = st.columns(5)
+    if head.available and head.fleet is not None:
+        f = head.fleet
+        _metric(cols[0], "GPUs", f"{f.total_gpus:,}",
+                f"{widgets.fmt_range(f.total_gpus, head.total_gpus_low, head.total_gpus_high)}; {f.total_replicas} x "
+                f"{p.num_gpus_per_replica} {p.estimate.gpu_id}, {tier}",
+                f"{f.total_replicas} replicas ({f.serving_replicas} serving + {f.redundancy_replicas} spare) of "
+                f"{p.num_gpus_per_replica} x {p.estimate.gpu_id}" + (" at the peak hour (autoscaled)"
+                                                                     if f.autoscaled else "")
+                + ". Value (low-high): the range comes from the performance model's calibrated error.")
+        _metric(cols[1], "Self-hosted USD/month", _num(head.monthly_usd),
+                widgets.fmt_range(head.monthly_usd, head.monthly_usd_low, head.monthly_usd_high)
+                + f" USD, {tier}" + (f" at {head.provider}" if head.provider else ""),
+                "Value (low-high): the range comes from the performance model's calibrated error on replica "
+                "throughput. Price: " + head.note)
+        _metric(cols[3], "Self-hosted USD/Mtok", _num(head.blended_usd_per_mtok, ",.3f"),
+                widgets.fmt_range(head.blended_usd_per_mtok, head.blended_usd_per_mtok_low,
+                                  head.blended_usd_per_mtok_high, ",.3f")
+                + f"; in {_num(head.input_usd_per_mtok, ',.3f')} / out {_num(head.output_usd_per_mtok, ',.3f')}",
+                "Reservation-based: the whole bill over the tokens served, input + output; split between input "
+                "and output by the prefill share of replica time.")
+    else:
+        _metric(cols[0], "GPUs", "n/a", "no price for this tier", head.note)
+        _metric(cols[1], "Self-hosted USD/month", "n/a", f"{tier} unavailable", head.note)
+        _metric(cols[3], "Self-hosted USD/Mtok", "n/a", "", head.note)
+    if p.api is not None:
+        _metric(cols[2], "API USD/month", _num(p.api.monthly_usd),
+                f"{p.api.api_id}; {_num(p.api.blended_usd_per_mtok, ',.3f')} USD/Mtok",
+                f"{_num(p.api.usd_per_request, ',.5f')} USD per request; per Mtok: input "
+                f"{_num(p.api.input_usd_per_mtok, ',.3f')}, output {_num(p.api.output_usd_per_mtok, ',.3f')}, "
+                f"blended {_num(p.api.blended_usd_per_mtok, ',.3f')} (cache and batch shares included). "
+                f"{p.api.note}")
+    else:
+        _metric(cols[2], "API USD/month", "n/a", "no API serves this model",
+                "Pick one under 'API to compare with' in the sidebar.")
+    be = p.breakeven.get(p.headline_tier)
+    growth = p.growth.get(p.headline_tier)
+    month = f"; with growth: month {growth.breakeven_month}" if growth and growth.breakeven_month else ""
+    if be is not None and be.found:
+        _metric(cols[4], "Break-even (req/day)", _num(be.requests_per_day),
+                f"{_breakeven_range(be.requests_per_day, head)}{month}",
+                f"{be.note}; {_num(be.tokens_per_month)} tokens/month.")
+    elif be is not None and math.isfinite(head.breakeven_requests_per_day_low):
+        _metric(cols[4], "Break-even (req/day)", "none",
+                f"{_num(head.breakeven_requests_per_day_low)} if throughput is at the high end{month}", be.note)
+    else:
+        _metric(cols[4], "Break-even (req/day)", "none", "the API stays cheaper" if be else "needs an API",
+                be.note if be is not None else "Needs an API price and the headline tier.")
+
+
+def _breakeven_range(value: float, head: TierCost) -> str:
+    low, high = head.breakeven_requests_per_day_low, head.breakeven_requests_per_day_high
+    if math.isfinite(low) and math.isfinite(high):
+        return widgets.fmt_range(value, low, high)
+    if math.isfinite(low):
+        return f"{_num(value)} ({_num(low)}{widgets.EN_DASH}none)"
+    return _num(value)
+
+
+def _chart(p: Plan) -> None:
+    data = breakeven_chart(p)
+    fig = go.Figure()
+    for curve in data.tiers:
+        fig.add_trace(go.Scatter(
+            x=curve.requests_per_day, y=curve.usd_per_month, mode="lines", line_shape="hv",
+            name=f"self-hosted, {TIER_LABELS.get(curve.name, curve.name)}",
+            line={"color": TIER_COLOURS.get(curve.name), "width": 3 if curve.name == p.headline_tier else 1.5},
+            hovertemplate="%{x:,.0f} requests/day<br>%{y:$,.0f} per month<extra>%{fullData.name}</extra>"))
+    if data.api is not None:
+        fig.add_trace(go.Scatter(x=data.api.requests_per_day, y=data.api.usd_per_month, mode="lines",
+                                 name=f"API: {p.api.api_id}", line={"color": API_COLOUR, "dash": "dash", "width": 3},
+                                 hovertemplate="%{x:,.0f} requests/day<br>%{y:$,.0f} per month<extra>API</extra>"))
+    for tier, x, y in data.crossovers:
+        label = f"break-even {x:,.0f}/day" if tier == p.headline_tier else None
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text" if label else "markers", showlegend=False,
+                                 text=[label] if label else None, textposition="top left",
+                                 textfont={"size": 13, "color": TIER_COLOURS.get(tier)},
+                                 marker={"size": 13, "color": TIER_COLOURS.get(tier), "symbol": "diamond",
+                                         "line": {"color": "black", "width": 1}},
+                                 hovertemplate=f"break-even ({TIER_LABELS.get(tier, tier)}): "
+                                               "%{x:,.0f} requests/day<extra></extra>"))
+    here_y = [v for v in (p.headline.monthly_usd if p.headline.available else None,
+                          p.api.monthly_usd if p.api else None) if v is not None]
+    fig.add_trace(go.Scatter(x=[data.current_requests_per_day] * len(here_y), y=here_y, mode="markers",
+                             name="your volume", marker={"size": 11, "color": "black", "symbol": "circle-open",
+                                                         "line": {"width": 2}},
+                             hovertemplate="your volume: %{x:,.0f} requests/day<br>%{y:$,.0f} per month"
+                                           "<extra></extra>"))
+    fig.update_xaxes(type="log", title="traffic (requests/day, log scale)", dtick=1, tickformat="~s")
+    fig.update_yaxes(type="log", title="cost (USD/month, log scale)", dtick=1, tickformat="$~s")
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
+    st.plotly_chart(fig, key="breakeven_chart", config={"displaylogo": False})
+    st.caption("Self-hosting is a step function: each step adds a replica that is paid for whether busy or not. "
+               "The API line is linear in volume. Month-1 prices; growth and API price decline are in the "
+               "monthly table.")
+
+
+def _breakdown(p: Plan) -> None:
+    tiers = [t for t in ALL_TIERS if p.costs[t].available]
+    if not tiers:
+        st.info("No tier has a price for this GPU: set a price under 'Capacity, prices and horizon'.")
+        return
+    drivers = sorted({d for t in tiers for d in p.costs[t].drivers_usd_per_month})
+    fig = go.Figure()
+    for driver in drivers:
+        fig.add_trace(go.Bar(y=[TIER_LABELS.get(t, t) for t in tiers], orientation="h", name=driver.replace("_", " "),
+                             x=[p.costs[t].drivers_usd_per_month.get(driver, 0.0) for t in tiers],
+                             hovertemplate="%{y}: %{x:$,.0f} per month<extra>" + driver + "</extra>"))
+    if p.api is not None:
+        for name, value in (("API input", p.api.input_usd_per_month), ("API output", p.api.output_usd_per_month)):
+            fig.add_trace(go.Bar(y=["API"], x=[value], orientation="h", name=name,
+                                 hovertemplate="%{x:$,.0f} per month<extra>" + name + "</extra>"))
+    fig.update_layout(barmode="stack", height=120 + 45 * (len(tiers) + 1), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      xaxis={"title": "USD per month"}, legend={"orientation": "h", "y": -0.3})
+    st.plotly_chart(fig, key="breakdown_chart", config={"displaylogo": False})
+    rows = [{"driver": d.replace("_", " "), **{TIER_LABELS.get(t, t): p.costs[t].drivers_usd_per_month.get(d)
+                                               for t in tiers}} for d in drivers]
+    rows.append({"driver": "total", **{TIER_LABELS.get(t, t): p.costs[t].monthly_usd for t in tiers}})
+    widgets.table(rows, key="breakdown_table",
+                  column_config={TIER_LABELS.get(t, t): st.column_config.NumberColumn(
+                      f"{TIER_LABELS.get(t, t)} (USD/month)", format="dollar") for t in tiers})
+
+
+def _tiers(p: Plan) -> None:
+    rows = []
+    for tier in ALL_TIERS:
+        c = p.costs[tier]
+        be, g, f = p.breakeven.get(tier), p.growth.get(tier), c.fleet
+        rows.append({
+            "tier": TIER_LABELS.get(tier, tier), "provider": c.provider, "price_basis": c.price_basis,
+            "usd_per_gpu_hour": c.usd_per_gpu_hour if c.available else None,
+            "replicas": f"{f.serving_replicas} + {f.redundancy_replicas}" if f else None,
+            "gpus": f.total_gpus if f else None,
+            "utilisation_avg_frac": f.utilisation_avg_frac if f else None,
+            "utilisation_peak_frac": f.utilisation_peak_frac if f else None,
+            "monthly": (widgets.fmt_range(c.monthly_usd, c.monthly_usd_low, c.monthly_usd_high)
+                        if c.available else "unavailable"),
+            "blended_usd_per_mtok": c.blended_usd_per_mtok if c.available else None,
+            "breakeven_requests_per_day": be.requests_per_day if be is not None and be.found else None,
+            "breakeven_month": g.breakeven_month if g is not None else None,
+            "cumulative_saving_usd": g.cumulative_saving_usd if g is not None else None,
+            "note": c.note, "price_source_url": c.price_source_url,
+        })
+    cc = st.column_config
+    widgets.table(rows, key="tiers_table", column_config={
+        "tier": cc.TextColumn("Tier"), "provider": cc.TextColumn("Provider"),
+        "price_basis": cc.TextColumn("Price basis"),
+        "usd_per_gpu_hour": cc.NumberColumn("All-in (USD per GPU-hour)", format="%.3f"),
+        "replicas": cc.TextColumn("Replicas (serving + spare)"), "gpus": cc.NumberColumn("GPUs (count)"),
+        "utilisation_avg_frac": cc.NumberColumn("Utilisation, average", format="percent"),
+        "utilisation_peak_frac": cc.NumberColumn("Utilisation, peak", format="percent"),
+        "monthly": cc.TextColumn("USD/month (range)"),
+        "blended_usd_per_mtok": cc.NumberColumn("USD per Mtok", format="%.3f"),
+        "breakeven_requests_per_day": cc.NumberColumn("Break-even (req/day)", format="localized"),
+        "breakeven_month": cc.NumberColumn("Break-even month (with growth)"),
+        "cumulative_saving_usd": cc.NumberColumn(f"Saving over {p.scenario.horizon_months} months (USD)",
+                                                 format="dollar"),
+        "note": cc.TextColumn("Where the price comes from", width="large"),
+        "price_source_url": cc.LinkColumn("Price source", display_text="source"),
+    })
+    if p.hybrid is not None:
+        h = p.hybrid
+        st.info(f"Hybrid: {h.base_serving_replicas} {TIER_LABELS.get(h.tier, h.tier)} replicas plus the API for "
+                f"{h.api_share_of_requests_frac:.0%} of requests costs {h.total_usd_per_month:,.0f} USD/month, "
+                f"{h.saving_vs_best_pure_usd_per_month:,.0f} USD/month less than the cheaper pure option.",
+                icon=":material/call_split:")
+
+
+def _capacity(p: Plan) -> None:
+    e = p.estimate
+    c1, c2, c3 = st.columns(3)
+    _metric(c1, "TTFT (s)", f"{e.ttft_s:.3f}",
+            f"{widgets.fmt_range(e.ttft_s, e.ttft_s_low, e.ttft_s_high, '.3f')} s; target {p.ttft_target_s:g} s",
+            f"Time to first token at the operating concurrency. Target source: {p.sources.get('ttft_target_s', '')}")
+    _metric(c2, "TPOT (s per token)", f"{e.tpot_s:.4f}",
+            f"{widgets.fmt_range(e.tpot_s, e.tpot_s_low, e.tpot_s_high, '.4f')} s; target {p.tpot_target_s:g} s",
+            f"Time per output token at the operating concurrency. Target source: "
+            f"{p.sources.get('tpot_target_s', '')}")
+    _metric(c3, "Capacity per replica (requests/s)", f"{p.capacity_requests_per_s_per_replica:.2f}",
+            widgets.fmt_range(p.capacity_requests_per_s_per_replica, p.capacity_requests_per_s_per_replica_low,
+                              p.capacity_requests_per_s_per_replica_high, ".2f") + " requests/s",
+            "Requests per second one replica completes under the latency targets; the range is the efficiency "
+            "profile's calibrated error.")
+    rows = [
+        ("Replica", f"{e.num_gpus} x {e.gpu_id} (tensor parallel {e.tp}, pipeline {e.pp})"),
+        ("Engine / precision / KV cache", f"{e.engine} / {e.precision} / {e.kv_dtype}"
+                                          + ("" if e.native_compute else " (dequantized to bf16)")),
+        ("Operating concurrency (sequences)",
+         f"{p.operating_concurrency:,} of {e.max_concurrency:,} that fit, bound by {p.concurrency_bound_by}"),
+        ("Output tokens/s per replica",
+         widgets.fmt_range(e.output_tokens_per_s, e.output_tokens_per_s_low, e.output_tokens_per_s_high)),
+        ("Output tokens/s per user", f"{e.output_tokens_per_s_per_user:,.1f}"),
+        ("Weights (GB, per GPU)", f"{e.weights_gb:,.1f} ({e.weights_gb_per_gpu:,.1f})"),
+        ("KV cache (GB per GPU at this concurrency)", f"{e.kv_cache_gb_per_gpu:,.1f}"),
+        ("Bottleneck", e.bottleneck), ("Efficiency profile", e.efficiency_profile),
+        ("Workload", f"{p.workload.requests_per_day:,.0f} requests/day, {p.workload.input_tokens_mean:,.0f} in / "
+                     f"{p.workload.output_tokens_mean:,.0f} out tokens, peak {p.workload.peak_to_average_ratio:g}x "
+                     f"average"),
+        ("Tokens per month (input / output)",
+         f"{p.input_tokens_per_month:,.3g} / {p.output_tokens_per_month:,.3g}"),
+    ]
+    widgets.table([{"quantity": k, "value": v} for k, v in rows], key="capacity_table", height="content",
+                  column_config={"quantity": st.column_config.TextColumn("Quantity"),
+                                 "value": st.column_config.TextColumn("Value", width="large")})
+
+
+def _monthly(p: Plan) -> None:
+    tiers = [t for t in ALL_TIERS if p.costs[t].available]
+    rows = [{"month": m.month, "requests_per_day": m.requests_per_day, "api_usd": m.api_usd,
+             **{t: m.self_hosted_usd.get(t) for t in tiers}} for m in p.monthly]
+    cc = st.column_config
+    widgets.table(rows, key="monthly_table", height=360, column_config={
+        "month": cc.NumberColumn("Month"), "requests_per_day": cc.NumberColumn("Requests/day", format="localized"),
+        "api_usd": cc.NumberColumn("API (USD)", format="dollar"),
+        **{t: cc.NumberColumn(f"{TIER_LABELS.get(t, t)} (USD)", format="dollar") for t in tiers}})
+    st.caption("Fixed fleets (owned, reserved) never shrink once grown; the full table is in the CSV report.")
+
+
+def render_headline(p: Plan) -> None:
+    _headline(p)
+
+
+def render_details(p: Plan) -> None:
+    widgets.show_warnings(p.warnings)
+    # Lazy tabs: only the open tab's content runs, which keeps a slider move's re-render short.
+    tabs = st.tabs(["Break-even", "Cost breakdown", "All tiers", "Capacity and latency", "Monthly"],
+                   key="plan_tab", on_change="rerun")
+    for tab, draw in zip(tabs, (_chart, _breakdown, _tiers, _capacity, _monthly), strict=True):
+        if tab.open:
+            with tab:
+                draw(p)

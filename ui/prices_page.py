@@ -1,0 +1,128 @@
+"""Prices: the GPU and API price tables, editable in place or replaced by an uploaded CSV.
+
+Every edit or upload goes through the same schema checks as data/ (planner._csvschema via
+planner.ui_support); the first problem is shown with its row (header = row 1), column and
+value, and the last valid table stays in use. Valid prices replace the session's catalog,
+so every page prices with them until the session ends or they are reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from planner._csvschema import Col
+from planner.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, Catalog
+from planner.errors import PlannerError
+from planner.ui_support import api_prices_from_csv, gpu_prices_from_csv, price_rows
+from ui import state, widgets
+
+_FIRST_DATA_ROW = 2  # the header is row 1, as a spreadsheet and the validator count
+
+
+def _column_config(schema: Mapping[str, Col]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for name, col in schema.items():
+        if col.kind in ("float+", "float0"):
+            config[name] = st.column_config.NumberColumn(name, min_value=0.0, format="%.4g", required=col.required)
+        elif col.kind == "int+":
+            config[name] = st.column_config.NumberColumn(name, min_value=1, step=1, format="%d",
+                                                         required=col.required)
+        elif name == "pricing":
+            config[name] = st.column_config.SelectboxColumn(name, options=list(PRICING_TIERS), required=True)
+        else:
+            config[name] = st.column_config.TextColumn(name, required=col.required)
+    return config
+
+
+def _frame(rows: list[dict[str, Any]], schema: Mapping[str, Col]) -> pd.DataFrame:
+    """Rows in schema order with nullable integer columns (so a CSV round trip keeps whole numbers)."""
+    frame = pd.DataFrame(rows, columns=list(schema))
+    for name, col in schema.items():
+        if col.kind == "int+":
+            frame[name] = frame[name].astype("Int64")
+        elif col.kind in ("float+", "float0"):
+            frame[name] = frame[name].astype("float64")
+        else:
+            frame[name] = frame[name].astype("object")
+    frame.index = pd.RangeIndex(_FIRST_DATA_ROW, _FIRST_DATA_ROW + len(frame), name="row")
+    return frame
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def _price_table(kind: str, label: str, schema: Mapping[str, Col], current: tuple,
+                 parse: Callable[[bytes, Catalog, str], tuple], apply: Callable[[tuple | None], None],
+                 overridden: bool) -> None:
+    """Upload, edit and validate one price table; valid edits become the session's prices."""
+    base_key, version_key = f"_{kind}_editor_base", f"_{kind}_editor_version"
+    editor_key = f"{kind}_price_editor_{st.session_state.get(version_key, 0)}"
+    if base_key not in st.session_state or editor_key not in st.session_state:
+        # First visit, or back from another page (the editor's own state was dropped): start from the prices in use.
+        st.session_state[base_key] = _frame(price_rows(current, schema), schema)
+
+    upload = st.file_uploader(f"Upload {label} (CSV with the columns below)", type=["csv"], key=f"{kind}_upload",
+                              help=f"Columns: {', '.join(schema)}. Replaces the whole table for this session.")
+    if upload is not None and st.session_state.get(f"_{kind}_upload_id") != upload.file_id:
+        try:
+            prices = parse(upload.getvalue(), state.catalog(), f"{upload.name}")
+        except PlannerError as err:
+            widgets.show_error(err)
+            st.caption("The table in use is unchanged.")
+        else:
+            st.session_state[f"_{kind}_upload_id"] = upload.file_id
+            apply(prices)
+            st.session_state[base_key] = _frame(price_rows(prices, schema), schema)
+            st.session_state[version_key] = st.session_state.get(version_key, 0) + 1
+            st.rerun()
+
+    cols = st.columns([3, 1, 1])
+    cols[0].caption(f"{len(current):,} rows in use{' (changed in this session)' if overridden else ' (shipped data/)'}"
+                    f". Row numbers count the header as row 1.")
+    cols[1].download_button("Download (CSV)", state.prices_csv(current, schema), file_name=f"{kind}_prices.csv",
+                            mime="text/csv", key=f"{kind}_download", icon=":material/download:", width="stretch",
+                            help="The table in use, in the upload format (spreadsheet formulas neutralised).")
+    if cols[2].button("Reset to shipped prices", key=f"{kind}_reset", disabled=not overridden, width="stretch"):
+        apply(None)
+        st.session_state.pop(base_key, None)  # the upload stays marked as used, so it is not applied again
+        st.session_state[version_key] = st.session_state.get(version_key, 0) + 1
+        st.rerun()
+
+    edited = st.data_editor(st.session_state[base_key], key=editor_key, num_rows="dynamic", hide_index=False,
+                            column_config=_column_config(schema), height=640,
+                            placeholder="")  # an empty optional cell shows empty, not "None"
+    try:
+        prices = parse(_csv_bytes(edited), state.catalog(), f"edited {label}")
+    except PlannerError as err:
+        widgets.show_error(err)
+        st.caption("The last valid table stays in use until this is fixed.")
+        return
+    if prices != current:
+        apply(prices)
+        st.rerun()
+
+
+def render() -> None:
+    st.title("Prices")
+    st.caption("GPU rental and API token prices used by every page in this session. Edit a cell, add or delete "
+               "rows, or upload a CSV; each change is validated before it is used.")
+    cat = state.catalog()
+    gpu_changed, api_changed = state.prices_overridden()
+    gpu_tab, api_tab = st.tabs(["GPU prices (USD per GPU-hour)", "API prices (USD per million tokens)"])
+    with gpu_tab:
+        _price_table("gpu", "GPU prices", GPU_PRICE_SCHEMA, cat.gpu_prices,
+                     lambda data, c, name: gpu_prices_from_csv(data, c, name=name), state.set_gpu_prices,
+                     gpu_changed)
+    with api_tab:
+        _price_table("api", "API prices", API_PRICE_SCHEMA, tuple(cat.api_prices.values()),
+                     lambda data, c, name: api_prices_from_csv(data, c, name=name), state.set_api_prices,
+                     api_changed)
+
+
+if __name__ == "__main__":  # run by st.navigation as a page script
+    render()
