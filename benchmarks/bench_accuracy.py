@@ -45,7 +45,7 @@ def _roofline(catalog):
     """Every profile at 100 % of peak with no fixed costs: the analytical tools' assumption."""
     perfect = [dataclasses.replace(p, mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0,
                                    comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
-                                   moe_expert_overhead_us=0.0)
+                                   moe_expert_overhead_us=0.0, layer_overhead_us=0.0)
                for p in catalog.efficiency]
     return replace_profiles(catalog, perfect)
 
@@ -64,6 +64,7 @@ def main() -> int:
             print(f"  {p.profile_id:22s} mbu {p.mbu_frac:.3f} moe {p.moe_mbu_frac:.3f} "
                   f"mfu_d {p.mfu_decode_frac:.3f} "
                   f"mfu_p {p.mfu_prefill_frac:.3f} comm_bw {p.comm_bw_frac:.3f} overhead {p.step_overhead_ms:.2f} ms "
+                  f"(overlap {p.overhead_overlap_frac:.2f}) layer {p.layer_overhead_us:.1f} us "
                   f"latency {p.comm_latency_us:.1f} us expert {p.moe_expert_overhead_us:.2f} us "
                   f"range {p.range_low_factor:.2f}-{p.range_high_factor:.2f}")
         catalog = replace_profiles(catalog, profiles)

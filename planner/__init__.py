@@ -1,9 +1,19 @@
-"""Self-hosting cost and TCO planner for open-weight LLMs: the engine's public API."""
+"""Self-hosting cost and TCO planner for open-weight LLMs: the engine's public API.
+
+    from planner import load_catalog, estimate, EstimateRequest, plan, load_scenario
+    catalog = load_catalog()
+    est = estimate(catalog, EstimateRequest(model="llama-3.1-70b", gpu="H100-SXM", num_gpus=4, precision="fp8"))
+    result = plan(load_scenario("examples/rag-qwen3-8b-l40s.toml"), catalog)
+
+Everything here is a pure function of numbers and frozen dataclasses; PlannerError and its
+subclasses are the outcomes a user can act on.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from planner.advisor import Constraints, Recommendation, recommend
 from planner.architecture import (
     Architecture,
     architecture_from_config,
@@ -13,7 +23,9 @@ from planner.architecture import (
     kv_cache_bytes_per_token,
     mla_kv_cache_bytes_per_token,
 )
+from planner.benchmarks_data import load_benchmarks
 from planner.catalog import Catalog, load_catalog
+from planner.cost_curves import breakeven_chart, cost_curve
 from planner.errors import (
     CatalogError,
     DoesNotFitError,
@@ -24,26 +36,24 @@ from planner.errors import (
     UnreachableTargetError,
 )
 from planner.estimate import Estimate, EstimateRequest, estimate
+from planner.plan import Plan, plan
+from planner.report import plan_to_csv, plan_to_json, sanitize_csv_cell, write_csv
+from planner.scenario import SCENARIO_FIELDS, Scenario, apply_overrides, dump_scenario, load_scenario
+from planner.sweep import sweep
 
 __all__ = [
     "__version__",
-    "Architecture",
-    "architecture_from_config",
-    "expected_experts_touched",
-    "kv_bytes_per_sequence",
-    "kv_bytes_per_token",
-    "kv_cache_bytes_per_token",
-    "mla_kv_cache_bytes_per_token",
-    "Catalog",
-    "load_catalog",
-    "CatalogError",
-    "DoesNotFitError",
-    "InvalidInputError",
-    "NoBreakEvenError",
-    "PlannerError",
-    "UnknownNameError",
-    "UnreachableTargetError",
-    "Estimate",
-    "EstimateRequest",
-    "estimate",
+    # catalog and architecture
+    "Catalog", "load_catalog", "Architecture", "architecture_from_config", "expected_experts_touched",
+    "kv_bytes_per_sequence", "kv_bytes_per_token", "kv_cache_bytes_per_token", "mla_kv_cache_bytes_per_token",
+    # one replica
+    "Estimate", "EstimateRequest", "estimate", "sweep",
+    # plans, costs and reports
+    "Scenario", "SCENARIO_FIELDS", "load_scenario", "dump_scenario", "apply_overrides", "Plan", "plan",
+    "cost_curve", "breakeven_chart", "plan_to_csv", "plan_to_json", "sanitize_csv_cell", "write_csv",
+    # which model
+    "Constraints", "Recommendation", "recommend", "load_benchmarks",
+    # errors
+    "PlannerError", "InvalidInputError", "UnknownNameError", "CatalogError", "DoesNotFitError",
+    "UnreachableTargetError", "NoBreakEvenError",
 ]

@@ -13,9 +13,10 @@ import csv
 import datetime as dt
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from planner.errors import CatalogError
 
@@ -120,7 +121,7 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
             raise CatalogError(label, number, None, None,
                                f"has {len(cells)} cells, the header has {len(header)}")
         record: dict[str, Any] = {}
-        for column, cell in zip(header, cells):
+        for column, cell in zip(header, cells, strict=True):
             if column not in schema:
                 continue
             spec, text = schema[column], cell.strip()

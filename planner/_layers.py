@@ -163,7 +163,8 @@ def _mlp_params(hidden: int, ffn: int, gated: bool) -> float:
     return (3 if gated else 2) * hidden * ffn
 
 
-def _attention(cfg: dict[str, Any], kind: str, hidden: int, model_type: str) -> tuple[float, float, float, float, int, float]:
+def _attention(cfg: dict[str, Any], kind: str, hidden: int,
+               model_type: str) -> tuple[float, float, float, float, int, float]:
     """(params, kv elems/token, decode attn FLOPs/ctx token, prefill attn FLOPs/ctx token, ctx cap, state elems)."""
     heads = _int(cfg, "num_attention_heads")
     if kind == "linear":
@@ -307,7 +308,7 @@ def build_layers(cfg: dict[str, Any], model_type: str) -> list[LayerSpec]:
     both_mlps = bool(cfg.get("enable_moe_block"))  # Gemma 4: a dense MLP beside the experts in every layer
     ratios = cfg.get("compress_ratios") or [0] * n_layers
     layers = []
-    for index, (attn_kind, mlp_kind) in enumerate(zip(attn_kinds, mlp_kinds)):
+    for index, (attn_kind, mlp_kind) in enumerate(zip(attn_kinds, mlp_kinds, strict=True)):
         if attn_kind == "none":
             a_params, kv, dflops, pflops, cap, state = 0.0, 0.0, 0.0, 0.0, 0, 0.0
         else:

@@ -8,7 +8,8 @@ effect on a link scale (logit for fractions in (0, 1], log for the fixed costs):
 with TensorRT-LLM and NVIDIA datacenter GPUs as the reference (offsets 0). The factors
 are those of `performance.Efficiency`, one per kind of bottleneck: bandwidth-bound
 decode (mbu), routed-expert streaming (moe_mbu), compute-bound decode (mfu_decode),
-prefill (mfu_prefill), the per-step floor (step overhead) and collective latency.
+prefill (mfu_prefill), the per-step CPU work (step overhead) and the share of the GPU step
+that hides it (overhead overlap), GPU time per layer, per touched expert, and collective latency.
 `scipy.optimize.least_squares` minimises a robust (soft-L1) loss of
 log(predicted / measured) over the fit rows, plus Gaussian priors that pull the base
 towards generic values and every offset towards 0, so an engine or class with little
@@ -49,7 +50,7 @@ from planner.profile_store import (  # noqa: F401  (re-exported: callers import 
 from planner.validation import MeasuredPoint, RowModel, model_row, stack_terms
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
-          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us")
+          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us")
 N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
@@ -67,9 +68,12 @@ class FitSettings:
     the fitted values replace it wherever the data constrain them.
     """
 
-    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.5, 1.0, 10.0, 1.0)  # in PARAMS order, natural units
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0)  # in PARAMS order, natural units
     prior_sd: float = 1.5  # base: weak
-    offset_sd: float = 1.5  # engine and class offsets: shrink towards the reference
+    offset_sd: float = 1.5  # engine and class offsets of the fractions: shrink towards the reference
+    time_offset_sd: float = 3.0  # engine and class offsets of the fixed costs (log scale): software stacks differ
+    # by an order of magnitude there (one CUDA graph per step vs a launch per kernel, Metal vs CUDA), far more
+    # than in the achieved fractions of peak
     loss_scale: float = 0.5  # soft-L1 transition, in log(pred/measured)
 
 
@@ -110,10 +114,10 @@ def _robust(r: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
-    """Predicted values of stacked rows with per-row parameters `natural` (N x 9, PARAMS order)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = natural.T
+    """Predicted values of stacked rows with per-row parameters `natural` (N x 10, PARAMS order)."""
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = natural.T
     return stack.predict(mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms / units.MS_PER_S, latency_us / units.MILLION,
-                         expert_us / units.MILLION, overlap)
+                         expert_us / units.MILLION, overlap, layer_us / units.MILLION)
 
 
 @dataclass(frozen=True)
@@ -163,10 +167,12 @@ def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings:
         theta = base + e_off[eng_idx] + c_off[cls_idx]
         pred = _predict_rows(stack, _from_link(theta))
         data = _robust(np.log(pred / measured), settings.loss_scale)
-        priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / settings.offset_sd])
+        priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
         return np.concatenate([data, priors])
 
-    x0 = np.concatenate([prior, np.zeros(k * (len(free_e) + len(free_c)))])
+    n_off = len(free_e) + len(free_c)
+    offset_sd = np.tile(np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd), n_off)
+    x0 = np.concatenate([prior, np.zeros(k * n_off)])
     sol = least_squares(residuals, x0, method="trf", max_nfev=4000)
     base, e_off, c_off = unpack(sol.x)
     factors, counts = {}, {}
@@ -182,7 +188,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
                 holdout_mdape_frac: float | None, source_url: str, notes: str,
                 accessed: dt.date | None = None) -> EfficiencyProfile:
     """An EfficiencyProfile from fitted factors (rounded to what the data supports)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = factors
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = factors
     lo, hi = range_factors
     return EfficiencyProfile(
         profile_id=profile_id, engine=engine, gpu_match=gpu_match, mbu_frac=round(mbu, 3),
@@ -192,7 +198,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         fit_mdape_frac=None if fit_mdape_frac is None else round(fit_mdape_frac, 3), source_url=source_url,
         source_accessed=accessed or dt.date.today(), notes=notes, moe_mbu_frac=round(moe, 3),
         comm_bw_frac=round(comm_bw, 3), moe_expert_overhead_us=round(expert_us, 3),
-        overhead_overlap_frac=max(round(overlap, 3), 0.001),
+        overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
         holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3))
 
 
@@ -282,7 +288,7 @@ def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
     comm_bw = profile.comm_bw_frac if profile.comm_bw_frac is not None else 1.0
     return (profile.mbu_frac, moe, profile.mfu_decode_frac, profile.mfu_prefill_frac, comm_bw,
             profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
-            profile.moe_expert_overhead_us or 0.0)
+            profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -345,11 +351,11 @@ def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: st
 def _efficiency(natural: np.ndarray) -> Any:
     from planner.performance import Efficiency
 
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us = (float(v) for v in natural)
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = (float(v) for v in natural)
     return Efficiency(mbu_frac=mbu, mfu_decode_frac=mfu_d, mfu_prefill_frac=mfu_p,
                       step_overhead_s=overhead_ms / units.MS_PER_S, comm_latency_s=latency_us / units.MILLION,
                       moe_mbu_frac=moe, comm_bw_frac=comm_bw, expert_overhead_s=expert_us / units.MILLION,
-                      overhead_overlap_frac=overlap)
+                      overhead_overlap_frac=overlap, layer_overhead_s=layer_us / units.MILLION)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

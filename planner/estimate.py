@@ -34,8 +34,16 @@ KV_RESERVES_FULL_SEQUENCE = {"trtllm": True, "llama.cpp": True}
 # SGLang take a fraction of the whole GPU and subtract the weights from it.
 KV_FRACTION_OF_FREE_MEMORY = {"trtllm": True}
 # llama.cpp's quantized matmuls (MMQ) quantize activations to 8 bits and run on the GPU's
-# int8 units where it has them (llama.cpp PR #7676 "CUDA: use tensor cores for MMQ").
+# int8 units where it has them (llama.cpp PR #7676 "CUDA: use tensor cores for MMQ"). Its MXFP4
+# type (gpt-oss GGUFs) is one more ggml block quant on the same MMQ path (ggml-cuda/mmq.cuh), not
+# a job for Blackwell's FP4 tensor cores, so it gets the int8 rate too.
 INT8_COMPUTE_KINDS = {"gguf"}
+INT8_COMPUTE_PRECISIONS = {"llama.cpp": frozenset({"mxfp4"})}
+
+
+def int8_matmuls(engine_id: str, precision_id: str, precision_kind: str) -> bool:
+    """Whether the engine runs this precision's matmuls on int8 units (llama.cpp MMQ, see above)."""
+    return precision_kind in INT8_COMPUTE_KINDS or precision_id in INT8_COMPUTE_PRECISIONS.get(engine_id, ())
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,8 @@ def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
                       comm_latency_s=prof.comm_latency_us / units.MILLION, moe_mbu_frac=prof.moe_mbu_frac,
                       comm_bw_frac=1.0 if prof.comm_bw_frac is None else prof.comm_bw_frac,
                       expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION,
-                      overhead_overlap_frac=prof.overhead_overlap_frac or 0.0)
+                      overhead_overlap_frac=prof.overhead_overlap_frac or 0.0,
+                      layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION)
 
 
 _efficiency = efficiency_of
@@ -230,7 +239,7 @@ _setup = prepare
 def hardware_of(s: ReplicaSetup) -> Hardware:
     """Per-GPU peaks the model runs at: the format's tensor rate, or int8 for llama.cpp's quantized matmuls."""
     tflops = compute_tflops(s.gpu, s.fmt)
-    if s.precision_kind in INT8_COMPUTE_KINDS and s.gpu.int8_dense_tops:
+    if int8_matmuls(s.engine_id, s.precision_id, s.precision_kind) and s.gpu.int8_dense_tops:
         tflops = s.gpu.int8_dense_tops
     return Hardware(memory_bandwidth_tb_s=s.gpu.memory_bandwidth_tb_s, compute_tflops=tflops,
                     interconnect_bandwidth_gb_s=s.gpu.interconnect_bandwidth_gb_s)

@@ -37,6 +37,8 @@ broadcasts over numpy arrays of batch, context, parallelism and hardware.
 [6] TensorRT-LLM docs, "Overlap Scheduler" (PyTorch backend), nvidia.github.io/TensorRT-LLM.
 [7] NVIDIA, "Optimizing llama.cpp AI Inference with CUDA Graphs", developer.nvidia.com/blog, 2024 (llama.cpp
     PR #6766: one graph launch per token instead of one launch per kernel).
+[8] E. T. Jaynes, "Information Theory and Statistical Mechanics", Phys. Rev. 106(4), 1957 (maximum entropy:
+    the exponential law for a positive quantity of known mean).
 """
 
 from __future__ import annotations
@@ -47,13 +49,18 @@ from typing import Any
 import numpy as np
 
 from planner import units
-from planner.architecture import Architecture, expected_experts_touched, kv_bytes_per_sequence
+from planner.architecture import Architecture, kv_bytes_per_sequence
 from planner.errors import InvalidInputError, require_frac, require_non_negative, require_positive, require_positive_int
 from planner.quantization import WeightFormat
-
-ACTIVATION_BYTES = 2  # bf16 activations on the wire for all-reduce and all-to-all
-ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention, one after the MLP [2]
-ALLTOALLS_PER_MOE_LAYER = 2  # expert parallelism: dispatch and combine
+from planner.step_work import (  # noqa: F401  (re-exported: callers import them from here)
+    ACTIVATION_BYTES,
+    attention_flops_per_token,
+    comm_terms,
+    expert_calls,
+    kv_split,
+    weight_bytes_read,
+    weight_bytes_split,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Efficiency:
     comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
     expert_overhead_s: float = 0.0  # per routed expert a step touches, per MoE layer (grouped-GEMM launch cost)
     overhead_overlap_frac: float = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
+    layer_overhead_s: float = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
 
     def __post_init__(self) -> None:
         require_frac(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
@@ -77,7 +85,7 @@ class Efficiency:
             raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
                                     f"{self.overhead_overlap_frac!r}")
         require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s,
-                             expert_overhead_s=self.expert_overhead_s)
+                             expert_overhead_s=self.expert_overhead_s, layer_overhead_s=self.layer_overhead_s)
         if self.moe_mbu_frac is not None:
             require_frac(moe_mbu_frac=self.moe_mbu_frac)
 
@@ -87,9 +95,10 @@ class Efficiency:
 
     def values(self) -> tuple[float, ...]:
         """(mbu, expert mbu, mfu decode, mfu prefill, comm bandwidth frac, step overhead s, collective latency s,
-        expert overhead s, overhead overlap frac): the argument order of StepTerms.parts."""
+        expert overhead s, overhead overlap frac, layer overhead s): the argument order of StepTerms.parts."""
         return (self.mbu_frac, self.expert_mbu_frac, self.mfu_decode_frac, self.mfu_prefill_frac, self.comm_bw_frac,
-                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s, self.overhead_overlap_frac)
+                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s, self.overhead_overlap_frac,
+                self.layer_overhead_s)
 
 
 @dataclass(frozen=True)
@@ -127,18 +136,22 @@ class StepTerms:
                     GEMM FLOPs of decode tokens / mfu_d + of prompt tokens / mfu_p)
               + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
               + transfer / comm_bw + collectives x latency
-              + expert calls x expert overhead
+              + expert calls x expert overhead + layers x layer overhead
         gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
-        cycle = gpu + max(0, step overhead - overlap x gpu)
+        cycle = gpu + step overhead x exp(-overlap x gpu / step overhead)   (see exposed_overhead_s)
 
     The step overhead is the engine's CPU work per forward step (scheduling, input
     preparation, sampling, output processing, launching the step's kernels or CUDA graph).
     An engine that prepares step n+1 while the GPU runs step n hides it behind the GPU time:
     vLLM V1's engine core and async scheduling [4], SGLang's overlap scheduler [5],
     TensorRT-LLM's overlap scheduler [6]; `overlap` is the share of the GPU time available
-    for that (1: cycle = max(gpu, overhead); 0: serial, cycle = gpu + overhead). So the
+    for that (0: serial, cycle = gpu + overhead; 1: about max(gpu, overhead)). So the
     overhead is exposed at batch 1, where the GPU step of a small model lasts a few
     milliseconds, and hidden at large batch. CUDA graphs [7] shrink the overhead itself.
+    The layer overhead is GPU time: each layer runs a dozen small kernels (norms, rotary
+    embedding, attention, activations, residual adds) that last a few microseconds even when
+    launched from a graph, so a small model's batch-1 step costs more than its bytes; it
+    scales with depth, which a per-step constant cannot.
 
     With chunked prefill a new prompt is processed in one step (when it fits the token
     budget), so a fraction f of the cycles carries a prompt chunk and the rest decode only;
@@ -163,12 +176,13 @@ class StepTerms:
     memory_expert_chunk_s: Any  # expert bytes of the step with the chunk
     transfer_chunk_s: Any
     expert_calls_chunk: Any
+    layers: Any = 0.0  # layers one pipeline stage runs per step
 
     def parts(self, mbu: Any, expert_mbu: Any, mfu_decode: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any,
-              comm_latency_s: Any, expert_overhead_s: Any = 0.0,
-              overlap_frac: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
+              comm_latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
+              layer_overhead_s: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
         """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed); overhead is
-        the exposed step overhead plus the per-expert costs."""
+        the exposed step overhead plus the per-expert and per-layer costs."""
         f = self.chunk_frac
         attn_mem = self.memory_kv_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
@@ -181,7 +195,8 @@ class StepTerms:
         chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
         comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
             + self.pp * self.collectives * comm_latency_s
-        experts = self.pp * ((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
+        experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
+                             + self.layers * layer_overhead_s)
         gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts
         exposed = exposed_overhead_s(overhead_s, gpu, overlap_frac)
         cycle = gpu + exposed
@@ -200,8 +215,9 @@ class PrefillTerms:
     steps because the engine processes at most its token budget per step (chunked prefill):
 
         gpu = max(GEMM FLOPs / mfu_p, steps x weight bytes / mbu) + attention FLOPs / mfu_p
-              + transfer / comm_bw + steps x (collectives x latency + expert calls x expert overhead)
-        total = gpu + steps x max(0, step overhead - overlap x gpu / steps)   (see StepTerms)
+              + transfer / comm_bw + steps x (collectives x latency + expert calls x expert overhead
+                                               + layers x layer overhead)
+        total = gpu + steps x exposed_overhead_s(step overhead, gpu / steps, overlap)
     """
 
     compute_s: Any  # GEMM FLOPs
@@ -211,109 +227,37 @@ class PrefillTerms:
     collectives: Any  # per step
     expert_calls: Any  # (layer, touched expert) pairs one GPU runs per step
     steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
+    layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
 
     def total_s(self, eff: Efficiency) -> Any:
         return self.total_with(eff.mbu_frac, eff.mfu_prefill_frac, eff.comm_bw_frac, eff.step_overhead_s,
-                               eff.comm_latency_s, eff.expert_overhead_s, eff.overhead_overlap_frac)
+                               eff.comm_latency_s, eff.expert_overhead_s, eff.overhead_overlap_frac,
+                               eff.layer_overhead_s)
 
     def total_with(self, mbu: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any, comm_latency_s: Any,
-                   expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0) -> Any:
-        per_step = self.collectives * comm_latency_s + self.expert_calls * expert_overhead_s
+                   expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0, layer_overhead_s: Any = 0.0) -> Any:
+        per_step = (self.collectives * comm_latency_s + self.expert_calls * expert_overhead_s
+                    + self.layers * layer_overhead_s)
         gpu = (np.maximum(self.compute_s / mfu_prefill, self.steps * self.memory_s / mbu)
                + self.attn_s / mfu_prefill + self.transfer_s / comm_bw + self.steps * per_step)
         return gpu + self.steps * exposed_overhead_s(overhead_s, gpu / self.steps, overlap_frac)
 
 
 def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:
-    """Part of a step's CPU overhead the GPU time does not hide: max(0, overhead - overlap x gpu time).
+    """Mean part of a step's CPU overhead that the GPU time does not hide.
 
     An engine that schedules step n+1 while step n runs on the GPU (vLLM V1 async scheduling [4],
     SGLang's overlap scheduler [5], TensorRT-LLM's overlap scheduler [6]) pays only the part of its
-    CPU work that outlasts the GPU step; `overlap_frac` is the share of the GPU time available for
-    that (0: the CPU work runs between GPU steps and adds in full).
+    CPU work C that outlasts the hiding window t = overlap x gpu time: max(0, C - t). C varies from
+    step to step around its mean `overhead_s`; taking it exponentially distributed (the maximum-
+    entropy law of a positive time with a known mean [8]) gives E[max(0, C - t)] = overhead x
+    exp(-t / overhead): the whole overhead at t = 0 (a serial engine, `overlap_frac` 0), 37 % of it
+    when t equals it, 5 % at three times it. Unlike the hard max this is smooth, so a fit can
+    still tell the overhead from the overlap when every step hides most of it.
     """
-    return np.maximum(overhead_s - overlap_frac * gpu_s, 0.0)
-
-
-def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
-    """(dense, routed-expert) weight bytes one forward step streams for `tokens` tokens (whole replica).
-
-    Dense parts once per step; each MoE layer the experts its tokens touch (uniform routing,
-    `expected_experts_touched`). Broadcasts over `tokens`.
-    """
-    dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
-             + arch.lm_head_params * fmt.embed_bytes_per_param)
-    shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
-    experts = np.zeros(shape, dtype=float)
-    for g in arch.moe_groups:
-        touched = expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
-        experts = experts + g.n_layers * g.params_per_expert * fmt.expert_bytes_per_param * touched
-    return np.broadcast_to(np.asarray(dense, dtype=float), shape).copy(), experts
-
-
-def expert_calls(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, expert_parallel: bool) -> Any:
-    """(MoE layer, touched expert) pairs one GPU of one pipeline stage runs for a step of `tokens` tokens.
-
-    Under tensor parallelism every GPU runs a slice of every touched expert; under expert
-    parallelism the touched experts are spread over the tp GPUs.
-    """
-    calls = np.zeros(np.shape(tokens), dtype=float)
-    for g in arch.moe_groups:
-        calls = calls + g.n_layers * expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
-    per_gpu = calls / np.asarray(pp, dtype=float)
-    return per_gpu / np.asarray(tp, dtype=float) if expert_parallel else per_gpu
-
-
-def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any:
-    """Weight bytes one forward step streams for `tokens` tokens (whole replica): dense + touched experts."""
-    dense, experts = weight_bytes_split(arch, fmt, tokens)
-    return dense + experts
-
-
-def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
-    """Attention FLOPs for one query token attending to `context_tokens` cached tokens.
-
-    Full-attention layers see the whole context (capped by sparse attention's top-k);
-    sliding-window and chunked layers at most their window; recurrent layers a fixed cost.
-    """
-    ctx = np.asarray(context_tokens, dtype=float)
-    capped = np.minimum(ctx, arch.attn_ctx_cap_tokens) if arch.attn_ctx_cap_tokens else ctx
-    per_ctx = arch.prefill_attn_flops_per_ctx_token_full if prefill else arch.attn_flops_per_ctx_token_full
-    flops = per_ctx * capped + arch.fixed_flops_per_token
-    for g in arch.window_groups:
-        flops = flops + g.attn_flops_per_ctx_token * np.minimum(ctx, g.window_tokens)
-    return flops
-
-
-def _comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: Any,
-                expert_parallel: bool) -> tuple[Any, Any]:
-    """(transfer seconds at full link speed, latency hops) of one stage's collectives in a step.
-
-    Ring all-reduce moves 2 (tp-1)/tp of the activations per call in 2 (tp-1) steps, an
-    all-to-all (tp-1)/tp of each token's top-k expert inputs in tp-1 steps [3]; each step pays
-    the link latency once, so a collective's fixed cost grows with the group (hops x
-    comm_latency). Both vanish at tp = 1.
-    """
-    tp = np.asarray(tp, dtype=float)
-    layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
-    link_bytes_per_s = np.asarray(link_gb_s, dtype=float) * units.GB
-    multi = tp > 1
-    ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
-    transfer = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
-    hops = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * 2.0 * (tp - 1), 0.0)
-    if expert_parallel and arch.moe_groups:
-        moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
-        top_k = max(g.top_k for g in arch.moe_groups)
-        a2a_bytes = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
-        transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
-                                       0.0)
-        hops = hops + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * (tp - 1), 0.0)
-    return transfer, hops
-
-
-def kv_split(n_kv_heads: int, tp: Any) -> Any:
-    """Ways tensor parallelism splits the KV cache: min(tp, kv_heads) (1 for MLA's single latent)."""
-    return np.minimum(np.asarray(tp, dtype=float), float(n_kv_heads))
+    o = np.asarray(overhead_s, dtype=float)
+    hidden = np.asarray(overlap_frac, dtype=float) * np.asarray(gpu_s, dtype=float)
+    return np.where(o > 0, o * np.exp(-hidden / np.where(o > 0, o, 1.0)), 0.0)
 
 
 def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
@@ -347,8 +291,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
     kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f))
     link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=expert_parallel)
-    transfer, calls = _comm_terms(arch, micro, **link)
-    transfer_chunk, _ = _comm_terms(arch, micro + micro_chunk, **link)
+    transfer, calls = comm_terms(arch, micro, **link)
+    transfer_chunk, _ = comm_terms(arch, micro + micro_chunk, **link)
     gemm = 2.0 * arch.active_compute_params
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=expert_parallel)
     return StepTerms(memory_s=dense_bytes / per_gpu / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
@@ -360,7 +304,7 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                      attn_prefill_s=micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
                                                                             prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
-                     expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep))
+                     expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep), layers=arch.n_layers / pp_f)
 
 
 def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
@@ -385,14 +329,14 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
     steps = prefill_steps(n, prefill_budget_tokens)
     chunk = n / steps  # tokens per step
     memory = weight_bytes_read(arch, fmt, chunk) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
-    transfer, calls = _comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
+    transfer, calls = comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
                                   expert_parallel=expert_parallel)
     return PrefillTerms(compute_s=2.0 * arch.active_compute_params * n / flops_per_s,
                         attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / flops_per_s,
                         memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
                         expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
                                                          expert_parallel=expert_parallel),
-                        steps=steps)
+                        steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)))
 
 
 def _check_parallel(tp: int, pp: int) -> None:
@@ -430,6 +374,6 @@ from planner.serving import (  # noqa: E402
 
 __all__ = ["ACTIVATION_BYTES", "Efficiency", "Hardware", "OperatingPoint", "PointTerms", "PrefillTerms", "StepTerms",
            "StepTime", "arrival_concurrency", "attention_flops_per_token", "decode_step", "decode_terms",
-           "expert_calls", "exposed_overhead_s", "kv_split", "operating_point", "point_from_terms", "point_terms", "prefill_steps",
-           "prefill_terms", "prefill_time_s", "queued_ttft_s", "wave_tpot_s", "wave_ttft_s", "weight_bytes_read",
-           "weight_bytes_split"]
+           "expert_calls", "exposed_overhead_s", "kv_split", "operating_point", "point_from_terms", "point_terms",
+           "prefill_steps", "prefill_terms", "prefill_time_s", "queued_ttft_s", "wave_tpot_s", "wave_ttft_s",
+           "weight_bytes_read", "weight_bytes_split"]

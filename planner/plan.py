@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from planner import units
+from planner.api_costs import ApiCost, resolve_api
 from planner.breakeven import (
     BreakEven,
     GrowthOutcome,
@@ -34,7 +35,6 @@ from planner.breakeven import (
     self_hosted_usd_per_month,
     with_capacity_factor,
 )
-from planner.api_costs import ApiCost, resolve_api
 from planner.catalog import Catalog, load_catalog
 from planner.costs import (
     ALL_TIERS,

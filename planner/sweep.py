@@ -25,12 +25,12 @@ from planner.architecture import kv_bytes_per_sequence
 from planner.catalog import Catalog, Gpu
 from planner.errors import InvalidInputError, require_positive_int
 from planner.estimate import (
-    INT8_COMPUTE_KINDS,
     KV_FRACTION_OF_FREE_MEMORY,
     MAX_TOKENS,
     _default_engine,
     choose_parallelism,
     efficiency_of,
+    int8_matmuls,
     kv_context_tokens,
 )
 from planner.memory import max_concurrency_array
@@ -140,7 +140,7 @@ class _CandidateTable:
     bandwidth_tb_s: np.ndarray
     link_gb_s: np.ndarray
     per_node: np.ndarray
-    eff: np.ndarray  # (N, 9) Efficiency.values()
+    eff: np.ndarray  # (N, 10) Efficiency.values()
     profile_ids: np.ndarray
     budget_tokens: np.ndarray  # engine's per-step token budget (inf: none)
 
@@ -161,7 +161,7 @@ class _CandidateTable:
                    np.array([KV_FRACTION_OF_FREE_MEMORY.get(c.engine_id, False) for c in cands], dtype=bool),
                    f(c.gpu.memory_bandwidth_tb_s for c in cands), f(c.gpu.interconnect_bandwidth_gb_s for c in cands),
                    np.array([c.gpu.max_gpus_per_node for c in cands], dtype=int),
-                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float).reshape(-1, 9),
+                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float).reshape(-1, 10),
                    np.array([profiles[(c.engine_id, c.gpu.gpu_id)][0] for c in cands], dtype=object),
                    f(e.max_num_batched_tokens or np.inf for e in eng))
 
@@ -221,8 +221,8 @@ def _sweep_model(catalog: Catalog, model: Any, t: _CandidateTable, counts: list[
                         memory_bandwidth_tb_s=t.bandwidth_tb_s[idx], compute_tflops=tflops,
                         interconnect_bandwidth_gb_s=t.link_gb_s[idx], prefill_budget_tokens=t.budget_tokens[idx])
     tpot = terms.step.parts(*values.T)[0]
-    mbu, _, _, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap = values.T
-    prefill = terms.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap)
+    mbu, _, _, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap, layer_s = values.T
+    prefill = terms.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap, layer_s)
     nan = np.where(fits, 1.0, np.nan)
     return {
         "model_id": np.full(len(idx), model.model_id, dtype=object),
@@ -238,6 +238,6 @@ def _sweep_model(catalog: Catalog, model: Any, t: _CandidateTable, counts: list[
 
 def _tflops(c: _Candidate, fmt: WeightFormat) -> float:
     """As estimate.hardware_of: the format's tensor rate, or int8 for llama.cpp's quantized matmuls."""
-    if c.precision_kind in INT8_COMPUTE_KINDS and c.gpu.int8_dense_tops:
+    if int8_matmuls(c.engine_id, c.precision_id, c.precision_kind) and c.gpu.int8_dense_tops:
         return c.gpu.int8_dense_tops
     return compute_tflops(c.gpu, fmt)

@@ -110,9 +110,11 @@ class RowTerms:
     static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
 
     def predict(self, mbu: Any, moe_mbu: Any, mfu_d: Any, mfu_p: Any, comm_bw: Any, overhead_s: Any,
-                latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0) -> Any:
-        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s, overlap_frac)
-        fixed = (overhead_s, latency_s, expert_overhead_s, overlap_frac)
+                latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
+                layer_overhead_s: Any = 0.0) -> Any:
+        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s, overlap_frac,
+               layer_overhead_s)
+        fixed = (overhead_s, latency_s, expert_overhead_s, overlap_frac, layer_overhead_s)
         tpot = _cycle_s(self.step, *eff)
         prefill = self.prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
         ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
@@ -194,7 +196,7 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
     return PrefillTerms(compute_s=prefill.compute_s * batch, attn_s=prefill.attn_s * batch, memory_s=prefill.memory_s,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
                         expert_calls=prefill.expert_calls,
-                        steps=prefill_steps(batch * prompt_tokens, budget_tokens))
+                        steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers)
 
 
 def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Callable[[Efficiency], tuple]:

@@ -33,7 +33,8 @@ def _cli(args: str) -> str:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli_main(shlex.split(args))
     text = out.getvalue() + err.getvalue()
-    return f"```console\n$ python -m planner {args}\n{text.rstrip()}\n```\n" + (f"(exit status {code})\n" if code else "")
+    status = f"(exit status {code})\n" if code else ""
+    return f"```console\n$ python -m planner {args}\n{text.rstrip()}\n```\n" + status
 
 
 def _fmt(value: object) -> str:

@@ -85,6 +85,17 @@ def test_every_result_tab_renders(tab: str) -> None:
     _no_none_or_nan_shown(at)
 
 
+def test_deploy_tab_offers_the_deployment_files() -> None:
+    at = _app()
+    at.session_state["plan_tab"] = "Deploy"
+    at.run()
+    assert not at.exception, at.exception
+    keys = {b.key for b in at.get("download_button")}
+    # the default plan runs on vLLM: its launch script, the SkyPilot service and the Kubernetes objects
+    assert {"dl_vllm", "dl_skypilot", "dl_kubernetes"} <= keys, keys
+    assert any("vllm serve" in c.value for c in at.code), [c.value[:80] for c in at.code]
+
+
 def _no_none_or_nan_shown(at: AppTest) -> None:
     """Read-only tables show a missing value as an em dash, editable ones as an empty cell (never "None" or
     "nan"), and no cell holds those words as text."""

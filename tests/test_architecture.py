@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import TINY_DENSE, TINY_MOE
+
 from planner.architecture import (
     architecture_from_config,
     expected_experts_touched,

@@ -11,14 +11,10 @@ import pytest
 import yaml
 
 from planner.cli import main
-from planner.deploy import (
-    Placement,
-    ServeConfig,
-    gguf_file_name,
+from planner.deploy import Placement, ServeConfig, gguf_file_name, quantization_value, serve_command
+from planner.deploy_targets import (
     kubernetes_manifests,
     placement_for,
-    quantization_value,
-    serve_command,
     serve_config_from_estimate,
     skypilot_accelerator,
     skypilot_task,
@@ -278,7 +274,7 @@ def test_serve_config_checks_the_target_engine(real_catalog):
 
 
 def test_deployment_from_plan(real_catalog):
-    from planner.deploy import deployment_from_plan
+    from planner.deploy_targets import deployment_from_plan
     from planner.plan import plan
     from planner.scenario import Scenario
 
@@ -338,7 +334,7 @@ def test_cli_deploy_errors_are_one_line(capsys, monkeypatch, tmp_path, argv, mes
 
 
 def test_deployment_files_for_download_buttons():
-    from planner.deploy import Deployment, deployment_files
+    from planner.deploy_targets import Deployment, deployment_files
 
     files, unavailable = deployment_files(Deployment(cfg(), Placement("H100", 4, replicas=2), ("from a plan",)))
     assert sorted(files) == ["kubernetes", "skypilot", "vllm"] and unavailable == {}

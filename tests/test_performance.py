@@ -162,3 +162,53 @@ def test_wave_tpot_adds_the_prefill_steps_a_request_decodes_through():
     assert float(got) == pytest.approx(0.019)
     assert float(wave_tpot_s(decode_step_s=0.01, burst_prefill_s=0.3, burst_steps=1,
                              output_tokens=11)) == pytest.approx(0.01)
+
+
+def test_exposed_overhead_golden():
+    from planner.performance import exposed_overhead_s
+    # serial engine: the whole 1 ms; a 2 ms GPU step with overlap 0.5 hides t = 1 ms: 1 ms x exp(-1) = 0.3679 ms
+    assert float(exposed_overhead_s(1e-3, 2e-3, 0.0)) == pytest.approx(1e-3)
+    assert float(exposed_overhead_s(1e-3, 2e-3, 0.5)) == pytest.approx(0.36787944e-3, rel=1e-6)
+    assert float(exposed_overhead_s(0.0, 2e-3, 0.5)) == pytest.approx(0.0)
+
+
+def test_step_overhead_is_exposed_at_batch1_and_hidden_at_large_batch():
+    arch = architecture_from_config(TINY_DENSE)
+    overlap = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=1e-4,
+                         comm_latency_s=0.0, overhead_overlap_frac=1.0)
+    batches = np.array([1.0, 4096.0])
+    roof = decode_step(arch, BF16, batch=batches, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                       eff=PERFECT).total_s
+    got = decode_step(arch, BF16, batch=batches, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                      eff=overlap).total_s
+    # batch 1: GPU 69.167 us hides t = 69.167 us of the 100 us overhead: + 100 x exp(-0.69167) us = 50.07 us
+    assert float(got[0] - roof[0]) == pytest.approx(100e-6 * np.exp(-0.69167104), rel=1e-6)
+    # batch 4096: 4096 x 69.2 MFLOP at 100 TFLOPS = 2.83 ms of GPU time hides all but exp(-28) of it
+    assert float(got[1] - roof[1]) < 1e-9
+
+
+def test_layer_overhead_adds_per_layer_gpu_time():
+    arch = architecture_from_config(TINY_DENSE)
+    layered = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
+                         comm_latency_s=0.0, layer_overhead_s=10e-6)
+    kw = dict(batch=1, context_tokens=0, kv_bytes_per_elem=2, hw=HW)
+    # 2 layers x 10 us on top of 69.167 us of weight streaming; two pipeline stages each run one layer
+    assert float(decode_step(arch, BF16, tp=1, pp=1, eff=layered, **kw).total_s) == pytest.approx(89.167104e-6)
+    pp2 = decode_step(arch, BF16, tp=1, pp=2, eff=layered, **kw).total_s - decode_step(arch, BF16, tp=1, pp=2,
+                                                                                      eff=PERFECT, **kw).total_s
+    assert float(pp2) == pytest.approx(20e-6)
+    # a prompt passes both layers once per step
+    assert float(prefill_time_s(arch, BF16, prompt_tokens=1, tp=1, pp=1, hw=HW, eff=layered)
+                 - prefill_time_s(arch, BF16, prompt_tokens=1, tp=1, pp=1, hw=HW, eff=PERFECT)) == pytest.approx(20e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(overhead_overlap_frac=1.5), "overhead_overlap_frac"), (dict(overhead_overlap_frac=np.nan),
+                                                                  "overhead_overlap_frac"),
+    (dict(overhead_overlap_frac=-0.1), "overhead_overlap_frac"), (dict(layer_overhead_s=-1e-6), "layer_overhead_s"),
+    (dict(layer_overhead_s=np.inf), "layer_overhead_s"),
+])
+def test_new_efficiency_fields_validate(kwargs, match):
+    base = dict(mbu_frac=0.5, mfu_decode_frac=0.5, mfu_prefill_frac=0.5, step_overhead_s=0.0, comm_latency_s=0.0)
+    with pytest.raises(InvalidInputError, match=match):
+        Efficiency(**base, **kwargs)

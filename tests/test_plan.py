@@ -6,14 +6,13 @@ import dataclasses
 import datetime
 import math
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.catalog import GpuPrice
 from planner.costs import ALL_TIERS
 from planner.errors import DoesNotFitError, UnreachableTargetError
-from planner.catalog import GpuPrice
 from planner.plan import plan
 from planner.scenario import Scenario
 from planner.workload import request_sizes

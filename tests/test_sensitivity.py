@@ -53,7 +53,8 @@ def test_rental_price_swing_by_hand(tiny_catalog):
     assert price.monthly_usd_at_low == pytest.approx(1.5 * HOURS_PER_MONTH)
     assert price.monthly_usd_at_high == pytest.approx(2.5 * HOURS_PER_MONTH)
     # break-even: one replica's bill / (API USD per request x 365/12)
-    assert price.breakeven_requests_per_day_at_low == pytest.approx(1.5 * HOURS_PER_MONTH / (API_USD_PER_REQUEST * DAYS))
+    assert price.breakeven_requests_per_day_at_low == pytest.approx(1.5 * HOURS_PER_MONTH
+                                                                    / (API_USD_PER_REQUEST * DAYS))
     assert price.breakeven_requests_per_day_at_high == pytest.approx(2.5 * HOURS_PER_MONTH
                                                                      / (API_USD_PER_REQUEST * DAYS))
     # one replica at every volume here: the traffic bar moves neither cost nor break-even

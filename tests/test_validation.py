@@ -49,7 +49,8 @@ def _with_profile(catalog, **factors):
     prof = catalog.efficiency_for("vllm", catalog.gpu("TEST-GPU"))
     defaults = dict(profile_id="known", gpu_match="*", mbu_frac=0.5, moe_mbu_frac=0.5, mfu_decode_frac=1.0,
                     mfu_prefill_frac=1.0, comm_bw_frac=1.0, step_overhead_ms=1.0, comm_latency_us=0.0,
-                    range_low_factor=0.8, range_high_factor=1.25)
+                    range_low_factor=0.8, range_high_factor=1.25, moe_expert_overhead_us=0.0,
+                    overhead_overlap_frac=None, layer_overhead_us=0.0)  # a serial engine, no per-layer cost
     defaults.update(factors)
     return replace_profiles(catalog, [dataclasses.replace(prof, **defaults)])
 
@@ -146,7 +147,7 @@ def test_predictions_never_beat_the_roofline(real_catalog):
     """With efficiencies at 1 and no fixed costs every speed is the roofline; fitted ones are never faster."""
     perfect = dataclasses.replace(real_catalog.efficiency[0], mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0,
                                   mfu_prefill_frac=1.0, comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
-                                  moe_expert_overhead_us=0.0)
+                                  moe_expert_overhead_us=0.0, layer_overhead_us=0.0)
     for point in read_measured():
         model = model_row(real_catalog, point)
         if not isinstance(model, RowModel) or model.serve is not None:
@@ -165,12 +166,14 @@ def test_holdout_accuracy_targets(real_catalog):
     summary = summarize(results)["holdout"]
     groups = summary["metric"]
     assert groups["max_throughput_output_tokens_per_s"].median_ape_frac <= 0.25
-    # The issue asks for <= 20 %; on the extended hold-out (vLLM at concurrency 1 through its API server
-    # added to llama-bench) the model reaches 24 % (docs/performance.md section 4): guard against regressions.
-    assert groups["batch1_decode_tokens_per_s"].median_ape_frac <= 0.25
+    assert groups["batch1_decode_tokens_per_s"].median_ape_frac <= 0.20
     assert groups["ttft"].median_ape_frac <= 0.40
-    for arch in ("dense", "moe"):
-        assert 0.75 <= summary["architecture"][arch].median_ratio <= 1.25, arch
+    # Bias band (docs/performance.md section 4): each architecture's median measured/predicted within
+    # 0.8-1.25, and MoE within 0.8-1.25 of dense, so neither is systematically favoured.
+    dense, moe = (summary["architecture"][a].median_ratio for a in ("dense", "moe"))
+    for arch, bias in (("dense", dense), ("moe", moe)):
+        assert 0.8 <= bias <= 1.25, arch
+    assert 0.8 <= moe / dense <= 1.25
 
 
 def _result(measured: float, predicted: float) -> RowResult:

@@ -14,8 +14,10 @@ import streamlit as st
 
 from planner.cost_curves import breakeven_chart
 from planner.costs import ALL_TIERS, TierCost
+from planner.deploy_targets import deployment_files, deployment_from_plan
+from planner.errors import PlannerError
 from planner.plan import Plan
-from ui import widgets
+from ui import state, widgets
 
 TIER_LABELS = {"on_demand": "on-demand", "spot": "spot", "reserved_1y": "reserved 1 y", "reserved_3y": "reserved 3 y",
                "owned": "owned"}
@@ -254,6 +256,27 @@ def _monthly(p: Plan) -> None:
     st.caption("Fixed fleets (owned, reserved) never shrink once grown; the full table is in the CSV report.")
 
 
+def _deploy(p: Plan) -> None:
+    """The launch script, SkyPilot service and Kubernetes objects of the headline tier (planner.deploy_targets)."""
+    st.caption("What the plan needs to run: the engine's launch command with the plan's parallelism, precision, KV "
+               "cache dtype, context and concurrency; a SkyPilot service; a Kubernetes Deployment and Service. "
+               "The same files as `python -m planner deploy --scenario FILE --target ...`.")
+    try:
+        files, unavailable = deployment_files(deployment_from_plan(p, state.catalog()))
+    except PlannerError as err:
+        widgets.show_error(err)
+        return
+    columns = st.columns(max(len(files) + len(unavailable), 1))
+    for column, (target, (name, text)) in zip(columns, files.items(), strict=False):
+        column.download_button(f"{target} ({name})", text, file_name=name, mime="text/plain", key=f"dl_{target}",
+                               icon=":material/download:", width="stretch")
+    for target, why in unavailable.items():
+        st.info(f"{target}: not generated ({why})")
+    if files:
+        first = next(iter(files.values()))
+        st.code(first[1], language="bash" if first[0].endswith(".sh") else "yaml")
+
+
 def render_headline(p: Plan) -> None:
     _headline(p)
 
@@ -261,9 +284,9 @@ def render_headline(p: Plan) -> None:
 def render_details(p: Plan) -> None:
     widgets.show_warnings(p.warnings)
     # Lazy tabs: only the open tab's content runs, which keeps a slider move's re-render short.
-    tabs = st.tabs(["Break-even", "Cost breakdown", "All tiers", "Capacity and latency", "Monthly"],
+    tabs = st.tabs(["Break-even", "Cost breakdown", "All tiers", "Capacity and latency", "Monthly", "Deploy"],
                    key="plan_tab", on_change="rerun")
-    for tab, draw in zip(tabs, (_chart, _breakdown, _tiers, _capacity, _monthly), strict=True):
+    for tab, draw in zip(tabs, (_chart, _breakdown, _tiers, _capacity, _monthly, _deploy), strict=True):
         if tab.open:
             with tab:
                 draw(p)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from planner.errors import CatalogError, DoesNotFitError, NoBreakEvenError, PlannerError, UnreachableTargetError
 

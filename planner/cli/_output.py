@@ -6,8 +6,9 @@ import datetime as dt
 import json
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from planner.catalog import Catalog, load_catalog
 
@@ -67,10 +68,10 @@ def fmt_number(value: Any, digits: int = 3) -> str:
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     cells = [[fmt_number(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     sys.stdout.write(line.rstrip() + "\n")
     for row in cells:
-        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def print_pairs(pairs: Iterable[tuple[str, Any]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-
 from planner.cli._output import catalog, print_json, print_table
 
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from planner.catalog import Catalog
 from planner.cli._output import catalog, print_json
-from planner.deploy import (
-    ENGINES,
+from planner.deploy import ENGINES, serve_command
+from planner.deploy_targets import (
     Deployment,
     deployment_from_plan,
     placement_for,
     render_target,
-    serve_command,
     serve_config_from_estimate,
 )
 from planner.errors import InvalidInputError
