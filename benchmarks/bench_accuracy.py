@@ -6,8 +6,9 @@
 
 Prints median and p90 absolute percentage error (MdAPE, p90) and the bias (median of
 measured / predicted) by metric, engine, GPU family and dense/MoE, separately for the rows
-the fit used and the rows held out of it, then per source, and the same rows predicted by
-a 100 %-of-peak roofline (what LLM-Viewer, GenZ and llm-analysis assume) for comparison.
+the fit used and the rows held out of it, for all rows and for rows from current engines
+(built from measured.RECENT_FROM on), then per source, and the same rows predicted by a
+100 %-of-peak roofline (what LLM-Viewer, GenZ and llm-analysis assume) for comparison.
 Every figure is computed from the data when the script runs.
 """
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner.calibration import fit_catalog_profiles, replace_profiles, write_efficiency_csv  # noqa: E402
 from planner.catalog import DATA_DIR, load_catalog  # noqa: E402
-from planner.validation import predict_rows, read_measured, summarize  # noqa: E402
+from planner.validation import RECENT_FROM, predict_rows, read_measured, summarize  # noqa: E402
 
 TARGETS = {"max_throughput_output_tokens_per_s": 0.25, "batch1_decode_tokens_per_s": 0.20}
 REFERENCE_URL = ("https://github.com/NVIDIA/TensorRT-LLM/blob/258c7540c03517def55d9a5aadfa9288af474e1b/"
@@ -39,6 +40,16 @@ def _table(title: str, groups: dict) -> None:
     for name, st in groups.items():
         print(f"  {name:38s} {st.n:4d} {100 * st.median_ape_frac:6.1f}% {100 * st.p90_ape_frac:6.1f}% "
               f"{st.median_ratio:6.2f}")
+
+
+def _source_key(url: str) -> str:
+    """A short name for a source: the page for GitHub issues, pulls and GPUStack lab pages, else the host."""
+    parts = url.split("/")
+    if "performance-lab" in url:
+        return "gpustack " + "/".join(parts[-2:])
+    if len(parts) > 6 and parts[2] == "github.com" and parts[5] in ("issues", "pull", "discussions"):
+        return f"{parts[4]}#{parts[6]}"
+    return parts[2]
 
 
 def _roofline(catalog):
@@ -74,16 +85,22 @@ def main() -> int:
     results, skipped = predict_rows(catalog, points)
     print(f"\n{len(points)} measured rows: {len(results)} predicted, {len(skipped)} not expressible")
     summary = summarize(results)
-    for split in ("holdout", "fit"):
-        for grouping, title in (("metric", "by metric"), ("engine", "by engine"), ("gpu_family", "by GPU family"),
-                                ("architecture", "dense vs MoE")):
-            _table(f"{split} rows, {title}", summary[split][grouping])
+    current = summarize([r for r in results if r.point.era == "current"])
+    for label, summ in (("", summary), (f"current-engine (built {RECENT_FROM} on) ", current)):
+        for split in ("holdout", "fit"):
+            for grouping, title in (("metric", "by metric"), ("engine", "by engine"),
+                                    ("gpu_family", "by GPU family"), ("architecture", "dense vs MoE"),
+                                    ("era", "by engine build")):
+                if split in summ and not (label and grouping == "era"):
+                    _table(f"{label}{split} rows, {title}", summ[split][grouping])
     by_source = defaultdict(list)
     for r in results:
-        by_source[(r.point.split, r.point.source_url.split("/")[2], r.point.metric_group)].append(r.ape_frac)
-    print("\nper source (split, host, metric): n, MdAPE")
-    for key, apes in sorted(by_source.items()):
-        print(f"  {key[0]:7s} {key[1]:28s} {key[2]:36s} {len(apes):4d} {100 * np.median(apes):6.1f}%")
+        by_source[(r.point.split, _source_key(r.point.source_url), r.point.metric_group)].append(r)
+    print("\nper source (split, host/page, metric): n, MdAPE, bias")
+    for key, rows in sorted(by_source.items()):
+        apes, ratios = [r.ape_frac for r in rows], [r.ratio for r in rows]
+        print(f"  {key[0]:7s} {key[1][:34]:34s} {key[2]:36s} {len(rows):4d} {100 * np.median(apes):6.1f}% "
+              f"{np.median(ratios):5.2f}")
     roof, _ = predict_rows(_roofline(catalog), points)
     _table("holdout rows, 100%-of-peak roofline (no efficiency, no fixed costs), by metric",
            summarize(roof)["holdout"]["metric"])
@@ -94,9 +111,11 @@ def main() -> int:
         got = st.median_ape_frac if st else float("nan")
         ok &= bool(st) and got <= limit
         print(f"  {metric:38s} {100 * got:5.1f}% (target <= {100 * limit:.0f}%) {'met' if got <= limit else 'MISSED'}")
-    arch = summary["holdout"]["architecture"]
-    print(f"  bias dense {arch['dense'].median_ratio:.2f} vs MoE {arch['moe'].median_ratio:.2f} "
-          f"(median measured/predicted; 1 = unbiased)")
+    for label, summ in (("all", summary), ("current", current)):
+        dense, moe = (summ["holdout"]["architecture"][a] for a in ("dense", "moe"))
+        print(f"  {label:7s} bias dense {dense.median_ratio:.2f} (MdAPE {100 * dense.median_ape_frac:.1f}%) "
+              f"vs MoE {moe.median_ratio:.2f} (MdAPE {100 * moe.median_ape_frac:.1f}%) "
+              f"(median measured/predicted; 1 = unbiased)")
     return 0 if ok else 1
 
 

@@ -9,13 +9,18 @@ with TensorRT-LLM and NVIDIA datacenter GPUs as the reference (offsets 0). The f
 are those of `performance.Efficiency`, one per kind of bottleneck: bandwidth-bound
 decode (mbu), routed-expert streaming (moe_mbu), compute-bound decode (mfu_decode),
 prefill (mfu_prefill), the per-step CPU work (step overhead) and the share of the GPU step
-that hides it (overhead overlap), GPU time per layer, per touched expert, and collective latency.
+that hides it (overhead overlap), GPU time per layer, per routed MoE slot, and collective latency.
 `scipy.optimize.least_squares` minimises a robust (soft-L1) loss of
 log(predicted / measured) over the fit rows, plus Gaussian priors that pull the base
 towards generic values and every offset towards 0, so an engine or class with little
 data stays close to the reference, and one without data inherits it [1]. Engine x class
 combinations without fit rows are therefore predictions of the additive model, not
-guesses per row.
+guesses per row. Rows from engines built before `measured.RECENT_FROM` enter the loss
+with a smaller weight (`FitSettings.older_weight`): the planner sizes deployments on the
+engines people install today, whose kernels (fused MoE, custom all-reduce, CUDA graphs over
+the whole step) are several times faster than early-2025 builds at moderate batch, while
+the older rows still constrain what the newer ones leave open (dense compute efficiency,
+prefill, consumer and Apple parts).
 
 User calibration (`calibrate_profile`) refits the catalog profile of one engine on one
 GPU to the user's points with the same loss, the catalog values as the prior.
@@ -75,6 +80,9 @@ class FitSettings:
     # by an order of magnitude there (one CUDA graph per step vs a launch per kernel, Metal vs CUDA), far more
     # than in the achieved fractions of peak
     loss_scale: float = 0.5  # soft-L1 transition, in log(pred/measured)
+    older_weight: float = 0.5  # loss weight of rows from engines built before RECENT_FROM (current ones: 1)
+    expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
+    # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
 
 def hardware_class(gpu: Gpu) -> str:
@@ -144,6 +152,7 @@ def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings:
         raise InvalidInputError("no expressible rows to fit")
     stack = stack_terms([m.terms for m in models])
     measured = np.array([m.point.measured_value for m in models])
+    row_sd = np.sqrt(np.array([settings.older_weight if m.point.era == "older" else 1.0 for m in models]))
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in models])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in models])
     k = len(PARAMS)
@@ -166,13 +175,15 @@ def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings:
         base, e_off, c_off = unpack(x)
         theta = base + e_off[eng_idx] + c_off[cls_idx]
         pred = _predict_rows(stack, _from_link(theta))
-        data = _robust(np.log(pred / measured), settings.loss_scale)
+        data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
         priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
         return np.concatenate([data, priors])
 
-    n_off = len(free_e) + len(free_c)
-    offset_sd = np.tile(np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd), n_off)
-    x0 = np.concatenate([prior, np.zeros(k * n_off)])
+    per_param = np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd)
+    per_class = per_param.copy()
+    per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
+    offset_sd = np.concatenate([np.tile(per_param, len(free_e)), np.tile(per_class, len(free_c))])
+    x0 = np.concatenate([prior, np.zeros(len(offset_sd))])
     sol = least_squares(residuals, x0, method="trf", max_nfev=4000)
     base, e_off, c_off = unpack(sol.x)
     factors, counts = {}, {}

@@ -74,7 +74,7 @@ class Efficiency:
     comm_latency_s: float  # per collective call (all-reduce / all-to-all)
     moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
     comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
-    expert_overhead_s: float = 0.0  # per routed expert a step touches, per MoE layer (grouped-GEMM launch cost)
+    expert_overhead_s: float = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
     overhead_overlap_frac: float = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
     layer_overhead_s: float = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
 
@@ -156,9 +156,10 @@ class StepTerms:
     With chunked prefill a new prompt is processed in one step (when it fits the token
     budget), so a fraction f of the cycles carries a prompt chunk and the rest decode only;
     the `*_chunk_*` fields are that step's extra terms. Routed experts get their own
-    bandwidth efficiency and a fixed cost per expert a step touches: a decode step runs one
-    small GEMM per (layer, touched expert) with a few tokens each, so fine-grained MoE
-    (hundreds of small experts) pays a launch/latency cost that a few large experts do not.
+    bandwidth efficiency (their bytes grow with the experts the batch touches) and a fixed
+    cost per MoE layer and routed slot (top-k): each layer's experts run as one fused grouped
+    GEMM whose routing, sort and launch cost does not grow with the batch
+    (`step_work.expert_calls`).
     """
 
     memory_s: Any  # dense weights
@@ -169,7 +170,7 @@ class StepTerms:
     transfer_s: Any  # decode-only step
     collectives: Any
     pp: Any
-    expert_calls: Any  # (layer, touched expert) pairs one GPU of one stage runs in a decode-only step
+    expert_calls: Any  # routed slots (MoE layers x top-k) one GPU of one stage pays for in a decode-only step
     chunk_frac: Any  # f: share of cycles whose step also carries a prompt chunk
     compute_prefill_s: Any  # GEMM FLOPs of that chunk
     attn_prefill_s: Any  # its attention FLOPs
@@ -225,7 +226,7 @@ class PrefillTerms:
     memory_s: Any  # weights read once (per step)
     transfer_s: Any
     collectives: Any  # per step
-    expert_calls: Any  # (layer, touched expert) pairs one GPU runs per step
+    expert_calls: Any  # routed slots (MoE layers x top-k) one GPU pays for per step
     steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
     layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
 

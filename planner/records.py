@@ -172,7 +172,7 @@ class EfficiencyProfile:
     notes: str | None
     moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
     comm_bw_frac: float | None = None  # achieved / peak interconnect bandwidth in collectives (None: 1)
-    moe_expert_overhead_us: float | None = None  # per (MoE layer, touched expert) per step (None: 0)
+    moe_expert_overhead_us: float | None = None  # per MoE layer and routed slot (top-k) per step (None: 0)
     holdout_mdape_frac: float | None = None  # median APE on the rows held out of the fit
     overhead_overlap_frac: float | None = None  # share of a step's GPU time hiding the step overhead (None: 0)
     layer_overhead_us: float | None = None  # GPU time per layer per step beyond the roofline (None: 0)

@@ -86,9 +86,12 @@ def _assumption_rows(plan: Plan, version: str, generated_on: dt.date) -> list[li
         value = _resolved(plan, spec.name)
         if isinstance(value, tuple):
             value = ";".join(f"{v:g}" for v in value)
+        given = getattr(plan.scenario, spec.name)
         source = plan.sources.get(spec.name, spec.source)
-        if getattr(plan.scenario, spec.name) is None and spec.name not in plan.sources:
+        if given is None and spec.name not in plan.sources:
             source = f"default: {spec.source}"
+        elif spec.name not in plan.sources and given != spec.default:
+            source = "set in the scenario"
         rows.append(["assumption", spec.name, value, spec.unit, source])
     return rows
 

@@ -5,6 +5,8 @@ broadcasting over numpy arrays; `performance` turns them into roofline times.
 [1] R. Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv:2211.05102.
 [2] R. Thakur, R. Rabenseifner, W. Gropp, "Optimization of Collective Communication Operations in MPICH",
     IJHPCA 19(1), 2005 (ring algorithms: p-1 steps per reduce-scatter or all-gather, each paying the latency).
+[3] vLLM `fused_moe` (vllm/model_executor/layers/fused_moe), SGLang `fused_moe_triton`, TensorRT-LLM
+    `CutlassFusedMoE`: one grouped GEMM per MoE layer over all routed (token, expert) pairs.
 """
 
 from __future__ import annotations
@@ -39,15 +41,24 @@ def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tu
 
 
 def expert_calls(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, expert_parallel: bool) -> Any:
-    """(MoE layer, touched expert) pairs one GPU of one pipeline stage runs for a step of `tokens` tokens.
+    """Routed-expert GEMM slots one GPU of one pipeline stage pays a fixed cost for in a step of `tokens` tokens:
+    top-k per MoE layer, whatever the batch.
 
-    Under tensor parallelism every GPU runs a slice of every touched expert; under expert
-    parallelism the touched experts are spread over the tp GPUs.
+    Current engines run each MoE layer's routed experts as one fused grouped GEMM (vLLM fused_moe,
+    SGLang and TensorRT-LLM CUTLASS/DeepGEMM MoE kernels [3]): its fixed cost (routing, token
+    sort/align, the launch, the tail of a partly filled wave of tiles) scales with the experts one
+    token is routed to, and does not grow as a larger batch touches more experts; the extra experts
+    cost their weight bytes, counted in `weight_bytes_split`. Measured on 2025-H2/2026 builds
+    (InferenceX, GPUStack, TensorRT-LLM #5929: docs/performance.md section 4) the per-touched-expert
+    form over-charged concurrency 8-128 by 1.5-3x, while early-2025 builds did pay per touched expert.
+    At batch 1 the two forms are the same (a token touches top-k experts). `tokens` only sets the shape.
+    Under tensor parallelism every GPU runs a slice of every routed expert; under expert parallelism the
+    experts are spread over the tp GPUs.
     """
-    calls = np.zeros(np.shape(tokens), dtype=float)
+    slots = np.zeros(np.shape(tokens), dtype=float)
     for g in arch.moe_groups:
-        calls = calls + g.n_layers * expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
-    per_gpu = calls / np.asarray(pp, dtype=float)
+        slots = slots + g.n_layers * float(g.top_k)
+    per_gpu = slots / np.asarray(pp, dtype=float)
     return per_gpu / np.asarray(tp, dtype=float) if expert_parallel else per_gpu
 
 

@@ -11,7 +11,8 @@ Scenarios (how the measurement was run) map onto the performance model as follow
   offline       engine-chosen batch: steady state at the KV capacity (capped by max batch)
   static_batch  `concurrency` prompts started together: their prompts prefilled in the engine's
                 per-step token budget, then output_tokens decode steps at that batch; TTFT is
-                the mean wait in that burst (steady state if the batch exceeds capacity)
+                the mean wait in that burst (if the batch exceeds capacity: the steady state,
+                the excess admitted in waves as slots free up, see `_offered`)
   serving       closed loop at `concurrency`: with fixed lengths (the default) requests start and
                 end together, so each wave is a static batch (`serving.wave_ttft_s`); with
                 variable lengths, or beyond capacity, the steady state (queueing beyond capacity,
@@ -49,11 +50,13 @@ from planner.measured import (  # noqa: F401  (re-exported: callers import them 
     METRIC_GROUPS,
     METRICS,
     POINT_SCHEMA,
+    RECENT_FROM,
     SCENARIOS,
     SPLITS,
     MeasuredPoint,
     read_measured,
     read_points,
+    since,
 )
 from planner.performance import (
     Efficiency,
@@ -186,7 +189,7 @@ def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
         raise InvalidInputError(f"model_config {point.model_config!r} not found in {config_dir}")
     return EstimateRequest(model=model, gpu=point.gpu, num_gpus=point.num_gpus, precision=point.precision,
                            kv_dtype=point.kv_dtype, input_tokens=point.input_tokens, output_tokens=point.output_tokens,
-                           engine=point.engine, tp=point.tp)
+                           engine=point.engine, tp=point.tp, expert_parallel=(point.ep or 1) > 1)
 
 
 def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
@@ -263,8 +266,24 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
                                                  static_step, _batched_prefill(terms.prefill, running,
                                                                                point.input_tokens,
                                                                                setup.prefill_budget_tokens)))
-    offered = float(point.concurrency) if point.scenario == "serving" else running
-    return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], running, offered, point, terms))
+    return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], running, _offered(point, running), point,
+                                             terms))
+
+
+def _offered(point: MeasuredPoint, running: float) -> float:
+    """Requests that compete for the `running` slots, for the queueing term of TTFT.
+
+    A closed-loop client keeps all its `concurrency` requests outstanding, so each waits
+    (c - running) / running request latencies on average. A static batch larger than the
+    KV capacity is admitted in waves as slots free up: the j-th request waits floor(j /
+    running) latencies, (c / running - 1) / 2 on average, the same wait as a closed loop
+    offering running + (c - running) / 2.
+    """
+    if point.scenario == "serving" and point.concurrency:
+        return float(point.concurrency)
+    if point.scenario == "static_batch" and point.concurrency and point.concurrency > running:
+        return running + (point.concurrency - running) / 2.0
+    return running
 
 
 def _hw_of(setup: ReplicaSetup) -> dict[str, float]:
@@ -346,6 +365,7 @@ GROUPINGS: dict[str, Callable[[RowResult], str]] = {
     "engine": lambda r: r.point.engine,
     "gpu_family": lambda r: r.gpu_family,
     "architecture": lambda r: r.architecture,
+    "era": lambda r: r.point.era,
     "profile": lambda r: r.profile_id,
 }
 

@@ -124,6 +124,35 @@ def test_fit_recovers_known_factors(real_catalog):
     assert result.fit_counts[("vllm", "nvidia-datacenter")] == 0
 
 
+def test_older_engine_rows_weigh_less(real_catalog):
+    """The same rows measured twice, by a current and an older engine build 2x apart: with the older rows
+    down-weighted the fitted prediction sits nearer the current measurement (geometric mean at weight 1)."""
+    truth = (0.55, 0.6, 0.45, 0.35, 0.5, 0.4, 0.8, 20.0, 2.0, 15.0)
+    current = [dataclasses.replace(p, engine_date="2026-01") for p in _synthetic(real_catalog, truth)]
+    older = [dataclasses.replace(p, row_id=p.row_id + "-old", engine_date="2025-01",
+                                 measured_value=p.measured_value * (0.5 if p.metric.endswith("_per_s") else 2.0))
+             for p in current]
+
+    def log_gap(weight: float) -> float:
+        settings = FitSettings(prior_sd=50.0, offset_sd=50.0, older_weight=weight)
+        got = fit_additive(real_catalog, current + older, settings=settings, engines=("trtllm",))
+        cat = _catalog_with(real_catalog, got.factors[("trtllm", "nvidia-datacenter")])
+        gaps = [np.log(model_row(cat, p).predict(efficiency_of(cat.efficiency[0])) / p.measured_value)
+                for p in current]
+        return float(np.median(np.abs(gaps)))
+
+    assert log_gap(0.1) < log_gap(1.0) - 0.1
+
+
+def test_cli_validate_since_filters_by_engine_build(capsys):
+    code, out, _ = _run(capsys, "validate", "--json", "--since", "2025-07")
+    assert code == 0
+    rows = json.loads(out)["rows"]
+    assert rows and all(r["engine_date"] >= "2025-07" and r["era"] == "current" for r in rows)
+    code, _, err = _run(capsys, "validate", "--since", "2025-7")
+    assert code == 2 and "YYYY-MM" in err
+
+
 def test_fit_without_rows_is_an_error(tiny_catalog):
     with pytest.raises(InvalidInputError, match="no expressible rows"):
         fit_additive(tiny_catalog, [_point(gpu="No-Such-GPU")])

@@ -10,6 +10,7 @@ from planner.architecture import architecture_from_config
 from planner.errors import InvalidInputError
 from planner.performance import Efficiency, Hardware, decode_step, operating_point, prefill_time_s
 from planner.quantization import WeightFormat
+from planner.step_work import expert_calls
 
 BF16 = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
 PERFECT = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
@@ -70,6 +71,32 @@ def test_moe_step_reads_more_experts_at_larger_batch():
     # batch 1 reads 2 experts per layer, batch 16 reads 8 * (1 - 0.75^16) = 7.92
     extra_bytes = 2 * 1_572_864 * 2 * (8 * (1 - 0.75 ** 16) - 2)
     assert float(s16.memory_s) - float(s1.memory_s) == pytest.approx(extra_bytes / 1e12, rel=1e-9)
+
+
+def test_expert_fixed_cost_counts_routed_slots_not_touched_experts():
+    """A fused MoE layer pays its fixed cost per routed slot (top-k), at any batch: 2 layers x top-2 = 4 slots;
+    expert parallelism over tp = 2 GPUs halves a GPU's share, pipeline stages split the layers."""
+    arch = architecture_from_config(TINY_MOE)
+    calls = expert_calls(arch, np.array([1.0, 16.0, 4096.0]), tp=1, pp=1, expert_parallel=False)
+    assert calls == pytest.approx([4.0, 4.0, 4.0])
+    assert float(expert_calls(arch, 64.0, tp=2, pp=1, expert_parallel=True)) == pytest.approx(2.0)
+    assert float(expert_calls(arch, 64.0, tp=2, pp=2, expert_parallel=False)) == pytest.approx(2.0)
+    dense = architecture_from_config(TINY_DENSE)
+    assert float(expert_calls(dense, 64.0, tp=1, pp=1, expert_parallel=False)) == pytest.approx(0.0)
+
+
+def test_moe_fixed_cost_does_not_grow_with_batch():
+    """With only the per-slot cost switched on, batch 1 and batch 16 pay the same 4 slots x 10 us = 40 us on top
+    of the roofline (the extra experts a larger batch touches cost their bytes, not another fixed cost)."""
+    arch = architecture_from_config(TINY_MOE)
+    slot = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
+                      comm_latency_s=0.0, expert_overhead_s=10e-6)
+    for batch in (1, 16):
+        base = decode_step(arch, BF16, batch=batch, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                           eff=PERFECT)
+        paid = decode_step(arch, BF16, batch=batch, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
+                           eff=slot)
+        assert float(paid.total_s) - float(base.total_s) == pytest.approx(40e-6, rel=1e-9)
 
 
 def test_prefill_is_compute_bound_for_long_prompts():

@@ -57,6 +57,8 @@ def test_csv_report_starts_with_assumptions(tiny_plan):
     assert assumptions["pue"][2:4] == ["1.58", "ratio"] and "uptimeinstitute" in assumptions["pue"][4]
     assert assumptions["input_tokens_mean"][2] == "1155.0"  # resolved from the chat preset
     assert "AzurePublicDataset" in assumptions["input_tokens_mean"][4]
+    # a value the scenario sets says so rather than quoting the default's source
+    assert assumptions["monthly_growth_frac"][2:] == ["0.1", "fraction_per_month", "set in the scenario"]
     results = {r[1]: r[2] for r in rows if r and r[0] == "result"}
     assert float(results["on_demand_monthly_usd"]) == pytest.approx(1460)
     # the monthly table follows a blank row

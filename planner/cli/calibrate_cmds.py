@@ -10,10 +10,21 @@ from pathlib import Path
 from planner.calibration import calibrate_profile, load_user_profiles, points_from_vllm_bench, profile_dir, save_profile
 from planner.cli._output import catalog, fmt_number, print_json, print_table
 from planner.errors import CatalogError, InvalidInputError
-from planner.validation import GROUPINGS, MEASURED_DIR, MEASURED_FILE, ErrorStats, predict_rows, read_points, summarize
+from planner.validation import (
+    GROUPINGS,
+    MEASURED_DIR,
+    MEASURED_FILE,
+    RECENT_FROM,
+    ErrorStats,
+    predict_rows,
+    read_points,
+    since,
+    summarize,
+)
 
 _GROUP_TITLES = {"metric": "by metric", "engine": "by engine", "gpu_family": "by GPU family",
-                 "architecture": "by dense/MoE", "profile": "by efficiency profile"}
+                 "architecture": "by dense/MoE", "era": f"by engine build (current = {RECENT_FROM} on)",
+                 "profile": "by efficiency profile"}
 
 
 def _read_file(path: str) -> bytes:
@@ -49,6 +60,10 @@ def _run_validate(args: argparse.Namespace) -> int:
         config_dir = MEASURED_DIR / "model_configs"
     if args.split != "all":
         points = [p for p in points if p.split == args.split]
+    if args.since:
+        points = since(points, args.since)
+        if not points:
+            raise InvalidInputError(f"no rows with an engine built in {args.since} or later")
     results, skipped = predict_rows(catalog(), points, config_dir=config_dir, profile=args.profile)
     if not results:
         raise InvalidInputError(f"none of the {len(points)} rows can be expressed; first reason: "
@@ -61,7 +76,8 @@ def _run_validate(args: argparse.Namespace) -> int:
                       "metric_group": r.point.metric_group, "scenario": r.point.scenario,
                       "measured_value": r.point.measured_value, "predicted_value": r.predicted_value,
                       "ape_frac": r.ape_frac, "profile": r.profile_id, "gpu_family": r.gpu_family,
-                      "architecture": r.architecture} for r in results],
+                      "architecture": r.architecture, "engine_date": r.point.engine_date,
+                      "era": r.point.era} for r in results],
             "unexpressible": [{"row_id": u.point.row_id, "reason": u.reason} for u in skipped],
             "summary": {split: {g: {k: _stats_dict(v) for k, v in groups.items()} for g, groups in per.items()}
                         for split, per in summary.items()},
@@ -133,6 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("validate", help="predict measured throughput/latency rows and report the error")
     v.add_argument("--data", help="a CSV of measured rows (default: the project's data/measured/throughput.csv)")
     v.add_argument("--split", choices=("all", "fit", "holdout"), default="all", help="rows to use (default all)")
+    v.add_argument("--since", metavar="YYYY-MM", help="only rows whose engine was built in this month or later "
+                   f"(current engines: --since {RECENT_FROM})")
     v.add_argument("--profile", help="predict every row with this efficiency profile")
     v.add_argument("--summary-only", action="store_true", help="skip the per-row table")
     v.add_argument("--json", action="store_true", help="print one JSON object")
