@@ -168,7 +168,11 @@ class Catalog:
                 if prof.profile_id.lower() == profile_id.lower():
                     return prof
             raise _closest(profile_id, [p.profile_id.lower() for p in self.efficiency], "efficiency profile")
-        keys = [gpu.gpu_id.lower(), gpu.generation.lower(), gpu.category.lower(), gpu.vendor.lower(), "*"]
+        vendor = gpu.vendor.lower()
+        # Fitted classes are per vendor first (calibration.hardware_class): the consumer/workstation
+        # profiles were fitted on NVIDIA cards, so other vendors' cards fall to their vendor's profile or '*'.
+        by_category = [gpu.category.lower()] if vendor == "nvidia" else []
+        keys = [gpu.gpu_id.lower(), gpu.generation.lower(), *by_category, vendor, "*"]
         mine = [p for p in self.efficiency if p.engine == engine_id]
         for key in keys:
             for prof in mine:

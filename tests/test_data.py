@@ -17,7 +17,9 @@ REQUIRED_MODEL_ALIASES = [
 REQUIRED_GPUS = [
     "H100-SXM", "H100-PCIe", "H100-NVL", "H200", "B200", "B300", "GB200", "GH200", "A100-80GB", "A100-40GB",
     "L40S", "L4", "A10G", "RTX-3090", "RTX-4090", "RTX-5090", "RTX-A6000", "RTX-6000-Ada", "RTX-PRO-6000", "MI300X",
-    "MI325X", "MI355X", "Gaudi3", "M2-Ultra", "M3-Max", "M4-Max",
+    "MI325X", "MI355X", "Gaudi3", "M2-Ultra", "M3-Max", "M4-Max", "DGX-Spark", "RTX-3060", "RTX-4060-Ti-16GB",
+    "Jetson-AGX-Orin-64GB", "M1-Ultra", "M5", "M5-Pro", "M5-Max", "Radeon-PRO-W7900", "RX-7900-XTX", "Arc-B580",
+    "Arc-Pro-B60", "Ryzen-AI-Max-395",
 ]
 
 
@@ -91,3 +93,14 @@ def test_apple_and_consumer_parts_have_no_native_fp4_and_h100_has_fp8(real_catal
     assert not real_catalog.gpu("A100-80GB").supports("fp8")
     assert real_catalog.gpu("B200").supports("fp4")
     assert not real_catalog.gpu("M2-Ultra").supports("fp8")
+
+
+@pytest.mark.parametrize("gpu_id, engine, profile", [
+    ("RTX-4090", "llama.cpp", "llama.cpp-consumer"),  # NVIDIA consumer card: the consumer profile
+    ("RX-7900-XTX", "llama.cpp", "llama.cpp-amd"),  # AMD consumer card: AMD's profile, not NVIDIA's consumer one
+    ("MI300X", "vllm", "vllm-amd"),
+    ("M4-Max", "llama.cpp", "llama.cpp-apple"),
+    ("H100-SXM", "vllm", "vllm-datacenter"),
+])
+def test_efficiency_profile_lookup_follows_the_fitted_classes(real_catalog, gpu_id, engine, profile):
+    assert real_catalog.efficiency_for(engine, real_catalog.gpu(gpu_id)).profile_id == profile
