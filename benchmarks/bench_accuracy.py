@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.calibration import fit_catalog_profiles, replace_profiles, write_efficiency_csv  # noqa: E402
-from planner.catalog import DATA_DIR, load_catalog  # noqa: E402
-from planner.validation import RECENT_FROM, predict_rows, read_measured, summarize  # noqa: E402
+from planner.data.catalog import DATA_DIR, load_catalog  # noqa: E402
+from planner.fit.calibration import fit_catalog_profiles, replace_profiles, write_efficiency_csv  # noqa: E402
+from planner.fit.validation import RECENT_FROM, predict_rows, read_measured, summarize  # noqa: E402
 
 TARGETS = {"max_throughput_output_tokens_per_s": 0.25, "batch1_decode_tokens_per_s": 0.20}
 REFERENCE_URL = ("https://github.com/NVIDIA/TensorRT-LLM/blob/258c7540c03517def55d9a5aadfa9288af474e1b/"

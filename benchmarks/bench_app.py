@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from planner.catalog import load_catalog  # noqa: E402
-from planner.cost_curves import breakeven_chart  # noqa: E402
+from planner.data.catalog import load_catalog  # noqa: E402
+from planner.econ.cost_curves import breakeven_chart  # noqa: E402
 from planner.plan import plan  # noqa: E402
 from planner.report import plan_to_csv  # noqa: E402
 from planner.scenario import Scenario  # noqa: E402
-from planner.ui_support import REQUESTS_PER_DAY_STEPS  # noqa: E402
+from ui.support import REQUESTS_PER_DAY_STEPS  # noqa: E402
 
 BUDGET_MS = 300.0  # issue 5: a slider change re-renders in under 300 ms of server time
 PAGES = ("ui/sensitivity_page.py", "ui/advisor_page.py", "ui/compare_page.py", "ui/hardware_page.py",

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.catalog import load_catalog  # noqa: E402
+from planner.data.catalog import load_catalog  # noqa: E402
 from planner.errors import PlannerError  # noqa: E402
-from planner.estimate import EstimateRequest, estimate  # noqa: E402
-from planner.sweep import sweep  # noqa: E402
+from planner.perf.estimate import EstimateRequest, estimate  # noqa: E402
+from planner.perf.sweep import sweep  # noqa: E402
 
 
 def main() -> int:

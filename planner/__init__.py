@@ -13,19 +13,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from planner.advisor import Constraints, Recommendation, recommend
-from planner.architecture import (
-    Architecture,
-    architecture_from_config,
-    expected_experts_touched,
-    kv_bytes_per_sequence,
-    kv_bytes_per_token,
-    kv_cache_bytes_per_token,
-    mla_kv_cache_bytes_per_token,
-)
-from planner.benchmarks_data import load_benchmarks
-from planner.catalog import Catalog, load_catalog
-from planner.cost_curves import breakeven_chart, cost_curve
+from planner.advice.advisor import Constraints, Recommendation, recommend
+from planner.advice.benchmarks_data import load_benchmarks
+from planner.data.catalog import Catalog, load_catalog
+from planner.econ.cost_curves import breakeven_chart, cost_curve
 from planner.errors import (
     CatalogError,
     DoesNotFitError,
@@ -35,11 +26,20 @@ from planner.errors import (
     UnknownNameError,
     UnreachableTargetError,
 )
-from planner.estimate import Estimate, EstimateRequest, estimate
+from planner.model.architecture import (
+    Architecture,
+    architecture_from_config,
+    expected_experts_touched,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    kv_cache_bytes_per_token,
+    mla_kv_cache_bytes_per_token,
+)
+from planner.perf.estimate import Estimate, EstimateRequest, estimate
+from planner.perf.sweep import sweep
 from planner.plan import Plan, plan
 from planner.report import plan_to_csv, plan_to_json, sanitize_csv_cell, write_csv
 from planner.scenario import SCENARIO_FIELDS, Scenario, apply_overrides, dump_scenario, load_scenario
-from planner.sweep import sweep
 
 __all__ = [
     "__version__",

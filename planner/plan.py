@@ -8,7 +8,7 @@ same workload at an API's prices (`api_costs`), and then the volume questions
 and a hybrid option. Every tier is also costed at both ends of the performance model's
 calibrated range (GPUs, USD/month, USD/Mtok, break-even), and the plan warns when that
 range is wide (`costs.WIDE_RANGE_RATIO`) or when a latency target holds only at the
-central estimate. Chart data over volume is in `planner.cost_curves`.
+central estimate. Chart data over volume is in `planner.econ.cost_curves`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from planner import units
-from planner.api_costs import ApiCost, resolve_api
-from planner.breakeven import (
+from planner.data.catalog import Catalog, load_catalog
+from planner.econ.api_costs import ApiCost, resolve_api
+from planner.econ.breakeven import (
     BreakEven,
     GrowthOutcome,
     HybridOption,
@@ -35,8 +36,7 @@ from planner.breakeven import (
     self_hosted_usd_per_month,
     with_capacity_factor,
 )
-from planner.catalog import Catalog, load_catalog
-from planner.costs import (
+from planner.econ.costs import (
     ALL_TIERS,
     ELASTIC_TIERS,
     OWNED,
@@ -50,10 +50,7 @@ from planner.costs import (
     tier_cost,
     tier_prices,
 )
-from planner.errors import DoesNotFitError, UnreachableTargetError
-from planner.estimate import Estimate, EstimateRequest, estimate
-from planner.scenario import PRESETS, Scenario
-from planner.sizing import (
+from planner.econ.sizing import (
     Fleet,
     autoscaled_fleet,
     capacity_requests_per_s,
@@ -62,7 +59,7 @@ from planner.sizing import (
     pessimistic_latency_warnings,
     prefill_time_share,
 )
-from planner.workload import (
+from planner.econ.workload import (
     RequestSizes,
     Workload,
     design_rate_factor,
@@ -72,6 +69,9 @@ from planner.workload import (
     requests_per_day_at_month,
     resolve_workload,
 )
+from planner.errors import DoesNotFitError, UnreachableTargetError
+from planner.perf.estimate import Estimate, EstimateRequest, estimate
+from planner.scenario import PRESETS, Scenario
 
 CANDIDATE_GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # powers of two: one GPU up to eight 8-GPU nodes
 

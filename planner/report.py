@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from planner.costs import ALL_TIERS
+from planner.econ.costs import ALL_TIERS
 from planner.plan import Plan
 from planner.scenario import SCENARIO_FIELDS
 

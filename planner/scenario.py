@@ -22,9 +22,9 @@ from typing import Any
 
 import tomli_w
 
-from planner.costs import RENTAL_TIERS, load_cost_defaults
+from planner.econ.costs import RENTAL_TIERS, load_cost_defaults
+from planner.econ.workload import HOURS_PER_PROFILE, load_presets
 from planner.errors import InvalidInputError
-from planner.workload import HOURS_PER_PROFILE, load_presets
 
 COST_DEFAULTS = load_cost_defaults()
 PRESETS = load_presets()

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.catalog import load_catalog  # noqa: E402
 from planner.cli import main as cli_main  # noqa: E402
+from planner.data.catalog import load_catalog  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- BEGIN (cli|table): (.*?) -->\n)(.*?)(<!-- END -->)", re.S)
 

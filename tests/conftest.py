@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.catalog import DATA_DIR, Catalog, load_catalog
+from planner.data.catalog import DATA_DIR, Catalog, load_catalog
 
 # A two-layer dense model whose parameters are easy to count by hand:
 # attention per layer: q, k, v, o = 4 x 1024 x 1024 = 4,194,304; MLP 3 x 1024 x 4096 = 12,582,912;

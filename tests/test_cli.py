@@ -46,7 +46,7 @@ def test_estimate_json_has_the_contract_fields(capsys):
 
 
 def test_estimate_with_concurrency_and_config_path(capsys, real_catalog, tmp_path):
-    from planner.catalog import DATA_DIR
+    from planner.data.catalog import DATA_DIR
 
     cfg = DATA_DIR / "model_configs" / real_catalog.model("qwen3-8b").config_file
     code, out, _ = run(capsys, "estimate", "--model", str(cfg), "--gpu", "L4", "--concurrency", "4",

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.catalog import GpuPrice
-from planner.costs import ALL_TIERS
+from planner.data.catalog import GpuPrice
+from planner.econ.costs import ALL_TIERS
+from planner.econ.workload import request_sizes
 from planner.errors import DoesNotFitError, UnreachableTargetError
 from planner.plan import plan
 from planner.scenario import Scenario
-from planner.workload import request_sizes
 
 DAYS = 365 / 12
 HOURS_PER_MONTH = 730

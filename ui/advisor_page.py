@@ -1,4 +1,4 @@
-"""Choose a model: planner.advisor.recommend filters the catalog by task, license policy, languages,
+"""Choose a model: planner.advice.advisor.recommend filters the catalog by task, license policy, languages,
 context, jurisdiction and hardware, and ranks what is left by published benchmark evidence.
 
 Every verdict carries the data file and source it came from. The chosen model (and the precision
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from planner.advisor import LICENSE_POLICIES, TASK_EVIDENCE, Constraints, RankedModel, Recommendation
+from planner.advice.advisor import LICENSE_POLICIES, TASK_EVIDENCE, Constraints, RankedModel, Recommendation
 from planner.errors import PlannerError
-from planner.ui_support import model_languages
 from ui import state, widgets
+from ui.support import model_languages
 
 _VERDICT_ICON = {"pass": ":material/check_circle:", "fail": ":material/cancel:", "caution": ":material/warning:",
                  "info": ":material/info:", "evidence": ":material/bar_chart:"}

@@ -2,15 +2,15 @@
 
 Filters: license policy, openness, languages, MoE or dense, and a memory budget for the weights
 at one precision. Minimum hardware is the fewest GPUs of a reference kind on which `estimate()`
-fits one sequence of the chosen length (planner.ui_support.model_table).
+fits one sequence of the chosen length (ui.support.model_table).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from planner.ui_support import ModelFilter, filter_models, model_languages
 from ui import state, widgets
+from ui.support import ModelFilter, filter_models, model_languages
 
 PRECISIONS = ("bf16", "fp8", "int4-awq", "q4_k_m")  # the usual serving choices: native, 8-bit, 4-bit, GGUF 4-bit
 

@@ -2,7 +2,7 @@
 
 Every cell is the vectorised sweep's max-throughput point (the largest batch whose KV cache fits);
 speeds carry the calibrated range of the efficiency profile; $/Mtok is the rental price over one
-busy replica's output (planner.hardware_fit, through planner.ui_support.hardware_grid).
+busy replica's output (planner.perf.hardware_fit, through ui.support.hardware_grid).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from planner.costs import RENTAL_TIERS
-from planner.estimate import EstimateRequest
+from planner.econ.costs import RENTAL_TIERS
+from planner.perf.estimate import EstimateRequest
 from planner.scenario import PRESETS
-from planner.ui_support import estimate_or_reason
 from ui import state, widgets
+from ui.support import estimate_or_reason
 
 DEFAULT_PRECISIONS = ["bf16", "fp8", "int4-awq"]
 GPU_COUNTS = [1, 2, 4, 8]

@@ -11,12 +11,12 @@ from typing import Any
 
 import streamlit as st
 
-from planner.costs import RENTAL_TIERS
+from planner.econ.costs import RENTAL_TIERS
 from planner.errors import PlannerError
 from planner.plan import Plan
 from planner.scenario import MODES, PRESETS, Scenario
-from planner.ui_support import requests_per_day_options
 from ui import plan_results, state, widgets
+from ui.support import requests_per_day_options
 
 NUM_GPUS_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 

@@ -2,7 +2,7 @@
 breakdown, every tier side by side, capacity and latency, and the monthly table.
 
 Rendering only: every number is a field of planner.plan.Plan (costs with their `_low`/`_high` ranges,
-warnings) or of planner.cost_curves.breakeven_chart.
+warnings) or of planner.econ.cost_curves.breakeven_chart.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
-from planner.cost_curves import breakeven_chart
-from planner.costs import ALL_TIERS, TierCost
-from planner.deploy_targets import deployment_files, deployment_from_plan
+from planner.econ.cost_curves import breakeven_chart
+from planner.econ.costs import ALL_TIERS, TierCost
 from planner.errors import PlannerError
+from planner.handoff.deploy_targets import deployment_files, deployment_from_plan
 from planner.plan import Plan
 from ui import state, widgets
 
@@ -257,7 +257,7 @@ def _monthly(p: Plan) -> None:
 
 
 def _deploy(p: Plan) -> None:
-    """The launch script, SkyPilot service and Kubernetes objects of the headline tier (planner.deploy_targets)."""
+    """The launch script, SkyPilot service and Kubernetes objects of the headline tier."""
     st.caption("What the plan needs to run: the engine's launch command with the plan's parallelism, precision, KV "
                "cache dtype, context and concurrency; a SkyPilot service; a Kubernetes Deployment and Service. "
                "The same files as `python -m planner deploy --scenario FILE --target ...`.")

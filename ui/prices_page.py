@@ -1,7 +1,7 @@
 """Prices: the GPU and API price tables, editable in place or replaced by an uploaded CSV.
 
-Every edit or upload goes through the same schema checks as data/ (planner._csvschema via
-planner.ui_support); the first problem is shown with its row (header = row 1), column and
+Every edit or upload goes through the same schema checks as data/ (planner.data._csvschema via
+ui.support); the first problem is shown with its row (header = row 1), column and
 value, and the last valid table stays in use. Valid prices replace the session's catalog,
 so every page prices with them until the session ends or they are reset.
 """
@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from planner._csvschema import Col
-from planner.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, Catalog
+from planner.data._csvschema import Col
+from planner.data.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, Catalog
 from planner.errors import PlannerError
-from planner.ui_support import api_prices_from_csv, gpu_prices_from_csv, price_rows
 from ui import state, widgets
+from ui.support import api_prices_from_csv, gpu_prices_from_csv, price_rows
 
 _FIRST_DATA_ROW = 2  # the header is row 1, as a spreadsheet and the validator count
 

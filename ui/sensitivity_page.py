@@ -2,7 +2,7 @@
 drivers of the current scenario, and saved scenarios side by side.
 
 Each driver is moved down and up by the chosen swing and the scenario is re-planned
-(planner.sensitivity.sensitivity); model throughput swings over its calibrated range.
+(planner.econ.sensitivity.sensitivity); model throughput swings over its calibrated range.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
+from planner.econ.sensitivity import Swing
 from planner.errors import PlannerError
 from planner.scenario import Scenario
-from planner.sensitivity import Swing
-from planner.ui_support import plan_summary
 from ui import state, widgets
+from ui.support import plan_summary
 
 LOW_COLOUR, HIGH_COLOUR = "#1f77b4", "#ff7f0e"
 

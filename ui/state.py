@@ -15,14 +15,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from planner import ui_support
-from planner.advisor import Constraints, Recommendation, recommend
-from planner.benchmarks_data import Benchmarks, load_benchmarks
-from planner.catalog import ApiPrice, Catalog, GpuPrice, load_catalog
+from planner.advice.advisor import Constraints, Recommendation, recommend
+from planner.advice.benchmarks_data import Benchmarks, load_benchmarks
+from planner.data.catalog import ApiPrice, Catalog, GpuPrice, load_catalog
+from planner.econ.sensitivity import sensitivity as sensitivity_swings
 from planner.plan import Plan, plan
 from planner.report import plan_to_csv, write_csv
 from planner.scenario import Scenario, scenario_to_dict
-from planner.sensitivity import sensitivity as sensitivity_swings
+from ui import support as ui_support
 
 _GPU_PRICES = "_gpu_price_override"
 _API_PRICES = "_api_price_override"
@@ -83,7 +83,7 @@ def prices_overridden() -> tuple[bool, bool]:
 
 @st.cache_data(max_entries=32, show_spinner="Sizing every model...")
 def model_table(gpu_id: str, precisions: tuple[str, ...], input_tokens: int, output_tokens: int) -> list[dict]:
-    """planner.ui_support.model_table on the shipped catalog (it does not depend on prices)."""
+    """ui.support.model_table on the shipped catalog (it does not depend on prices)."""
     return ui_support.model_table(shipped_catalog(), gpu_id=gpu_id, precisions=precisions,
                                   input_tokens=input_tokens, output_tokens=output_tokens)
 
@@ -100,7 +100,7 @@ def _hardware_grid(model_id: str, gpu_ids: tuple[str, ...], precisions: tuple[st
 
 def hardware_grid(model_id: str, gpu_ids: tuple[str, ...], precisions: tuple[str, ...], gpu_counts: tuple[int, ...],
                   input_tokens: int, output_tokens: int, pricing_tier: str) -> list[dict]:
-    """planner.ui_support.hardware_grid with this session's prices (cached per price digest) and the reserved
+    """ui.support.hardware_grid with this session's prices (cached per price digest) and the reserved
     discounts of the current scenario."""
     fields = scenario_fields()
     discounts = (fields["reserved_1y_discount_frac"], fields["reserved_3y_discount_frac"])
@@ -116,7 +116,7 @@ def benchmarks() -> Benchmarks:
 
 @st.cache_data(max_entries=64, show_spinner="Ranking models...")
 def recommendation(constraints: Constraints) -> Recommendation:
-    """planner.advisor.recommend on the shipped catalog (prices play no part in it)."""
+    """planner.advice.advisor.recommend on the shipped catalog (prices play no part in it)."""
     return recommend(constraints, shipped_catalog(), benchmarks())
 
 
@@ -268,7 +268,7 @@ def _sensitivity(scenario: Scenario, swing_frac: float, prices_key: str, _catalo
 
 
 def sensitivity(scenario: Scenario, swing_frac: float) -> tuple:
-    """planner.sensitivity.sensitivity with this session's prices, every variant plan cached."""
+    """planner.econ.sensitivity.sensitivity with this session's prices, every variant plan cached."""
     return _sensitivity(scenario, swing_frac, catalog_key(), catalog())
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from planner.catalog import Catalog
+from planner.data.catalog import Catalog
 from planner.errors import DoesNotFitError, PlannerError
 from planner.scenario import SCENARIO_FIELDS
 

@@ -10,13 +10,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from planner.catalog import Catalog, load_catalog
+from planner.data.catalog import Catalog, load_catalog
 
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """The shipped catalog with the user's imported prices (`planner prices import-*`) laid over it."""
-    from planner.importers import with_user_prices
+    from planner.data.importers import with_user_prices
 
     return with_user_prices(load_catalog())
 

@@ -7,10 +7,16 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from planner.calibration import calibrate_profile, load_user_profiles, points_from_vllm_bench, profile_dir, save_profile
 from planner.cli._output import catalog, fmt_number, print_json, print_table
 from planner.errors import CatalogError, InvalidInputError
-from planner.validation import (
+from planner.fit.calibration import (
+    calibrate_profile,
+    load_user_profiles,
+    points_from_vllm_bench,
+    profile_dir,
+    save_profile,
+)
+from planner.fit.validation import (
     GROUPINGS,
     MEASURED_DIR,
     MEASURED_FILE,

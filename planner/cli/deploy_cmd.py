@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from planner.catalog import Catalog
 from planner.cli._output import catalog, print_json
-from planner.deploy import ENGINES, serve_command
-from planner.deploy_targets import (
+from planner.data.catalog import Catalog
+from planner.data.importers.store import with_user_prices, write_atomic
+from planner.errors import InvalidInputError
+from planner.handoff.deploy import ENGINES, serve_command
+from planner.handoff.deploy_targets import (
     Deployment,
     deployment_from_plan,
     placement_for,
     render_target,
     serve_config_from_estimate,
 )
-from planner.errors import InvalidInputError
-from planner.estimate import EstimateRequest, estimate
-from planner.importers.store import with_user_prices, write_atomic
+from planner.perf.estimate import EstimateRequest, estimate
 
 TARGETS = ("vllm", "sglang", "llama.cpp", "trtllm", "skypilot", "kubernetes")
 

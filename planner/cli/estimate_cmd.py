@@ -6,7 +6,7 @@ import argparse
 
 from planner.cli._output import catalog, print_json, print_pairs
 from planner.errors import DoesNotFitError
-from planner.estimate import EstimateRequest, estimate
+from planner.perf.estimate import EstimateRequest, estimate
 
 
 def _run(args: argparse.Namespace) -> int:

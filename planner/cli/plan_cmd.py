@@ -7,9 +7,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from planner.breakeven import BreakEven
 from planner.cli._output import catalog, fmt_number, print_pairs, print_table
-from planner.costs import ALL_TIERS
+from planner.econ.breakeven import BreakEven
+from planner.econ.costs import ALL_TIERS
 from planner.plan import Plan, plan
 from planner.report import plan_to_csv, plan_to_json
 from planner.scenario import Scenario, apply_overrides, load_scenario

@@ -12,9 +12,15 @@ import datetime as dt
 from collections import Counter
 
 from planner.cli._output import catalog, print_json, print_table
-from planner.importers.litellm import import_litellm_file
-from planner.importers.skypilot import import_skypilot_dir
-from planner.importers.store import load_user_prices, prices_dir, reset_user_prices, save_api_prices, save_gpu_prices
+from planner.data.importers.litellm import import_litellm_file
+from planner.data.importers.skypilot import import_skypilot_dir
+from planner.data.importers.store import (
+    load_user_prices,
+    prices_dir,
+    reset_user_prices,
+    save_api_prices,
+    save_gpu_prices,
+)
 
 
 def _rows(records: list) -> list[dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from planner.advisor import LICENSE_POLICIES, TASK_EVIDENCE, Constraints, Recommendation, recommend
-from planner.benchmarks_data import load_benchmarks
+from planner.advice.advisor import LICENSE_POLICIES, TASK_EVIDENCE, Constraints, Recommendation, recommend
+from planner.advice.benchmarks_data import load_benchmarks
 from planner.cli._output import catalog, fmt_number, print_json, print_table
 from planner.errors import InvalidInputError
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import tomli_w
 
 from planner.cli._output import print_json, print_pairs
+from planner.data.importers.store import write_atomic
+from planner.data.importers.usage import TIME_UNITS, import_usage_file, parse_mapping, scenario_fields
 from planner.errors import InvalidInputError
-from planner.importers.store import write_atomic
-from planner.importers.usage import TIME_UNITS, import_usage_file, parse_mapping, scenario_fields
 
 
 def _snippet_text(path: Path, fields: dict) -> str:

@@ -1,0 +1,1 @@
+"""Model advice: benchmark scores, license policies and hardware checks behind `recommend`."""

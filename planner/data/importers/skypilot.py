@@ -1,0 +1,255 @@
+"""Import GPU-hour prices from SkyPilot catalog `vms.csv` files.
+
+SkyPilot's catalog (github.com/skypilot-org/skypilot-catalog, `catalogs/v7/<cloud>/vms.csv`)
+lists one row per instance type, region and zone with `InstanceType, AcceleratorName,
+AcceleratorCount, Price, SpotPrice, Region` (and more; column order differs per cloud). The
+per-GPU price is the instance price / accelerator count, as in the shipped data/gpu_prices.csv.
+
+GCP lists attached GPUs as rows with an empty InstanceType and the host VM separately; a GPU
+VM costs host + GPUs in the same zone. The host for each accelerator and count follows
+SkyPilot's own table (`_ACC_INSTANCE_TYPE_DICTS` in skypilot-org/skypilot
+sky/catalog/gcp_catalog.py), taking the cheapest listed host in the zone as SkyPilot does.
+
+Offers are collapsed per (GPU, cloud, tier) to the cheapest and the median (lower middle)
+(instance type x region) offer, each zone reduced to its region's lowest price; `keep_all=True`
+keeps every offer. Accelerators the catalog does not know (T4, V100, TPUs) are skipped and
+counted. A missing column, a price that is not a number >= 0 or a count that is not a whole
+number >= 1 raises MalformedInputError with the file, line and field before anything is made.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from planner.data.catalog import Catalog, GpuPrice
+from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
+from planner.errors import UnknownNameError
+
+CATALOG_URL = "https://github.com/skypilot-org/skypilot-catalog/blob/master/catalogs/v7/{cloud}/vms.csv"
+REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
+OPTIONAL = ("SpotPrice", "AvailabilityZone")
+
+# GCP host VM families per accelerator and count (SkyPilot sky/catalog/gcp_catalog.py _ACC_INSTANCE_TYPE_DICTS).
+GCP_HOSTS = {
+    "A100": {1: ("a2-highgpu-1g",), 2: ("a2-highgpu-2g",), 4: ("a2-highgpu-4g",), 8: ("a2-highgpu-8g",),
+             16: ("a2-megagpu-16g",)},
+    "A100-80GB": {1: ("a2-ultragpu-1g",), 2: ("a2-ultragpu-2g",), 4: ("a2-ultragpu-4g",), 8: ("a2-ultragpu-8g",)},
+    "L4": {1: ("g2-standard-4", "g2-standard-8", "g2-standard-12", "g2-standard-16", "g2-standard-32"),
+           2: ("g2-standard-24",), 4: ("g2-standard-48",), 8: ("g2-standard-96",)},
+    "H100": {1: ("a3-highgpu-1g",), 2: ("a3-highgpu-2g",), 4: ("a3-highgpu-4g",), 8: ("a3-highgpu-8g",)},
+    "H100-MEGA": {8: ("a3-megagpu-8g",)},
+    "H200": {8: ("a3-ultragpu-8g",)},
+    "B200": {8: ("a4-highgpu-8g",)},
+}
+# SkyPilot names one card for several boards; these clouds list the PCIe board under the plain name
+# (RunPod lists SXM parts as "H100-SXM", "A100-80GB-SXM"; see its instance types "1x_H100_SECURE" etc.).
+PROVIDER_BOARD = {("runpod", "H100"): "H100-PCIe", ("runpod", "A100-80GB"): "A100-80GB-PCIe"}
+# Instance-type words that name the board (Lambda "gpu_1x_h100_pcie", Vast "1x-H100_NVL-...").
+BOARD_HINTS = (("pcie", "PCIe"), ("nvl", "NVL"))
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One priced offer: an instance type in a region, per GPU-hour."""
+
+    gpu_id: str
+    provider: str
+    pricing: str
+    usd_per_gpu_hour: float
+    region: str
+    instance_type: str
+    gpus_per_instance: int
+
+
+def provider_of(path: Path) -> str:
+    """The cloud a vms.csv belongs to: its directory (`aws/vms.csv`) or its name prefix (`aws_vms.csv`)."""
+    if path.name == "vms.csv":
+        return path.parent.name.lower()
+    if "_vms" in path.stem:
+        return path.stem.split("_vms", 1)[0].lower()
+    raise bad(str(path), None, None, None, "cannot tell the cloud: name it <cloud>/vms.csv or <cloud>_vms.csv, "
+              "or pass --provider")
+
+
+def find_vms_files(directory: str | Path) -> list[Path]:
+    """Every `vms.csv` (or `<cloud>_vms*.csv`) under `directory`, or the file itself."""
+    p = Path(directory).expanduser()
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise bad(str(p), None, None, None, "no such file or directory")
+    files = sorted({*p.rglob("vms.csv"), *p.rglob("*_vms*.csv")})
+    if not files:
+        raise bad(str(p), None, None, None, "has no SkyPilot vms.csv files (expected <cloud>/vms.csv)")
+    return files
+
+
+def _number(label: str, line: int, field: str, text: str, *, whole: bool = False) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise bad(label, line, field, text, "must be a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise bad(label, line, field, text, "must be a finite number >= 0")
+    if whole and (value < 1 or value != int(value)):
+        raise bad(label, line, field, text, "must be a whole number >= 1")
+    return value
+
+
+def _rows(src: SourceFile) -> list[dict[str, Any]]:
+    """Checked rows with numbers parsed and the file line of each."""
+    try:
+        table = list(csv.reader(io.StringIO(src.text, newline=""), strict=True))
+    except csv.Error as err:
+        raise bad(src.label, None, None, None, f"is not valid CSV ({err})") from None
+    if not table:
+        raise bad(src.label, 1, None, None, "is empty (no header row)")
+    header = [h.strip() for h in table[0]]
+    for column in REQUIRED:
+        if column not in header:
+            raise bad(src.label, 1, column, None, "missing column (a SkyPilot vms.csv header has "
+                      f"{', '.join(REQUIRED)}, ...)")
+    rows = []
+    for line, cells in enumerate(table[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise bad(src.label, line, None, None, f"has {len(cells)} cells, the header has {len(header)}")
+        row = dict(zip(header, (c.strip() for c in cells), strict=True))
+        row["_line"] = line
+        for field in ("Price", "SpotPrice"):
+            row[field] = _number(src.label, line, field, row.get(field, ""))
+        if row["AcceleratorName"]:
+            row["AcceleratorCount"] = _number(src.label, line, "AcceleratorCount", row["AcceleratorCount"],
+                                              whole=True)
+            if row["AcceleratorCount"] is None:
+                raise bad(src.label, line, "AcceleratorCount", "", "is empty but the row names an accelerator")
+        if not row["Region"]:
+            raise bad(src.label, line, "Region", "", "is empty but required")
+        rows.append(row)
+    return rows
+
+
+def _gpu_id(catalog: Catalog, provider: str, name: str, instance_type: str) -> str | None:
+    board = PROVIDER_BOARD.get((provider, name))
+    if board in catalog.gpus:
+        return board
+    try:
+        gpu_id = catalog.gpu(name).gpu_id
+    except UnknownNameError:
+        return None
+    lowered = instance_type.lower()
+    for hint, suffix in BOARD_HINTS:
+        if hint in lowered:
+            for cand in (f"{gpu_id}-{suffix}", f"{gpu_id.split('-')[0]}-{suffix}"):
+                if cand.lower() in catalog.names["gpu"]:
+                    return catalog.names["gpu"][cand.lower()]
+    return gpu_id
+
+
+def _gcp_hosts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """(zone, instance type) -> {tier: host price} for GCP host VM rows."""
+    hosts: dict[tuple[str, str], dict[str, float]] = {}
+    for row in rows:
+        if row["InstanceType"] and not row["AcceleratorName"]:
+            zone = row.get("AvailabilityZone") or row["Region"]
+            hosts[(zone, row["InstanceType"])] = {t: v for t, v in (("on_demand", row["Price"]),
+                                                                    ("spot", row["SpotPrice"])) if v}
+    return hosts
+
+
+def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped: Counter[str]) -> list[Offer]:
+    hosts = _gcp_hosts(rows) if any(not r["InstanceType"] and r["AcceleratorName"] for r in rows) else {}
+    offers = []
+    for row in rows:
+        name, count = row["AcceleratorName"], row["AcceleratorCount"]
+        if not name:
+            continue
+        gpu_id = _gpu_id(catalog, provider, name, row["InstanceType"])
+        if gpu_id is None:
+            why = "TPUs (not GPUs)" if name.lower().startswith("tpu") else f"accelerator {name} not in the GPU catalog"
+            skipped[why] += 1
+            continue
+        n = int(count)
+        instance, extra = row["InstanceType"], {"on_demand": 0.0, "spot": 0.0}
+        if not instance:  # a GCP GPU row: add the cheapest allowed host VM of the same zone
+            zone = row.get("AvailabilityZone") or row["Region"]
+            choices = [(h, hosts[(zone, h)]) for h in GCP_HOSTS.get(name, {}).get(n, ()) if (zone, h) in hosts]
+            if not choices:
+                skipped[f"{name} x{n}: no host VM listed in the same zone"] += 1
+                continue
+            instance, host = min(choices, key=lambda c: c[1].get("on_demand", math.inf))
+            extra = {"on_demand": host.get("on_demand", math.nan), "spot": host.get("spot", math.nan)}
+        for tier, price in (("on_demand", row["Price"]), ("spot", row["SpotPrice"])):
+            total = (price or 0.0) + extra[tier]
+            if price and math.isfinite(total) and total > 0:  # empty or 0.00 = no offer in that tier
+                offers.append(Offer(gpu_id, provider, tier, total / n, row["Region"], instance, n))
+    return offers
+
+
+def _summary(group: list[Offer]) -> list[tuple[str, Offer]]:
+    """Cheapest and median (lower middle) offer of a group, each region's lowest price per instance type."""
+    best: dict[tuple[str, str], Offer] = {}
+    for offer in group:
+        key = (offer.instance_type, offer.region)
+        if key not in best or offer.usd_per_gpu_hour < best[key].usd_per_gpu_hour:
+            best[key] = offer
+    ranked = sorted(best.values(), key=lambda o: (o.usd_per_gpu_hour, o.instance_type, o.region))
+    cheapest, median = ranked[0], ranked[(len(ranked) - 1) // 2]
+    n = len(ranked)
+    if median is cheapest:
+        return [(f"cheapest and median of {n} offer(s) (instance x region)", cheapest)]
+    return [(f"cheapest of {n} offers (instance x region); median offer is {median.usd_per_gpu_hour:.4g}", cheapest),
+            (f"median offer (lower middle of {n} sorted by $/GPU-h; cheapest "
+             f"{cheapest.usd_per_gpu_hour:.4g})", median)]
+
+
+def _record(offer: Offer, what: str, src: SourceFile, url: str, accessed: dt.date) -> GpuPrice:
+    note = (f"{what}. SkyPilot catalog {Path(src.label).name} (sha256 {src.sha256_12}) imported by "
+            f"`planner prices import-skypilot` on {accessed.isoformat()}; per-GPU = instance price / "
+            f"accelerator count" + ("; GCP: host VM + GPUs of the same zone" if offer.provider == "gcp" else ""))
+    return GpuPrice(gpu_id=offer.gpu_id, provider=offer.provider, pricing=offer.pricing,
+                    usd_per_gpu_hour=round(offer.usd_per_gpu_hour, 6), region=offer.region,
+                    instance_type=offer.instance_type, gpus_per_instance=offer.gpus_per_instance,
+                    source_url=url, source_accessed=accessed, notes=note)
+
+
+def parse_vms_csv(src: SourceFile, *, provider: str, catalog: Catalog, accessed: dt.date,
+                  source_url: str | None = None, keep_all: bool = False) -> ImportResult:
+    """GPU price records from one SkyPilot vms.csv; the whole file is checked first."""
+    rows = _rows(src)
+    skipped: Counter[str] = Counter()
+    offers = _offers(rows, provider, catalog, skipped)
+    url = source_url or CATALOG_URL.format(cloud=provider)
+    groups: dict[tuple[str, str], list[Offer]] = defaultdict(list)
+    for offer in offers:
+        groups[(offer.gpu_id, offer.pricing)].append(offer)
+    records = []
+    for key in sorted(groups):
+        chosen = ([("offer", o) for o in groups[key]] if keep_all else _summary(groups[key]))
+        records.extend(_record(o, what, src, url, accessed) for what, o in chosen)
+    return ImportResult(tuple(records), tuple(sorted(skipped.items())), src.label, src.sha256_12)
+
+
+def import_skypilot_dir(directory: str | Path, *, catalog: Catalog, accessed: dt.date,
+                        provider: str | None = None, source_url: str | None = None,
+                        keep_all: bool = False) -> list[ImportResult]:
+    """Parse every vms.csv under `directory`; all files are checked before any result is returned."""
+    results = []
+    for path in find_vms_files(directory):
+        cloud = (provider or provider_of(path)).lower()
+        results.append(parse_vms_csv(read_source(path), provider=cloud, catalog=catalog, accessed=accessed,
+                                     source_url=source_url, keep_all=keep_all))
+    if not any(r.records for r in results):
+        raise bad(str(directory), None, None, None, "has no GPU offers for GPUs in the catalog")
+    return results

@@ -1,0 +1,375 @@
+"""Fit efficiency profiles on measured rows, and store the user's own calibrated profiles.
+
+Model. Every efficiency factor of a profile is an engine effect plus a hardware-class
+effect on a link scale (logit for fractions in (0, 1], log for the fixed costs):
+
+    theta(engine, class) = base + engine_offset[engine] + class_offset[class]
+
+with TensorRT-LLM and NVIDIA datacenter GPUs as the reference (offsets 0). The factors
+are those of `performance.Efficiency`, one per kind of bottleneck: bandwidth-bound
+decode (mbu), routed-expert streaming (moe_mbu), compute-bound decode (mfu_decode),
+prefill (mfu_prefill), the per-step CPU work (step overhead) and the share of the GPU step
+that hides it (overhead overlap), GPU time per layer, per routed MoE slot, and collective latency.
+`scipy.optimize.least_squares` minimises a robust (soft-L1) loss of
+log(predicted / measured) over the fit rows, plus Gaussian priors that pull the base
+towards generic values and every offset towards 0, so an engine or class with little
+data stays close to the reference, and one without data inherits it [1]. Engine x class
+combinations without fit rows are therefore predictions of the additive model, not
+guesses per row. Rows from engines built before `measured.RECENT_FROM` enter the loss
+with a smaller weight (`FitSettings.older_weight`): the planner sizes deployments on the
+engines people install today, whose kernels (fused MoE, custom all-reduce, CUDA graphs over
+the whole step) are several times faster than early-2025 builds at moderate batch, while
+the older rows still constrain what the newer ones leave open (dense compute efficiency,
+prefill, consumer and Apple parts).
+
+User calibration (`calibrate_profile`) refits the catalog profile of one engine on one
+GPU to the user's points with the same loss, the catalog values as the prior.
+
+[1] A. Gelman et al., "Bayesian Data Analysis", 3rd ed., ch. 5 (hierarchical models, partial pooling), 2013.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from planner import units
+from planner.data.catalog import Catalog, EfficiencyProfile, Gpu
+from planner.errors import InvalidInputError
+from planner.fit.profile_store import (  # noqa: F401  (re-exported: callers import them from here)
+    DEFAULT_PROFILE_DIR,
+    PROFILE_DIR_ENV,
+    _check_profile_id,
+    load_user_profiles,
+    points_from_vllm_bench,
+    profile_dir,
+    save_profile,
+    write_efficiency_csv,
+)
+from planner.fit.validation import MeasuredPoint, RowModel, model_row, stack_terms
+
+PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
+          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us")
+N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
+HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
+# gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
+# category > vendor > '*'); NVIDIA datacenter parts are every engine's fallback.
+CLASS_GPU_MATCH = {"nvidia-datacenter": ("*",), "nvidia-consumer": ("consumer", "workstation"), "amd": ("amd",),
+                   "apple": ("apple",)}
+REFERENCE_ENGINE = "trtllm"
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Prior and loss settings of a fit (link-scale units: logit for fractions, log for times).
+
+    The prior centre is a generic starting point only (what a roofline tool would assume);
+    the fitted values replace it wherever the data constrain them.
+    """
+
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0)  # in PARAMS order, natural units
+    prior_sd: float = 1.5  # base: weak
+    offset_sd: float = 1.5  # engine and class offsets of the fractions: shrink towards the reference
+    time_offset_sd: float = 3.0  # engine and class offsets of the fixed costs (log scale): software stacks differ
+    # by an order of magnitude there (one CUDA graph per step vs a launch per kernel, Metal vs CUDA), far more
+    # than in the achieved fractions of peak
+    loss_scale: float = 0.5  # soft-L1 transition, in log(pred/measured)
+    older_weight: float = 0.5  # loss weight of rows from engines built before RECENT_FROM (current ones: 1)
+    expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
+    # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
+
+
+def hardware_class(gpu: Gpu) -> str:
+    """The efficiency class of a GPU: NVIDIA datacenter (also the fallback), NVIDIA consumer/workstation,
+    AMD, or Apple."""
+    vendor, category = gpu.vendor.lower(), gpu.category.lower()
+    if vendor == "apple":
+        return "apple"
+    if vendor == "amd":
+        return "amd"
+    if vendor == "nvidia" and category in ("consumer", "workstation"):
+        return "nvidia-consumer"
+    return "nvidia-datacenter"
+
+
+def _to_link(values: Iterable[float]) -> np.ndarray:
+    v = np.asarray(list(values), dtype=float)
+    out = np.empty_like(v)
+    fr = np.clip(v[:N_FRACS], 1e-9, 1 - 1e-6)  # overhead_overlap_frac may be 0 (a serial engine)
+    out[:N_FRACS] = np.log(fr / (1 - fr))
+    out[N_FRACS:] = np.log(np.maximum(v[N_FRACS:], 1e-6))
+    return out
+
+
+def _from_link(theta: np.ndarray) -> np.ndarray:
+    """Natural units from link scale; works on (..., 6) arrays."""
+    out = np.empty_like(theta)
+    out[..., :N_FRACS] = 1.0 / (1.0 + np.exp(-theta[..., :N_FRACS]))
+    out[..., N_FRACS:] = np.exp(theta[..., N_FRACS:])
+    return out
+
+
+def _robust(r: np.ndarray, scale: float) -> np.ndarray:
+    """Residuals whose squares are the soft-L1 loss 2 s^2 (sqrt(1 + (r/s)^2) - 1): quadratic near 0, linear in the
+    tails, so a few odd rows cannot drag the fit, while the priors (passed through untouched) stay Gaussian."""
+    return np.sign(r) * scale * np.sqrt(2.0 * (np.sqrt(1.0 + (r / scale) ** 2) - 1.0))
+
+
+def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
+    """Predicted values of stacked rows with per-row parameters `natural` (N x 10, PARAMS order)."""
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = natural.T
+    return stack.predict(mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms / units.MS_PER_S, latency_us / units.MILLION,
+                         expert_us / units.MILLION, overlap, layer_us / units.MILLION)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted factors per (engine, class), and the rows they were fitted on."""
+
+    factors: dict[tuple[str, str], tuple[float, ...]]  # natural units, PARAMS order
+    fit_counts: dict[tuple[str, str], int]
+    engines: tuple[str, ...]
+    cost: float
+    rows_used: int
+
+
+def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings: FitSettings = FitSettings(),
+                 engines: Iterable[str] | None = None) -> FitResult:
+    """Fit base + engine + class effects on the expressible closed-form rows of `points`."""
+    engines = tuple(engines or catalog.engines)
+    models: list[RowModel] = []
+    for point in points:
+        m = model_row(catalog, point)
+        if isinstance(m, RowModel) and m.serve is None and m.setup.engine_id in engines:
+            models.append(m)
+    if not models:
+        raise InvalidInputError("no expressible rows to fit")
+    stack = stack_terms([m.terms for m in models])
+    measured = np.array([m.point.measured_value for m in models])
+    row_sd = np.sqrt(np.array([settings.older_weight if m.point.era == "older" else 1.0 for m in models]))
+    eng_idx = np.array([engines.index(m.setup.engine_id) for m in models])
+    cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in models])
+    k = len(PARAMS)
+    free_e = [e for e in engines if e != REFERENCE_ENGINE]
+    free_c = HW_CLASSES[1:]
+    prior = _to_link(settings.prior)
+
+    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        base = x[:k]
+        e_off = np.zeros((len(engines), k))
+        for i, e in enumerate(free_e):
+            e_off[engines.index(e)] = x[k + i * k:k + (i + 1) * k]
+        c_off = np.zeros((len(HW_CLASSES), k))
+        start = k + len(free_e) * k
+        for i, _c in enumerate(free_c):
+            c_off[1 + i] = x[start + i * k:start + (i + 1) * k]
+        return base, e_off, c_off
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        base, e_off, c_off = unpack(x)
+        theta = base + e_off[eng_idx] + c_off[cls_idx]
+        pred = _predict_rows(stack, _from_link(theta))
+        data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
+        priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
+        return np.concatenate([data, priors])
+
+    per_param = np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd)
+    per_class = per_param.copy()
+    per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
+    offset_sd = np.concatenate([np.tile(per_param, len(free_e)), np.tile(per_class, len(free_c))])
+    x0 = np.concatenate([prior, np.zeros(len(offset_sd))])
+    sol = least_squares(residuals, x0, method="trf", max_nfev=4000)
+    base, e_off, c_off = unpack(sol.x)
+    factors, counts = {}, {}
+    for ei, e in enumerate(engines):
+        for ci, c in enumerate(HW_CLASSES):
+            factors[(e, c)] = tuple(float(v) for v in _from_link(base + e_off[ei] + c_off[ci]))
+            counts[(e, c)] = int(np.sum((eng_idx == ei) & (cls_idx == ci)))
+    return FitResult(factors, counts, engines, float(sol.cost), len(models))
+
+
+def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[float, ...], *,
+                range_factors: tuple[float, float], n_points: float, fit_mdape_frac: float | None,
+                holdout_mdape_frac: float | None, source_url: str, notes: str,
+                accessed: dt.date | None = None) -> EfficiencyProfile:
+    """An EfficiencyProfile from fitted factors (rounded to what the data supports)."""
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = factors
+    lo, hi = range_factors
+    return EfficiencyProfile(
+        profile_id=profile_id, engine=engine, gpu_match=gpu_match, mbu_frac=round(mbu, 3),
+        mfu_decode_frac=round(mfu_d, 3), mfu_prefill_frac=round(mfu_p, 3), step_overhead_ms=round(overhead_ms, 3),
+        comm_latency_us=round(latency_us, 2), range_low_factor=round(min(lo, 1.0), 3),
+        range_high_factor=round(max(hi, 1.0), 3), n_points=n_points,
+        fit_mdape_frac=None if fit_mdape_frac is None else round(fit_mdape_frac, 3), source_url=source_url,
+        source_accessed=accessed or dt.date.today(), notes=notes, moe_mbu_frac=round(moe, 3),
+        comm_bw_frac=round(comm_bw, 3), moe_expert_overhead_us=round(expert_us, 3),
+        overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
+        holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3))
+
+
+MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
+MIN_RANGE_ROWS = 8  # fewer held-out rows than this: range factors pooled over the engine, then over all rows
+
+
+def _vendor_ok(catalog: Catalog, engine: str, hw_class: str) -> bool:
+    vendor = {"amd": "amd", "apple": "apple"}.get(hw_class, "nvidia")
+    return vendor in catalog.engines[engine].vendors
+
+
+def fit_catalog_profiles(catalog: Catalog, points: list[MeasuredPoint], *, source_url: str,
+                         settings: FitSettings = FitSettings(), accessed: dt.date | None = None
+                         ) -> tuple[list[EfficiencyProfile], FitResult]:
+    """Refit every engine x class profile on the `fit` rows; range factors and held-out error from the
+    `holdout` rows (percentiles of measured / predicted, pooled when a profile has few held-out rows)."""
+    from planner.fit.validation import predict_rows
+
+    fit_points = [p for p in points if p.split == "fit"]
+    result = fit_additive(catalog, fit_points, settings=settings)
+    keys = [(e, c, m) for (e, c) in result.factors for m in CLASS_GPU_MATCH[c] if _vendor_ok(catalog, e, c)]
+    pid = {k: f"{k[0]}-{MATCH_SUFFIX[k[2]]}" for k in keys}
+    provisional = [profile_row(pid[k], k[0], k[2], result.factors[k[:2]], range_factors=(1.0, 1.0), n_points=0,
+                               fit_mdape_frac=None, holdout_mdape_frac=None, source_url=source_url, notes="",
+                               accessed=accessed) for k in keys]
+    rows, _ = predict_rows(replace_profiles(catalog, provisional), points)
+    by_profile: dict[str, dict[str, list]] = {}
+    for r in rows:
+        by_profile.setdefault(r.profile_id, {"fit": [], "holdout": []})[r.point.split].append(r)
+    speed = [r for r in rows if r.point.split == "holdout" and r.point.metric != "ttft_ms"]
+    out = []
+    for k, prof in zip(keys, provisional, strict=True):
+        mine = by_profile.get(prof.profile_id, {"fit": [], "holdout": []})
+        chosen = _pooled_rows(speed, prof.profile_id, k[0])
+        ratios = [speed_ratio(r) for r in chosen]
+        lo, hi = _source_weighted_percentiles(chosen, (10.0, 90.0)) if chosen else (0.7, 1.3)
+        fit_ape = [r.ape_frac for r in mine["fit"]]
+        hold_ape = [r.ape_frac for r in mine["holdout"]]
+        n_fit = result.fit_counts[k[:2]]
+        notes = (f"additive fit (engine {k[0]} + class {k[1]}) on {result.rows_used} fit rows of data/measured, "
+                 f"{n_fit} of them for this engine x class"
+                 + ("" if n_fit else " (none: the factors are the model's prediction for it)")
+                 + f"; {len(mine['holdout'])} held-out rows predicted with it; range = p10/p90 of measured/predicted "
+                 f"speed over {len(ratios)} held-out rows, sources weighted by sqrt(rows) (TTFT excluded)")
+        urls = [r.point.source_url for r in mine["fit"] if r.point.source_url]
+        url = max(set(urls), key=urls.count) if urls else source_url
+        out.append(profile_row(prof.profile_id, k[0], k[2], result.factors[k[:2]], range_factors=(lo, hi),
+                               n_points=n_fit, fit_mdape_frac=float(np.median(fit_ape)) if fit_ape else None,
+                               holdout_mdape_frac=float(np.median(hold_ape)) if hold_ape else None,
+                               source_url=url, notes=notes, accessed=accessed))
+    return out, result
+
+
+def _pooled_rows(speed: list, profile_id: str, engine: str) -> list:
+    """Held-out rows of a profile, pooled over its engine and then over all rows when it has fewer than
+    MIN_RANGE_ROWS of them or they come from a single source (one source's quirk is not a range)."""
+    for chosen in ([r for r in speed if r.profile_id == profile_id], [r for r in speed if r.point.engine == engine],
+                   speed):
+        if len(chosen) >= MIN_RANGE_ROWS and len({r.point.source_url for r in chosen}) >= 2:
+            return chosen
+    return list(speed)
+
+
+def _source_weighted_percentiles(rows: list, percents: tuple[float, ...]) -> tuple[float, ...]:
+    """Percentiles of the speed ratios, each source weighted by the square root of its row count (a 27-row
+    sweep from one page must not outvote three other sources, nor a 4-row table outvote 140 rows)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.point.source_url] = counts.get(r.point.source_url, 0) + 1
+    values = np.array([speed_ratio(r) for r in rows])
+    weights = np.array([1.0 / np.sqrt(counts[r.point.source_url]) for r in rows])
+    order = np.argsort(values)
+    values, weights = values[order], weights[order]
+    cumulative = (np.cumsum(weights) - 0.5 * weights) / weights.sum()
+    return tuple(float(np.interp(p / 100.0, cumulative, values)) for p in percents)
+
+
+def speed_ratio(row: Any) -> float:
+    """Measured / predicted speed of a RowResult: tokens/s as is, TPOT inverted (a slower step = a lower speed)."""
+    return 1.0 / row.ratio if row.point.metric == "tpot_ms" else row.ratio
+
+
+def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
+    """A profile's factors in PARAMS order (natural units)."""
+    moe = profile.moe_mbu_frac if profile.moe_mbu_frac is not None else profile.mbu_frac
+    comm_bw = profile.comm_bw_frac if profile.comm_bw_frac is not None else 1.0
+    return (profile.mbu_frac, moe, profile.mfu_decode_frac, profile.mfu_prefill_frac, comm_bw,
+            profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
+            profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0)
+
+
+USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
+
+
+def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: str,
+                      settings: FitSettings = USER_FIT) -> tuple[EfficiencyProfile, list[tuple[MeasuredPoint,
+                                                                                                  float, float]]]:
+    """Refit the catalog profile of the points' engine and GPU to the user's points.
+
+    All points must share one engine and GPU. The catalog profile is the prior (each factor
+    may move about offset_sd on the link scale per unit of evidence); with a single point
+    only the factors that point depends on move. Returns the new profile (gpu_match = the
+    GPU id) and (point, predicted before, predicted after) per point.
+    """
+    _check_profile_id(name)
+    models = []
+    for p in points:
+        m = model_row(catalog, p)
+        if not isinstance(m, RowModel):
+            raise InvalidInputError(f"point {p.row_id}: {m.reason}")
+        models.append(m)
+    if not models:
+        raise InvalidInputError("no measured points to calibrate on")
+    keys = {(m.setup.engine_id, m.setup.gpu.gpu_id) for m in models}
+    if len(keys) != 1:
+        raise InvalidInputError(f"calibrate one engine on one GPU at a time; got {sorted(keys)}")
+    base = models[0].setup.profile
+    prior = _to_link(profile_factors(base))
+    closed = [m for m in models if m.serve is None]
+    stack = stack_terms([m.terms for m in closed]) if closed else None
+    measured = np.array([m.point.measured_value for m in closed])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        natural = _from_link(prior + x)
+        data = []
+        if stack is not None:
+            pred = _predict_rows(stack, np.broadcast_to(natural, (len(closed), len(PARAMS))))
+            data.append(np.log(pred / measured))
+        for m in models:
+            if m.serve is not None:
+                data.append(np.array([math.log(m.predict(_efficiency(natural)) / m.point.measured_value)]))
+        return np.concatenate([_robust(np.concatenate(data), settings.loss_scale), x / settings.offset_sd])
+
+    sol = least_squares(residuals, np.zeros(len(PARAMS)), method="trf", max_nfev=400)
+    natural = tuple(float(v) for v in _from_link(prior + sol.x))
+    before = [m.predict(_efficiency(_from_link(prior))) for m in models]
+    after = [m.predict(_efficiency(np.array(natural))) for m in models]
+    ape = [abs(a - m.point.measured_value) / m.point.measured_value for a, m in zip(after, models, strict=True)]
+    gpu_id = models[0].setup.gpu.gpu_id
+    profile = profile_row(name, models[0].setup.engine_id, gpu_id, natural,
+                          range_factors=(base.range_low_factor, base.range_high_factor), n_points=len(models),
+                          fit_mdape_frac=float(np.median(ape)), holdout_mdape_frac=None,
+                          source_url=base.source_url,
+                          notes=f"user calibration on {len(models)} point(s) for {models[0].setup.engine_id} on "
+                                f"{gpu_id}; prior {base.profile_id}; range factors inherited from {base.profile_id}")
+    return profile, [(m.point, b, a) for m, b, a in zip(models, before, after, strict=True)]
+
+
+def _efficiency(natural: np.ndarray) -> Any:
+    from planner.perf.performance import Efficiency
+
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = (float(v) for v in natural)
+    return Efficiency(mbu_frac=mbu, mfu_decode_frac=mfu_d, mfu_prefill_frac=mfu_p,
+                      step_overhead_s=overhead_ms / units.MS_PER_S, comm_latency_s=latency_us / units.MILLION,
+                      moe_mbu_frac=moe, comm_bw_frac=comm_bw, expert_overhead_s=expert_us / units.MILLION,
+                      overhead_overlap_frac=overlap, layer_overhead_s=layer_us / units.MILLION)
+
+
+def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:
+    """The catalog with its efficiency table replaced (used by the fit to validate new factors)."""
+    return replace(catalog, efficiency=tuple(profiles))
+

@@ -1,0 +1,388 @@
+"""Predict measured throughput and latency rows, and summarise the error.
+
+A measured row (data/measured/*.csv, or a user's CSV of the same schema) names a model,
+GPU, precision, engine, parallelism, workload (input/output tokens, scenario, concurrency
+or request rate) and one metric. `model_row` resolves it through the catalog and turns it
+into roofline terms (`RowModel`); `RowModel.predict` applies an efficiency profile. A row
+that names something the catalog cannot express (a GPU it lacks, an engine that cannot
+run that precision) becomes an `Unexpressible` with the reason, never a silent drop.
+
+Scenarios (how the measurement was run) map onto the performance model as follows:
+  offline       engine-chosen batch: steady state at the KV capacity (capped by max batch)
+  static_batch  `concurrency` prompts started together: their prompts prefilled in the engine's
+                per-step token budget, then output_tokens decode steps at that batch; TTFT is
+                the mean wait in that burst (if the batch exceeds capacity: the steady state,
+                the excess admitted in waves as slots free up, see `_offered`)
+  serving       closed loop at `concurrency`: with fixed lengths (the default) requests start and
+                end together, so each wave is a static batch (`serving.wave_ttft_s`); with
+                variable lengths, or beyond capacity, the steady state (queueing beyond capacity,
+                Little's law); or an open-loop `request_rate_per_s` (concurrency from the fixed
+                point c = rate x latency)
+  batch1        a single stream: llama-bench pp/tg, or first-token latency
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner import units
+from planner.data.catalog import Catalog
+from planner.errors import InvalidInputError, PlannerError
+from planner.fit.measured import (  # noqa: F401  (re-exported: callers import them from here)
+    LENGTHS,
+    MEASURED_DIR,
+    MEASURED_FILE,
+    MEASURED_SCHEMA,
+    METRIC_GROUPS,
+    METRICS,
+    POINT_SCHEMA,
+    RECENT_FROM,
+    SCENARIOS,
+    SPLITS,
+    MeasuredPoint,
+    read_measured,
+    read_points,
+    since,
+)
+from planner.perf.estimate import (
+    EstimateRequest,
+    ReplicaSetup,
+    efficiency_of,
+    max_running_sequences,
+    prepare,
+    terms_of,
+)
+from planner.perf.performance import (
+    Efficiency,
+    PointTerms,
+    PrefillTerms,
+    StepTerms,
+    arrival_concurrency,
+    decode_terms,
+    prefill_steps,
+    queued_ttft_s,
+    wave_tpot_s,
+    wave_ttft_s,
+)
+
+
+@dataclass(frozen=True)
+class Unexpressible:
+    """A measured row the planner cannot model, and why."""
+
+    point: MeasuredPoint
+    reason: str
+
+
+# What a row's value is, given the modelled quantities (codes of RowTerms.kind).
+KIND_STEADY_TPUT, KIND_STEADY_TTFT, KIND_STEADY_TPOT = 0, 1, 2
+KIND_STATIC_TPUT, KIND_STATIC_TTFT, KIND_STATIC_TPOT = 3, 4, 5
+KIND_PREFILL, KIND_DECODE1, KIND_TTFT1 = 6, 7, 8
+_STEADY_KIND = {"output_tokens_per_s": KIND_STEADY_TPUT, "ttft_ms": KIND_STEADY_TTFT, "tpot_ms": KIND_STEADY_TPOT}
+_STATIC_KIND = {"output_tokens_per_s": KIND_STATIC_TPUT, "ttft_ms": KIND_STATIC_TTFT, "tpot_ms": KIND_STATIC_TPOT}
+_BATCH1_KIND = {"prefill_tokens_per_s": KIND_PREFILL, "batch1_decode_tokens_per_s": KIND_DECODE1,
+                "ttft_ms": KIND_TTFT1, "tpot_ms": KIND_STEADY_TPOT}
+
+
+def _cycle_s(step: StepTerms, *eff: Any) -> Any:
+    return step.parts(*eff)[0]
+
+
+@dataclass(frozen=True)
+class RowTerms:
+    """Roofline terms of N measured rows (arrays of length N), and what each row measured.
+
+    `predict` applies efficiencies (scalars, or arrays of length N: one profile per row) and
+    returns the N predicted values. Validation, fitting and calibration all go through it.
+    """
+
+    kind: np.ndarray
+    running: np.ndarray  # sequences in flight
+    offered: np.ndarray  # closed-loop client concurrency (queueing beyond `running`), else = running
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    step: StepTerms  # steady state at `running` (batch-1 rows: concurrency 1)
+    prefill: PrefillTerms  # one prompt
+    static_step: StepTerms  # decode-only step of a static batch or wave (= step for other rows)
+    static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
+
+    def predict(self, mbu: Any, moe_mbu: Any, mfu_d: Any, mfu_p: Any, comm_bw: Any, overhead_s: Any,
+                latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
+                layer_overhead_s: Any = 0.0) -> Any:
+        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s, overlap_frac,
+               layer_overhead_s)
+        fixed = (overhead_s, latency_s, expert_overhead_s, overlap_frac, layer_overhead_s)
+        tpot = _cycle_s(self.step, *eff)
+        prefill = self.prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
+        ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
+                             offered_concurrency=self.offered, running_concurrency=self.running)
+        s_tpot = _cycle_s(self.static_step, *eff)
+        s_prefill = self.static_prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
+        s_total = s_prefill + self.output_tokens * s_tpot
+        burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
+        s_ttft = wave_ttft_s(**burst)
+        s_tpot_mean = wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
+        choices = [self.running / tpot, ttft * units.MS_PER_S, tpot * units.MS_PER_S,
+                   self.running * self.output_tokens / s_total, s_ttft * units.MS_PER_S,
+                   s_tpot_mean * units.MS_PER_S, self.input_tokens / prefill, 1.0 / tpot, prefill * units.MS_PER_S]
+        return np.choose(self.kind, [np.broadcast_to(c, self.kind.shape) for c in choices])
+
+
+def _cat(items: list[Any], cls: type) -> Any:
+    return cls(**{f: np.concatenate([np.atleast_1d(np.asarray(getattr(i, f), dtype=float)) for i in items])
+                  for f in cls.__dataclass_fields__})
+
+
+def stack_terms(rows: list[RowTerms]) -> RowTerms:
+    """One RowTerms holding all rows (for a single vectorised prediction)."""
+    if not rows:
+        raise InvalidInputError("no rows to stack")
+    return RowTerms(kind=np.concatenate([r.kind for r in rows]), running=np.concatenate([r.running for r in rows]),
+                    offered=np.concatenate([r.offered for r in rows]),
+                    input_tokens=np.concatenate([r.input_tokens for r in rows]),
+                    output_tokens=np.concatenate([r.output_tokens for r in rows]),
+                    step=_cat([r.step for r in rows], StepTerms), prefill=_cat([r.prefill for r in rows], PrefillTerms),
+                    static_step=_cat([r.static_step for r in rows], StepTerms),
+                    static_prefill=_cat([r.static_prefill for r in rows], PrefillTerms))
+
+
+@dataclass(frozen=True)
+class RowModel:
+    """A measured row turned into roofline terms; `predict` applies an efficiency."""
+
+    point: MeasuredPoint
+    setup: ReplicaSetup
+    terms: RowTerms  # length 1
+    serve: Callable[[Efficiency], tuple[float, float, float]] | None = None  # open-loop rows: (tput, ttft, tpot)
+
+    @property
+    def running(self) -> float:
+        return float(self.terms.running[0])
+
+    def predict(self, eff: Efficiency) -> float:
+        if self.serve is not None:
+            tput, ttft, tpot = self.serve(eff)
+            return {"output_tokens_per_s": tput, "ttft_ms": ttft * units.MS_PER_S,
+                    "tpot_ms": tpot * units.MS_PER_S}[self.point.metric]
+        return float(self.terms.predict(*eff.values())[0])
+
+
+def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, terms: PointTerms,
+               static_step: StepTerms | None = None, static_prefill: PrefillTerms | None = None) -> RowTerms:
+    one = lambda v: np.atleast_1d(np.asarray(v, dtype=float))  # noqa: E731
+    return RowTerms(kind=np.array([kind]), running=one(running), offered=one(offered),
+                    input_tokens=one(point.input_tokens), output_tokens=one(point.output_tokens),
+                    step=_cat([terms.step], StepTerms), prefill=_cat([terms.prefill], PrefillTerms),
+                    static_step=_cat([static_step or terms.step], StepTerms),
+                    static_prefill=_cat([static_prefill or terms.prefill], PrefillTerms))
+
+
+def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
+    model = str(config_dir / point.model_config) if point.model_config else point.model
+    if point.model_config and not (config_dir / point.model_config).is_file():
+        raise InvalidInputError(f"model_config {point.model_config!r} not found in {config_dir}")
+    return EstimateRequest(model=model, gpu=point.gpu, num_gpus=point.num_gpus, precision=point.precision,
+                           kv_dtype=point.kv_dtype, input_tokens=point.input_tokens, output_tokens=point.output_tokens,
+                           engine=point.engine, tp=point.tp, expert_parallel=(point.ep or 1) > 1)
+
+
+def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
+                     budget_tokens: float | None) -> PrefillTerms:
+    """`batch` prompts prefilled together: FLOPs and transfers scale with the batch; weights are read, and
+    per-step costs paid, once per budget-sized step (ceil(batch x prompt / budget) steps)."""
+    return PrefillTerms(compute_s=prefill.compute_s * batch, attn_s=prefill.attn_s * batch, memory_s=prefill.memory_s,
+                        transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
+                        expert_calls=prefill.expert_calls,
+                        steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers)
+
+
+def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Callable[[Efficiency], tuple]:
+    """Predictor of an open-loop (fixed arrival rate) row: concurrency from c = rate x latency(c)."""
+    inp, out, rate = point.input_tokens, point.output_tokens, float(point.request_rate_per_s)
+
+    def at(c: float, eff: Efficiency) -> tuple[float, float]:
+        t = terms_of(setup, concurrency=c, input_tokens=inp, output_tokens=out)
+        tpot = float(t.step.parts(*eff.values())[0])
+        return float(t.prefill.total_s(eff)) + tpot, tpot
+
+    def serve(eff: Efficiency) -> tuple[float, float, float]:
+        def latency(c: float) -> float:
+            ttft, tpot = at(c, eff)
+            return ttft + (out - 1) * tpot
+        c = arrival_concurrency(rate, latency, max_concurrency=float(capacity))
+        ttft, tpot = at(c, eff)
+        saturated = c >= capacity
+        tput = c / tpot if saturated else rate * out
+        return tput, ttft, tpot
+
+    return serve
+
+
+def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEASURED_DIR / "model_configs",
+              profile: str | None = None) -> RowModel | Unexpressible:
+    """Resolve one measured row into a RowModel, or say why it cannot be expressed."""
+    try:
+        req = _request(point, config_dir)
+        setup = prepare(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}))
+    except PlannerError as err:
+        return Unexpressible(point, str(err))
+    arch = setup.model.arch
+    total_ctx = point.input_tokens + point.output_tokens
+    if total_ctx > setup.model.context_length_tokens:
+        return Unexpressible(point, f"{total_ctx:,} tokens exceed the model's context of "
+                                    f"{setup.model.context_length_tokens:,}")
+    if point.scenario == "batch1":
+        if point.metric not in _BATCH1_KIND:
+            return Unexpressible(point, f"metric {point.metric} is not a single-stream metric")
+        terms = terms_of(setup, concurrency=1.0, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
+        return RowModel(point, setup, _row_terms(_BATCH1_KIND[point.metric], 1.0, 1.0, point, terms))
+    capacity = max_running_sequences(setup, point.input_tokens, point.output_tokens)
+    if capacity < 1:
+        return Unexpressible(point, f"weights plus one sequence's KV do not fit on {point.num_gpus} x "
+                                    f"{setup.gpu.gpu_id} at {setup.precision_id} by the planner's memory model")
+    if point.scenario == "serving" and point.request_rate_per_s and not point.concurrency:
+        terms = terms_of(setup, concurrency=float(capacity), input_tokens=point.input_tokens,
+                         output_tokens=point.output_tokens)
+        return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], capacity, capacity, point, terms),
+                        _open_loop(setup, point, capacity))
+    if point.scenario in ("serving", "static_batch") and not point.concurrency:
+        return Unexpressible(point, f"{point.scenario} rows need a concurrency (or a request rate)")
+    running = float(min(point.concurrency, capacity)) if point.concurrency else float(capacity)
+    terms = terms_of(setup, concurrency=running, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
+    wave = point.scenario == "serving" and (point.lengths or "fixed") == "fixed"
+    if point.scenario in ("static_batch", "serving") and point.concurrency <= capacity and \
+            (point.scenario == "static_batch" or wave):
+        static_step = decode_terms(arch, setup.fmt, batch=running,
+                                   context_tokens=point.input_tokens + point.output_tokens / 2.0,
+                                   kv_bytes_per_elem=setup.kv_bytes_per_elem, tp=setup.tp, pp=setup.pp,
+                                   expert_parallel=setup.expert_parallel, **_hw_of(setup))
+        return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,
+                                                 static_step, _batched_prefill(terms.prefill, running,
+                                                                               point.input_tokens,
+                                                                               setup.prefill_budget_tokens)))
+    return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], running, _offered(point, running), point,
+                                             terms))
+
+
+def _offered(point: MeasuredPoint, running: float) -> float:
+    """Requests that compete for the `running` slots, for the queueing term of TTFT.
+
+    A closed-loop client keeps all its `concurrency` requests outstanding, so each waits
+    (c - running) / running request latencies on average. A static batch larger than the
+    KV capacity is admitted in waves as slots free up: the j-th request waits floor(j /
+    running) latencies, (c / running - 1) / 2 on average, the same wait as a closed loop
+    offering running + (c - running) / 2.
+    """
+    if point.scenario == "serving" and point.concurrency:
+        return float(point.concurrency)
+    if point.scenario == "static_batch" and point.concurrency and point.concurrency > running:
+        return running + (point.concurrency - running) / 2.0
+    return running
+
+
+def _hw_of(setup: ReplicaSetup) -> dict[str, float]:
+    from planner.perf.estimate import hardware_of
+
+    hw = hardware_of(setup)
+    return dict(memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
+                interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """Predicted vs measured for one row."""
+
+    point: MeasuredPoint
+    predicted_value: float
+    profile_id: str
+    gpu_family: str
+    architecture: str  # dense | moe
+
+    @property
+    def ratio(self) -> float:
+        """measured / predicted (> 1: the model is pessimistic)."""
+        return self.point.measured_value / self.predicted_value
+
+    @property
+    def ape_frac(self) -> float:
+        return abs(self.predicted_value - self.point.measured_value) / self.point.measured_value
+
+
+def gpu_family(setup: ReplicaSetup) -> str:
+    return f"{setup.gpu.vendor} {setup.gpu.generation}"
+
+
+def predict_rows(catalog: Catalog, points: Iterable[MeasuredPoint], *, config_dir: Path | None = None,
+                 profile: str | None = None) -> tuple[list[RowResult], list[Unexpressible]]:
+    """Predict every row the planner can express with the catalog's (or the named) efficiency profile."""
+    results, skipped = [], []
+    for point in points:
+        model = model_row(catalog, point, config_dir=config_dir or MEASURED_DIR / "model_configs", profile=profile)
+        if isinstance(model, Unexpressible):
+            skipped.append(model)
+            continue
+        value = model.predict(efficiency_of(model.setup.profile))
+        if not (math.isfinite(value) and value > 0):
+            skipped.append(Unexpressible(point, f"prediction is not a positive number ({value!r})"))
+            continue
+        results.append(RowResult(point, value, model.setup.profile.profile_id, gpu_family(model.setup),
+                                 "moe" if model.setup.model.arch.is_moe else "dense"))
+    return results, skipped
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """Error distribution of a group of rows (fractions, not percent)."""
+
+    n: int
+    median_ape_frac: float
+    p90_ape_frac: float
+    median_ratio: float  # measured / predicted; 1 = unbiased, > 1 = pessimistic
+    p10_ratio: float
+    p90_ratio: float
+
+
+def error_stats(results: Iterable[RowResult]) -> ErrorStats:
+    """Median and 90th-percentile absolute percentage error, and the spread of measured/predicted."""
+    rows = list(results)
+    if not rows:
+        raise InvalidInputError("no rows to summarise")
+    ape = np.array([r.ape_frac for r in rows])
+    ratio = np.array([r.ratio for r in rows])
+    return ErrorStats(n=len(rows), median_ape_frac=float(np.median(ape)), p90_ape_frac=float(np.percentile(ape, 90)),
+                      median_ratio=float(np.median(ratio)), p10_ratio=float(np.percentile(ratio, 10)),
+                      p90_ratio=float(np.percentile(ratio, 90)))
+
+
+GROUPINGS: dict[str, Callable[[RowResult], str]] = {
+    "metric": lambda r: r.point.metric_group,
+    "engine": lambda r: r.point.engine,
+    "gpu_family": lambda r: r.gpu_family,
+    "architecture": lambda r: r.architecture,
+    "era": lambda r: r.point.era,
+    "profile": lambda r: r.profile_id,
+}
+
+
+def summarize(results: Iterable[RowResult]) -> dict[str, dict[str, dict[str, ErrorStats]]]:
+    """{split: {grouping: {group: stats}}} for every split present and 'all'."""
+    rows = list(results)
+    out: dict[str, dict[str, dict[str, ErrorStats]]] = {}
+    present = {r.point.split for r in rows}
+    for split in (("all",) if len(present) > 1 else ()) + SPLITS:
+        chosen = [r for r in rows if split == "all" or r.point.split == split]
+        if not chosen:
+            continue
+        out[split] = {}
+        for name, key in GROUPINGS.items():
+            groups: dict[str, list[RowResult]] = {}
+            for r in chosen:
+                groups.setdefault(key(r), []).append(r)
+            out[split][name] = {g: error_stats(v) for g, v in sorted(groups.items())}
+    return out

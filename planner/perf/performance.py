@@ -1,0 +1,380 @@
+"""Roofline step-time model with measured efficiency factors: TTFT, TPOT and throughput.
+
+One forward step over `b` decode tokens (plus `p` prompt tokens mixed in by chunked
+prefill) on one pipeline stage of a `tp x pp` replica takes
+
+    t_stage = max(bytes / (bandwidth x mbu),
+                  FLOPs_decode / (peak x mfu_decode) + FLOPs_prefill / (peak x mfu_prefill))
+              + t_comm + t_overhead / pp
+
+bytes  = weights read (dense part once; each MoE layer the experts its tokens touch,
+         E x (1 - (1 - k/E)^tokens)) + KV cache read by the decode tokens,
+FLOPs  = 2 x active compute params x tokens + attention over the cached context,
+t_comm = tensor-parallel all-reduce, twice per layer: latency + 2 (tp-1)/tp x activation bytes / link,
+         plus expert-parallel all-to-all (dispatch and combine) per MoE layer.
+
+With pipeline parallelism `pp` micro-batches of b = B/pp sequences are in flight, so a
+decode cycle (every sequence advances one token) takes pp x t_stage. This is the
+memory/compute roofline [1] applied to transformer inference as in [2]; mbu and mfu are
+achieved/peak fractions fitted on measured data (`calibration.py`). Because mbu, mfu <= 1
+and the added terms are >= 0, no prediction exceeds the roofline.
+
+The model is split in two: `*_terms` functions return the roofline times at 100 %
+efficiency (arrays, no efficiency applied), and `StepTerms.total_s(eff)` applies an
+`Efficiency`. Fitting evaluates thousands of efficiency candidates on fixed terms; the
+sweep evaluates one efficiency on thousands of configurations. Every function
+broadcasts over numpy arrays of batch, context, parallelism and hardware.
+
+[1] S. Williams, A. Waterman, D. Patterson, "Roofline", CACM 52(4), 2009.
+[2] R. Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv:2211.05102.
+[3] R. Thakur, R. Rabenseifner, W. Gropp, "Optimization of Collective Communication Operations in MPICH",
+    IJHPCA 19(1), 2005 (ring algorithms: p-1 steps per reduce-scatter or all-gather, each paying the latency).
+[4] vLLM team, "vLLM V1: A Major Upgrade to vLLM's Core Architecture", blog.vllm.ai, 2025-01-27 (engine core
+    busy loop, CPU overheads overlapped with the GPU); vLLM engine args `--async-scheduling` (schedule the next
+    step while the current one runs), docs.vllm.ai/en/latest/configuration/engine_args.html.
+[5] LMSYS, "SGLang v0.4: Zero-Overhead Batch Scheduler ...", lmsys.org/blog/2024-12-04-sglang-v0-4 (CPU
+    scheduling of the next batch overlapped with the GPU computation of the current one).
+[6] TensorRT-LLM docs, "Overlap Scheduler" (PyTorch backend), nvidia.github.io/TensorRT-LLM.
+[7] NVIDIA, "Optimizing llama.cpp AI Inference with CUDA Graphs", developer.nvidia.com/blog, 2024 (llama.cpp
+    PR #6766: one graph launch per token instead of one launch per kernel).
+[8] E. T. Jaynes, "Information Theory and Statistical Mechanics", Phys. Rev. 106(4), 1957 (maximum entropy:
+    the exponential law for a positive quantity of known mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from planner import units
+from planner.errors import InvalidInputError, require_frac, require_non_negative, require_positive, require_positive_int
+from planner.model.architecture import Architecture, kv_bytes_per_sequence
+from planner.model.quantization import WeightFormat
+from planner.perf.step_work import (  # noqa: F401  (re-exported: callers import them from here)
+    ACTIVATION_BYTES,
+    attention_flops_per_token,
+    comm_terms,
+    expert_calls,
+    kv_split,
+    weight_bytes_read,
+    weight_bytes_split,
+)
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achieved fractions of peak, and fixed costs, for one engine on one class of GPU."""
+
+    mbu_frac: float  # achieved / peak memory bandwidth in decode
+    mfu_decode_frac: float  # achieved / peak tensor FLOPs in compute-bound decode
+    mfu_prefill_frac: float  # achieved / peak tensor FLOPs in prefill
+    step_overhead_s: float  # per forward step: scheduling, kernel launches, sampling
+    comm_latency_s: float  # per collective call (all-reduce / all-to-all)
+    moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
+    comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
+    expert_overhead_s: float = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
+    overhead_overlap_frac: float = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
+    layer_overhead_s: float = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
+
+    def __post_init__(self) -> None:
+        require_frac(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
+                     mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac)
+        if not (0.0 <= self.overhead_overlap_frac <= 1.0):  # 0 is allowed: a fully serial engine
+            raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
+                                    f"{self.overhead_overlap_frac!r}")
+        require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s,
+                             expert_overhead_s=self.expert_overhead_s, layer_overhead_s=self.layer_overhead_s)
+        if self.moe_mbu_frac is not None:
+            require_frac(moe_mbu_frac=self.moe_mbu_frac)
+
+    @property
+    def expert_mbu_frac(self) -> float:
+        return self.mbu_frac if self.moe_mbu_frac is None else self.moe_mbu_frac
+
+    def values(self) -> tuple[float, ...]:
+        """(mbu, expert mbu, mfu decode, mfu prefill, comm bandwidth frac, step overhead s, collective latency s,
+        expert overhead s, overhead overlap frac, layer overhead s): the argument order of StepTerms.parts."""
+        return (self.mbu_frac, self.expert_mbu_frac, self.mfu_decode_frac, self.mfu_prefill_frac, self.comm_bw_frac,
+                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s, self.overhead_overlap_frac,
+                self.layer_overhead_s)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Per-GPU peaks of the replica's GPUs."""
+
+    memory_bandwidth_tb_s: float
+    compute_tflops: float  # in the compute format the weights run at
+    interconnect_bandwidth_gb_s: float  # one direction, GPU to GPU
+
+    def __post_init__(self) -> None:
+        require_positive(memory_bandwidth_tb_s=self.memory_bandwidth_tb_s, compute_tflops=self.compute_tflops,
+                         interconnect_bandwidth_gb_s=self.interconnect_bandwidth_gb_s)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Components of one decode cycle (arrays broadcast over batch and context)."""
+
+    total_s: Any
+    memory_s: Any
+    compute_s: Any
+    comm_s: Any
+    overhead_s: Any
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    """Roofline times of one decode cycle at 100 % efficiency, per pipeline stage (arrays).
+
+    A layer runs its matrix products (weights) and its attention (KV cache) as separate
+    kernels one after the other, so each is its own roofline and their times add:
+
+        step  = max(dense weight bytes / mbu + expert weight bytes / expert mbu,
+                    GEMM FLOPs of decode tokens / mfu_d + of prompt tokens / mfu_p)
+              + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
+              + transfer / comm_bw + collectives x latency
+              + expert calls x expert overhead + layers x layer overhead
+        gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
+        cycle = gpu + step overhead x exp(-overlap x gpu / step overhead)   (see exposed_overhead_s)
+
+    The step overhead is the engine's CPU work per forward step (scheduling, input
+    preparation, sampling, output processing, launching the step's kernels or CUDA graph).
+    An engine that prepares step n+1 while the GPU runs step n hides it behind the GPU time:
+    vLLM V1's engine core and async scheduling [4], SGLang's overlap scheduler [5],
+    TensorRT-LLM's overlap scheduler [6]; `overlap` is the share of the GPU time available
+    for that (0: serial, cycle = gpu + overhead; 1: about max(gpu, overhead)). So the
+    overhead is exposed at batch 1, where the GPU step of a small model lasts a few
+    milliseconds, and hidden at large batch. CUDA graphs [7] shrink the overhead itself.
+    The layer overhead is GPU time: each layer runs a dozen small kernels (norms, rotary
+    embedding, attention, activations, residual adds) that last a few microseconds even when
+    launched from a graph, so a small model's batch-1 step costs more than its bytes; it
+    scales with depth, which a per-step constant cannot.
+
+    With chunked prefill a new prompt is processed in one step (when it fits the token
+    budget), so a fraction f of the cycles carries a prompt chunk and the rest decode only;
+    the `*_chunk_*` fields are that step's extra terms. Routed experts get their own
+    bandwidth efficiency (their bytes grow with the experts the batch touches) and a fixed
+    cost per MoE layer and routed slot (top-k): each layer's experts run as one fused grouped
+    GEMM whose routing, sort and launch cost does not grow with the batch
+    (`step_work.expert_calls`).
+    """
+
+    memory_s: Any  # dense weights
+    memory_expert_s: Any  # routed-expert weights a decode-only step reads
+    memory_kv_s: Any  # KV cache read by the decode tokens
+    compute_decode_s: Any  # GEMM FLOPs of the decode tokens
+    attn_decode_s: Any  # attention FLOPs of the decode tokens
+    transfer_s: Any  # decode-only step
+    collectives: Any
+    pp: Any
+    expert_calls: Any  # routed slots (MoE layers x top-k) one GPU of one stage pays for in a decode-only step
+    chunk_frac: Any  # f: share of cycles whose step also carries a prompt chunk
+    compute_prefill_s: Any  # GEMM FLOPs of that chunk
+    attn_prefill_s: Any  # its attention FLOPs
+    memory_expert_chunk_s: Any  # expert bytes of the step with the chunk
+    transfer_chunk_s: Any
+    expert_calls_chunk: Any
+    layers: Any = 0.0  # layers one pipeline stage runs per step
+
+    def parts(self, mbu: Any, expert_mbu: Any, mfu_decode: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any,
+              comm_latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
+              layer_overhead_s: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
+        """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed); overhead is
+        the exposed step overhead plus the per-expert and per-layer costs."""
+        f = self.chunk_frac
+        attn_mem = self.memory_kv_s / mbu
+        gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
+        gemm_mem_c = self.memory_s / mbu + self.memory_expert_chunk_s / expert_mbu
+        gemm_flop = self.compute_decode_s / mfu_decode
+        gemm_flop_c = gemm_flop + self.compute_prefill_s / mfu_prefill
+        attn_flop = self.attn_decode_s / mfu_decode
+        attn_flop_c = attn_flop + self.attn_prefill_s / mfu_prefill
+        plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop)
+        chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
+        comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
+            + self.pp * self.collectives * comm_latency_s
+        experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
+                             + self.layers * layer_overhead_s)
+        gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts
+        exposed = exposed_overhead_s(overhead_s, gpu, overlap_frac)
+        cycle = gpu + exposed
+        fixed = exposed + experts
+        memory = self.pp * (attn_mem + (1 - f) * gemm_mem + f * gemm_mem_c)
+        compute = self.pp * ((1 - f) * (gemm_flop + attn_flop) + f * (gemm_flop_c + attn_flop_c))
+        return cycle, memory, compute, comm, fixed + 0 * comm
+
+    def total_s(self, eff: Efficiency) -> Any:
+        return self.parts(*eff.values())[0]
+
+
+@dataclass(frozen=True)
+class PrefillTerms:
+    """Roofline times of a prefill at 100 % efficiency (all stages in turn), run as `steps` forward
+    steps because the engine processes at most its token budget per step (chunked prefill):
+
+        gpu = max(GEMM FLOPs / mfu_p, steps x weight bytes / mbu) + attention FLOPs / mfu_p
+              + transfer / comm_bw + steps x (collectives x latency + expert calls x expert overhead
+                                               + layers x layer overhead)
+        total = gpu + steps x exposed_overhead_s(step overhead, gpu / steps, overlap)
+    """
+
+    compute_s: Any  # GEMM FLOPs
+    attn_s: Any  # attention FLOPs (causal: N^2/2 pairs)
+    memory_s: Any  # weights read once (per step)
+    transfer_s: Any
+    collectives: Any  # per step
+    expert_calls: Any  # routed slots (MoE layers x top-k) one GPU pays for per step
+    steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
+    layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
+
+    def total_s(self, eff: Efficiency) -> Any:
+        return self.total_with(eff.mbu_frac, eff.mfu_prefill_frac, eff.comm_bw_frac, eff.step_overhead_s,
+                               eff.comm_latency_s, eff.expert_overhead_s, eff.overhead_overlap_frac,
+                               eff.layer_overhead_s)
+
+    def total_with(self, mbu: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any, comm_latency_s: Any,
+                   expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0, layer_overhead_s: Any = 0.0) -> Any:
+        per_step = (self.collectives * comm_latency_s + self.expert_calls * expert_overhead_s
+                    + self.layers * layer_overhead_s)
+        gpu = (np.maximum(self.compute_s / mfu_prefill, self.steps * self.memory_s / mbu)
+               + self.attn_s / mfu_prefill + self.transfer_s / comm_bw + self.steps * per_step)
+        return gpu + self.steps * exposed_overhead_s(overhead_s, gpu / self.steps, overlap_frac)
+
+
+def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:
+    """Mean part of a step's CPU overhead that the GPU time does not hide.
+
+    An engine that schedules step n+1 while step n runs on the GPU (vLLM V1 async scheduling [4],
+    SGLang's overlap scheduler [5], TensorRT-LLM's overlap scheduler [6]) pays only the part of its
+    CPU work C that outlasts the hiding window t = overlap x gpu time: max(0, C - t). C varies from
+    step to step around its mean `overhead_s`; taking it exponentially distributed (the maximum-
+    entropy law of a positive time with a known mean [8]) gives E[max(0, C - t)] = overhead x
+    exp(-t / overhead): the whole overhead at t = 0 (a serial engine, `overlap_frac` 0), 37 % of it
+    when t equals it, 5 % at three times it. Unlike the hard max this is smooth, so a fit can
+    still tell the overhead from the overlap when every step hides most of it.
+    """
+    o = np.asarray(overhead_s, dtype=float)
+    hidden = np.asarray(overlap_frac, dtype=float) * np.asarray(gpu_s, dtype=float)
+    return np.where(o > 0, o * np.exp(-hidden / np.where(o > 0, o, 1.0)), 0.0)
+
+
+def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
+                 kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any, compute_tflops: Any,
+                 interconnect_bandwidth_gb_s: Any, prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
+                 prefill_chunk_tokens: Any = None, expert_parallel: bool = False) -> StepTerms:
+    """Roofline terms of one decode cycle of `batch` sequences (arrays; no input checks: see decode_step).
+
+    `prefill_tokens` prompt tokens are processed per cycle. With `prefill_chunk_tokens` (a
+    prompt's length) they arrive as whole prompts in a fraction prefill/chunk of the cycles;
+    without it they are spread over every cycle's step.
+    """
+    b = np.asarray(batch, dtype=float)
+    pp_f = np.asarray(pp, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    micro = b / pp_f
+    p = np.asarray(prefill_tokens, dtype=float)
+    if prefill_chunk_tokens is None:
+        frac = np.where(p > 0, 1.0, 0.0)
+        chunk = p
+    else:
+        size = np.maximum(np.asarray(prefill_chunk_tokens, dtype=float), 1e-9)
+        frac = np.minimum(p / size, 1.0)
+        chunk = np.maximum(p, size) * (p > 0)
+    micro_chunk = chunk / pp_f
+    kv_seq = kv_bytes_per_sequence(arch, context_tokens, kv_bytes_per_elem)
+    dense_bytes, expert_bytes = weight_bytes_split(arch, fmt, micro)
+    _, expert_bytes_chunk = weight_bytes_split(arch, fmt, micro + micro_chunk)
+    bandwidth = np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB
+    per_gpu = tp_f * pp_f  # a stage holds 1/pp of the layers, split tp ways
+    flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
+    kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f))
+    link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=expert_parallel)
+    transfer, calls = comm_terms(arch, micro, **link)
+    transfer_chunk, _ = comm_terms(arch, micro + micro_chunk, **link)
+    gemm = 2.0 * arch.active_compute_params
+    ep = dict(tp=tp_f, pp=pp_f, expert_parallel=expert_parallel)
+    return StepTerms(memory_s=dense_bytes / per_gpu / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
+                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=micro * gemm / flops_per_s,
+                     attn_decode_s=micro * attention_flops_per_token(arch, context_tokens, prefill=False) / flops_per_s,
+                     transfer_s=transfer, collectives=calls, pp=pp_f,
+                     expert_calls=expert_calls(arch, micro, **ep), chunk_frac=frac,
+                     compute_prefill_s=micro_chunk * gemm / flops_per_s,
+                     attn_prefill_s=micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
+                                                                            prefill=True) / flops_per_s,
+                     memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
+                     expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep), layers=arch.n_layers / pp_f)
+
+
+def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
+    """Forward steps a prefill of `prompt_tokens` takes when the engine processes at most `budget_tokens`
+    tokens per step (vLLM max_num_batched_tokens, SGLang chunked_prefill_size, TensorRT-LLM max_num_tokens,
+    llama.cpp n_batch): ceil(tokens / budget), at least 1; one step when there is no budget."""
+    tokens = np.asarray(prompt_tokens, dtype=float)
+    if budget_tokens is None:
+        return np.ones_like(tokens)
+    return np.maximum(np.ceil(tokens / np.asarray(budget_tokens, dtype=float)), 1.0)
+
+
+def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: Any, pp: Any,
+                  memory_bandwidth_tb_s: Any, compute_tflops: Any, interconnect_bandwidth_gb_s: Any,
+                  expert_parallel: bool = False, prefill_budget_tokens: Any = None) -> PrefillTerms:
+    """Roofline terms of one prompt's prefill: FLOPs = 2 x active params x N + causal attention (N^2/2 pairs),
+    in ceil(N / budget) steps (each re-reads the weights and pays the per-step costs)."""
+    n = np.asarray(prompt_tokens, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    pp_f = np.asarray(pp, dtype=float)
+    flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * tp_f
+    steps = prefill_steps(n, prefill_budget_tokens)
+    chunk = n / steps  # tokens per step
+    memory = weight_bytes_read(arch, fmt, chunk) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
+    transfer, calls = comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
+                                  expert_parallel=expert_parallel)
+    return PrefillTerms(compute_s=2.0 * arch.active_compute_params * n / flops_per_s,
+                        attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / flops_per_s,
+                        memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
+                        expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
+                                                         expert_parallel=expert_parallel),
+                        steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)))
+
+
+def _check_parallel(tp: int, pp: int) -> None:
+    require_positive_int(tp=tp, pp=pp)
+
+
+def _require_positive_array(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if np.any(~np.isfinite(arr)) or np.any(arr <= 0):
+        raise InvalidInputError(f"{name} must be finite and > 0, got {value!r}")
+    return arr
+
+
+def _hw_kwargs(hw: Hardware) -> dict[str, float]:
+    return dict(memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
+                interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
+
+
+# Whole-step wrappers (decode_step, prefill_time_s), the steady-state operating point, queueing and arrival
+# models live in planner.perf.serving; re-exported here
+# because callers import them from planner.perf.performance.
+from planner.perf.serving import (  # noqa: E402
+    OperatingPoint,
+    PointTerms,
+    arrival_concurrency,
+    decode_step,
+    operating_point,
+    point_from_terms,
+    point_terms,
+    prefill_time_s,
+    queued_ttft_s,
+    wave_tpot_s,
+    wave_ttft_s,
+)
+
+__all__ = ["ACTIVATION_BYTES", "Efficiency", "Hardware", "OperatingPoint", "PointTerms", "PrefillTerms", "StepTerms",
+           "StepTime", "arrival_concurrency", "attention_flops_per_token", "decode_step", "decode_terms",
+           "expert_calls", "exposed_overhead_s", "kv_split", "operating_point", "point_from_terms", "point_terms",
+           "prefill_steps", "prefill_terms", "prefill_time_s", "queued_ttft_s", "wave_tpot_s", "wave_ttft_s",
+           "weight_bytes_read", "weight_bytes_split"]

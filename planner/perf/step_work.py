@@ -1,0 +1,114 @@
+"""What one forward step moves and computes: weight bytes (dense and touched experts), expert GEMM
+calls, attention FLOPs and tensor-/expert-parallel collectives. Pure functions of the architecture,
+broadcasting over numpy arrays; `performance` turns them into roofline times.
+
+[1] R. Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv:2211.05102.
+[2] R. Thakur, R. Rabenseifner, W. Gropp, "Optimization of Collective Communication Operations in MPICH",
+    IJHPCA 19(1), 2005 (ring algorithms: p-1 steps per reduce-scatter or all-gather, each paying the latency).
+[3] vLLM `fused_moe` (vllm/model_executor/layers/fused_moe), SGLang `fused_moe_triton`, TensorRT-LLM
+    `CutlassFusedMoE`: one grouped GEMM per MoE layer over all routed (token, expert) pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planner import units
+from planner.model.architecture import Architecture, expected_experts_touched
+from planner.model.quantization import WeightFormat
+
+ACTIVATION_BYTES = 2  # bf16 activations on the wire for all-reduce and all-to-all
+ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention, one after the MLP [1]
+ALLTOALLS_PER_MOE_LAYER = 2  # expert parallelism: dispatch and combine
+
+
+def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
+    """(dense, routed-expert) weight bytes one forward step streams for `tokens` tokens (whole replica).
+
+    Dense parts once per step; each MoE layer the experts its tokens touch (uniform routing,
+    `expected_experts_touched`). Broadcasts over `tokens`.
+    """
+    dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
+             + arch.lm_head_params * fmt.embed_bytes_per_param)
+    shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
+    experts = np.zeros(shape, dtype=float)
+    for g in arch.moe_groups:
+        touched = expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
+        experts = experts + g.n_layers * g.params_per_expert * fmt.expert_bytes_per_param * touched
+    return np.broadcast_to(np.asarray(dense, dtype=float), shape).copy(), experts
+
+
+def expert_calls(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, expert_parallel: bool) -> Any:
+    """Routed-expert GEMM slots one GPU of one pipeline stage pays a fixed cost for in a step of `tokens` tokens:
+    top-k per MoE layer, whatever the batch.
+
+    Current engines run each MoE layer's routed experts as one fused grouped GEMM (vLLM fused_moe,
+    SGLang and TensorRT-LLM CUTLASS/DeepGEMM MoE kernels [3]): its fixed cost (routing, token
+    sort/align, the launch, the tail of a partly filled wave of tiles) scales with the experts one
+    token is routed to, and does not grow as a larger batch touches more experts; the extra experts
+    cost their weight bytes, counted in `weight_bytes_split`. Measured on 2025-H2/2026 builds
+    (InferenceX, GPUStack, TensorRT-LLM #5929: docs/performance.md section 4) the per-touched-expert
+    form over-charged concurrency 8-128 by 1.5-3x, while early-2025 builds did pay per touched expert.
+    At batch 1 the two forms are the same (a token touches top-k experts). `tokens` only sets the shape.
+    Under tensor parallelism every GPU runs a slice of every routed expert; under expert parallelism the
+    experts are spread over the tp GPUs.
+    """
+    slots = np.zeros(np.shape(tokens), dtype=float)
+    for g in arch.moe_groups:
+        slots = slots + g.n_layers * float(g.top_k)
+    per_gpu = slots / np.asarray(pp, dtype=float)
+    return per_gpu / np.asarray(tp, dtype=float) if expert_parallel else per_gpu
+
+
+def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any:
+    """Weight bytes one forward step streams for `tokens` tokens (whole replica): dense + touched experts."""
+    dense, experts = weight_bytes_split(arch, fmt, tokens)
+    return dense + experts
+
+
+def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
+    """Attention FLOPs for one query token attending to `context_tokens` cached tokens.
+
+    Full-attention layers see the whole context (capped by sparse attention's top-k);
+    sliding-window and chunked layers at most their window; recurrent layers a fixed cost.
+    """
+    ctx = np.asarray(context_tokens, dtype=float)
+    capped = np.minimum(ctx, arch.attn_ctx_cap_tokens) if arch.attn_ctx_cap_tokens else ctx
+    per_ctx = arch.prefill_attn_flops_per_ctx_token_full if prefill else arch.attn_flops_per_ctx_token_full
+    flops = per_ctx * capped + arch.fixed_flops_per_token
+    for g in arch.window_groups:
+        flops = flops + g.attn_flops_per_ctx_token * np.minimum(ctx, g.window_tokens)
+    return flops
+
+
+def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: Any,
+                expert_parallel: bool) -> tuple[Any, Any]:
+    """(transfer seconds at full link speed, latency hops) of one stage's collectives in a step.
+
+    Ring all-reduce moves 2 (tp-1)/tp of the activations per call in 2 (tp-1) steps, an
+    all-to-all (tp-1)/tp of each token's top-k expert inputs in tp-1 steps [2]; each step pays
+    the link latency once, so a collective's fixed cost grows with the group (hops x
+    comm_latency). Both vanish at tp = 1.
+    """
+    tp = np.asarray(tp, dtype=float)
+    layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
+    link_bytes_per_s = np.asarray(link_gb_s, dtype=float) * units.GB
+    multi = tp > 1
+    ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
+    transfer = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
+    hops = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * 2.0 * (tp - 1), 0.0)
+    if expert_parallel and arch.moe_groups:
+        moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
+        top_k = max(g.top_k for g in arch.moe_groups)
+        a2a_bytes = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
+        transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
+                                       0.0)
+        hops = hops + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * (tp - 1), 0.0)
+    return transfer, hops
+
+
+def kv_split(n_kv_heads: int, tp: Any) -> Any:
+    """Ways tensor parallelism splits the KV cache: min(tp, kv_heads) (1 for MLA's single latent)."""
+    return np.minimum(np.asarray(tp, dtype=float), float(n_kv_heads))

@@ -1,0 +1,84 @@
+"""Catalog loading: the shipped data validates; each kind of malformed file names file, row, column, value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.data.catalog import load_catalog
+from planner.errors import CatalogError, UnknownNameError
+
+
+def test_tiny_catalog_loads(tiny_catalog):
+    assert tiny_catalog.model_ids == ["test/Tiny-Dense", "test/Tiny-MoE"]
+    assert tiny_catalog.gpu("TG").gpu_id == "TEST-GPU"  # alias, case-insensitive
+    assert tiny_catalog.model("TINY-MOE").architecture == "moe"
+    assert tiny_catalog.gpu("test-gpu").supports("fp8") and not tiny_catalog.gpu("test-small").supports("fp8")
+
+
+def test_unknown_name_lists_closest(tiny_catalog):
+    with pytest.raises(UnknownNameError, match=r"unknown GPU 'TEST-GPV'; closest: test-gpu"):
+        tiny_catalog.gpu("TEST-GPV")
+    with pytest.raises(UnknownNameError, match="unknown model 'tiny-mo'; closest: tiny-moe"):
+        tiny_catalog.model("tiny-mo")
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"fixture lacks {old!r}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("file, old, new, match", [
+    ("gpus.csv", "memory_gb,usable", "mem_gb,usable", r"gpus.csv, row 1, column 'memory_gb': missing column"),
+    ("gpus.csv", ",notes", ",notes,color", r"gpus.csv, row 1, column 'color': unknown column"),
+    ("gpus.csv", "TEST-SMALL,,", "TEST-GPU,,", r"gpus.csv, row 3, column 'gpu_id': duplicate id"),
+    ("gpus.csv", "hopper,datacenter,10,10,1,", "hopper,datacenter,10,10,nan,",
+     r"gpus.csv, row 2, column 'memory_bandwidth_tb_s': must be finite \(value 'nan'\)"),
+    ("gpus.csv", "hopper,datacenter,10,10,1,", "hopper,datacenter,10,10,-1,",
+     r"column 'memory_bandwidth_tb_s': must be > 0 \(value '-1'\)"),
+    ("gpus.csv", "hopper,datacenter,10,10,1,", "hopper,datacenter,10,10,fast,",
+     r"column 'memory_bandwidth_tb_s': must be a number \(value 'fast'\)"),
+    ("gpus.csv", "https://example.org/gpu,2026-11-29", "https://example.org/gpu,29/11/2026",
+     r"row 2, column 'source_accessed': must be an ISO date"),
+    ("gpus.csv", "https://example.org/gpu,", ",", r"row 2, column 'source_url': is empty but required"),
+    ("gpus.csv", "https://example.org/gpu,", "example.org/gpu,", r"column 'source_url': must be an http\(s\) URL"),
+    ("gpus.csv", "tg;testgpu", "tg;test-small", r"column 'aliases': name already used"),
+    ("gpus.csv", "hopper,datacenter,10,10,", "hopper,datacenter,10,12,", r"usable_memory_gb.*exceeds memory_gb"),
+    ("models.csv", "tiny-moe.json,moe,llama-test", "tiny-moe.json,moe,llama-9", r"models.csv, row 3, column "
+                                                                                r"'license_id': unknown license_id"),
+    ("models.csv", "tiny-dense.json,dense", "missing.json,dense", r"column 'config_file': no such file"),
+    ("models.csv", "tiny-moe.json,moe", "tiny-moe.json,dense", r"disagrees with the config's expert layout"),
+    ("licenses.csv", "true,,true,,false,false,true", "yes,,true,,false,false,true",
+     r"licenses.csv, row 2, column 'commercial_use': must be true or false"),
+    ("gpu_prices.csv", "TEST-GPU,testcloud,spot", "NOPE,testcloud,spot",
+     r"gpu_prices.csv, row 3, column 'gpu_id': unknown gpu_id"),
+    ("gpu_prices.csv", "testcloud,spot", "testcloud,weekly", r"column 'pricing': unknown value"),
+    ("api_prices.csv", "closed,,1,4", "closed,,-1,4", r"api_prices.csv, row 2, column 'input_usd_per_mtok': "
+                                                      r"must be >= 0"),
+    ("gpu_prices.csv", "us,test.8x,8,https", "us,test.8x,8,\"https", r"gpu_prices.csv: is not valid CSV"),
+])
+def test_malformed_catalog_rows(tiny_data_dir, file, old, new, match):
+    _edit(tiny_data_dir / file, old, new)
+    with pytest.raises(CatalogError, match=match):
+        load_catalog(tiny_data_dir)
+
+
+def test_row_with_missing_cells(tiny_data_dir):
+    path = tiny_data_dir / "gpu_prices.csv"
+    path.write_text(path.read_text() + "TEST-GPU,x,spot\n")
+    with pytest.raises(CatalogError, match=r"gpu_prices.csv, row 4: has 3 cells, the header has 10"):
+        load_catalog(tiny_data_dir)
+
+
+def test_malformed_model_config(tiny_data_dir):
+    (tiny_data_dir / "model_configs" / "tiny-dense.json").write_text("{not json")
+    with pytest.raises(CatalogError, match=r"models.csv, row 2, column 'config_file'.*not valid JSON"):
+        load_catalog(tiny_data_dir)
+
+
+def test_missing_file(tiny_data_dir):
+    (tiny_data_dir / "engines.csv").unlink()
+    with pytest.raises(CatalogError, match="engines.csv: cannot be read"):
+        load_catalog(tiny_data_dir)

@@ -1,0 +1,307 @@
+"""Measured rows -> predictions: hand-derived goldens, honest accounting of unexpressible rows, error stats."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from planner.data.catalog import load_catalog
+from planner.errors import CatalogError, InvalidInputError
+from planner.fit.calibration import replace_profiles
+from planner.fit.validation import (
+    MEASURED_FILE,
+    METRIC_GROUPS,
+    RECENT_FROM,
+    MeasuredPoint,
+    RowModel,
+    RowResult,
+    Unexpressible,
+    error_stats,
+    model_row,
+    predict_rows,
+    read_measured,
+    read_points,
+    since,
+    stack_terms,
+    summarize,
+)
+from planner.perf.estimate import EstimateRequest, efficiency_of, estimate
+from planner.perf.performance import arrival_concurrency, queued_ttft_s
+
+HEADER = ("row_id,split,source_url,source_accessed,source_detail,model,model_config,gpu,num_gpus,tp,precision,kv_dtype,"
+          "engine,engine_version,scenario,concurrency,request_rate_per_s,input_tokens,output_tokens,metric,"
+          "measured_value,notes")
+GOOD = "r1,holdout,https://example.org/m,2026-11-29,,tiny,,TEST-GPU,1,1,bf16,bf16,vllm,,batch1,1,,1,128," \
+       "batch1_decode_tokens_per_s,800,"
+
+
+def _point(**kw) -> MeasuredPoint:
+    base = dict(row_id="p", split="holdout", model="tiny", gpu="TEST-GPU", num_gpus=1, precision="bf16",
+                engine="vllm", scenario="batch1", input_tokens=1, output_tokens=128,
+                metric="batch1_decode_tokens_per_s", measured_value=800.0, tp=1, kv_dtype="bf16", concurrency=1)
+    base.update(kw)
+    return MeasuredPoint(**base)
+
+
+def _with_profile(catalog, **factors):
+    """The catalog with one vllm '*' profile of known factors (and nothing else)."""
+    prof = catalog.efficiency_for("vllm", catalog.gpu("TEST-GPU"))
+    defaults = dict(profile_id="known", gpu_match="*", mbu_frac=0.5, moe_mbu_frac=0.5, mfu_decode_frac=1.0,
+                    mfu_prefill_frac=1.0, comm_bw_frac=1.0, step_overhead_ms=1.0, comm_latency_us=0.0,
+                    range_low_factor=0.8, range_high_factor=1.25, moe_expert_overhead_us=0.0,
+                    overhead_overlap_frac=None, layer_overhead_us=0.0)  # a serial engine, no per-layer cost
+    defaults.update(factors)
+    return replace_profiles(catalog, [dataclasses.replace(prof, **defaults)])
+
+
+def test_read_points_parses_the_schema(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(HEADER + "\n" + GOOD + "\n")
+    [p] = read_points(path)
+    assert (p.row_id, p.metric, p.concurrency, p.request_rate_per_s) == ("r1", "batch1_decode_tokens_per_s", 1, None)
+    assert p.measured_value == pytest.approx(800.0)
+    assert p.metric_group == "batch1_decode_tokens_per_s"
+
+
+@pytest.mark.parametrize("column, bad, problem", [
+    ("scenario", "weird", "must be one of"), ("metric", "tokens", "must be one of"),
+    ("measured_value", "nan", "finite"), ("measured_value", "-3", "> 0"), ("measured_value", "0", "> 0"),
+    ("input_tokens", "0", ">= 1"), ("split", "train", "must be one of"), ("source_url", "ftp://x", "http"),
+])
+def test_read_points_rejects_bad_cells(tmp_path, column, bad, problem):
+    cells = dict(zip(HEADER.split(","), GOOD.split(","), strict=True))
+    cells[column] = bad
+    path = tmp_path / "m.csv"
+    path.write_text(HEADER + "\n" + ",".join(cells.values()) + "\n")
+    with pytest.raises(CatalogError, match=problem) as err:
+        read_points(path)
+    assert err.value.row == 2 and err.value.column == column
+
+
+def test_user_points_need_no_provenance():
+    header = "model,gpu,num_gpus,precision,engine,scenario,input_tokens,output_tokens,metric,measured_value,extra"
+    [p] = read_points((header + "\ntiny,TEST-GPU,1,bf16,vllm,batch1,1,128,batch1_decode_tokens_per_s,800,x\n")
+                      .encode(), user=True)
+    assert p.row_id == "row-2" and p.split == "holdout" and p.source_url is None
+
+
+def test_batch1_decode_golden(tiny_catalog):
+    cat = _with_profile(tiny_catalog)
+    model = model_row(cat, _point())
+    assert isinstance(model, RowModel)
+    # weights 34,583,552 params x 2 B = 69,167,104 B at 1 TB/s x mbu 0.5 = 138.334 us
+    # KV: 65 tokens of context (1 + 128/2) x 8,192 B = 532,480 B / 0.5e12 = 1.06496 us
+    # FLOPs are far below the 100 TFLOPS roofline; + 1 ms step overhead
+    tpot_s = 138.334208e-6 + 1.06496e-6 + 1e-3
+    assert model.predict(efficiency_of(cat.efficiency[0])) == pytest.approx(1 / tpot_s, rel=1e-6)
+
+
+def test_prefill_golden(tiny_catalog):
+    cat = _with_profile(tiny_catalog, mfu_prefill_frac=0.5, step_overhead_ms=0.0)
+    model = model_row(cat, _point(metric="prefill_tokens_per_s", input_tokens=4096, output_tokens=1))
+    # GEMM 2 x 34,583,552 x 4,096 FLOPs + attention 4,096 x 2,048 x (2 layers x 2 x 8 heads x 256) at 50 TFLOPS
+    seconds = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * 2 * 8 * 256) / 50e12
+    assert model.predict(efficiency_of(cat.efficiency[0])) == pytest.approx(4096 / seconds, rel=1e-9)
+
+
+def test_offline_row_matches_estimate(real_catalog):
+    point = _point(model="llama-3.1-8b", gpu="H100-SXM", scenario="offline", input_tokens=1024, output_tokens=256,
+                   metric="output_tokens_per_s", measured_value=1.0, concurrency=None)
+    model = model_row(real_catalog, point)
+    est = estimate(real_catalog, EstimateRequest(model="llama-3.1-8b", gpu="H100-SXM", precision="bf16",
+                                                 input_tokens=1024, output_tokens=256, engine="vllm"))
+    assert model.running == est.concurrency
+    assert model.predict(efficiency_of(model.setup.profile)) == pytest.approx(est.output_tokens_per_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("kw, reason", [
+    (dict(gpu="Imaginary-GPU"), "unknown GPU"),
+    (dict(engine="llama.cpp", precision="fp8", kv_dtype="fp16"), "does not load fp8"),
+    (dict(input_tokens=9000), "exceed the model's context"),
+    (dict(scenario="serving", concurrency=None, metric="output_tokens_per_s"), "need a concurrency"),
+])
+def test_unexpressible_rows_say_why(tiny_catalog, kw, reason):
+    out = model_row(tiny_catalog, _point(**kw))
+    assert isinstance(out, Unexpressible)
+    assert reason in out.reason
+
+
+def test_stacked_prediction_equals_row_by_row(real_catalog):
+    models = [model_row(real_catalog, p) for p in read_measured()[:60]]
+    rows = [m for m in models if isinstance(m, RowModel) and m.serve is None]
+    stack = stack_terms([m.terms for m in rows])
+    eff = efficiency_of(rows[0].setup.profile)
+    assert stack.predict(*eff.values()) == pytest.approx([m.predict(eff) for m in rows], rel=1e-12)
+
+
+def test_every_measured_row_is_predicted_or_listed(real_catalog):
+    points = read_measured(MEASURED_FILE)
+    results, skipped = predict_rows(real_catalog, points)
+    assert len(results) + len(skipped) == len(points)
+    assert all(u.reason for u in skipped)
+    assert all(math.isfinite(r.predicted_value) and r.predicted_value > 0 for r in results)
+
+
+def test_predictions_never_beat_the_roofline(real_catalog):
+    """With efficiencies at 1 and no fixed costs every speed is the roofline; fitted ones are never faster."""
+    perfect = dataclasses.replace(real_catalog.efficiency[0], mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0,
+                                  mfu_prefill_frac=1.0, comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
+                                  moe_expert_overhead_us=0.0, layer_overhead_us=0.0)
+    for point in read_measured():
+        model = model_row(real_catalog, point)
+        if not isinstance(model, RowModel) or model.serve is not None:
+            continue
+        fitted = model.predict(efficiency_of(model.setup.profile))
+        roof = model.predict(efficiency_of(perfect))
+        if point.metric.endswith("_per_s"):
+            assert fitted <= roof * (1 + 1e-9), point.row_id
+        else:
+            assert fitted >= roof * (1 - 1e-9), point.row_id
+
+
+def test_holdout_accuracy_targets(real_catalog):
+    """The issue's targets on rows the fit never saw (regression guard for data/efficiency.csv)."""
+    results, _ = predict_rows(real_catalog, [p for p in read_measured() if p.split == "holdout"])
+    summary = summarize(results)["holdout"]
+    groups = summary["metric"]
+    assert groups["max_throughput_output_tokens_per_s"].median_ape_frac <= 0.25
+    assert groups["batch1_decode_tokens_per_s"].median_ape_frac <= 0.20
+    # TTFT is not an issue target; the guard sits at what the model reaches on the extended held-out set
+    # (44.8 %: fixed per-request costs are not modelled, docs/performance.md section 4)
+    assert groups["ttft"].median_ape_frac <= 0.47
+    _assert_no_arch_bias(summary)
+
+
+def _assert_no_arch_bias(summary) -> None:
+    """Bias band (docs/performance.md section 4): each architecture's median measured/predicted within
+    0.8-1.25, and MoE within 0.8-1.25 of dense, so neither is systematically favoured."""
+    dense, moe = (summary["architecture"][a].median_ratio for a in ("dense", "moe"))
+    for arch, bias in (("dense", dense), ("moe", moe)):
+        assert 0.8 <= bias <= 1.25, arch
+    assert 0.8 <= moe / dense <= 1.25
+
+
+def test_current_engine_holdout_targets(real_catalog):
+    """Held-out rows from engines built since RECENT_FROM (what a deployment sized today runs): the issue's
+    batch-1 target, the serving throughput the MoE rows mostly are, and no dense/MoE bias. There are no
+    engine-chosen max-throughput (offline) rows among them; the bursts of GPUStack are fixed-batch rows."""
+    points = [p for p in since(read_measured(), RECENT_FROM) if p.split == "holdout"]
+    results, _ = predict_rows(real_catalog, points)
+    summary = summarize(results)["holdout"]
+    groups = summary["metric"]
+    assert groups["batch1_decode_tokens_per_s"].median_ape_frac <= 0.20
+    assert groups["serving_output_tokens_per_s"].median_ape_frac <= 0.25
+    assert groups["fixed_batch_output_tokens_per_s"].median_ape_frac <= 0.30
+    assert summary["architecture"]["moe"].median_ape_frac <= 0.30
+    _assert_no_arch_bias(summary)
+
+
+def _result(measured: float, predicted: float) -> RowResult:
+    return RowResult(_point(measured_value=measured), predicted, "p", "NVIDIA test", "dense")
+
+
+def test_error_stats_golden():
+    # APEs 0.1, 0.2, 0.3, 0.4, 0.5 -> median 0.3; p90 by linear interpolation 0.46
+    rows = [_result(100.0, 100.0 * (1 + e)) for e in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    st = error_stats(rows)
+    assert st.n == 5
+    assert st.median_ape_frac == pytest.approx(0.3)
+    assert st.p90_ape_frac == pytest.approx(0.46)
+    assert st.median_ratio == pytest.approx(1 / 1.3)
+
+
+def test_summarize_groups_by_split_and_metric():
+    rows = [_result(100.0, 110.0), dataclasses.replace(_result(100.0, 80.0),
+                                                       point=_point(split="fit", measured_value=100.0))]
+    out = summarize(rows)
+    assert set(out) == {"all", "fit", "holdout"}
+    assert out["fit"]["metric"]["batch1_decode_tokens_per_s"].median_ape_frac == pytest.approx(0.2)
+    assert set(METRIC_GROUPS.values()) >= {"max_throughput_output_tokens_per_s", "batch1_decode_tokens_per_s"}
+
+
+def test_closed_loop_queueing_and_open_loop_fixed_point():
+    # 100 offered, 50 running: each slot frees every 0.1 + 99 x 0.01 = 1.09 s -> wait 50/50 x 1.09
+    assert float(queued_ttft_s(ttft_s=0.1, tpot_s=0.01, output_tokens=100, offered_concurrency=100,
+                               running_concurrency=50)) == pytest.approx(0.1 + 1.09)
+    # constant 2 s latency at 3 requests/s -> 6 in flight (Little's law); above the cap -> the cap
+    assert arrival_concurrency(3.0, lambda c: 2.0, max_concurrency=100) == pytest.approx(6.0, rel=1e-6)
+    assert arrival_concurrency(300.0, lambda c: 2.0, max_concurrency=100) == pytest.approx(100.0)
+
+
+def test_measured_file_sources_are_complete():
+    points = read_measured()
+    assert len({p.row_id for p in points}) == len(points)
+    assert {p.split for p in points} == {"fit", "holdout"}
+    assert all(p.source_url.startswith("https://") for p in points)
+    np.testing.assert_array_less(0, [p.measured_value for p in points])
+
+
+def test_load_catalog_still_validates_efficiency():
+    cat = load_catalog()
+    assert all(0 < p.range_low_factor <= 1 <= p.range_high_factor for p in cat.efficiency)
+
+
+def test_fixed_length_closed_loop_serving_runs_in_waves(tiny_catalog):
+    """A closed-loop client with fixed lengths queues its whole burst of prompts: its TTFT is the mean
+    wait in the burst, far above one prompt's prefill; with variable lengths it is the steady state."""
+    cat = _with_profile(tiny_catalog)
+    kw = dict(scenario="serving", concurrency=64, input_tokens=4096, output_tokens=128, metric="ttft_ms")
+    wave = model_row(cat, _point(**kw))
+    steady = model_row(cat, _point(lengths="variable", **kw))
+    eff = efficiency_of(wave.setup.profile)
+    # 64 x 4,096 prompt tokens in vLLM's 8,192-token steps: 32 steps
+    assert float(wave.terms.static_prefill.steps[0]) == pytest.approx(32.0)
+    assert wave.predict(eff) > 10 * steady.predict(eff)
+
+
+def test_measured_rows_mark_variable_length_traces():
+    rows = read_measured()
+    assert {p.lengths for p in rows} <= {None, "fixed", "variable"}
+    assert any(p.lengths == "variable" for p in rows)
+
+
+def test_engine_date_and_expert_parallel_columns(tmp_path):
+    header = HEADER + ",lengths,engine_date,ep"
+    path = tmp_path / "m.csv"
+    path.write_text(header + "\n" + GOOD + ",,2025-09,8\n")
+    [p] = read_points(path)
+    assert (p.engine_date, p.ep, p.era) == ("2025-09", 8, "current")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "\n" + GOOD + ",,2025-9,\n")
+    with pytest.raises(CatalogError, match="YYYY-MM") as err:
+        read_points(bad)
+    assert err.value.column == "engine_date"
+
+
+@pytest.mark.parametrize("date, era", [(None, "undated"), ("2025-06", "older"), (RECENT_FROM, "current")])
+def test_era_splits_at_recent_from(date, era):
+    assert _point(engine_date=date).era == era
+
+
+def test_since_keeps_dated_rows_from_that_month():
+    points = [_point(row_id=str(i), engine_date=d) for i, d in enumerate((None, "2024-12", "2025-07", "2026-02"))]
+    assert [p.row_id for p in since(points, "2025-07")] == ["2", "3"]
+    with pytest.raises(InvalidInputError, match="YYYY-MM"):
+        since(points, "July 2025")
+
+
+def test_expert_parallel_column_reaches_the_setup(tiny_catalog):
+    kw = dict(model="tiny-moe", num_gpus=2, tp=2, scenario="serving", concurrency=8, metric="output_tokens_per_s")
+    assert model_row(tiny_catalog, _point(ep=2, **kw)).setup.expert_parallel
+    assert not model_row(tiny_catalog, _point(**kw)).setup.expert_parallel
+
+
+def test_static_batch_beyond_capacity_waits_half_the_excess_waves(tiny_catalog):
+    """A burst of N prompts over capacity C is admitted in waves: mean wait (N / C - 1) / 2 request latencies,
+    i.e. queueing as if running + (N - running) / 2 requests competed (validation._offered)."""
+    cat = _with_profile(tiny_catalog)
+    kw = dict(scenario="static_batch", input_tokens=4000, output_tokens=128, metric="ttft_ms")
+    model = model_row(cat, _point(concurrency=100_000, **kw))
+    running = model.running
+    assert running < 100_000
+    assert float(model.terms.offered[0]) == pytest.approx(running + (100_000 - running) / 2)
+    within = model_row(cat, _point(concurrency=2, **kw))
+    assert float(within.terms.offered[0]) == pytest.approx(2.0)

@@ -1,0 +1,162 @@
+"""The app in a real browser: headless Chromium (Debian's /usr/bin/chromium) against `streamlit run app.py`.
+
+Loads every page, moves the traffic-volume slider and checks the numbers change, downloads the
+CSV cost report and checks its contents, and saves a screenshot per page under
+artifacts/screenshots/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STARTUP_TIMEOUT_S = 60
+RENDER_TIMEOUT_MS = 60_000
+# (screenshot name, URL path, page title)
+PAGES = [("plan", "", "Plan"), ("sensitivity", "sensitivity", "Sensitivity and scenarios"),
+         ("choose", "choose", "Choose a model"), ("compare", "compare", "Compare models"),
+         ("hardware", "hardware", "Hardware fit"), ("prices", "prices", "Prices")]
+FORMULA_PREFIXES = ("=", "+", "@", "\t", "\r")  # a leading "-" is fine on numbers, checked separately
+
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"streamlit did not become healthy in {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 2200}, accept_downloads=True)
+        tab = context.new_page()
+        tab.set_default_timeout(RENDER_TIMEOUT_MS)
+        yield tab
+        context.close()
+        browser.close()
+
+
+def _settle(tab: object) -> None:
+    """Wait until the script run has finished and the page shows no stale elements."""
+    tab.wait_for_timeout(300)
+    tab.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    tab.wait_for_selector('[data-stale="true"]', state="detached")
+    tab.wait_for_function(  # plotly draws after the script run ends
+        "() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
+        ".every(chart => chart.querySelector('.main-svg'))")
+    tab.wait_for_timeout(300)
+
+
+def _open(tab: object, server: str, path: str, title: str) -> None:
+    tab.goto(f"{server}/{path}")
+    tab.get_by_role("heading", name=title, level=1).wait_for()
+    _settle(tab)
+
+
+@pytest.mark.parametrize(("name", "path", "title"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_loads_without_an_exception(page: object, server: str, name: str, path: str,
+                                                 title: str) -> None:
+    _open(page, server, path, title)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _metric(tab: object, label: str) -> str:
+    metric = tab.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_volume_slider_changes_the_plan_and_the_csv_report(page: object, server: str) -> None:
+    _open(page, server, "", "Plan")
+    gpus_before = _metric(page, "GPUs")
+    api_before = _metric(page, "API USD/month")
+    slider = page.get_by_role("slider").first
+    volume_before = slider.get_attribute("aria-valuetext")
+    slider.focus()
+    for _ in range(8):  # eight log steps up: 100,000 -> 3,000,000 requests/day
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "before => document.querySelector('input[type=range]').getAttribute('aria-valuetext') !== before",
+        arg=volume_before)
+    _settle(page)
+    volume_after = slider.get_attribute("aria-valuetext")
+    assert _metric(page, "GPUs") != gpus_before
+    assert _metric(page, "API USD/month") != api_before
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Cost report (CSV)").click()
+    text = Path(download_info.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["section", "name", "value", "unit", "source"]
+    values = {r[1]: r[2] for r in rows if len(r) >= 3 and r[0] in ("assumption", "result")}
+    assert float(values["requests_per_day"]) == float(volume_after.replace(",", ""))
+    assert values["model"] == "meta-llama/Llama-3.3-70B-Instruct"
+    assert int(values[f"{values['headline_tier']}_gpus"]) == int(_metric(page, "GPUs").replace(",", ""))
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_PREFIXES), cell
+            if cell.startswith("-"):
+                float(cell)  # only negative numbers may start with a minus sign
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "plan_after_slider.png"), full_page=True)
