@@ -53,6 +53,7 @@ from planner.fit.profile_store import (  # noqa: F401  (re-exported: callers imp
     write_efficiency_csv,
 )
 from planner.fit.validation import MeasuredPoint, RowModel, model_row, stack_terms
+from planner.perf.performance import Efficiency
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
           "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us")
@@ -123,9 +124,7 @@ def _robust(r: np.ndarray, scale: float) -> np.ndarray:
 
 def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
     """Predicted values of stacked rows with per-row parameters `natural` (N x 10, PARAMS order)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = natural.T
-    return stack.predict(mbu, moe, mfu_d, mfu_p, comm_bw, overhead_ms / units.MS_PER_S, latency_us / units.MILLION,
-                         expert_us / units.MILLION, overlap, layer_us / units.MILLION)
+    return stack.predict(_efficiency(natural))
 
 
 @dataclass(frozen=True)
@@ -359,14 +358,15 @@ def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: st
     return profile, [(m.point, b, a) for m, b, a in zip(models, before, after, strict=True)]
 
 
-def _efficiency(natural: np.ndarray) -> Any:
-    from planner.perf.performance import Efficiency
-
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = (float(v) for v in natural)
-    return Efficiency(mbu_frac=mbu, mfu_decode_frac=mfu_d, mfu_prefill_frac=mfu_p,
-                      step_overhead_s=overhead_ms / units.MS_PER_S, comm_latency_s=latency_us / units.MILLION,
-                      moe_mbu_frac=moe, comm_bw_frac=comm_bw, expert_overhead_s=expert_us / units.MILLION,
-                      overhead_overlap_frac=overlap, layer_overhead_s=layer_us / units.MILLION)
+def _efficiency(natural: np.ndarray) -> Efficiency:
+    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 10)."""
+    v = {name: np.asarray(natural, dtype=float)[..., i] for i, name in enumerate(PARAMS)}
+    return Efficiency(mbu_frac=v["mbu_frac"], mfu_decode_frac=v["mfu_decode_frac"],
+                      mfu_prefill_frac=v["mfu_prefill_frac"], step_overhead_s=v["step_overhead_ms"] / units.MS_PER_S,
+                      comm_latency_s=v["comm_latency_us"] / units.MILLION, moe_mbu_frac=v["moe_mbu_frac"],
+                      comm_bw_frac=v["comm_bw_frac"], expert_overhead_s=v["moe_expert_overhead_us"] / units.MILLION,
+                      overhead_overlap_frac=v["overhead_overlap_frac"],
+                      layer_overhead_s=v["layer_overhead_us"] / units.MILLION)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

@@ -58,18 +58,8 @@ from planner.perf.estimate import (
     prepare,
     terms_of,
 )
-from planner.perf.performance import (
-    Efficiency,
-    PointTerms,
-    PrefillTerms,
-    StepTerms,
-    arrival_concurrency,
-    decode_terms,
-    prefill_steps,
-    queued_ttft_s,
-    wave_tpot_s,
-    wave_ttft_s,
-)
+from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, decode_terms, prefill_steps
+from planner.perf.serving import PointTerms, arrival_concurrency, queued_ttft_s, wave_tpot_s, wave_ttft_s
 
 
 @dataclass(frozen=True)
@@ -90,10 +80,6 @@ _BATCH1_KIND = {"prefill_tokens_per_s": KIND_PREFILL, "batch1_decode_tokens_per_
                 "ttft_ms": KIND_TTFT1, "tpot_ms": KIND_STEADY_TPOT}
 
 
-def _cycle_s(step: StepTerms, *eff: Any) -> Any:
-    return step.parts(*eff)[0]
-
-
 @dataclass(frozen=True)
 class RowTerms:
     """Roofline terms of N measured rows (arrays of length N), and what each row measured.
@@ -112,18 +98,14 @@ class RowTerms:
     static_step: StepTerms  # decode-only step of a static batch or wave (= step for other rows)
     static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
 
-    def predict(self, mbu: Any, moe_mbu: Any, mfu_d: Any, mfu_p: Any, comm_bw: Any, overhead_s: Any,
-                latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
-                layer_overhead_s: Any = 0.0) -> Any:
-        eff = (mbu, moe_mbu, mfu_d, mfu_p, comm_bw, overhead_s, latency_s, expert_overhead_s, overlap_frac,
-               layer_overhead_s)
-        fixed = (overhead_s, latency_s, expert_overhead_s, overlap_frac, layer_overhead_s)
-        tpot = _cycle_s(self.step, *eff)
-        prefill = self.prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
+    def predict(self, eff: Efficiency) -> Any:
+        """Predicted values of the rows under `eff` (scalar fields, or arrays with one value per row)."""
+        tpot = self.step.total_s(eff)
+        prefill = self.prefill.total_s(eff)
         ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
                              offered_concurrency=self.offered, running_concurrency=self.running)
-        s_tpot = _cycle_s(self.static_step, *eff)
-        s_prefill = self.static_prefill.total_with(mbu, mfu_p, comm_bw, *fixed)
+        s_tpot = self.static_step.total_s(eff)
+        s_prefill = self.static_prefill.total_s(eff)
         s_total = s_prefill + self.output_tokens * s_tpot
         burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
         s_ttft = wave_ttft_s(**burst)
@@ -170,7 +152,7 @@ class RowModel:
             tput, ttft, tpot = self.serve(eff)
             return {"output_tokens_per_s": tput, "ttft_ms": ttft * units.MS_PER_S,
                     "tpot_ms": tpot * units.MS_PER_S}[self.point.metric]
-        return float(self.terms.predict(*eff.values())[0])
+        return float(self.terms.predict(eff)[0])
 
 
 def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, terms: PointTerms,
@@ -208,7 +190,7 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Call
 
     def at(c: float, eff: Efficiency) -> tuple[float, float]:
         t = terms_of(setup, concurrency=c, input_tokens=inp, output_tokens=out)
-        tpot = float(t.step.parts(*eff.values())[0])
+        tpot = float(t.step.total_s(eff))
         return float(t.prefill.total_s(eff)) + tpot, tpot
 
     def serve(eff: Efficiency) -> tuple[float, float, float]:

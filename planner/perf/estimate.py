@@ -16,7 +16,8 @@ from planner.errors import DoesNotFitError, InvalidInputError, require_positive_
 from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 from planner.perf.memory import MemoryFit, memory_fit
-from planner.perf.performance import Efficiency, Hardware, PointTerms, point_from_terms, point_terms
+from planner.perf.performance import Efficiency, Hardware
+from planner.perf.serving import PointTerms, point_from_terms, point_terms
 
 MAX_TOKENS = 10_000_000  # guard against absurd inputs (the longest published context is 10M, Llama 4 Scout)
 MAX_GPUS = 4096

@@ -49,11 +49,10 @@ from typing import Any
 import numpy as np
 
 from planner import units
-from planner.errors import InvalidInputError, require_frac, require_non_negative, require_positive, require_positive_int
+from planner.errors import InvalidInputError, require_positive, require_positive_int
 from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat
-from planner.perf.step_work import (  # noqa: F401  (re-exported: callers import them from here)
-    ACTIVATION_BYTES,
+from planner.perf.step_work import (
     attention_flops_per_token,
     comm_terms,
     expert_calls,
@@ -62,43 +61,67 @@ from planner.perf.step_work import (  # noqa: F401  (re-exported: callers import
     weight_bytes_split,
 )
 
+EFFICIENCY_FIELDS = ("mbu_frac", "expert_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac",
+                     "step_overhead_s", "comm_latency_s", "expert_overhead_s", "overhead_overlap_frac",
+                     "layer_overhead_s")  # the column order of Efficiency.to_array / from_array
+
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Achieved fractions of peak, and fixed costs, for one engine on one class of GPU."""
+    """Achieved fractions of peak, and fixed costs, for one engine on one class of GPU.
 
-    mbu_frac: float  # achieved / peak memory bandwidth in decode
-    mfu_decode_frac: float  # achieved / peak tensor FLOPs in compute-bound decode
-    mfu_prefill_frac: float  # achieved / peak tensor FLOPs in prefill
-    step_overhead_s: float  # per forward step: scheduling, kernel launches, sampling
-    comm_latency_s: float  # per collective call (all-reduce / all-to-all)
-    moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
-    comm_bw_frac: float = 1.0  # achieved / peak interconnect bandwidth in collectives
-    expert_overhead_s: float = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
-    overhead_overlap_frac: float = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
-    layer_overhead_s: float = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
+    Every field may be a float or a numpy array (one value per configuration or measured
+    row): the step-time model broadcasts over them. `to_array` / `from_array` convert to and
+    from an array whose last axis follows EFFICIENCY_FIELDS (the fitter's and the sweep's form).
+    """
+
+    mbu_frac: Any  # achieved / peak memory bandwidth in decode
+    mfu_decode_frac: Any  # achieved / peak tensor FLOPs in compute-bound decode
+    mfu_prefill_frac: Any  # achieved / peak tensor FLOPs in prefill
+    step_overhead_s: Any  # per forward step: scheduling, kernel launches, sampling
+    comm_latency_s: Any  # per collective call (all-reduce / all-to-all)
+    moe_mbu_frac: Any = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
+    comm_bw_frac: Any = 1.0  # achieved / peak interconnect bandwidth in collectives
+    expert_overhead_s: Any = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
+    overhead_overlap_frac: Any = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
+    layer_overhead_s: Any = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
 
     def __post_init__(self) -> None:
-        require_frac(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
-                     mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac)
-        if not (0.0 <= self.overhead_overlap_frac <= 1.0):  # 0 is allowed: a fully serial engine
+        fracs = dict(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
+                     mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac,
+                     moe_mbu_frac=self.expert_mbu_frac)
+        for name, value in fracs.items():
+            v = np.asarray(value, dtype=float)
+            if not np.all(np.isfinite(v) & (v > 0) & (v <= 1)):
+                raise InvalidInputError(f"{name} must be finite and in (0, 1], got {value!r}")
+        v = np.asarray(self.overhead_overlap_frac, dtype=float)
+        if not np.all(np.isfinite(v) & (v >= 0) & (v <= 1)):  # 0 is allowed: a fully serial engine
             raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
                                     f"{self.overhead_overlap_frac!r}")
-        require_non_negative(step_overhead_s=self.step_overhead_s, comm_latency_s=self.comm_latency_s,
-                             expert_overhead_s=self.expert_overhead_s, layer_overhead_s=self.layer_overhead_s)
-        if self.moe_mbu_frac is not None:
-            require_frac(moe_mbu_frac=self.moe_mbu_frac)
+        for name in ("step_overhead_s", "comm_latency_s", "expert_overhead_s", "layer_overhead_s"):
+            v = np.asarray(getattr(self, name), dtype=float)
+            if not np.all(np.isfinite(v) & (v >= 0)):
+                raise InvalidInputError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
 
     @property
-    def expert_mbu_frac(self) -> float:
+    def expert_mbu_frac(self) -> Any:
         return self.mbu_frac if self.moe_mbu_frac is None else self.moe_mbu_frac
 
-    def values(self) -> tuple[float, ...]:
-        """(mbu, expert mbu, mfu decode, mfu prefill, comm bandwidth frac, step overhead s, collective latency s,
-        expert overhead s, overhead overlap frac, layer overhead s): the argument order of StepTerms.parts."""
-        return (self.mbu_frac, self.expert_mbu_frac, self.mfu_decode_frac, self.mfu_prefill_frac, self.comm_bw_frac,
-                self.step_overhead_s, self.comm_latency_s, self.expert_overhead_s, self.overhead_overlap_frac,
-                self.layer_overhead_s)
+    def to_array(self) -> np.ndarray:
+        """The factors stacked on a last axis in EFFICIENCY_FIELDS order."""
+        return np.stack(np.broadcast_arrays(*(np.asarray(getattr(self, f), dtype=float) for f in EFFICIENCY_FIELDS)),
+                        axis=-1)
+
+    @classmethod
+    def from_array(cls, values: np.ndarray) -> Efficiency:
+        """An Efficiency whose fields are the slices values[..., i] in EFFICIENCY_FIELDS order."""
+        v = np.asarray(values, dtype=float)
+        if v.shape[-1:] != (len(EFFICIENCY_FIELDS),):
+            raise InvalidInputError(f"efficiency array must end in an axis of {len(EFFICIENCY_FIELDS)}, got "
+                                    f"shape {v.shape}")
+        named = {f: v[..., i] for i, f in enumerate(EFFICIENCY_FIELDS)}
+        named["moe_mbu_frac"] = named.pop("expert_mbu_frac")
+        return cls(**named)
 
 
 @dataclass(frozen=True)
@@ -179,11 +202,12 @@ class StepTerms:
     expert_calls_chunk: Any
     layers: Any = 0.0  # layers one pipeline stage runs per step
 
-    def parts(self, mbu: Any, expert_mbu: Any, mfu_decode: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any,
-              comm_latency_s: Any, expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0,
-              layer_overhead_s: Any = 0.0) -> tuple[Any, Any, Any, Any, Any]:
-        """(cycle, memory, compute, comm, overhead) seconds, efficiencies applied (arrays allowed); overhead is
+    def parts(self, eff: Efficiency) -> tuple[Any, Any, Any, Any, Any]:
+        """(cycle, memory, compute, comm, overhead) seconds with `eff` applied (array fields allowed); overhead is
         the exposed step overhead plus the per-expert and per-layer costs."""
+        mbu, expert_mbu, mfu_decode, mfu_prefill = (eff.mbu_frac, eff.expert_mbu_frac, eff.mfu_decode_frac,
+                                                    eff.mfu_prefill_frac)
+        comm_bw, comm_latency_s = eff.comm_bw_frac, eff.comm_latency_s
         f = self.chunk_frac
         attn_mem = self.memory_kv_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
@@ -196,10 +220,10 @@ class StepTerms:
         chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
         comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
             + self.pp * self.collectives * comm_latency_s
-        experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * expert_overhead_s
-                             + self.layers * layer_overhead_s)
+        experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * eff.expert_overhead_s
+                             + self.layers * eff.layer_overhead_s)
         gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts
-        exposed = exposed_overhead_s(overhead_s, gpu, overlap_frac)
+        exposed = exposed_overhead_s(eff.step_overhead_s, gpu, eff.overhead_overlap_frac)
         cycle = gpu + exposed
         fixed = exposed + experts
         memory = self.pp * (attn_mem + (1 - f) * gemm_mem + f * gemm_mem_c)
@@ -207,7 +231,7 @@ class StepTerms:
         return cycle, memory, compute, comm, fixed + 0 * comm
 
     def total_s(self, eff: Efficiency) -> Any:
-        return self.parts(*eff.values())[0]
+        return self.parts(eff)[0]
 
 
 @dataclass(frozen=True)
@@ -231,17 +255,11 @@ class PrefillTerms:
     layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
 
     def total_s(self, eff: Efficiency) -> Any:
-        return self.total_with(eff.mbu_frac, eff.mfu_prefill_frac, eff.comm_bw_frac, eff.step_overhead_s,
-                               eff.comm_latency_s, eff.expert_overhead_s, eff.overhead_overlap_frac,
-                               eff.layer_overhead_s)
-
-    def total_with(self, mbu: Any, mfu_prefill: Any, comm_bw: Any, overhead_s: Any, comm_latency_s: Any,
-                   expert_overhead_s: Any = 0.0, overlap_frac: Any = 0.0, layer_overhead_s: Any = 0.0) -> Any:
-        per_step = (self.collectives * comm_latency_s + self.expert_calls * expert_overhead_s
-                    + self.layers * layer_overhead_s)
-        gpu = (np.maximum(self.compute_s / mfu_prefill, self.steps * self.memory_s / mbu)
-               + self.attn_s / mfu_prefill + self.transfer_s / comm_bw + self.steps * per_step)
-        return gpu + self.steps * exposed_overhead_s(overhead_s, gpu / self.steps, overlap_frac)
+        per_step = (self.collectives * eff.comm_latency_s + self.expert_calls * eff.expert_overhead_s
+                    + self.layers * eff.layer_overhead_s)
+        gpu = (np.maximum(self.compute_s / eff.mfu_prefill_frac, self.steps * self.memory_s / eff.mbu_frac)
+               + self.attn_s / eff.mfu_prefill_frac + self.transfer_s / eff.comm_bw_frac + self.steps * per_step)
+        return gpu + self.steps * exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
 
 
 def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:
@@ -356,25 +374,3 @@ def _hw_kwargs(hw: Hardware) -> dict[str, float]:
                 interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
 
 
-# Whole-step wrappers (decode_step, prefill_time_s), the steady-state operating point, queueing and arrival
-# models live in planner.perf.serving; re-exported here
-# because callers import them from planner.perf.performance.
-from planner.perf.serving import (  # noqa: E402
-    OperatingPoint,
-    PointTerms,
-    arrival_concurrency,
-    decode_step,
-    operating_point,
-    point_from_terms,
-    point_terms,
-    prefill_time_s,
-    queued_ttft_s,
-    wave_tpot_s,
-    wave_ttft_s,
-)
-
-__all__ = ["ACTIVATION_BYTES", "Efficiency", "Hardware", "OperatingPoint", "PointTerms", "PrefillTerms", "StepTerms",
-           "StepTime", "arrival_concurrency", "attention_flops_per_token", "decode_step", "decode_terms",
-           "expert_calls", "exposed_overhead_s", "kv_split", "operating_point", "point_from_terms", "point_terms",
-           "prefill_steps", "prefill_terms", "prefill_time_s", "queued_ttft_s", "wave_tpot_s", "wave_ttft_s",
-           "weight_bytes_read", "weight_bytes_split"]

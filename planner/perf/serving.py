@@ -53,7 +53,7 @@ def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_to
     terms = decode_terms(arch, fmt, batch=batch, context_tokens=context_tokens, kv_bytes_per_elem=kv_bytes_per_elem,
                          tp=tp, pp=pp, prefill_tokens=prefill_tokens, prefill_context_tokens=prefill_context_tokens,
                          expert_parallel=expert_parallel, **_hw_kwargs(hw))
-    cycle, memory, compute, comm, overhead = terms.parts(*eff.values())
+    cycle, memory, compute, comm, overhead = terms.parts(eff)
     return StepTime(total_s=cycle, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)
 
 
@@ -118,7 +118,7 @@ def point_terms(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, inpu
 
 def point_from_terms(terms: PointTerms, eff: Efficiency) -> OperatingPoint:
     """Apply an efficiency to precomputed terms (same result as `operating_point`)."""
-    tpot, memory, compute, comm, overhead = terms.step.parts(*eff.values())
+    tpot, memory, compute, comm, overhead = terms.step.parts(eff)
     prefill_s = terms.prefill.total_s(eff)
     c = terms.concurrency
     step = StepTime(total_s=tpot, memory_s=memory, compute_s=compute, comm_s=comm, overhead_s=overhead)

@@ -35,7 +35,8 @@ from planner.perf.estimate import (
     kv_context_tokens,
 )
 from planner.perf.memory import max_concurrency_array
-from planner.perf.performance import point_terms
+from planner.perf.performance import Efficiency
+from planner.perf.serving import point_terms
 
 DEFAULT_GPU_COUNTS = (1, 2, 4, 8)
 COLUMNS = ("model_id", "gpu_id", "precision", "engine", "num_gpus", "tp", "pp", "fits", "max_concurrency",
@@ -140,7 +141,7 @@ class _CandidateTable:
     bandwidth_tb_s: np.ndarray
     link_gb_s: np.ndarray
     per_node: np.ndarray
-    eff: np.ndarray  # (N, 10) Efficiency.values()
+    eff: np.ndarray  # (N, len(EFFICIENCY_FIELDS)): Efficiency.to_array() per candidate
     profile_ids: np.ndarray
     budget_tokens: np.ndarray  # engine's per-step token budget (inf: none)
 
@@ -151,7 +152,7 @@ class _CandidateTable:
             key = (c.engine_id, c.gpu.gpu_id)
             if key not in profiles:
                 prof = catalog.efficiency_for(c.engine_id, c.gpu)
-                profiles[key] = (prof.profile_id, efficiency_of(prof).values())
+                profiles[key] = (prof.profile_id, efficiency_of(prof).to_array())
         eng = [catalog.engines[c.engine_id] for c in cands]
         f = lambda values: np.asarray(list(values), dtype=float)  # noqa: E731
         return cls(cands, np.array([c.engine_id for c in cands], dtype=object),
@@ -161,7 +162,7 @@ class _CandidateTable:
                    np.array([KV_FRACTION_OF_FREE_MEMORY.get(c.engine_id, False) for c in cands], dtype=bool),
                    f(c.gpu.memory_bandwidth_tb_s for c in cands), f(c.gpu.interconnect_bandwidth_gb_s for c in cands),
                    np.array([c.gpu.max_gpus_per_node for c in cands], dtype=int),
-                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float).reshape(-1, 10),
+                   np.array([profiles[(c.engine_id, c.gpu.gpu_id)][1] for c in cands], dtype=float),
                    np.array([profiles[(c.engine_id, c.gpu.gpu_id)][0] for c in cands], dtype=object),
                    f(e.max_num_batched_tokens or np.inf for e in eng))
 
@@ -220,9 +221,9 @@ def _sweep_model(catalog: Catalog, model: Any, t: _CandidateTable, counts: list[
                         output_tokens=out, kv_bytes_per_elem=2.0, tp=tp, pp=pp,
                         memory_bandwidth_tb_s=t.bandwidth_tb_s[idx], compute_tflops=tflops,
                         interconnect_bandwidth_gb_s=t.link_gb_s[idx], prefill_budget_tokens=t.budget_tokens[idx])
-    tpot = terms.step.parts(*values.T)[0]
-    mbu, _, _, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap, layer_s = values.T
-    prefill = terms.prefill.total_with(mbu, mfu_p, comm_bw, overhead_s, latency_s, expert_s, overlap, layer_s)
+    eff = Efficiency.from_array(values)
+    tpot = terms.step.parts(eff)[0]
+    prefill = terms.prefill.total_s(eff)
     nan = np.where(fits, 1.0, np.nan)
     return {
         "model_id": np.full(len(idx), model.model_id, dtype=object),

@@ -29,7 +29,7 @@ from planner.fit.validation import (
     summarize,
 )
 from planner.perf.estimate import EstimateRequest, efficiency_of, estimate
-from planner.perf.performance import arrival_concurrency, queued_ttft_s
+from planner.perf.serving import arrival_concurrency, queued_ttft_s
 
 HEADER = ("row_id,split,source_url,source_accessed,source_detail,model,model_config,gpu,num_gpus,tp,precision,kv_dtype,"
           "engine,engine_version,scenario,concurrency,request_rate_per_s,input_tokens,output_tokens,metric,"
@@ -134,7 +134,7 @@ def test_stacked_prediction_equals_row_by_row(real_catalog):
     rows = [m for m in models if isinstance(m, RowModel) and m.serve is None]
     stack = stack_terms([m.terms for m in rows])
     eff = efficiency_of(rows[0].setup.profile)
-    assert stack.predict(*eff.values()) == pytest.approx([m.predict(eff) for m in rows], rel=1e-12)
+    assert stack.predict(eff) == pytest.approx([m.predict(eff) for m in rows], rel=1e-12)
 
 
 def test_every_measured_row_is_predicted_or_listed(real_catalog):

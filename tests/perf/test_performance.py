@@ -9,7 +9,8 @@ from conftest import TINY_DENSE, TINY_MOE
 from planner.errors import InvalidInputError
 from planner.model.architecture import architecture_from_config
 from planner.model.quantization import WeightFormat
-from planner.perf.performance import Efficiency, Hardware, decode_step, operating_point, prefill_time_s
+from planner.perf.performance import Efficiency, Hardware
+from planner.perf.serving import decode_step, operating_point, prefill_time_s
 from planner.perf.step_work import expert_calls
 
 BF16 = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
@@ -174,7 +175,7 @@ def test_collective_latency_grows_with_ring_steps():
 
 
 def test_wave_ttft_is_the_mean_wait_in_the_burst():
-    from planner.perf.performance import wave_ttft_s
+    from planner.perf.serving import wave_ttft_s
     # 3 steps of 1 s: prompts get their first token after 1, 2 or 3 s -> mean 2 s = 3 x (3 + 1) / 6
     assert float(wave_ttft_s(burst_prefill_s=3.0, burst_steps=3)) == pytest.approx(2.0)
     # everything in one step: the whole burst
@@ -182,7 +183,7 @@ def test_wave_ttft_is_the_mean_wait_in_the_burst():
 
 
 def test_wave_tpot_adds_the_prefill_steps_a_request_decodes_through():
-    from planner.perf.performance import wave_tpot_s
+    from planner.perf.serving import wave_tpot_s
     # steps of 0.1 s; on average (3 - 1) / 2 = 1 of the 10 later tokens waits a prefill step:
     # 0.01 + 1 x (0.1 - 0.01) / 10 = 0.019 s
     got = wave_tpot_s(decode_step_s=0.01, burst_prefill_s=0.3, burst_steps=3, output_tokens=11)
