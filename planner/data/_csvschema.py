@@ -25,8 +25,9 @@ from planner.errors import CatalogError
 class Col:
     """One column: how to parse it and whether it may be empty."""
 
-    kind: str  # str | float+ | float0 | int+ | bool | date | list | url | frac
+    kind: str  # str | float+ | float0 | int+ | bool | date | past_date | list | url | frac
     required: bool = True
+    may_be_absent: bool = False  # a column added later: files without it still load (cells become None)
 
 
 def _parse(kind: str, text: str) -> Any:
@@ -43,11 +44,14 @@ def _parse(kind: str, text: str) -> Any:
         if low not in ("true", "false"):
             raise ValueError("must be true or false")
         return low == "true"
-    if kind == "date":
+    if kind in ("date", "past_date"):
         try:
-            return dt.date.fromisoformat(text)
+            value = dt.date.fromisoformat(text)
         except ValueError:
             raise ValueError("must be an ISO date YYYY-MM-DD") from None
+        if kind == "past_date" and value > dt.date.today():
+            raise ValueError(f"is in the future (today is {dt.date.today().isoformat()})")
+        return value
     if kind in ("float+", "float0", "frac"):
         try:
             value = float(text)
@@ -103,7 +107,7 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
     if not rows:
         raise CatalogError(label, None, None, None, "is empty (no header row)")
     header = [h.strip() for h in rows[0]]
-    missing = [c for c in schema if c not in header]
+    missing = [c for c in schema if c not in header and not schema[c].may_be_absent]
     if missing:
         raise CatalogError(label, 1, missing[0], None, f"missing column (expected columns: {', '.join(schema)})")
     unknown = [h for h in header if h not in schema]
@@ -120,7 +124,7 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
         if len(cells) != len(header):
             raise CatalogError(label, number, None, None,
                                f"has {len(cells)} cells, the header has {len(header)}")
-        record: dict[str, Any] = {}
+        record: dict[str, Any] = {c: None for c in schema if c not in header}
         for column, cell in zip(header, cells, strict=True):
             if column not in schema:
                 continue
@@ -158,6 +162,15 @@ def check_unique_names(label: str, rows: list[dict[str, Any]], id_column: str,
                                    f"name already used by {names[key]!r}")
             names[key] = canonical
     return names
+
+
+def require_not_after(label: str, rows: list[dict[str, Any]], column: str, bound_column: str) -> None:
+    """CatalogError on the first row whose date `column` is later than its date `bound_column`."""
+    for row in rows:
+        value, bound = row.get(column), row.get(bound_column)
+        if value is not None and bound is not None and value > bound:
+            raise CatalogError(label, row["_row"], column, value.isoformat(),
+                               f"is later than {bound_column} ({bound.isoformat()})")
 
 
 def require_refs(label: str, rows: list[dict[str, Any]], column: str, valid: Callable[[Any], bool],

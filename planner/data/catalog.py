@@ -15,14 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from planner import units
-from planner.data._csvschema import Col, check_unique_names, read_rows, require_refs
-from planner.data.records import ApiPrice, EfficiencyProfile, Engine, Gpu, GpuPrice, KvDtype, License, Model, Precision
+from planner.data._csvschema import Col, check_unique_names, read_rows, require_not_after, require_refs
+from planner.data.records import (
+    PRICE_FLAGS,
+    PROVIDER_CLASSES,
+    ApiPrice,
+    EfficiencyProfile,
+    Engine,
+    Gpu,
+    GpuPrice,
+    KvDtype,
+    License,
+    Model,
+    Precision,
+)
 from planner.errors import CatalogError, InvalidInputError, PlannerError, UnknownNameError
 from planner.model.architecture import architecture_from_config, load_config
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 _SOURCE = {"source_url": Col("url"), "source_accessed": Col("date")}
+# Price columns added later: uploads without them still load (records default them, see records.GpuPrice).
+_PRICE_DATE = {"price_as_of": Col("past_date", False, may_be_absent=True),
+               "price_flag": Col("str", False, may_be_absent=True)}
 
 MODEL_SCHEMA = {
     "model_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "family": Col("str"),
@@ -52,14 +67,14 @@ GPU_SCHEMA = {
 GPU_PRICE_SCHEMA = {
     "gpu_id": Col("str"), "provider": Col("str"), "pricing": Col("str"), "usd_per_gpu_hour": Col("float+"),
     "region": Col("str", False), "instance_type": Col("str", False), "gpus_per_instance": Col("int+", False),
-    **_SOURCE, "notes": Col("str", False),
+    **_SOURCE, "notes": Col("str", False), **_PRICE_DATE, "provider_class": Col("str", False, may_be_absent=True),
 }
 API_PRICE_SCHEMA = {
     "api_id": Col("str"), "provider": Col("str"), "model_name": Col("str"), "category": Col("str"),
     "catalog_model_id": Col("str", False), "input_usd_per_mtok": Col("float0"), "output_usd_per_mtok": Col("float0"),
     "cached_input_usd_per_mtok": Col("float0", False), "cache_write_usd_per_mtok": Col("float0", False),
     "batch_input_usd_per_mtok": Col("float0", False), "batch_output_usd_per_mtok": Col("float0", False),
-    "max_input_tokens": Col("int+", False), **_SOURCE, "notes": Col("str", False),
+    "max_input_tokens": Col("int+", False), **_SOURCE, "notes": Col("str", False), **_PRICE_DATE,
 }
 PRECISION_SCHEMA = {
     "precision_id": Col("str"), "aliases": Col("list", False), "kind": Col("str"),
@@ -266,7 +281,11 @@ def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     price_rows = read_rows(d / "gpu_prices.csv", GPU_PRICE_SCHEMA)
     require_refs("gpu_prices.csv", price_rows, "gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")
     _check_choice("gpu_prices.csv", price_rows, "pricing", PRICING_TIERS)
+    _check_choice("gpu_prices.csv", price_rows, "provider_class", PROVIDER_CLASSES)
     api_rows = read_rows(d / "api_prices.csv", API_PRICE_SCHEMA, id_column="api_id")
+    for label, rows in (("gpu_prices.csv", price_rows), ("api_prices.csv", api_rows)):
+        _check_choice(label, rows, "price_flag", PRICE_FLAGS)
+        require_not_after(label, rows, "price_as_of", "source_accessed")
     prec_rows = read_rows(d / "precisions.csv", PRECISION_SCHEMA, id_column="precision_id")
     _check_choice("precisions.csv", prec_rows, "compute_format", COMPUTE_FORMATS)
     kv_rows = read_rows(d / "kv_dtypes.csv", KV_DTYPE_SCHEMA, id_column="kv_dtype_id")

@@ -90,8 +90,35 @@ class Gpu:
                 "fp4": self.fp4_dense_tflops, "int8": self.int8_dense_tops}[compute_format]
 
 
+PROVIDER_CLASSES = ("hyperscaler", "neocloud", "marketplace", "unknown")
+PRICE_FLAGS = ("stale", "undated")
+
+# Provider -> class for price rows that do not state one (user uploads, importers). A marketplace rents
+# machines that third-party hosts own and list (vast.ai "a marketplace for GPU compute from hosts",
+# https://vast.ai/faq ; RunPod Community Cloud "vetted third-party hosts", https://docs.runpod.io/pods/choose-a-pod);
+# a neocloud is a GPU-first provider running its own data centres (Lambda, CoreWeave, Nebius, Crusoe,
+# RunPod Secure Cloud "T3/T4 data centers", Together); hyperscalers are the general-purpose clouds.
+# Accessed 2026-12-07. A provider not listed is "unknown".
+PROVIDER_CLASS_BY_PROVIDER = {
+    "aws": "hyperscaler", "gcp": "hyperscaler", "azure": "hyperscaler", "oci": "hyperscaler",
+    "lambda": "neocloud", "coreweave": "neocloud", "nebius": "neocloud", "crusoe": "neocloud",
+    "runpod": "neocloud", "runpod-secure": "neocloud", "runpod-serverless": "neocloud", "together": "neocloud",
+    "fluidstack": "neocloud", "hyperstack": "neocloud", "paperspace": "neocloud", "modal": "neocloud",
+    "vast": "marketplace", "runpod-community": "marketplace", "tensordock": "marketplace",
+}
+
+
+def provider_class_for(provider: str) -> str:
+    """The class of a provider name (see PROVIDER_CLASS_BY_PROVIDER), "unknown" when not listed."""
+    return PROVIDER_CLASS_BY_PROVIDER.get(provider.strip().lower(), "unknown")
+
+
 @dataclass(frozen=True)
 class GpuPrice:
+    """One rental offer. `price_as_of` is the date the source gives for the price (defaults to
+    `source_accessed` when a row omits it); `provider_class` defaults to `provider_class_for(provider)`;
+    `price_flag` is "stale" (superseded by a known later price) or "undated" (the source gives no date)."""
+
     gpu_id: str
     provider: str
     pricing: str
@@ -102,6 +129,19 @@ class GpuPrice:
     source_url: str
     source_accessed: dt.date
     notes: str | None
+    price_as_of: dt.date | None = None
+    provider_class: str | None = None
+    price_flag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.price_as_of is None:
+            object.__setattr__(self, "price_as_of", self.source_accessed)
+        if self.provider_class is None:
+            object.__setattr__(self, "provider_class", provider_class_for(self.provider))
+
+    @property
+    def stale(self) -> bool:
+        return self.price_flag == "stale"
 
 
 @dataclass(frozen=True)
@@ -121,6 +161,16 @@ class ApiPrice:
     source_url: str
     source_accessed: dt.date
     notes: str | None
+    price_as_of: dt.date | None = None  # the date the source gives for the price (None: source_accessed)
+    price_flag: str | None = None  # "stale" | "undated" (see GpuPrice)
+
+    def __post_init__(self) -> None:
+        if self.price_as_of is None:
+            object.__setattr__(self, "price_as_of", self.source_accessed)
+
+    @property
+    def stale(self) -> bool:
+        return self.price_flag == "stale"
 
 
 @dataclass(frozen=True)

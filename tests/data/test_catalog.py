@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from planner.data.catalog import load_catalog
+from planner.data.records import provider_class_for
 from planner.errors import CatalogError, UnknownNameError
 
 
@@ -82,3 +83,57 @@ def test_missing_file(tiny_data_dir):
     (tiny_data_dir / "engines.csv").unlink()
     with pytest.raises(CatalogError, match="engines.csv: cannot be read"):
         load_catalog(tiny_data_dir)
+
+
+# --- price date, flag and provider class -------------------------------------------------------------------
+
+def _add_price_columns(path: Path, *cells: str) -> None:
+    """Append price_as_of, price_flag, provider_class to every row of a tiny price file."""
+    lines = path.read_text().splitlines()
+    header = lines[0] + ",price_as_of,price_flag,provider_class"
+    path.write_text("\n".join([header, *(line + "," + ",".join(cells) for line in lines[1:])]) + "\n")
+
+
+def test_price_columns_may_be_absent(tiny_catalog):
+    # The tiny files predate the columns: price_as_of falls back to source_accessed, the class to the mapping
+    # ("testcloud" is not in it), and no flag is set.
+    price = tiny_catalog.gpu_prices[0]
+    assert price.price_as_of == price.source_accessed
+    assert price.provider_class == "unknown" and price.price_flag is None and not price.stale
+    api = tiny_catalog.api_price("test-api")
+    assert api.price_as_of == api.source_accessed and api.price_flag is None
+
+
+def test_price_columns_read(tiny_data_dir):
+    _add_price_columns(tiny_data_dir / "gpu_prices.csv", "2026-06-01", "stale", "neocloud")
+    price = load_catalog(tiny_data_dir).gpu_prices[0]
+    assert price.price_as_of.isoformat() == "2026-06-01" and price.stale and price.provider_class == "neocloud"
+
+
+@pytest.mark.parametrize("cells, match", [
+    (("2999-01-01", "", ""), r"column 'price_as_of': is in the future"),
+    (("2026-12-01", "", ""), r"column 'price_as_of': is later than source_accessed \(2026-11-29\)"),
+    (("01/06/2026", "", ""), r"column 'price_as_of': must be an ISO date"),
+    (("", "old", ""), r"column 'price_flag': unknown value \(allowed: stale, undated\)"),
+    (("", "", "bigcloud"), r"column 'provider_class': unknown value \(allowed: hyperscaler, neocloud, marketplace"),
+])
+def test_bad_price_columns(tiny_data_dir, cells, match):
+    _add_price_columns(tiny_data_dir / "gpu_prices.csv", *cells)
+    with pytest.raises(CatalogError, match=r"gpu_prices.csv, row 2, " + match):
+        load_catalog(tiny_data_dir)
+
+
+def test_future_api_price_date(tiny_data_dir):
+    path = tiny_data_dir / "api_prices.csv"
+    lines = path.read_text().splitlines()
+    path.write_text(f"{lines[0]},price_as_of\n{lines[1]},2999-01-01\n")
+    with pytest.raises(CatalogError, match=r"api_prices.csv, row 2, column 'price_as_of': is in the future"):
+        load_catalog(tiny_data_dir)
+
+
+@pytest.mark.parametrize("provider, expected", [
+    ("aws", "hyperscaler"), ("GCP", "hyperscaler"), ("lambda", "neocloud"), ("nebius", "neocloud"),
+    ("runpod", "neocloud"), ("vast", "marketplace"), ("runpod-community", "marketplace"), ("acme", "unknown"),
+])
+def test_provider_class_inferred(provider, expected):
+    assert provider_class_for(provider) == expected

@@ -104,3 +104,25 @@ def test_apple_and_consumer_parts_have_no_native_fp4_and_h100_has_fp8(real_catal
 ])
 def test_efficiency_profile_lookup_follows_the_fitted_classes(real_catalog, gpu_id, engine, profile):
     assert real_catalog.efficiency_for(engine, real_catalog.gpu(gpu_id)).profile_id == profile
+
+
+def test_every_gpu_price_has_a_known_provider_class_and_a_price_date(real_catalog):
+    for price in real_catalog.gpu_prices:
+        assert price.provider_class in ("hyperscaler", "neocloud", "marketplace"), price
+        assert price.price_as_of <= price.source_accessed
+    by_provider = {p.provider: p.provider_class for p in real_catalog.gpu_prices}
+    assert by_provider["aws"] == "hyperscaler" and by_provider["vast"] == "marketplace"
+    assert by_provider["lambda"] == "neocloud"
+
+
+def test_pre_cut_aws_h100_list_price_is_flagged_stale(real_catalog):
+    # p5.48xlarge at the pre-June-2025 list price: $98.32 / 8 GPUs = $12.29 per GPU-hour
+    old = [p for p in real_catalog.prices_for("H100-SXM", "on_demand")
+           if p.provider == "aws" and p.usd_per_gpu_hour == pytest.approx(12.29)]
+    assert old and all(p.stale for p in old)
+
+
+def test_dated_third_party_prices_keep_their_own_date(real_catalog):
+    # the spheron.network RunPod price is from a blog dated 2026-05-22, read 2026-11-29
+    blog = [p for p in real_catalog.gpu_prices if "spheron.network" in p.source_url]
+    assert blog and all(p.price_as_of.isoformat() == "2026-05-22" and p.price_flag is None for p in blog)
