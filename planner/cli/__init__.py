@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "planner.cli.prices_cmd",
     "planner.cli.usage_cmd",
     "planner.cli.plan_cmd",
+    "planner.cli.finetune_cmd",
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CATALOG = 0, 2, 3, 4
