@@ -138,6 +138,8 @@ def pages() -> dict[str, st.Page]:
         "advisor": st.Page("ui/advisor_page.py", title="Choose a model", icon=":material/recommend:",
                            url_path="choose"),
         "prices": st.Page("ui/prices_page.py", title="Prices", icon=":material/sell:", url_path="prices"),
+        "finetune": st.Page("ui/finetune_page.py", title="Fine-tune", icon=":material/model_training:",
+                            url_path="finetune"),
     }
 
 
