@@ -8,7 +8,9 @@ so every page prices with them until the session ends or they are reset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,6 +23,62 @@ from ui import state, widgets
 from ui.support import api_prices_from_csv, gpu_prices_from_csv, price_rows
 
 _FIRST_DATA_ROW = 2  # the header is row 1, as a spreadsheet and the validator count
+
+
+@dataclass(frozen=True)
+class PriceAge:
+    """How old the prices in use are: over the rows whose source dates its price (price_flag != "undated").
+
+    `oldest_as_of` / `median_as_of` are price_as_of dates (median of the sorted dates, the lower middle
+    for an even count, so it is always a real row's date); ages are days before `today`."""
+
+    n_rows: int
+    n_dated: int
+    n_undated: int
+    n_stale: int
+    oldest_as_of: dt.date | None
+    median_as_of: dt.date | None
+    oldest_age_days: int | None
+    median_age_days: int | None
+    oldest_undated_access: dt.date | None  # earliest source_accessed of the undated rows
+
+
+def price_age(prices: Iterable[Any], today: dt.date) -> PriceAge:
+    """Age summary of GpuPrice / ApiPrice rows (anything with price_as_of, price_flag, source_accessed)."""
+    rows = list(prices)
+    dated = sorted(r.price_as_of for r in rows if r.price_flag != "undated")
+    undated = [r.source_accessed for r in rows if r.price_flag == "undated"]
+    median = dated[(len(dated) - 1) // 2] if dated else None
+    return PriceAge(
+        n_rows=len(rows), n_dated=len(dated), n_undated=len(undated),
+        n_stale=sum(1 for r in rows if r.price_flag == "stale"),
+        oldest_as_of=dated[0] if dated else None, median_as_of=median,
+        oldest_age_days=(today - dated[0]).days if dated else None,
+        median_age_days=(today - median).days if median else None,
+        oldest_undated_access=min(undated) if undated else None)
+
+
+def _age_caption(age: PriceAge) -> str:
+    if age.n_rows == 0:
+        return "No prices in use."
+    parts = []
+    if age.n_dated:
+        parts.append(f"Price dates (price_as_of) of {age.n_dated:,} dated rows: oldest {age.oldest_as_of} "
+                     f"({age.oldest_age_days:,} days ago), median {age.median_as_of} ({age.median_age_days:,} days).")
+    if age.n_undated:
+        parts.append(f"{age.n_undated:,} rows are flagged undated (the source gives no price date; "
+                     f"read {age.oldest_undated_access} or later).")
+    if age.n_stale:
+        parts.append(f"{age.n_stale:,} rows are flagged stale (superseded by a later price; see their notes).")
+    return " ".join(parts)
+
+
+def _show_age(prices: Iterable[Any]) -> None:
+    age = price_age(prices, dt.date.today())
+    if age.n_stale:
+        st.warning(_age_caption(age), icon=":material/schedule:")
+    else:
+        st.caption(_age_caption(age))
 
 
 def _column_config(schema: Mapping[str, Col]) -> dict[str, Any]:
@@ -81,6 +139,7 @@ def _price_table(kind: str, label: str, schema: Mapping[str, Col], current: tupl
             st.session_state[version_key] = st.session_state.get(version_key, 0) + 1
             st.rerun()
 
+    _show_age(current)
     cols = st.columns([3, 1, 1])
     cols[0].caption(f"{len(current):,} rows in use{' (changed in this session)' if overridden else ' (shipped data/)'}"
                     f". Row numbers count the header as row 1.")

@@ -126,3 +126,28 @@ def test_dated_third_party_prices_keep_their_own_date(real_catalog):
     # the spheron.network RunPod price is from a blog dated 2026-05-22, read 2026-11-29
     blog = [p for p in real_catalog.gpu_prices if "spheron.network" in p.source_url]
     assert blog and all(p.price_as_of.isoformat() == "2026-05-22" and p.price_flag is None for p in blog)
+
+
+def test_price_age_summary_counts_flags_and_dates_by_hand():
+    import datetime as dt
+
+    from planner.data.records import GpuPrice
+    from ui.prices_page import _age_caption, price_age
+
+    def row(as_of: str, flag: str | None, accessed: str = "2026-12-01") -> GpuPrice:
+        return GpuPrice("H100-SXM", "lambda", "on_demand", 2.0, None, None, None, "https://x",
+                        dt.date.fromisoformat(accessed), None, price_as_of=dt.date.fromisoformat(as_of),
+                        price_flag=flag)
+
+    rows = [row("2026-01-01", "stale"), row("2026-06-01", None), row("2026-11-01", None), row("2026-12-01", None),
+            row("2026-12-01", "undated", accessed="2026-11-20")]
+    age = price_age(rows, dt.date(2026, 12, 7))
+    # dated rows sorted: 01-01, 06-01, 11-01, 12-01 -> oldest 2026-01-01 (340 days before 12-07: 334 to 12-01 + 6);
+    # median = lower middle = 06-01 (189 days: 183 to 12-01 + 6); the undated row is counted apart
+    assert (age.n_rows, age.n_dated, age.n_undated, age.n_stale) == (5, 4, 1, 1)
+    assert (age.oldest_as_of, age.oldest_age_days) == (dt.date(2026, 1, 1), 340)
+    assert (age.median_as_of, age.median_age_days) == (dt.date(2026, 6, 1), 189)
+    assert age.oldest_undated_access == dt.date(2026, 11, 20)
+    text = _age_caption(age)
+    assert "oldest 2026-01-01 (340 days ago)" in text and "1 rows are flagged stale" in text and "undated" in text
+    assert price_age([], dt.date(2026, 12, 7)).oldest_as_of is None
