@@ -12,16 +12,20 @@ from planner.errors import CatalogError, InvalidInputError
 from planner.fit.calibration import (
     calibrate_profile,
     load_user_profiles,
+    loso_results,
     points_from_vllm_bench,
     profile_dir,
     save_profile,
 )
 from planner.fit.validation import (
+    FAMILIES,
     GROUPINGS,
+    HOLDOUT_FRAC,
     MEASURED_DIR,
     MEASURED_FILE,
     RECENT_FROM,
     ErrorStats,
+    family_stats,
     predict_rows,
     read_points,
     since,
@@ -56,7 +60,19 @@ def _stats_dict(st: ErrorStats) -> dict:
     return dataclasses.asdict(st)
 
 
+def _family_table(title: str, stats: dict[str, ErrorStats]) -> None:
+    sys.stdout.write(f"{title} (median absolute % error; bias = median predicted/measured - 1, < 0 = too slow "
+                     "for speeds, too fast for TTFT/TPOT)\n")
+    print_table(["family", "n", "median APE", "p90 APE", "bias"],
+                [[f, st.n, _pct(st.median_ape_frac), _pct(st.p90_ape_frac), f"{100 * st.median_bias_frac:+.1f}%"]
+                 for f, st in stats.items()])
+    sys.stdout.write("\n")
+
+
 def _run_validate(args: argparse.Namespace) -> int:
+    if args.loso and (args.data or args.profile):
+        raise InvalidInputError("--loso refits the project's profiles on data/measured; it takes no --data or "
+                                "--profile")
     if args.data:
         path = Path(args.data)
         points = _user_points(args.data)
@@ -75,6 +91,11 @@ def _run_validate(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"none of the {len(points)} rows can be expressed; first reason: "
                                 f"{skipped[0].reason if skipped else 'no rows'}")
     summary = summarize(results)
+    held_out = family_stats(r for r in results if r.point.split == "holdout")
+    loso = None
+    if args.loso:
+        loso_rows, _ = loso_results(catalog(), points)
+        loso = family_stats(loso_rows)
     if args.json:
         print_json({
             "rows": [{"row_id": r.point.row_id, "split": r.point.split, "engine": r.point.engine,
@@ -87,6 +108,9 @@ def _run_validate(args: argparse.Namespace) -> int:
             "unexpressible": [{"row_id": u.point.row_id, "reason": u.reason} for u in skipped],
             "summary": {split: {g: {k: _stats_dict(v) for k, v in groups.items()} for g, groups in per.items()}
                         for split, per in summary.items()},
+            "families": {"source_holdout": {f: _stats_dict(st) for f, st in held_out.items()},
+                         **({"leave_one_source_out": {f: _stats_dict(st) for f, st in loso.items()}}
+                            if loso is not None else {})},
             "counts": {"rows": len(points), "predicted": len(results), "unexpressible": len(skipped)},
         })
         return 0
@@ -104,6 +128,14 @@ def _run_validate(args: argparse.Namespace) -> int:
                         [[k, st.n, _pct(st.median_ape_frac), _pct(st.p90_ape_frac), fmt_number(st.median_ratio)]
                          for k, st in per[grouping].items()])
             sys.stdout.write("\n")
+    if held_out:
+        n_src = len({r.point.source_key for r in results if r.point.split == "holdout"})
+        _family_table(f"source-held-out rows ({n_src} whole sources, {HOLDOUT_FRAC:.0%} of the sources by a hash of "
+                      "the source key, none used in fitting), by family", held_out)
+    if loso is not None:
+        _family_table("leave-one-source-out (every row predicted by a refit without its source), by family", loso)
+    else:
+        sys.stdout.write("leave-one-source-out errors: add --loso (one refit per source, about a minute)\n\n")
     sys.stdout.write(f"{len(results)} of {len(points)} rows predicted; {len(skipped)} not expressible:\n")
     for u in skipped:
         sys.stdout.write(f"  {u.point.row_id}: {u.reason}\n")
@@ -159,6 +191,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"(current engines: --since {RECENT_FROM})")
     v.add_argument("--profile", help="predict every row with this efficiency profile")
     v.add_argument("--summary-only", action="store_true", help="skip the per-row table")
+    v.add_argument("--loso", action="store_true", help="also refit without each source and score it "
+                   f"(leave-one-source-out over {', '.join(FAMILIES)}; about a minute)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=_run_validate)
 

@@ -52,7 +52,16 @@ from planner.fit.profile_store import (  # noqa: F401  (re-exported: callers imp
     save_profile,
     write_efficiency_csv,
 )
-from planner.fit.validation import MeasuredPoint, RowModel, model_row, stack_terms
+from planner.fit.validation import (
+    MeasuredPoint,
+    RowModel,
+    RowResult,
+    Unexpressible,
+    gpu_family,
+    leave_one_out,
+    model_row,
+    stack_terms,
+)
 from planner.perf.performance import Efficiency
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
@@ -142,55 +151,130 @@ def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings:
                  engines: Iterable[str] | None = None) -> FitResult:
     """Fit base + engine + class effects on the expressible closed-form rows of `points`."""
     engines = tuple(engines or catalog.engines)
+    models = fit_models(catalog, points, engines=engines)
+    if not models:
+        raise InvalidInputError("no expressible rows to fit")
+    return _solve(models, engines, settings)[0]
+
+
+def fit_models(catalog: Catalog, points: Iterable[MeasuredPoint], *, engines: tuple[str, ...]) -> list[RowModel]:
+    """The rows a fit can use: expressible, closed-form (open-loop rows need a fixed point per step), of `engines`."""
     models: list[RowModel] = []
     for point in points:
         m = model_row(catalog, point)
         if isinstance(m, RowModel) and m.serve is None and m.setup.engine_id in engines:
             models.append(m)
-    if not models:
-        raise InvalidInputError("no expressible rows to fit")
+    return models
+
+
+def _solve(models: list[RowModel], engines: tuple[str, ...], settings: FitSettings,
+           x0: np.ndarray | None = None) -> tuple[FitResult, np.ndarray]:
+    """The least-squares fit of `fit_additive` on prepared rows (from `x0`, else the prior); also returns the
+    solution vector (base, engine offsets, class offsets on the link scale) to warm-start a refit."""
     stack = stack_terms([m.terms for m in models])
     measured = np.array([m.point.measured_value for m in models])
     row_sd = np.sqrt(np.array([settings.older_weight if m.point.era == "older" else 1.0 for m in models]))
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in models])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in models])
     k = len(PARAMS)
-    free_e = [e for e in engines if e != REFERENCE_ENGINE]
-    free_c = HW_CLASSES[1:]
     prior = _to_link(settings.prior)
 
-    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        base = x[:k]
-        e_off = np.zeros((len(engines), k))
-        for i, e in enumerate(free_e):
-            e_off[engines.index(e)] = x[k + i * k:k + (i + 1) * k]
-        c_off = np.zeros((len(HW_CLASSES), k))
-        start = k + len(free_e) * k
-        for i, _c in enumerate(free_c):
-            c_off[1 + i] = x[start + i * k:start + (i + 1) * k]
-        return base, e_off, c_off
-
     def residuals(x: np.ndarray) -> np.ndarray:
-        base, e_off, c_off = unpack(x)
+        base, e_off, c_off = _unpack(x, engines)
         theta = base + e_off[eng_idx] + c_off[cls_idx]
         pred = _predict_rows(stack, _from_link(theta))
         data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
         priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
         return np.concatenate([data, priors])
 
+    n_free_e = sum(e != REFERENCE_ENGINE for e in engines)
     per_param = np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd)
     per_class = per_param.copy()
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
-    offset_sd = np.concatenate([np.tile(per_param, len(free_e)), np.tile(per_class, len(free_c))])
-    x0 = np.concatenate([prior, np.zeros(len(offset_sd))])
-    sol = least_squares(residuals, x0, method="trf", max_nfev=4000)
-    base, e_off, c_off = unpack(sol.x)
+    offset_sd = np.concatenate([np.tile(per_param, n_free_e), np.tile(per_class, len(HW_CLASSES) - 1)])
+    start = np.concatenate([prior, np.zeros(len(offset_sd))]) if x0 is None else x0
+    sol = least_squares(residuals, start, method="trf", max_nfev=4000)
+    table = _factor_table(sol.x, engines)
     factors, counts = {}, {}
     for ei, e in enumerate(engines):
         for ci, c in enumerate(HW_CLASSES):
-            factors[(e, c)] = tuple(float(v) for v in _from_link(base + e_off[ei] + c_off[ci]))
+            factors[(e, c)] = tuple(float(v) for v in table[ei, ci])
             counts[(e, c)] = int(np.sum((eng_idx == ei) & (cls_idx == ci)))
-    return FitResult(factors, counts, engines, float(sol.cost), len(models))
+    return FitResult(factors, counts, engines, float(sol.cost), len(models)), sol.x
+
+
+def _unpack(x: np.ndarray, engines: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base, engine offsets, class offsets) from a solution vector; the reference engine and class have 0."""
+    k = len(PARAMS)
+    free_e = [e for e in engines if e != REFERENCE_ENGINE]
+    base = x[:k]
+    e_off = np.zeros((len(engines), k))
+    for i, e in enumerate(free_e):
+        e_off[engines.index(e)] = x[k + i * k:k + (i + 1) * k]
+    c_off = np.zeros((len(HW_CLASSES), k))
+    start = k + len(free_e) * k
+    for i in range(len(HW_CLASSES) - 1):
+        c_off[1 + i] = x[start + i * k:start + (i + 1) * k]
+    return base, e_off, c_off
+
+
+def _factor_table(x: np.ndarray, engines: tuple[str, ...]) -> np.ndarray:
+    """Natural-unit factors of every (engine, class): shape (engines, classes, PARAMS)."""
+    base, e_off, c_off = _unpack(x, engines)
+    return _from_link(base + e_off[:, None, :] + c_off[None, :, :])
+
+
+def loso_results(catalog: Catalog, points: list[MeasuredPoint], *, settings: FitSettings = FitSettings()
+                 ) -> tuple[list[RowResult], list[Unexpressible]]:
+    """Leave-one-source-out: every row predicted by the additive model refitted on all rows of all other sources
+    (both splits), so each figure is what the model would say about a source it has never seen.
+
+    One fit on everything, then one warm-started refit per source (`validation.leave_one_out`); open-loop rows
+    are predicted (not fitted) with the factors of the refit that left their source out.
+    """
+    engines = tuple(catalog.engines)
+    rows: list[RowModel] = []
+    skipped: list[Unexpressible] = []
+    for point in points:
+        m = model_row(catalog, point)
+        if isinstance(m, Unexpressible):
+            skipped.append(m)
+        elif m.setup.engine_id not in engines:
+            skipped.append(Unexpressible(point, f"engine {m.setup.engine_id} has no fitted profile"))
+        else:
+            rows.append(m)
+    if not rows:
+        raise InvalidInputError("no expressible rows to leave out")
+    closed = np.array([m.serve is None for m in rows])
+    _, x_all = _solve([m for m, c in zip(rows, closed, strict=True) if c], engines, settings)
+    eng_idx = np.array([engines.index(m.setup.engine_id) for m in rows])
+    cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in rows])
+
+    def fit(train: np.ndarray) -> np.ndarray:
+        chosen = [m for m, t, c in zip(rows, train, closed, strict=True) if t and c]
+        return _factor_table(_solve(chosen, engines, settings, x0=x_all)[1] if chosen else x_all, engines)
+
+    def predict(table: np.ndarray, mine: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(mine)
+        natural = table[eng_idx[idx], cls_idx[idx]]
+        out = np.empty(idx.size)
+        shut = closed[idx]
+        if shut.any():
+            stack = stack_terms([rows[i].terms for i in idx[shut]])
+            out[shut] = _predict_rows(stack, natural[shut])
+        for j in np.flatnonzero(~shut):
+            out[j] = rows[idx[j]].predict(_efficiency(natural[j]))
+        return out
+
+    predicted = leave_one_out([m.point.source_key for m in rows], fit, predict)
+    results = []
+    for m, value in zip(rows, predicted, strict=True):
+        if not (math.isfinite(value) and value > 0):
+            skipped.append(Unexpressible(m.point, f"prediction is not a positive number ({value!r})"))
+            continue
+        results.append(RowResult(m.point, float(value), f"loso-{m.setup.engine_id}-{hardware_class(m.setup.gpu)}",
+                                 gpu_family(m.setup), "moe" if m.setup.model.arch.is_moe else "dense"))
+    return results, skipped
 
 
 def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[float, ...], *,

@@ -10,11 +10,13 @@ optional) into `MeasuredPoint`s; `planner.fit.validation` predicts them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from planner.data._csvschema import Col, read_rows
 from planner.data.catalog import DATA_DIR
@@ -32,6 +34,7 @@ MEASURED_SCHEMA = {
     "concurrency": Col("int+", False), "request_rate_per_s": Col("float+", False), "input_tokens": Col("int+"),
     "output_tokens": Col("int+"), "metric": Col("str"), "measured_value": Col("float+"), "notes": Col("str", False),
     "lengths": Col("str", False), "engine_date": Col("str", False), "ep": Col("int+", False),
+    "source_group": Col("str", False),
 }
 # A user's own points (`planner calibrate --csv`): provenance and bookkeeping columns are optional.
 POINT_SCHEMA = {**MEASURED_SCHEMA, **_SOURCE_OPTIONAL, "row_id": Col("str", False), "split": Col("str", False)}
@@ -48,7 +51,11 @@ LENGTHS = ("fixed", "variable")
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 RECENT_FROM = "2025-07"  # engines built from this month on count as current (vLLM V1 default, SGLang 0.4.9+, TRT 1.0)
 # Columns added after the file's format settled: an older CSV may leave them out.
-LATE_COLUMNS = ("lengths", "engine_date", "ep")
+LATE_COLUMNS = ("lengths", "engine_date", "ep", "source_group")
+# Source-held-out split: a source (one document, PR, issue or results commit) is wholly in the fit set or
+# wholly held out, decided by a hash of its key, so no held-out row shares a source (an author, a benchmark
+# harness, a build) with a fit row. Half the sources are held out.
+HOLDOUT_FRAC = 0.5
 # The error-report groups the issue asks for: max-throughput, batch-1 decode, prefill, TTFT/TPOT,
 # plus the throughput of fixed batches and of serving loads.
 METRIC_GROUPS = {
@@ -87,6 +94,14 @@ class MeasuredPoint:
     lengths: str | None = None  # "fixed" (default) or "variable"
     engine_date: str | None = None  # YYYY-MM of the engine build
     ep: int | None = None  # expert-parallel group size (None or 1: experts split by tensor parallelism)
+    source_group: str | None = None  # names one source spread over several URLs (files of one results commit)
+
+    @property
+    def source_key(self) -> str:
+        """The source this row comes from (see `source_key`); rows without a URL each count as their own."""
+        if not self.source_group and not self.source_url:
+            return f"row:{self.row_id}"
+        return source_key(self.source_url or "", self.source_group)
 
     @property
     def metric_group(self) -> str:
@@ -98,6 +113,23 @@ class MeasuredPoint:
         if not self.engine_date:
             return "undated"
         return "current" if self.engine_date >= RECENT_FROM else "older"
+
+
+def source_key(url: str, group: str | None = None) -> str:
+    """The normalised key of a source: `group` when given (one study spread over several URLs), else the URL
+    without scheme, `www.`, query, fragment or trailing slash, host lower-cased (`#discussioncomment-5` and
+    `?tab=readme` point into the same document)."""
+    if group:
+        return "group:" + group.strip().lower()
+    parts = urlsplit(url.strip())
+    host = parts.netloc.lower().removeprefix("www.")
+    return host + parts.path.rstrip("/")
+
+
+def source_split(key: str) -> str:
+    """'holdout' for the sources whose key hashes below HOLDOUT_FRAC (SHA-256, first 32 bits), else 'fit'."""
+    digest = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16)
+    return "holdout" if digest / 2**32 < HOLDOUT_FRAC else "fit"
 
 
 def since(points: list[MeasuredPoint], month: str) -> list[MeasuredPoint]:
@@ -169,5 +201,14 @@ def _with_optional_columns(source: str | Path | bytes, schema: dict[str, Col], n
 
 
 def read_measured(path: str | Path = MEASURED_FILE) -> list[MeasuredPoint]:
-    """The project's measured rows (data/measured/throughput.csv by default)."""
-    return read_points(path)
+    """The project's measured rows (data/measured/throughput.csv by default).
+
+    Each row's `split` must be its source's (`source_split`): CatalogError names the first row that differs.
+    """
+    points = read_points(path)
+    for point in points:
+        want = source_split(point.source_key)
+        if point.split != want:
+            raise CatalogError(Path(path).name, None, "split", point.split,
+                               f"row {point.row_id} must be {want!r}, the split of its source {point.source_key!r}")
+    return points

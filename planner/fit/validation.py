@@ -24,10 +24,10 @@ Scenarios (how the measurement was run) map onto the performance model as follow
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from planner import units
 from planner.data.catalog import Catalog
 from planner.errors import InvalidInputError, PlannerError
 from planner.fit.measured import (  # noqa: F401  (re-exported: callers import them from here)
+    HOLDOUT_FRAC,
     LENGTHS,
     MEASURED_DIR,
     MEASURED_FILE,
@@ -49,6 +50,8 @@ from planner.fit.measured import (  # noqa: F401  (re-exported: callers import t
     read_measured,
     read_points,
     since,
+    source_key,
+    source_split,
 )
 from planner.perf.estimate import (
     EstimateRequest,
@@ -328,6 +331,8 @@ class ErrorStats:
     median_ratio: float  # measured / predicted; 1 = unbiased, > 1 = pessimistic
     p10_ratio: float
     p90_ratio: float
+    median_bias_frac: float = 0.0  # median of predicted / measured - 1; < 0 = the model is too slow (for TTFT and
+    # TPOT rows: too fast)
 
 
 def error_stats(results: Iterable[RowResult]) -> ErrorStats:
@@ -339,7 +344,56 @@ def error_stats(results: Iterable[RowResult]) -> ErrorStats:
     ratio = np.array([r.ratio for r in rows])
     return ErrorStats(n=len(rows), median_ape_frac=float(np.median(ape)), p90_ape_frac=float(np.percentile(ape, 90)),
                       median_ratio=float(np.median(ratio)), p10_ratio=float(np.percentile(ratio, 10)),
-                      p90_ratio=float(np.percentile(ratio, 90)))
+                      p90_ratio=float(np.percentile(ratio, 90)), median_bias_frac=float(np.median(1.0 / ratio) - 1.0))
+
+
+# The families the accuracy targets are stated for (issue 11): a row belongs to its metric's family, and MoE
+# rows also to "moe". Fixed-batch throughput (static bursts) is reported too, outside the targets.
+FAMILY_OF_GROUP = {
+    "max_throughput_output_tokens_per_s": "max_throughput",
+    "batch1_decode_tokens_per_s": "batch1_decode",
+    "prefill_tokens_per_s": "prefill",
+    "serving_output_tokens_per_s": "serving_throughput",
+    "fixed_batch_output_tokens_per_s": "fixed_batch_throughput",
+    "ttft": "ttft",
+    "tpot": "tpot",
+}
+FAMILIES = ("max_throughput", "batch1_decode", "prefill", "serving_throughput", "ttft", "tpot", "moe",
+            "fixed_batch_throughput")
+
+
+def families_of(result: RowResult) -> tuple[str, ...]:
+    """The accuracy families of a row: its metric's, plus 'moe' for MoE models."""
+    own = FAMILY_OF_GROUP.get(result.point.metric_group, result.point.metric_group)
+    return (own, "moe") if result.architecture == "moe" else (own,)
+
+
+def family_stats(results: Iterable[RowResult]) -> dict[str, ErrorStats]:
+    """{family: stats} in FAMILIES order, for the families that have rows."""
+    groups: dict[str, list[RowResult]] = {}
+    for r in results:
+        for fam in families_of(r):
+            groups.setdefault(fam, []).append(r)
+    return {f: error_stats(groups[f]) for f in FAMILIES if f in groups}
+
+
+Model = TypeVar("Model")
+
+
+def leave_one_out(keys: Sequence[str], fit: Callable[[np.ndarray], Model],
+                  predict: Callable[[Model, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Leave-one-group-out predictions: for each distinct key, `fit` on the rows of every other key (a boolean
+    mask over the rows), then `predict` that key's rows (mask) with it. Returns one prediction per row, so every
+    row is predicted by a model that never saw its source."""
+    keys_arr = np.asarray(list(keys), dtype=object)
+    if keys_arr.size == 0:
+        raise InvalidInputError("no rows to leave out")
+    out = np.full(keys_arr.size, np.nan)
+    for key in dict.fromkeys(keys_arr.tolist()):
+        mine = keys_arr == key
+        model = fit(~mine)
+        out[mine] = np.asarray(predict(model, mine), dtype=float)
+    return out
 
 
 GROUPINGS: dict[str, Callable[[RowResult], str]] = {

@@ -281,7 +281,8 @@ def test_cli_validate_json_counts_every_row(capsys):
     counts = data["counts"]
     assert counts["predicted"] + counts["unexpressible"] == counts["rows"]
     assert len(data["unexpressible"]) == counts["unexpressible"]
-    assert "max_throughput_output_tokens_per_s" in data["summary"]["holdout"]["metric"]
+    assert "batch1_decode_tokens_per_s" in data["summary"]["holdout"]["metric"]
+    assert "batch1_decode" in data["families"]["source_holdout"] and "leave_one_source_out" not in data["families"]
 
 
 def test_cli_validate_user_csv_and_bad_csv(tmp_path, capsys):

@@ -1,0 +1,148 @@
+"""Source-held-out split and leave-one-source-out: no source on both sides, keys normalised, LOSO by hand."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from planner.errors import CatalogError
+from planner.fit.calibration import (
+    CLASS_GPU_MATCH,
+    MATCH_SUFFIX,
+    _vendor_ok,
+    fit_additive,
+    loso_results,
+    profile_row,
+    replace_profiles,
+)
+from planner.fit.measured import (
+    HOLDOUT_FRAC,
+    MEASURED_FILE,
+    read_measured,
+    source_key,
+    source_split,
+)
+from planner.fit.validation import RowResult, error_stats, families_of, family_stats, leave_one_out, predict_rows
+from tests.fit.test_validation import _point
+
+
+def test_no_source_is_on_both_sides():
+    sides: dict[str, set[str]] = {}
+    for p in read_measured():
+        sides.setdefault(p.source_key, set()).add(p.split)
+    assert all(len(s) == 1 for s in sides.values()), [k for k, s in sides.items() if len(s) > 1]
+    assert {"fit"} in sides.values() and {"holdout"} in sides.values()
+
+
+def test_every_row_follows_its_sources_hash():
+    for p in read_measured():
+        assert p.split == source_split(p.source_key), p.row_id
+
+
+@pytest.mark.parametrize("url, key", [
+    ("https://github.com/ggml-org/llama.cpp/discussions/4167", "github.com/ggml-org/llama.cpp/discussions/4167"),
+    ("https://github.com/ggml-org/llama.cpp/discussions/4167#discussioncomment-7", "github.com/ggml-org/llama.cpp/"
+     "discussions/4167"),
+    ("http://WWW.GitHub.com/ggml-org/llama.cpp/discussions/4167/?sort=top", "github.com/ggml-org/llama.cpp/"
+     "discussions/4167"),
+    (" https://docs.example.org/a/b.md?x=1#s ", "docs.example.org/a/b.md"),
+    ("https://github.com/o/r/blob/abc123/docs/x.md", "github.com/o/r/blob/abc123/docs/x.md"),  # the commit stays
+])
+def test_source_key_normalises_the_url(url, key):
+    assert source_key(url) == key
+
+
+def test_source_group_overrides_the_url():
+    a = source_key("https://github.com/o/r/blob/c1/offline.csv", "Study-1")
+    b = source_key("https://github.com/o/r/blob/c1/online.csv", "study-1 ")
+    assert a == b == "group:study-1"
+
+
+def test_split_is_a_deterministic_hash():
+    # the first 32 bits of the key's SHA-256, / 2**32, against HOLDOUT_FRAC
+    key = "github.com/ggml-org/llama.cpp/discussions/4167"
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 2**32
+    assert source_split(key) == ("holdout" if u < HOLDOUT_FRAC else "fit")
+    share = np.mean([source_split(f"example.org/doc/{i}") == "holdout" for i in range(2000)])
+    assert abs(share - HOLDOUT_FRAC) < 0.05  # a hash spreads keys evenly: 2000 draws, sd ~1.1 %
+
+
+def test_read_measured_rejects_a_split_against_its_source(tmp_path):
+    lines = MEASURED_FILE.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")  # the first row's cells up to its split column hold no quoted commas
+    i = header.index("split")
+    cells[i] = {"fit": "holdout", "holdout": "fit"}[cells[i]]
+    path = tmp_path / "t.csv"
+    path.write_text(lines[0] + "\n" + ",".join(cells) + "\n")
+    with pytest.raises(CatalogError, match="the split of its source"):
+        read_measured(path)
+
+
+def test_leave_one_out_by_hand():
+    """Model = the mean of the training values. Sources A: [10], B: [20, 40], C: [30].
+    Without A the mean is (20 + 40 + 30) / 3 = 30: error |30 - 10| / 10 = 2.0.
+    Without B: (10 + 30) / 2 = 20: errors |20 - 20| / 20 = 0 and |20 - 40| / 40 = 0.5.
+    Without C: (10 + 20 + 40) / 3 = 23.33: error |23.33 - 30| / 30 = 0.2222.
+    Median of (2.0, 0, 0.5, 0.2222) = (0.2222 + 0.5) / 2 = 0.3611."""
+    keys = ["A", "B", "B", "C"]
+    values = np.array([10.0, 20.0, 40.0, 30.0])
+    fit = lambda train: values[train].mean()  # noqa: E731
+    pred = leave_one_out(keys, fit, lambda mean, mine: np.full(mine.sum(), mean))
+    assert pred == pytest.approx([30.0, 20.0, 20.0, 70.0 / 3.0])
+    ape = np.abs(pred - values) / values
+    assert float(np.median(ape)) == pytest.approx((2.0 / 9.0 + 0.5) / 2.0)
+
+
+def test_leave_one_out_never_trains_on_the_scored_source():
+    keys = ["a", "b", "a", "c", "b"]
+    seen = []
+
+    def fit(train):
+        seen.append(train.copy())
+        return train
+
+    def predict(train, mine):
+        assert not (train & mine).any()  # no scored row in its own training set
+        assert (train | mine).all()  # and every other row in it
+        return np.ones(mine.sum())
+
+    leave_one_out(keys, fit, predict)
+    assert len(seen) == 3
+
+
+def _ok(measured: float, predicted: float, arch: str = "dense", metric: str = "tpot_ms") -> RowResult:
+    return RowResult(_point(metric=metric, scenario="serving", concurrency=8, measured_value=measured), predicted,
+                     "p", "NVIDIA Hopper", arch)
+
+
+def test_family_stats_and_bias_by_hand():
+    # predicted / measured - 1: -0.5, +0.25, +1.0 -> median bias +0.25; |error| 0.5, 0.25, 1.0 -> median 0.5
+    rows = [_ok(100, 50), _ok(100, 125, "moe"), _ok(100, 200, "moe")]
+    st = error_stats(rows)
+    assert (st.median_bias_frac, st.median_ape_frac) == pytest.approx((0.25, 0.5))
+    fams = family_stats(rows)
+    assert list(fams) == ["tpot", "moe"] and fams["moe"].n == 2 and families_of(rows[1]) == ("tpot", "moe")
+    assert fams["moe"].median_bias_frac == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_loso_equals_a_refit_without_the_source(real_catalog):
+    """On three sources, each source's LOSO predictions are those of a fit on the two others."""
+    points = read_measured()
+    keys = sorted({p.source_key for p in points if p.engine == "llama.cpp"})[:3]
+    chosen = [p for p in points if p.source_key in keys]
+    loso, _ = loso_results(real_catalog, chosen)
+    by_id = {r.point.row_id: r.predicted_value for r in loso}
+    left = keys[0]
+    fit = fit_additive(real_catalog, [p for p in chosen if p.source_key != left])
+    profiles = [profile_row(f"{e}-{MATCH_SUFFIX[m]}", e, m, fit.factors[(e, c)], range_factors=(1.0, 1.0),
+                            n_points=0, fit_mdape_frac=None, holdout_mdape_frac=None, source_url="https://x.org",
+                            notes="") for (e, c) in fit.factors for m in CLASS_GPU_MATCH[c]
+                if _vendor_ok(real_catalog, e, c)]
+    direct, _ = predict_rows(replace_profiles(real_catalog, profiles), [p for p in chosen if p.source_key == left])
+    assert direct
+    for r in direct:
+        # profile_row rounds the factors to 3 digits; the refit starts from the all-sources fit
+        assert by_id[r.point.row_id] == pytest.approx(r.predicted_value, rel=0.03), r.point.row_id
