@@ -29,10 +29,13 @@ from planner.data.records import (
     Model,
     Precision,
 )
-from planner.errors import CatalogError, InvalidInputError, PlannerError, UnknownNameError
-from planner.model.architecture import architecture_from_config, load_config
+from planner.data.safe_io import read_json
+from planner.errors import CatalogError, InvalidInputError, PlannerError, UnknownNameError, bounded_int, brief
+from planner.model.architecture import architecture_from_config
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+MAX_NAME_CHARS = 200  # longest catalog id or alias compared when suggesting close names (the longest is ~60)
+DEFAULT_CONTEXT_TOKENS = 4096  # a user config.json without max_position_embeddings: the oldest common context
 
 _SOURCE = {"source_url": Col("url"), "source_accessed": Col("date")}
 # Price columns added later: uploads without them still load (records default them, see records.GpuPrice).
@@ -115,16 +118,17 @@ def _record(cls: type, row: dict[str, Any], **extra: Any) -> Any:
 
 def _closest(name: str, names: Iterable[str], what: str) -> UnknownNameError:
     pool = sorted(set(names))
-    close = difflib.get_close_matches(name.lower(), pool, n=5, cutoff=0.5)
+    # difflib is quadratic in the name's length: compare only a name-sized prefix of a huge input
+    close = difflib.get_close_matches(name.lower()[:MAX_NAME_CHARS], pool, n=5, cutoff=0.5)
     if not close:
         close = [n for n in pool if name.lower()[:3] in n][:5]
     hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(pool[:12])}..."
-    return UnknownNameError(f"unknown {what} {name!r}{hint}")
+    return UnknownNameError(f"unknown {what} {brief(name)}{hint}")
 
 
 def _lookup(table: dict[str, Any], names: dict[str, str], name: str, what: str) -> Any:
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"{what} name must be a non-empty string, got {name!r}")
+        raise InvalidInputError(f"{what} name must be a non-empty string, got {brief(name)}")
     key = names.get(name.strip().lower())
     if key is None:
         raise _closest(name.strip(), names.keys(), what)
@@ -214,6 +218,21 @@ class Catalog:
         return replace(self, api_prices=table, names=names)
 
 
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A config.json read through the bounded JSON reader (safe_io.read_json); InvalidInputError naming the file.
+
+    Refused: unreadable or special files, over 16 MiB, not UTF-8, NUL bytes, duplicate keys, 1e400,
+    nesting deeper than 64 levels, and a top level that is not an object. NaN/Infinity literals are
+    read (real configs carry them in fields the planner does not use); size fields are then checked
+    by `planner.model.config_values`.
+    """
+    data = read_json(path, what="config.json", allow_nonfinite=True)  # sizes are checked finite later
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"config.json {brief(str(path))}: must hold a JSON object, "
+                                f"got a {type(data).__name__}")
+    return data
+
+
 def model_from_config_file(path: str | Path) -> Model:
     """A catalog-less Model for a user's own config.json (license and metadata unknown)."""
     p = Path(path)
@@ -221,16 +240,23 @@ def model_from_config_file(path: str | Path) -> Model:
     try:
         arch = architecture_from_config(cfg)
     except PlannerError as err:
-        raise InvalidInputError(f"{p}: {err}") from None
-    max_ctx = cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings")
+        raise InvalidInputError(f"{brief(str(p))}: {err}") from None
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    max_ctx = text.get("max_position_embeddings") or cfg.get("max_position_embeddings")
+    notes = "user-supplied config.json"
+    if max_ctx is None:
+        context = DEFAULT_CONTEXT_TOKENS
+        notes += f"; no max_position_embeddings, context assumed {DEFAULT_CONTEXT_TOKENS:,} tokens"
+    else:
+        context = bounded_int("config.json field 'max_position_embeddings'", max_ctx, 1, 1_000_000_000)
     return Model(
         model_id=str(p), aliases=(), name=p.stem, family="user config", developer="unknown", developer_country=None,
         release_date=dt.date.today(), config_file=str(p), architecture="moe" if arch.is_moe else "dense",
         license_id="unverified", openness="open-weight",
-        context_length_tokens=int(max_ctx) if isinstance(max_ctx, int) and max_ctx > 0 else 4096,
+        context_length_tokens=context,
         languages=(), languages_count=None, native_precision="bf16", published_total_params_b=None,
         published_active_params_b=None, strengths=(), source_url="https://huggingface.co/",
-        source_accessed=dt.date.today(), notes="user-supplied config.json", arch=arch,
+        source_accessed=dt.date.today(), notes=notes, arch=arch,
     )
 
 

@@ -258,6 +258,10 @@ def loads_json(text: str | bytes, *, what: str, path: str | os.PathLike[str] | N
                max_depth: int = MAX_NESTING_DEPTH, allow_nonfinite: bool = False) -> Any:
     """Parse JSON strictly: duplicate keys, NaN/Infinity (unless allowed), 1e400 and deep nesting refused.
 
+    `allow_nonfinite=True` reads the NaN/Infinity/-Infinity literals Python's json writes (Hugging Face
+    configs carry `"time_step_limit": [0.0, Infinity]`); a number literal beyond float range is
+    refused either way.
+
     InputFileError names `what` (and `path`) and the line. Bytes are decoded as UTF-8 first.
     """
     if isinstance(text, (bytes, bytearray)):
@@ -270,7 +274,7 @@ def loads_json(text: str | bytes, *, what: str, path: str | os.PathLike[str] | N
     try:
         data = json.loads(text, object_pairs_hook=_reject_duplicates, parse_float=_finite_float,
                           parse_int=_bounded_int,
-                          parse_constant=(lambda _t: math.nan) if allow_nonfinite else _reject_constant)
+                          parse_constant=float if allow_nonfinite else _reject_constant)
     except json.JSONDecodeError as err:
         raise InputFileError(what, path, f"is not valid JSON ({err.msg}, column {err.colno})",
                              line=err.lineno) from None

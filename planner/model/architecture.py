@@ -18,10 +18,8 @@ out the embedding table (a lookup of one row, not a matrix product).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ import numpy as np
 from planner import units
 from planner.errors import InvalidInputError, require_positive
 from planner.model._layers import LayerSpec, build_layers, flatten_config, get
+from planner.model.config_values import check_config_values
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,7 @@ def architecture_from_config(raw: dict[str, Any]) -> Architecture:
     Raises InvalidInputError naming the missing or malformed field.
     """
     cfg = flatten_config(raw)
+    check_config_values(cfg)
     model_type = str(cfg.get("model_type") or "")
     layers = build_layers(cfg, model_type)
     hidden = int(get(cfg, "hidden_size"))
@@ -195,22 +195,6 @@ def architecture_from_config(raw: dict[str, Any]) -> Architecture:
         n_mtp_layers=int(cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0),
         approximations=tuple(approximations),
     )
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a config.json file; InvalidInputError (with the path) if unreadable or not JSON."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InvalidInputError(f"cannot read config file {str(p)!r}: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InvalidInputError(f"{p}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{p}: config.json must hold a JSON object")
-    return data
 
 
 def kv_cache_bytes_per_token(n_layers: int, n_kv_heads: int, head_dim: int, kv_bytes_per_elem: float) -> float:
