@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -146,3 +147,67 @@ def test_loso_equals_a_refit_without_the_source(real_catalog):
     for r in direct:
         # profile_row rounds the factors to 3 digits; the refit starts from the all-sources fit
         assert by_id[r.point.row_id] == pytest.approx(r.predicted_value, rel=0.03), r.point.row_id
+
+
+# Sources kept out of data/ for independent checks of the model (issue 11): the TensorRT-LLM performance overview
+# from release 1.0 on, MLPerf Inference v4.1/v5.0/v5.1 results, two community benchmark repositories, the LMSYS
+# large-scale expert-parallel posts, TensorRT-LLM's DeepSeek blog posts and DeepSeek's open-infra-index.
+RESERVED = [
+    r"nvidia\.github\.io/TensorRT-LLM/.*perf-overview",  # the published docs are the current (>= 1.0) release
+    r"github\.com/NVIDIA/TensorRT-LLM/(blob|tree|raw)/(main|v?1\.|release/1\.)[^/]*/docs/source/performance/",
+    r"inference_results_v(4\.1|5\.0|5\.1)\b",
+    r"submissions_inference_v?(4\.1|5\.0|5\.1)\b",
+    r"mlperf[_-]inference[_-](test[_-])?(submissions|results)[_-]v?(4\.1|5\.0|5\.1)\b",
+    r"mlcommons\.org/.*(inference-v?4-1|inference-v?5-0|inference-v?5-1)",
+    r"XiongjieDai/GPU-Benchmarks-on-LLM-Inference",
+    r"LambdaLabsML/vllm-benchmark",
+    r"lmsys\.org/blog/.*(large-scale-ep|gb200)",
+    r"TensorRT-LLM/.*blogs?/",
+    r"developer\.nvidia\.com/blog/.*deepseek",
+    r"deepseek-ai/open-infra-index",
+]
+# Commits of docs/source/performance/perf-overview.md that predate release 1.0 (the only ones data/ may cite)
+PRE_1_0_PERF_OVERVIEW = {"258c7540c03517def55d9a5aadfa9288af474e1b": "v0.17 tables (online table: v0.14)",
+                         "6ad7cf1bcc08e31990c62ba929a8e84f35667654": "v0.9.0 text in the WhiteD2125 fork"}
+
+
+def _reserved(url: str) -> str | None:
+    for pattern in RESERVED:
+        if re.search(pattern, url, flags=re.IGNORECASE):
+            return pattern
+    if "performance/perf-overview" in url and not any(c in url for c in PRE_1_0_PERF_OVERVIEW):
+        return "perf-overview at a commit not known to predate 1.0"
+    return None
+
+
+@pytest.mark.parametrize("url", [
+    "https://nvidia.github.io/TensorRT-LLM/performance/perf-overview.html",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/main/docs/source/performance/perf-overview.md",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/v1.0.0/docs/source/performance/perf-overview.md",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/0123456789abcdef0123456789abcdef01234567/docs/source/performance/"
+    "perf-overview.md",
+    "https://github.com/mlcommons/inference_results_v5.1/blob/main/closed/NVIDIA/results/x.txt",
+    "https://github.com/mlcommons/inference_results_v4.1/tree/main/closed",
+    "https://github.com/XiongjieDai/GPU-Benchmarks-on-LLM-Inference",
+    "https://github.com/LambdaLabsML/vllm-benchmark/blob/main/README.md",
+    "https://lmsys.org/blog/2025-05-05-large-scale-ep/",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/main/docs/source/blogs/tech_blog/blog1_Pushing_Latency_Boundaries.md",
+    "https://github.com/deepseek-ai/open-infra-index/blob/main/202502OpenSourceWeek/day_6_one_more_thing.md",
+])
+def test_reserved_patterns_catch_the_reserved_sources(url):
+    assert _reserved(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/258c7540c03517def55d9a5aadfa9288af474e1b/docs/source/performance/"
+    "perf-overview.md",
+    "https://github.com/gbeezybez/inference_results_v6.0/blob/x/closed/AMD/results/a.txt",
+    "https://github.com/NVIDIA/TensorRT-LLM/issues/5929",
+])
+def test_reserved_patterns_leave_other_sources(url):
+    assert _reserved(url) is None
+
+
+def test_no_measured_row_comes_from_a_reserved_source():
+    hits = [(p.row_id, p.source_url, why) for p in read_measured() if (why := _reserved(p.source_url or ""))]
+    assert not hits, hits[:5]
