@@ -15,7 +15,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from planner.errors import CatalogError, DoesNotFitError, NoBreakEvenError, PlannerError, UnreachableTargetError
+from planner.errors import (
+    CatalogError,
+    DoesNotFitError,
+    NoBreakEvenError,
+    PlannerError,
+    UnreachableTargetError,
+    truncate,
+)
 
 COMMAND_MODULES = (
     "planner.cli.catalog_cmds",
@@ -30,13 +37,14 @@ COMMAND_MODULES = (
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CATALOG = 0, 2, 3, 4
+MAX_MESSAGE_CHARS = 1000  # one error line: longer messages (an echoed input) are cut with an ellipsis
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (and exit status 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
+        sys.stderr.write(f"error: {self.prog}: {truncate(message, MAX_MESSAGE_CHARS)} (see --help)\n")
         raise SystemExit(EXIT_INPUT)
 
 
@@ -66,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PlannerError as err:
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {truncate(str(err), MAX_MESSAGE_CHARS)}\n")  # one line, never the whole input
         return exit_code_for(err)
     except BrokenPipeError:  # `planner models | head`
         return EXIT_OK

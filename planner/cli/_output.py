@@ -1,16 +1,23 @@
-"""Shared CLI output: JSON, aligned text tables, and the catalog loaded once per run."""
+"""Shared CLI helpers: JSON, aligned text tables, the catalog loaded once per run, and bounded argument types.
+
+The argument types (`int_arg`, `float_arg`, `text_arg`) check a value where argparse reads it, so
+`--limit -1`, `--replicas 10**400`, `--memory-gb nan` or a 100,000-character name end as one
+usage line (exit 2) that names the flag, the allowed range and the value cut to ~80 characters.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from planner.data.catalog import Catalog, load_catalog
+from planner.errors import brief
 
 
 @lru_cache(maxsize=1)
@@ -79,3 +86,45 @@ def print_pairs(pairs: Iterable[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         sys.stdout.write(f"{key.ljust(width)}  {fmt_number(value)}\n")
+
+
+def int_arg(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type` reading a whole number in [low, high] (never overflowing: compared as ints)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""))
+        except ValueError:  # also int()'s limit on 4,300-digit strings
+            raise argparse.ArgumentTypeError(f"must be a whole number in [{low:,}, {high:,}], got {brief(text)}") \
+                from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number in [{low:,}, {high:,}], got {brief(text)}")
+        return value
+    return parse
+
+
+def float_arg(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type` reading a finite number in [low, high] ((low, high] with low_open)."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {brief(text)}") from None
+        inside = (low < value if low_open else low <= value) and value <= high
+        if not math.isfinite(value) or not inside:
+            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {brief(text)}")
+        return value
+    return parse
+
+
+def text_arg(max_chars: int = 200) -> Callable[[str], str]:
+    """An argparse `type` for a name or list: at most `max_chars` characters, no control characters."""
+    def parse(text: str) -> str:
+        if len(text) > max_chars:
+            raise argparse.ArgumentTypeError(f"is {len(text):,} characters, over {max_chars:,}: {brief(text)}")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise argparse.ArgumentTypeError(f"must not contain control characters (newline, tab...), "
+                                             f"got {brief(text)}")
+        return text
+    return parse

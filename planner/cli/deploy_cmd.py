@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from planner.cli._output import catalog, print_json
+from planner.cli._output import catalog, int_arg, print_json, text_arg
 from planner.data.catalog import Catalog
-from planner.data.importers.store import with_user_prices, write_atomic
+from planner.data.importers.store import with_user_prices
+from planner.data.safe_io import check_output_path, write_text_atomic
 from planner.errors import InvalidInputError
-from planner.handoff.deploy import ENGINES, serve_command
+from planner.handoff.deploy import ENGINES, MAX_GPUS, MAX_NUM_SEQS, MAX_REPLICAS, MAX_SEQUENCE_TOKENS, serve_command
 from planner.handoff.deploy_targets import (
     Deployment,
     deployment_from_plan,
@@ -55,12 +56,14 @@ def _from_request(args: argparse.Namespace, cat: Catalog, engine: str | None) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    output = check_output_path(Path(args.output).expanduser(), what="deploy output (-o)") if args.output else None
     cat = with_user_prices(catalog())
     engine = args.target if args.target in ENGINES else args.engine
     deployment = _from_scenario(args, cat, engine) if args.scenario else _from_request(args, cat, engine)
     text = render_target(deployment, args.target, name=args.name, image=args.image)
-    if args.output:
-        write_atomic(Path(args.output).expanduser(), text)
+    if output is not None:
+        script = args.target in ENGINES
+        write_text_atomic(output, text, what="deploy output (-o)", mode=0o755 if script else None)
     if args.json:
         cfg = deployment.config
         print_json({"target": args.target, "engine": cfg.engine, "argv": list(serve_command(cfg).argv),
@@ -81,22 +84,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario field (repeatable)")
     p.add_argument("--model", help="without --scenario: model id or alias of one replica")
     p.add_argument("--gpu", help="without --scenario: GPU id or alias")
-    p.add_argument("--num-gpus", type=int, default=1, help="without --scenario: GPUs per replica (default 1)")
+    tokens = int_arg(1, MAX_SEQUENCE_TOKENS)
+    p.add_argument("--num-gpus", type=int_arg(1, MAX_GPUS), default=1,
+                   help="without --scenario: GPUs per replica (default 1)")
     p.add_argument("--precision", help="without --scenario: weight precision")
     p.add_argument("--kv-dtype", help="without --scenario: KV cache dtype")
-    p.add_argument("--input-tokens", type=int, default=1024, help="without --scenario: prompt tokens (default 1024)")
-    p.add_argument("--output-tokens", type=int, default=256, help="without --scenario: output tokens (default 256)")
-    p.add_argument("--concurrency", type=int, help="without --scenario: sequences in flight (default: max that fit)")
+    p.add_argument("--input-tokens", type=tokens, default=1024,
+                   help="without --scenario: prompt tokens (default 1024)")
+    p.add_argument("--output-tokens", type=tokens, default=256,
+                   help="without --scenario: output tokens (default 256)")
+    p.add_argument("--concurrency", type=int_arg(1, MAX_NUM_SEQS),
+                   help="without --scenario: sequences in flight (default: max that fit)")
     p.add_argument("--expert-parallel", action="store_true", help="without --scenario: MoE expert parallelism")
-    p.add_argument("--replicas", type=int, default=1, help="without --scenario: replicas (default 1)")
+    p.add_argument("--replicas", type=int_arg(1, MAX_REPLICAS), default=1,
+                   help="without --scenario: replicas (default 1)")
     p.add_argument("--spot", action="store_true", help="without --scenario: SkyPilot spot instances")
     p.add_argument("--engine", help="engine for skypilot/kubernetes targets (default: the plan's)")
-    p.add_argument("--model-repo", help="Hugging Face repo or path to serve (e.g. a pre-quantized checkpoint)")
-    p.add_argument("--max-model-len", type=int, help="longest sequence (default: context, capped by KV capacity)")
-    p.add_argument("--port", type=int, help="server port (default: the engine's)")
-    p.add_argument("--accelerator", help="SkyPilot accelerator name (default: from the GPU)")
+    p.add_argument("--model-repo", help="Hugging Face repo id (org/name) or local path to serve (e.g. a "
+                                        "pre-quantized checkpoint)")
+    p.add_argument("--max-model-len", type=tokens,
+                   help="longest sequence, at most the model's context (default: context, capped by KV capacity)")
+    p.add_argument("--port", type=int_arg(1, 65535), help="server port (default: the engine's)")
+    p.add_argument("--accelerator", type=text_arg(64), help="SkyPilot accelerator name (default: from the GPU)")
     p.add_argument("--image", help="container image for kubernetes (default: the engine's published image)")
-    p.add_argument("--name", help="task / Deployment name (default: from the model and engine)")
+    p.add_argument("--name", help="SkyServe service / Kubernetes name: lower-case letters, digits and '-', "
+                                  "starting with a letter, at most 63 (default: from the model and engine)")
     p.add_argument("-o", "--output", help="write the file here (atomically) instead of stdout")
     p.add_argument("--json", action="store_true", help="print one JSON object with the text and the argv")
     p.set_defaults(func=_run)

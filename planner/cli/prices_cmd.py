@@ -35,7 +35,7 @@ def _skipped_text(skipped: tuple[tuple[str, int], ...]) -> str:
 def _import_litellm(args: argparse.Namespace) -> int:
     result = import_litellm_file(args.path, accessed=dt.date.today(), catalog=catalog(),
                                  providers=args.provider or None)
-    path = save_api_prices(result.records, args.dir)
+    path = save_api_prices(result.records, args.dir, source=result.source)
     if args.json:
         print_json({"source": result.source, "sha256_12": result.sha256_12, "written": str(path),
                     "imported": len(result.records), "skipped": dict(result.skipped)})
@@ -52,7 +52,7 @@ def _import_skypilot(args: argparse.Namespace) -> int:
     results = import_skypilot_dir(args.dir_in, catalog=catalog(), accessed=dt.date.today(),
                                   provider=args.provider, source_url=args.source_url, keep_all=args.all_offers)
     records = [r for result in results for r in result.records]
-    path = save_gpu_prices(records, catalog(), args.dir)
+    path = save_gpu_prices(records, catalog(), args.dir, source=", ".join(r.source for r in results))
     if args.json:
         print_json({"written": str(path), "imported": len(records),
                     "files": [{"source": r.source, "sha256_12": r.sha256_12, "imported": len(r.records),

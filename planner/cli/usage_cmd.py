@@ -9,9 +9,9 @@ from pathlib import Path
 import tomli_w
 
 from planner.cli._output import print_json, print_pairs
-from planner.data.importers.store import write_atomic
-from planner.data.importers.usage import TIME_UNITS, import_usage_file, parse_mapping, scenario_fields
-from planner.errors import InvalidInputError
+from planner.data.importers.usage import TIME_UNITS, import_usage_file, parse_mapping, scenario_fields_and_warnings
+from planner.data.safe_io import check_output_path, write_text_atomic
+from planner.errors import InvalidInputError, brief
 
 
 def _snippet_text(path: Path, fields: dict) -> str:
@@ -19,18 +19,18 @@ def _snippet_text(path: Path, fields: dict) -> str:
         return json.dumps(fields, indent=2) + "\n"
     if path.suffix.lower() == ".toml":
         return "# workload measured by `planner usage import`\n" + tomli_w.dumps(fields)
-    raise InvalidInputError(f"scenario snippet {str(path)!r} must end in .json or .toml")
+    raise InvalidInputError(f"scenario snippet {brief(str(path))} must end in .json or .toml")
 
 
 def _import(args: argparse.Namespace) -> int:
     workload = import_usage_file(args.file, mapping=parse_mapping(args.map), time_unit=args.time_unit)
-    fields = scenario_fields(workload)
+    fields, left_out = scenario_fields_and_warnings(workload)
     written = None
     if args.write:
-        written = Path(args.write).expanduser()
-        write_atomic(written, _snippet_text(written, fields))
+        written = check_output_path(Path(args.write).expanduser(), what="scenario snippet")
+        write_text_atomic(written, _snippet_text(written, fields), what="scenario snippet")
     if args.json:
-        print_json({**workload.to_dict(), "scenario_fields": fields,
+        print_json({**workload.to_dict(), "scenario_fields": fields, "scenario_fields_left_out": left_out,
                     "scenario_snippet": str(written) if written else None})
         return 0
     w = workload
@@ -51,7 +51,7 @@ def _import(args: argparse.Namespace) -> int:
          else f"{w.prompt_cache_hit_frac:.1%}"),
         ("hourly profile (UTC 0-23, 1 = mean)", profile),
     ])
-    for warning in w.warnings:
+    for warning in (*w.warnings, *left_out):
         print(f"warning: {warning}")
     if written:
         print(f"scenario snippet written to {written} ({', '.join(fields)}); use it with `--scenario`")

@@ -3,22 +3,26 @@
 A schema maps every column to a parser. The whole file is checked: missing or unknown
 columns, empty required cells, non-numbers, NaN/inf, non-positive values where a value
 must be positive, malformed ISO dates and booleans, duplicate ids, and an empty or
-non-http `source_url`. The first problem raises `CatalogError(file, row, column, value)`
-with the row number as a spreadsheet shows it (header = row 1).
+non-http `source_url`, a number outside the column's plausible band (`Col.band`, which
+names its source), and rows that repeat a key (`Col.key` columns) with different values. The
+text must be UTF-8 without NUL bytes and with cells of at most 65,536 characters (read through
+`safe_io`). The first problem raises `CatalogError(file, row, column, value)` with the row number
+as a spreadsheet shows it (header = row 1).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planner.data.safe_io import InputFileError, decode_text, iter_csv_rows, read_bytes
 from planner.errors import CatalogError
+
+MAX_COUNT = 10**12  # largest whole number a catalog cell may hold (token limits are < 1e8, counts < 1e6)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Col:
     kind: str  # str | float+ | float0 | int+ | bool | date | past_date | list | url | frac
     required: bool = True
     may_be_absent: bool = False  # a column added later: files without it still load (cells become None)
+    band: tuple[float, float, str] | None = None  # (low, high, where the bound comes from) for a number
+    key: bool = False  # part of the row key: two rows with the same key must not differ elsewhere
 
 
 def _parse(kind: str, text: str) -> Any:
@@ -73,6 +79,8 @@ def _parse(kind: str, text: str) -> Any:
             raise ValueError("must be a whole number") from None
         if value < 1:
             raise ValueError("must be >= 1")
+        if value > MAX_COUNT:
+            raise ValueError(f"must be <= {MAX_COUNT:,}")
         return value
     raise AssertionError(f"unknown column kind {kind}")
 
@@ -84,26 +92,17 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
     Empty optional cells become None. `strict_columns=False` ignores unknown extra columns
     (for user uploads that carry notes of their own), but never missing ones.
     """
-    if isinstance(source, (bytes, bytearray)):
-        label = name or "uploaded CSV"
-        try:
-            text = bytes(source).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise CatalogError(label, None, None, None, "is not UTF-8 text") from None
-    else:
-        path = Path(source)
-        label = name or path.name
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as err:
-            raise CatalogError(label, None, None, None, f"cannot be read ({err.strerror})") from None
-        except UnicodeDecodeError:
-            raise CatalogError(label, None, None, None, "is not UTF-8 text") from None
+    label = name or ("uploaded CSV" if isinstance(source, (bytes, bytearray)) else Path(source).name)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        rows = list(reader)
-    except csv.Error as err:
-        raise CatalogError(label, None, None, None, f"is not valid CSV ({err})") from None
+        raw = bytes(source) if isinstance(source, (bytes, bytearray)) else read_bytes(source, what=label)
+        text = decode_text(raw, what=label)
+        numbered = list(iter_csv_rows(text, what=label))
+    except InputFileError as err:
+        problem = err.problem
+        if not problem.startswith(("is ", "has ", "contains ", "cannot ")):
+            problem = f"cannot be read ({problem})"
+        raise CatalogError(label, err.line, None, None, problem) from None
+    rows = [cells for _, cells in numbered]
     if not rows:
         raise CatalogError(label, None, None, None, "is empty (no header row)")
     header = [h.strip() for h in rows[0]]
@@ -118,6 +117,8 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
         raise CatalogError(label, 1, dup, None, "duplicate column")
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    key_columns = [c for c in header if c in schema and schema[c].key]
+    keyed: dict[tuple[Any, ...], dict[str, Any]] = {}
     for number, cells in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in cells):
             continue
@@ -138,6 +139,13 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
                 record[column] = _parse(spec.kind, text)
             except ValueError as err:
                 raise CatalogError(label, number, column, text, str(err)) from None
+            if spec.band is not None:
+                low, high, why = spec.band
+                if not low <= record[column] <= high:
+                    raise CatalogError(label, number, column, text,
+                                       f"is outside the plausible band [{low:g}, {high:g}] ({why})")
+        if key_columns:
+            _check_key(label, number, record, key_columns, keyed)
         if id_column:
             key = str(record[id_column]).lower()
             if key in seen:
@@ -147,6 +155,21 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
         record["_row"] = number
         out.append(record)
     return out
+
+
+def _check_key(label: str, number: int, record: dict[str, Any], key_columns: list[str],
+               keyed: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+    """CatalogError when a row repeats an earlier row's key with a different value elsewhere."""
+    key = tuple(str(record.get(c) or "").lower() for c in key_columns)
+    first = keyed.get(key)
+    if first is None:
+        keyed[key] = {**record, "_row": number}
+        return
+    differing = next((c for c in record if c != "notes" and not c.startswith("_") and record[c] != first.get(c)),
+                     None)
+    what = f"differs in {differing!r} from" if differing else "repeats"
+    raise CatalogError(label, number, differing or key_columns[0], record.get(differing) if differing else None,
+                       f"{what} row {first['_row']} with the same {', '.join(key_columns)} (conflicting duplicate)")
 
 
 def check_unique_names(label: str, rows: list[dict[str, Any]], id_column: str,

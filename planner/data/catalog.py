@@ -37,7 +37,12 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 MAX_NAME_CHARS = 200  # longest catalog id or alias compared when suggesting close names (the longest is ~60)
 DEFAULT_CONTEXT_TOKENS = 4096  # a user config.json without max_position_embeddings: the oldest common context
 
-_SOURCE = {"source_url": Col("url"), "source_accessed": Col("date")}
+_SOURCE = {"source_url": Col("url"), "source_accessed": Col("past_date")}  # read on a day that has happened
+# Plausible price bands: a value outside is a unit or typing error (per-token price read as per-Mtok, 1e300),
+# not a price. Shipped data/gpu_prices.csv spans 0.148-14.1 $/GPU-h and data/api_prices.csv 0.025-600 $/Mtok
+# (o1-pro output); the bands leave more than 10x either way.
+GPU_HOUR_BAND = (0.01, 200.0, "shipped GPU prices span $0.15-14.1 per GPU-hour, data/gpu_prices.csv")
+MTOK_BAND = (0.0, 10_000.0, "the dearest shipped API price is $600 per Mtok, data/api_prices.csv")
 # Price columns added later: uploads without them still load (records default them, see records.GpuPrice).
 _PRICE_DATE = {"price_as_of": Col("past_date", False, may_be_absent=True),
                "price_flag": Col("str", False, may_be_absent=True)}
@@ -68,15 +73,20 @@ GPU_SCHEMA = {
     "purchase_source_accessed": Col("date", False), **_SOURCE, "notes": Col("str", False),
 }
 GPU_PRICE_SCHEMA = {
-    "gpu_id": Col("str"), "provider": Col("str"), "pricing": Col("str"), "usd_per_gpu_hour": Col("float+"),
-    "region": Col("str", False), "instance_type": Col("str", False), "gpus_per_instance": Col("int+", False),
+    "gpu_id": Col("str", key=True), "provider": Col("str", key=True), "pricing": Col("str", key=True),
+    "usd_per_gpu_hour": Col("float+", band=GPU_HOUR_BAND),
+    "region": Col("str", False, key=True), "instance_type": Col("str", False, key=True),
+    "gpus_per_instance": Col("int+", False),
     **_SOURCE, "notes": Col("str", False), **_PRICE_DATE, "provider_class": Col("str", False, may_be_absent=True),
 }
 API_PRICE_SCHEMA = {
     "api_id": Col("str"), "provider": Col("str"), "model_name": Col("str"), "category": Col("str"),
-    "catalog_model_id": Col("str", False), "input_usd_per_mtok": Col("float0"), "output_usd_per_mtok": Col("float0"),
-    "cached_input_usd_per_mtok": Col("float0", False), "cache_write_usd_per_mtok": Col("float0", False),
-    "batch_input_usd_per_mtok": Col("float0", False), "batch_output_usd_per_mtok": Col("float0", False),
+    "catalog_model_id": Col("str", False), "input_usd_per_mtok": Col("float0", band=MTOK_BAND),
+    "output_usd_per_mtok": Col("float0", band=MTOK_BAND),
+    "cached_input_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
+    "cache_write_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
+    "batch_input_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
+    "batch_output_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
     "max_input_tokens": Col("int+", False), **_SOURCE, "notes": Col("str", False), **_PRICE_DATE,
 }
 PRECISION_SCHEMA = {

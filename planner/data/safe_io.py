@@ -46,8 +46,9 @@ class InputFileError(InvalidInputError):
     """A file the user named cannot be used: names the file, the line where known, and the problem."""
 
     def __init__(self, what: str, path: str | os.PathLike[str] | None, problem: str, *,
-                 line: int | None = None) -> None:
+                 line: int | None = None, key: str | None = None) -> None:
         self.what, self.path, self.line, self.problem = what, None if path is None else str(path), line, problem
+        self.key = key  # the JSON key at fault (a duplicate), for callers that report fields
         where = what if path is None else f"{what} {truncate(str(path), _PATH_CHARS)}"
         if line is not None:
             where += f", line {line}"
@@ -55,6 +56,11 @@ class InputFileError(InvalidInputError):
 
 
 # --------------------------------------------------------------------------- raw reading
+
+
+def refused_root(path: str | os.PathLike[str]) -> str | None:
+    """The pseudo-file-system root (/proc, /sys, /dev) `path` resolves into, else None."""
+    return _refused_root(Path(path))
 
 
 def _refused_root(path: Path) -> str | None:
@@ -89,7 +95,7 @@ def _os_problem(err: OSError) -> str:
         return "is a directory, expected a file"
     if isinstance(err, NotADirectoryError):
         return "a parent in the path is not a directory"
-    return f"cannot be read ({err.strerror or type(err).__name__})"
+    return f"cannot be read ({err.strerror or str(err) or type(err).__name__})"
 
 
 def read_bytes(path: str | os.PathLike[str], *, what: str, max_bytes: int = MAX_TEXT_BYTES) -> bytes:
@@ -238,7 +244,7 @@ def _bounded_int(token: str) -> int:
 
 
 def _reject_constant(token: str) -> float:
-    raise _BadNumber(token, "is not a finite number (NaN and Infinity are not accepted)")
+    raise _BadNumber(token, "is not valid JSON (NaN and Infinity are not numbers)")
 
 
 def check_depth(value: Any, *, what: str, path: str | os.PathLike[str] | None = None,
@@ -280,7 +286,7 @@ def loads_json(text: str | bytes, *, what: str, path: str | os.PathLike[str] | N
                              line=err.lineno) from None
     except _DuplicateKey as err:
         raise InputFileError(what, path, f"has the key {brief(err.key)} twice (a duplicate key is ambiguous)",
-                             line=_line_of_key(text, err.key)) from None
+                             line=_line_of_key(text, err.key), key=err.key) from None
     except _BadNumber as err:
         raise InputFileError(what, path, f"number {brief(err.token)} {err.problem}",
                              line=_line_of_token(text, err.token)) from None
@@ -420,7 +426,7 @@ def _write_problem(err: OSError) -> str:
         return "the file name is too long for the file system"
     if isinstance(err, IsADirectoryError):
         return "is a directory; give a file name inside it"
-    return f"cannot be written ({err.strerror or type(err).__name__})"
+    return f"cannot be written ({err.strerror or str(err) or type(err).__name__})"
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, what: str, mode: int | None = None) -> Path:

@@ -21,7 +21,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from planner.errors import InvalidInputError, require_frac, require_positive, require_positive_int
+from planner.errors import InvalidInputError, bounded_int, brief, require_frac, require_positive
+from planner.handoff.names import check_accelerator, check_model_repo
 
 ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
 DEFAULT_PORTS = {"vllm": 8000, "sglang": 30000, "llama.cpp": 8080, "trtllm": 8000}  # each engine's own default
@@ -54,6 +55,17 @@ QUANTIZATION = {
                "mxfp4": "mxfp4", "int8": "w8a8_int8"},
 }
 PREQUANTIZED = ("int4-awq", "int4-gptq", "nvfp4", "int8")  # need a checkpoint already in that format
+MAX_GPUS = 4096  # parallel degrees and GPUs per node: far beyond any single deployment
+MAX_SEQUENCE_TOKENS = 1_000_000_000  # 100x the longest context served (10M tokens)
+MAX_NUM_SEQS = 1_000_000
+MAX_REPLICAS = 100_000
+
+
+def _whole(name: str, value: object, high: int) -> None:
+    """InvalidInputError unless `value` is an int (not a bool, not an integral float) in [1, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be an integer in [1, {high:,}], got {brief(value)}")
+    bounded_int(name, value, 1, high)
 
 
 @dataclass(frozen=True)
@@ -77,15 +89,20 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+            raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, got {brief(self.engine)}")
         if not self.model_repo or not isinstance(self.model_repo, str):
-            raise InvalidInputError(f"model_repo must be a non-empty string, got {self.model_repo!r}")
-        require_positive_int(tensor_parallel_size=self.tensor_parallel_size,
-                             pipeline_parallel_size=self.pipeline_parallel_size,
-                             max_model_len_tokens=self.max_model_len_tokens, max_num_seqs=self.max_num_seqs)
+            raise InvalidInputError(f"model_repo must be a non-empty string, got {brief(self.model_repo)}")
+        check_model_repo(self.model_repo)
+        for name, high in (("tensor_parallel_size", MAX_GPUS), ("pipeline_parallel_size", MAX_GPUS),
+                           ("max_model_len_tokens", MAX_SEQUENCE_TOKENS), ("max_num_seqs", MAX_NUM_SEQS)):
+            _whole(name, getattr(self, name), high)
         require_frac(gpu_memory_utilization_frac=self.gpu_memory_utilization_frac)
-        if self.port is not None and not (isinstance(self.port, int) and 1 <= self.port <= 65535):
-            raise InvalidInputError(f"port must be an integer in [1, 65535], got {self.port!r}")
+        if self.port is not None and (isinstance(self.port, bool) or not isinstance(self.port, int)
+                                      or not 1 <= self.port <= 65535):
+            raise InvalidInputError(f"port must be an integer in [1, 65535], got {brief(self.port)}")
+        if self.gguf_file is not None and (not isinstance(self.gguf_file, str)
+                                           or any(ord(ch) < 32 for ch in self.gguf_file)):
+            raise InvalidInputError(f"gguf_file must be a path without control characters, got {brief(self.gguf_file)}")
 
     @property
     def gpus(self) -> int:
@@ -109,12 +126,13 @@ class Placement:
     target_qps_per_replica: float | None = None
 
     def __post_init__(self) -> None:
-        require_positive_int(gpus_per_node=self.gpus_per_node, nodes_per_replica=self.nodes_per_replica,
-                             replicas=self.replicas)
+        check_accelerator(self.accelerator)
+        for name, high in (("gpus_per_node", MAX_GPUS), ("nodes_per_replica", MAX_GPUS), ("replicas", MAX_REPLICAS)):
+            _whole(name, getattr(self, name), high)
         if (self.min_replicas is None) != (self.target_qps_per_replica is None):
             raise InvalidInputError("an autoscaled placement needs both min_replicas and target_qps_per_replica")
         if self.min_replicas is not None:
-            require_positive_int(min_replicas=self.min_replicas)
+            _whole("min_replicas", self.min_replicas, MAX_REPLICAS)
             require_positive(target_qps_per_replica=self.target_qps_per_replica)
             if self.min_replicas > self.replicas:
                 raise InvalidInputError(f"min_replicas ({self.min_replicas}) exceeds replicas ({self.replicas})")
@@ -139,7 +157,7 @@ class ServeCommand:
             if arg.startswith("-") and line:
                 parts.append(" ".join(line))
                 line = []
-            line.append(arg if arg.startswith("$") else shlex.quote(arg))
+            line.append(shlex.quote(arg))  # every value quoted: a repo or path is never shell syntax
         parts.append(" ".join(line))
         return " \\\n  ".join(parts)
 

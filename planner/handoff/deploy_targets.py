@@ -10,13 +10,13 @@ SkyPilot task YAML and service spec [1], Kubernetes apps/v1 Deployment and v1 Se
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from planner.data.catalog import Catalog
+from planner.data.catalog import Catalog, Model, model_from_config_file
 from planner.errors import InvalidInputError
 from planner.handoff.deploy import (
     HEALTH_PATH,
@@ -28,12 +28,16 @@ from planner.handoff.deploy import (
     ServeConfig,
     serve_command,
 )
+from planner.handoff.names import check_image, check_object_name, comment_line, default_object_name
 from planner.perf.estimate import Estimate
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return (slug[:50].rstrip("-") or "llm")
+    return default_object_name(text)
+
+
+def _name(name: str | None, cfg: ServeConfig, what: str) -> str:
+    return _slug(f"{cfg.model_repo}-{cfg.engine}") if name is None else check_object_name(name, what=what)
 
 
 def _multi_node(cfg: ServeConfig, placement: Placement, command: ServeCommand) -> str:
@@ -52,7 +56,7 @@ def skypilot_task(cfg: ServeConfig, placement: Placement, *, name: str | None = 
     gpus_per_node = cfg.gpus // placement.nodes_per_replica
     run = command.shell() + "\n" if placement.nodes_per_replica == 1 else _multi_node(cfg, placement, command)
     task: dict[str, Any] = {
-        "name": name or _slug(f"{cfg.model_repo}-{cfg.engine}"),
+        "name": _name(name, cfg, "SkyServe service name (--name)"),
         "resources": {"accelerators": f"{placement.accelerator}:{gpus_per_node}",
                       "use_spot": placement.use_spot, "ports": cfg.serve_port},
         "envs": {"HF_TOKEN": ""},  # pass with `sky serve up --env HF_TOKEN` for gated models
@@ -87,11 +91,11 @@ def kubernetes_manifests(cfg: ServeConfig, placement: Placement, *, name: str | 
     resource = K8S_GPU_RESOURCE.get(cfg.gpu_vendor)
     if resource is None:
         raise InvalidInputError(f"no Kubernetes device-plugin resource for {cfg.gpu_vendor} GPUs")
-    app = name or _slug(f"{cfg.model_repo}-{cfg.engine}")
+    app = _name(name, cfg, "Kubernetes name (--name)")
     labels = {"app.kubernetes.io/name": app}
     command = serve_command(cfg)
     container: dict[str, Any] = {
-        "name": "server", "image": image or IMAGES[cfg.engine],
+        "name": "server", "image": IMAGES[cfg.engine] if image is None else check_image(image),
         "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": "token",
                                                                      "optional": True}}}],
         "ports": [{"name": "http", "containerPort": cfg.serve_port}],
@@ -134,7 +138,7 @@ _Dumper.add_representer(str, _str)
 def to_yaml(documents: dict[str, Any] | list[dict[str, Any]], *, comments: tuple[str, ...] = ()) -> str:
     """YAML text (several documents separated by ---), with `comments` as leading # lines."""
     docs = documents if isinstance(documents, list) else [documents]
-    head = "".join(f"# {line}\n" for line in comments)
+    head = "".join(f"# {comment_line(line)}\n" for line in comments)
     return head + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                                 explicit_start=len(docs) > 1)
 
@@ -165,13 +169,18 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
         if target not in engines:
             raise InvalidInputError(f"the plan's {what} {item} is not served by {target} (engines: "
                                     f"{', '.join(engines)}); re-plan with engine={target} or pick another target")
-    model = catalog.model(est.model_id) if est.model_id in catalog.models else None
+    model = _model_of(est, catalog)
+    if expert_parallel and model is not None and not model.arch.is_moe:
+        raise InvalidInputError(f"expert parallelism needs a mixture-of-experts model; {est.model_id} is dense")
     gpu = catalog.gpu(est.gpu_id)
     eng = catalog.engine(target)
     concurrency = min(est.concurrency, eng.max_num_seqs)
     held = est.kv_context_tokens_per_sequence or est.input_tokens + est.output_tokens
     capacity = int(est.max_concurrency * held)
     context = model.context_length_tokens if model else est.input_tokens + est.output_tokens
+    if max_model_len_tokens is not None and model is not None and max_model_len_tokens > context:
+        raise InvalidInputError(f"--max-model-len {max_model_len_tokens:,} exceeds {est.model_id}'s context of "
+                                f"{context:,} tokens")
     if max_model_len_tokens is None:
         per_sequence = capacity // concurrency if target == "llama.cpp" else capacity
         max_model_len_tokens = max(min(context, per_sequence), est.input_tokens + est.output_tokens)
@@ -182,6 +191,15 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
         expert_parallel=expert_parallel,
         native_precision=model.native_precision if model else "bf16", gpu_vendor=gpu.vendor.lower(), port=port,
     )
+
+
+def _model_of(est: Estimate, catalog: Catalog) -> Model | None:
+    """The estimate's model: from the catalog, or the user's config.json it was estimated from."""
+    if est.model_id in catalog.models:
+        return catalog.models[est.model_id]
+    if est.model_id.endswith(".json") and Path(est.model_id).is_file():
+        return model_from_config_file(est.model_id)
+    return None
 
 
 def placement_for(est: Estimate, catalog: Catalog, *, replicas: int = 1, use_spot: bool = False,
@@ -253,7 +271,8 @@ def render_target(deployment: Deployment, target: str, *, name: str | None = Non
     if target != cfg.engine:
         raise InvalidInputError(f"target {target!r} is neither the deployment's engine ({cfg.engine}) nor "
                                 f"skypilot/kubernetes")
-    return "#!/bin/sh\n" + "".join(f"# {line}\n" for line in notes) + "exec " + command.shell() + "\n"
+    return ("#!/bin/sh\n" + "".join(f"# {comment_line(line)}\n" for line in notes)
+            + "exec " + command.shell() + "\n")
 
 
 def deployment_files(deployment: Deployment, *, name: str | None = None,

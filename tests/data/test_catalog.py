@@ -58,7 +58,7 @@ def _edit(path: Path, old: str, new: str) -> None:
     ("gpu_prices.csv", "testcloud,spot", "testcloud,weekly", r"column 'pricing': unknown value"),
     ("api_prices.csv", "closed,,1,4", "closed,,-1,4", r"api_prices.csv, row 2, column 'input_usd_per_mtok': "
                                                       r"must be >= 0"),
-    ("gpu_prices.csv", "us,test.8x,8,https", "us,test.8x,8,\"https", r"gpu_prices.csv: is not valid CSV"),
+    ("gpu_prices.csv", "us,test.8x,8,https", "us,test.8x,8,\"https", r"gpu_prices.csv, row 3: is not valid CSV"),
 ])
 def test_malformed_catalog_rows(tiny_data_dir, file, old, new, match):
     _edit(tiny_data_dir / file, old, new)

@@ -98,8 +98,10 @@ def _mutate(key: str, field: str, value) -> str:
      "must be a string"),
     (_mutate("gpt-5", None, 3), '"gpt-5": 3', "gpt-5", "must be an object"),
     (_mutate("gpt-5", "input_cost_per_token", float("nan")), "NaN", None, "NaN and Infinity are not numbers"),
-    (LITELLM.read_text().replace('    "gpt-5": {', '    "gpt-5": {"mode": "chat"},\n    "gpt-5": {', 1),
-     '"gpt-5": {', "gpt-5", "duplicate key"),
+    # the error points at the repeated key (the second "gpt-5"), not the first
+    (LITELLM.read_text().replace('    "claude-sonnet-4-5": {',
+                                 '    "gpt-5": {"mode": "chat"},\n    "claude-sonnet-4-5": {', 1),
+     '"gpt-5": {"mode": "chat"}', "gpt-5", "duplicate key"),
     (LITELLM.read_text()[:2000], None, None, "is not valid JSON"),
     ("[1, 2]", "[1, 2]", None, "must be a JSON object"),
 ])
@@ -261,7 +263,7 @@ def test_failed_import_never_half_applies(real_catalog, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InvalidInputError, match=r"api_prices.csv: cannot be written \(disk full\)"):
         save_api_prices(import_litellm_file(LITELLM, accessed=DAY).records[:1], tmp_path)
     assert (tmp_path / "api_prices.csv").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["api_prices.csv", "bad.json"]  # no temporary left

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.errors import InvalidInputError
+from planner.data.safe_io import MAX_TEXT_BYTES, InputFileError, decode_text, read_bytes
+from planner.errors import InvalidInputError, brief, truncate
 
 
 class MalformedInputError(InvalidInputError):
@@ -15,10 +16,10 @@ class MalformedInputError(InvalidInputError):
 
     def __init__(self, file: str, line: int | None, field: str | None, value: Any, problem: str) -> None:
         self.file, self.line, self.field, self.value, self.problem = file, line, field, value, problem
-        where = file if line is None else f"{file}, line {line}"
+        where = truncate(file, 120) if line is None else f"{truncate(file, 120)}, line {line}"
         if field is not None:
-            where += f", field {field!r}"
-        shown = "" if value is None else f" (value {value!r})"
+            where += f", field {brief(field)}"
+        shown = "" if value is None else f" (value {brief(value)})"
         super().__init__(f"{where}: {problem}{shown}")
 
 
@@ -41,26 +42,26 @@ class ImportResult:
     sha256_12: str
 
 
-def read_source(path: str | Path, *, label: str | None = None) -> SourceFile:
-    """Read a UTF-8 text file; MalformedInputError naming it when it is missing or not text."""
+def read_source(path: str | Path, *, label: str | None = None, max_bytes: int = MAX_TEXT_BYTES) -> SourceFile:
+    """Read a UTF-8 text file through `safe_io` (regular files only, size-limited, never blocking on a FIFO).
+
+    MalformedInputError naming the file (and the line of a bad byte or a NUL) when it cannot be used.
+    """
     p = Path(path)
     name = label or str(p)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise MalformedInputError(name, None, None, None, "no such file") from None
-    except IsADirectoryError:
-        raise MalformedInputError(name, None, None, None, "is a directory, expected a file") from None
-    except OSError as err:
-        raise MalformedInputError(name, None, None, None, f"cannot be read ({err.strerror})") from None
+        raw = read_bytes(p, what=name, max_bytes=max_bytes)
+    except InputFileError as err:
+        raise MalformedInputError(name, None, None, None, err.problem) from None
     return source_from_bytes(raw, name)
 
 
 def source_from_bytes(raw: bytes, label: str) -> SourceFile:
+    """A SourceFile from bytes (an upload): UTF-8 without NUL bytes, else MalformedInputError with the line."""
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise MalformedInputError(label, None, None, None, "is not UTF-8 text") from None
+        text = decode_text(raw, what=label)
+    except InputFileError as err:
+        raise MalformedInputError(label, err.line, None, None, err.problem) from None
     return SourceFile(label, text, hashlib.sha256(raw).hexdigest()[:12])
 
 

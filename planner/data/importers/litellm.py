@@ -19,6 +19,9 @@ output price are imported; free entries (both prices 0, e.g. local Ollama) and t
 entry `sample_spec` are skipped and counted. Every entry is checked before anything is returned:
 a cost that is not a finite number >= 0, a token limit that is not a whole number >= 0, a
 non-object entry or a duplicate key raises MalformedInputError with the file, line and field.
+The JSON is read by `safe_io.loads_json` (nesting, 1e400, 400-digit integers, NaN refused), and
+an imported price above the catalog's plausible band (`MTOK_BAND`, $10,000 per Mtok) or two keys
+that differ only in case (the price store's ids are case-insensitive) are refused the same way.
 
 [1] BerriAI/litellm, model_prices_and_context_window.json and its `sample_spec` entry,
     https://github.com/BerriAI/litellm/blob/main/model_prices_and_context_window.json
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from collections import Counter
 from collections.abc import Collection
@@ -36,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from planner import units
-from planner.data.catalog import ApiPrice, Catalog
+from planner.data.catalog import MTOK_BAND, ApiPrice, Catalog
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
+from planner.data.safe_io import InputFileError, loads_json
+from planner.errors import brief, is_finite_real
 
 LITELLM_URL = "https://github.com/BerriAI/litellm/blob/main/model_prices_and_context_window.json"
 FILE_NAMES = ("model_prices_and_context_window.json", "model_prices_and_context_window_backup.json")
@@ -54,6 +58,7 @@ COST_FIELDS = {
 }
 TOKEN_FIELDS = ("max_input_tokens", "max_output_tokens", "max_tokens")
 TEXT_FIELDS = ("mode", "litellm_provider", "source", "deprecation_date")
+MAX_TOKENS = 10**9  # token limits: 100x the longest context served (10M tokens, Llama 4 Scout)
 # Hosting suffixes stripped when matching a key to a catalog model (together_ai "-Turbo", fp8 builds).
 _HOST_SUFFIXES = ("-turbo", "-fp8", "-maas", ":free")
 
@@ -90,22 +95,12 @@ def _locate(text: str, key: str, field: str | None = None) -> int | None:
 
 
 def _parse_json(src: SourceFile) -> dict[str, Any]:
-    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise bad(src.label, _locate(src.text, key), key, None, "duplicate key")
-            seen.add(key)
-        return dict(pairs)
-
-    def reject_constant(name: str) -> float:
-        line, _ = _line_of(src.text, re.escape(name))
-        raise bad(src.label, line, None, name, "is not valid JSON (NaN and Infinity are not numbers)")
-
     try:
-        data = json.loads(src.text, object_pairs_hook=pairs_hook, parse_constant=reject_constant)
-    except json.JSONDecodeError as err:
-        raise bad(src.label, err.lineno, None, None, f"is not valid JSON ({err.msg}, column {err.colno})") from None
+        data = loads_json(src.text, what=src.label)
+    except InputFileError as err:
+        if err.key is not None:
+            raise bad(src.label, err.line, err.key, None, "duplicate key (a key may appear once)") from None
+        raise bad(src.label, err.line, None, None, err.problem) from None
     if not isinstance(data, dict):
         raise bad(src.label, 1, None, None, "must be a JSON object mapping model names to prices")
     return data
@@ -118,20 +113,20 @@ def _check_entry(src: SourceFile, key: str, entry: Any) -> None:
         value = entry.get(field)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if not is_finite_real(value) or value < 0:
             raise bad(src.label, _locate(src.text, key, field), field, value,
-                      f"of {key!r} must be a finite number >= 0 (USD per token)")
+                      f"of {brief(key)} must be a finite number >= 0 (USD per token)")
     for field in TOKEN_FIELDS:
         value = entry.get(field)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
             raise bad(src.label, _locate(src.text, key, field), field, value,
-                      f"of {key!r} must be a whole number of tokens >= 0")
+                      f"of {brief(key)} must be a whole number of tokens in [0, {MAX_TOKENS:,}]")
     for field in TEXT_FIELDS:
         value = entry.get(field)
         if value is not None and not isinstance(value, str):
-            raise bad(src.label, _locate(src.text, key, field), field, value, f"of {key!r} must be a string")
+            raise bad(src.label, _locate(src.text, key, field), field, value, f"of {brief(key)} must be a string")
 
 
 def _catalog_model_id(key: str, catalog: Catalog | None) -> str | None:
@@ -172,6 +167,26 @@ def _record(key: str, entry: dict[str, Any], src: SourceFile, catalog: Catalog |
     )
 
 
+def _check_band(src: SourceFile, key: str, entry: dict[str, Any]) -> None:
+    low, high, why = MTOK_BAND
+    for field in COST_FIELDS:
+        value = entry.get(field)
+        if value is not None and not low <= value * units.TOKENS_PER_MTOK <= high:
+            raise bad(src.label, _locate(src.text, key, field), field, value,
+                      f"of {brief(key)} is ${value * units.TOKENS_PER_MTOK:.4g} per Mtok, outside the plausible band "
+                      f"[{low:g}, {high:g}] ({why}); LiteLLM costs are USD per token")
+
+
+def _check_case_duplicates(src: SourceFile, records: list[ApiPrice]) -> None:
+    seen: dict[str, str] = {}
+    for record in records:
+        folded = record.api_id.lower()
+        if folded in seen:
+            raise bad(src.label, _locate(src.text, record.api_id), record.api_id, None,
+                      f"differs from {brief(seen[folded])} only in case; price ids are case-insensitive, keep one")
+        seen[folded] = record.api_id
+
+
 def parse_litellm(src: SourceFile, *, accessed: dt.date, catalog: Catalog | None = None,
                   modes: Collection[str] = TEXT_MODES, providers: Collection[str] | None = None) -> ImportResult:
     """API price records from LiteLLM's price JSON; the whole file is checked before any record is made.
@@ -198,7 +213,9 @@ def parse_litellm(src: SourceFile, *, accessed: dt.date, catalog: Catalog | None
         elif entry["input_cost_per_token"] == 0 and entry["output_cost_per_token"] == 0:
             skipped["free (both prices 0)"] += 1
         else:
+            _check_band(src, key, entry)
             records.append(_record(key, entry, src, catalog, accessed))
+    _check_case_duplicates(src, records)
     if not records:
         raise bad(src.label, None, None, None, "has no priced text-generation entries to import "
                   f"(skipped: {', '.join(f'{n} {why}' for why, n in skipped.items()) or 'nothing'})")

@@ -14,22 +14,26 @@ Offers are collapsed per (GPU, cloud, tier) to the cheapest and the median (lowe
 (instance type x region) offer, each zone reduced to its region's lowest price; `keep_all=True`
 keeps every offer. Accelerators the catalog does not know (T4, V100, TPUs) are skipped and
 counted. A missing column, a price that is not a number >= 0 or a count that is not a whole
-number >= 1 raises MalformedInputError with the file, line and field before anything is made.
+number >= 1 raises MalformedInputError with the file, line and field before anything is made, as
+do a per-GPU price outside the catalog's plausible band (`GPU_HOUR_BAND`), two rows for the same
+instance type and zone with different prices, and special files (a FIFO named vms.csv is refused,
+not read; /proc, /sys and /dev are never walked).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
+import os
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.data.catalog import Catalog, GpuPrice
+from planner.data.catalog import GPU_HOUR_BAND, Catalog, GpuPrice
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
+from planner.data.safe_io import MAX_DIR_FILES, InputFileError, iter_csv_rows, refused_root
 from planner.errors import UnknownNameError
 
 CATALOG_URL = "https://github.com/skypilot-org/skypilot-catalog/blob/master/catalogs/v7/{cloud}/vms.csv"
@@ -81,11 +85,23 @@ def provider_of(path: Path) -> str:
 def find_vms_files(directory: str | Path) -> list[Path]:
     """Every `vms.csv` (or `<cloud>_vms*.csv`) under `directory`, or the file itself."""
     p = Path(directory).expanduser()
-    if p.is_file():
+    root = refused_root(p)
+    if root is not None:
+        raise bad(str(p), None, None, None, f"is under {root}, which holds system pseudo-files, not price tables")
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        raise bad(str(p), None, None, None, "no such file or directory") from None
+    if stat.S_ISREG(mode):
         return [p]
-    if not p.is_dir():
-        raise bad(str(p), None, None, None, "no such file or directory")
-    files = sorted({*p.rglob("vms.csv"), *p.rglob("*_vms*.csv")})
+    if not stat.S_ISDIR(mode):
+        raise bad(str(p), None, None, None, "is not a regular file or a directory")
+    try:
+        files = sorted({*p.rglob("vms.csv"), *p.rglob("*_vms*.csv")})
+    except OSError as err:
+        raise bad(str(p), None, None, None, f"cannot be listed ({err.strerror})") from None
+    if len(files) > MAX_DIR_FILES:
+        raise bad(str(p), None, None, None, f"holds {len(files):,} vms.csv files, over the {MAX_DIR_FILES:,} limit")
     if not files:
         raise bad(str(p), None, None, None, "has no SkyPilot vms.csv files (expected <cloud>/vms.csv)")
     return files
@@ -109,9 +125,10 @@ def _number(label: str, line: int, field: str, text: str, *, whole: bool = False
 def _rows(src: SourceFile) -> list[dict[str, Any]]:
     """Checked rows with numbers parsed and the file line of each."""
     try:
-        table = list(csv.reader(io.StringIO(src.text, newline=""), strict=True))
-    except csv.Error as err:
-        raise bad(src.label, None, None, None, f"is not valid CSV ({err})") from None
+        numbered = list(iter_csv_rows(src.text, what=src.label))
+    except InputFileError as err:
+        raise bad(src.label, err.line, None, None, err.problem) from None
+    table = [cells for _, cells in numbered]
     if not table:
         raise bad(src.label, 1, None, None, "is empty (no header row)")
     header = [h.strip() for h in table[0]]
@@ -120,7 +137,8 @@ def _rows(src: SourceFile) -> list[dict[str, Any]]:
             raise bad(src.label, 1, column, None, "missing column (a SkyPilot vms.csv header has "
                       f"{', '.join(REQUIRED)}, ...)")
     rows = []
-    for line, cells in enumerate(table[1:], start=2):
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    for line, cells in numbered[1:]:
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
@@ -136,6 +154,16 @@ def _rows(src: SourceFile) -> list[dict[str, Any]]:
                 raise bad(src.label, line, "AcceleratorCount", "", "is empty but the row names an accelerator")
         if not row["Region"]:
             raise bad(src.label, line, "Region", "", "is empty but required")
+        key = tuple(str(row.get(c) or "") for c in ("InstanceType", "AcceleratorName", "AcceleratorCount",
+                                                     "Region", "AvailabilityZone"))
+        first = seen.get(key)
+        if first is not None:
+            if (first["Price"], first["SpotPrice"]) != (row["Price"], row["SpotPrice"]):
+                raise bad(src.label, line, "Price", cells[header.index("Price")],
+                          f"conflicts with line {first['_line']} (same instance type, accelerator and zone, "
+                          f"price {first['Price']})")
+            continue  # an exact repeat adds nothing
+        seen[key] = row
         rows.append(row)
     return rows
 
@@ -168,7 +196,17 @@ def _gcp_hosts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, fl
     return hosts
 
 
-def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped: Counter[str]) -> list[Offer]:
+def _check_band(label: str, row: dict[str, Any], tier: str, usd_per_gpu_hour: float) -> None:
+    low, high, why = GPU_HOUR_BAND
+    if not low <= usd_per_gpu_hour <= high:
+        field = "Price" if tier == "on_demand" else "SpotPrice"
+        raise bad(label, row["_line"], field, row[field],
+                  f"gives ${usd_per_gpu_hour:.4g} per GPU-hour ({tier}), outside the plausible band "
+                  f"[{low:g}, {high:g}] ({why})")
+
+
+def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped: Counter[str],
+            src_label: str) -> list[Offer]:
     hosts = _gcp_hosts(rows) if any(not r["InstanceType"] and r["AcceleratorName"] for r in rows) else {}
     offers = []
     for row in rows:
@@ -193,6 +231,7 @@ def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped
         for tier, price in (("on_demand", row["Price"]), ("spot", row["SpotPrice"])):
             total = (price or 0.0) + extra[tier]
             if price and math.isfinite(total) and total > 0:  # empty or 0.00 = no offer in that tier
+                _check_band(src_label, row, tier, total / n)
                 offers.append(Offer(gpu_id, provider, tier, total / n, row["Region"], instance, n))
     return offers
 
@@ -229,7 +268,7 @@ def parse_vms_csv(src: SourceFile, *, provider: str, catalog: Catalog, accessed:
     """GPU price records from one SkyPilot vms.csv; the whole file is checked first."""
     rows = _rows(src)
     skipped: Counter[str] = Counter()
-    offers = _offers(rows, provider, catalog, skipped)
+    offers = _offers(rows, provider, catalog, skipped, src.label)
     url = source_url or CATALOG_URL.format(cloud=provider)
     groups: dict[tuple[str, str], list[Offer]] = defaultdict(list)
     for offer in offers:

@@ -2,10 +2,12 @@
 
 Where: `$PLANNER_PRICES_DIR` if set, else `~/.config/llm-planner/prices/`. Two files,
 `gpu_prices.csv` (GPU_PRICE_SCHEMA) and `api_prices.csv` (API_PRICE_SCHEMA), so the same
-validation as `data/` applies when they are read back. Every write is atomic: the new table
-is serialised, re-read through the catalog's schema check, written to a temporary file in
-the same directory and renamed over the old one (`os.replace`), so a failed import never
-leaves a half-written table behind.
+validation as `data/` applies when they are read back. Every write is atomic: the imported
+rows are first checked on their own (a failure is the input's fault: InvalidInputError naming
+the input, exit 2), then the merged table is serialised, re-read through the catalog's schema
+check and written with `safe_io.write_text_atomic` (temporary file + `os.replace`), so a failed
+import leaves the store unchanged. A store file that cannot be read is the store's fault
+(CatalogError naming the store file, exit 4).
 
 Merging: an import supersedes the store's rows it replaces (GPU prices: every row of the
 same provider; API prices: the same `api_id`) and keeps the rest. `with_user_prices()`
@@ -20,14 +22,15 @@ import dataclasses
 import datetime as dt
 import io
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from planner.data._csvschema import Col, read_rows, require_refs
 from planner.data.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, ApiPrice, Catalog, GpuPrice
-from planner.errors import CatalogError, InvalidInputError
+from planner.data.safe_io import InputFileError, read_bytes, refused_root, write_text_atomic
+from planner.errors import CatalogError, InvalidInputError, brief, truncate
 
 PRICES_DIR_ENV = "PLANNER_PRICES_DIR"
 GPU_FILE = "gpu_prices.csv"
@@ -84,12 +87,48 @@ def _api_rows(text: bytes, label: str) -> tuple[ApiPrice, ...]:
 
 
 def _read(path: Path) -> bytes | None:
+    """A store file's bytes, None when it does not exist; CatalogError (the store's fault) otherwise."""
     try:
-        return path.read_bytes()
+        os.stat(path)
     except FileNotFoundError:
         return None
+    except OSError:
+        pass  # read_bytes names the problem
+    try:
+        return read_bytes(path, what="price store file")
+    except InputFileError as err:
+        raise CatalogError(str(path), None, None, None,
+                           f"{err.problem} (fix it or run `planner prices reset`)") from None
+
+
+def _store_dir(directory: str | Path | None) -> Path:
+    """The store directory, created if needed; InvalidInputError when it cannot be one."""
+    base = prices_dir(directory)
+    root = refused_root(base)
+    if root is not None:
+        raise InvalidInputError(f"price store directory {brief(str(base))} is under {root}; choose a normal folder")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidInputError(f"price store directory {brief(str(base))} is a file, not a folder") from None
     except OSError as err:
-        raise CatalogError(str(path), None, None, None, f"cannot be read ({err.strerror})") from None
+        raise InvalidInputError(f"price store directory {brief(str(base))} cannot be created "
+                                f"({err.strerror})") from None
+    if not stat.S_ISDIR(os.stat(base).st_mode):
+        raise InvalidInputError(f"price store directory {brief(str(base))} is not a folder")
+    return base
+
+
+def _check_imported(records: Sequence[Any], schema: dict[str, Col], source: str,
+                    check: Callable[[bytes, str], Any]) -> None:
+    """The imported rows alone pass the store's checks; a failure is the input's (InvalidInputError)."""
+    try:
+        check(to_csv(records, schema).encode(), source)
+    except CatalogError as err:
+        where = "" if err.column is None else f"{err.column}: "
+        shown = "" if err.value is None else f", value {brief(err.value)}"
+        raise InvalidInputError(f"{truncate(source, 120)}: an imported price row fails the price table's check "
+                                f"({where}{err.problem}{shown}); nothing was written") from None
 
 
 def load_user_prices(directory: str | Path | None = None, *,
@@ -100,6 +139,9 @@ def load_user_prices(directory: str | Path | None = None, *,
     catalog, GPU ids must be ones it knows.
     """
     base = prices_dir(directory)
+    root = refused_root(base)
+    if root is not None:
+        raise InvalidInputError(f"price store directory {brief(str(base))} is under {root}; choose a normal folder")
     gpu_text, api_text = _read(base / GPU_FILE), _read(base / API_FILE)
     gpu = list(_gpu_rows(gpu_text, str(base / GPU_FILE), catalog)) if gpu_text is not None else []
     api = list(_api_rows(api_text, str(base / API_FILE))) if api_text is not None else []
@@ -131,21 +173,6 @@ def with_user_prices(catalog: Catalog, directory: str | Path | None = None) -> C
     return overlay_prices(catalog, gpu, api)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def merge_gpu_prices(existing: Sequence[GpuPrice], new: Sequence[GpuPrice]) -> list[GpuPrice]:
     """The store after an import: rows of the providers in `new` are replaced, others kept."""
     providers = {p.provider for p in new}
@@ -158,25 +185,29 @@ def merge_api_prices(existing: Sequence[ApiPrice], new: Sequence[ApiPrice]) -> l
     return [p for p in existing if p.api_id.lower() not in ids] + list(new)
 
 
-def save_gpu_prices(new: Sequence[GpuPrice], catalog: Catalog, directory: str | Path | None = None) -> Path:
+def save_gpu_prices(new: Sequence[GpuPrice], catalog: Catalog, directory: str | Path | None = None, *,
+                    source: str = "the imported prices") -> Path:
     """Merge `new` into the store's GPU table and write it atomically; returns the file written."""
-    path = prices_dir(directory) / GPU_FILE
+    _check_imported(new, GPU_PRICE_SCHEMA, source, lambda text, label: _gpu_rows(text, label, catalog))
+    path = _store_dir(directory) / GPU_FILE
     current = _read(path)
     existing = _gpu_rows(current, str(path), None) if current is not None else ()
     text = to_csv(merge_gpu_prices(existing, new), GPU_PRICE_SCHEMA)
     _gpu_rows(text.encode(), str(path), catalog)  # the table we are about to write passes the catalog check
-    write_atomic(path, text)
+    write_text_atomic(path, text, what="price store file")
     return path
 
 
-def save_api_prices(new: Sequence[ApiPrice], directory: str | Path | None = None) -> Path:
+def save_api_prices(new: Sequence[ApiPrice], directory: str | Path | None = None, *,
+                    source: str = "the imported prices") -> Path:
     """Merge `new` into the store's API table and write it atomically; returns the file written."""
-    path = prices_dir(directory) / API_FILE
+    _check_imported(new, API_PRICE_SCHEMA, source, _api_rows)
+    path = _store_dir(directory) / API_FILE
     current = _read(path)
     existing = _api_rows(current, str(path)) if current is not None else ()
     text = to_csv(merge_api_prices(existing, new), API_PRICE_SCHEMA)
     _api_rows(text.encode(), str(path))
-    write_atomic(path, text)
+    write_text_atomic(path, text, what="price store file")
     return path
 
 

@@ -15,7 +15,11 @@ The derived workload (see `describe_usage`): request volume per day, token distr
 (mean, p50, p90, p99, max), the hour-of-day profile and the peak-to-average ratio, defined as in
 the public trace studies: the busiest clock hour's request rate over the mean hourly rate [1].
 Every row is checked before anything is computed; a bad value raises MalformedInputError
-with the file, line and field.
+with the file, line and field: timestamps after now (plus a day of clock skew) or before 1970,
+token counts above `MAX_TOKENS_PER_REQUEST`, 400-digit numbers, duplicate JSON keys, deep
+nesting, NUL bytes and CSV cells over 65,536 characters. Bursty traces are real: the peak-to-
+average ratio is reported whatever its size, and a scenario field the scenario cannot take is left
+out of the snippet with a warning instead of failing the import.
 
 [1] Y. Xiang et al., "ServeGen: Workload Characterization and Generation of Large Language Model
     Serving in Production", NSDI 2026, arXiv:2505.09999 (peak-to-average of hourly request rates);
@@ -24,11 +28,8 @@ with the file, line and field.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
-import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ import numpy as np
 
 from planner import units
 from planner.data.importers._provenance import SourceFile, bad, read_source
-from planner.errors import InvalidInputError
+from planner.data.safe_io import InputFileError, iter_csv_rows, loads_json
+from planner.errors import InvalidInputError, brief, is_finite_real
 
 FIELDS = ("timestamp", "input_tokens", "output_tokens", "cached_input_tokens")
 REQUIRED_FIELDS = FIELDS[:3]
@@ -54,6 +56,8 @@ DEFAULT_NAMES = {
 TIME_UNITS = ("auto", "s", "ms")
 MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds in "auto" mode (1e11 s is the year 5138)
 QUANTILES = (50, 90, 99)
+MAX_TOKENS_PER_REQUEST = 100_000_000  # 10x the longest context any catalog model serves (10.5M tokens)
+CLOCK_SKEW_S = 86_400  # timestamps up to a day ahead of this machine's clock are accepted (time zones, skew)
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -123,13 +127,23 @@ def _timestamp(label: str, line: int, column: str, value: Any, time_unit: str) -
                 raise bad(label, line, column, value, "is not an ISO 8601 time or a number") from None
             if stamp.tzinfo is None:
                 stamp = stamp.replace(tzinfo=dt.UTC)
-            return stamp.timestamp()
+            return _not_future(label, line, column, value, stamp.timestamp())
         value = number
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not is_finite_real(value) or value < 0:
         raise bad(label, line, column, value, "must be an ISO 8601 time or a finite number >= 0")
     if time_unit == "ms" or (time_unit == "auto" and value > MS_THRESHOLD):
-        return float(value) / units.MS_PER_S
-    return float(value)
+        return _not_future(label, line, column, value, float(value) / units.MS_PER_S)
+    return _not_future(label, line, column, value, float(value))
+
+
+def _not_future(label: str, line: int, column: str, value: Any, timestamp_s: float) -> float:
+    now_s = time.time()
+    if timestamp_s > now_s + CLOCK_SKEW_S:
+        shown = _iso(timestamp_s) if timestamp_s < 253_402_300_800 else "after the year 9999"  # 9999-12-31
+        raise bad(label, line, column, value, f"is in the future ({shown}; now is {_iso(now_s)})")
+    if timestamp_s < 0:
+        raise bad(label, line, column, value, "is before 1970-01-01")
+    return timestamp_s
 
 
 def _tokens(label: str, line: int, column: str, value: Any) -> int:
@@ -138,9 +152,11 @@ def _tokens(label: str, line: int, column: str, value: Any) -> int:
             value = float(value.strip())
         except ValueError:
             raise bad(label, line, column, value, "must be a whole number of tokens >= 0") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or value != int(value):
+    if not is_finite_real(value) or value < 0 or value != int(value):
         raise bad(label, line, column, value, "must be a whole number of tokens >= 0")
+    if value > MAX_TOKENS_PER_REQUEST:
+        raise bad(label, line, column, value, f"is more tokens than any model's context (at most "
+                  f"{MAX_TOKENS_PER_REQUEST:,} per request)")
     return int(value)
 
 
@@ -167,26 +183,27 @@ def _request(label: str, line: int, record: Mapping[str, Any], columns: Mapping[
 
 
 def _csv_requests(src: SourceFile, mapping: Mapping[str, str], time_unit: str) -> Iterator[Request]:
-    reader = csv.reader(io.StringIO(src.text, newline=""), strict=True)
+    rows = iter_csv_rows(src.text, what=src.label)
     try:
-        header = [h.strip() for h in next(reader)]
+        _, cells = next(rows)
+        header = [h.strip() for h in cells]
     except StopIteration:
         raise bad(src.label, 1, None, None, "is empty (no header row)") from None
-    except csv.Error as err:
-        raise bad(src.label, 1, None, None, f"is not valid CSV ({err})") from None
+    except InputFileError as err:
+        raise bad(src.label, err.line, None, None, err.problem) from None
     columns = _resolve(header, mapping, src.label, 1)
     while True:
         try:
-            cells = next(reader)
+            line, cells = next(rows)
         except StopIteration:
             return
-        except csv.Error as err:
-            raise bad(src.label, reader.line_num, None, None, f"is not valid CSV ({err})") from None
+        except InputFileError as err:
+            raise bad(src.label, err.line, None, None, err.problem) from None
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            raise bad(src.label, reader.line_num, None, None, f"has {len(cells)} cells, the header has {len(header)}")
-        yield _request(src.label, reader.line_num, dict(zip(header, cells, strict=True)), columns, time_unit)
+            raise bad(src.label, line, None, None, f"has {len(cells)} cells, the header has {len(header)}")
+        yield _request(src.label, line, dict(zip(header, cells, strict=True)), columns, time_unit)
 
 
 def _jsonl_requests(src: SourceFile, mapping: Mapping[str, str], time_unit: str) -> Iterator[Request]:
@@ -195,9 +212,9 @@ def _jsonl_requests(src: SourceFile, mapping: Mapping[str, str], time_unit: str)
         if not text.strip():
             continue
         try:
-            record = json.loads(text, parse_constant=lambda name: math.nan)
-        except json.JSONDecodeError as err:
-            raise bad(src.label, line, None, None, f"is not valid JSON ({err.msg}, column {err.colno})") from None
+            record = loads_json(text, what=src.label, allow_nonfinite=True)  # NaN reported per field below
+        except InputFileError as err:
+            raise bad(src.label, line, None, None, err.problem) from None
         if not isinstance(record, dict):
             raise bad(src.label, line, None, None, "must be a JSON object (one request per line)")
         if columns is None:
@@ -346,7 +363,20 @@ def import_usage_file(path: str | Path, *, mapping: Mapping[str, str] | None = N
 def scenario_fields(workload: UsageWorkload) -> dict[str, Any]:
     """The scenario's workload fields measured from the export, each checked by the scenario's own rules.
 
-    The hourly profile is included only when the export covers every hour of the day.
+    The hourly profile is included only when the export covers every hour of the day. A field the
+    scenario rejects raises InvalidInputError; `scenario_fields_and_warnings` leaves it out instead.
+    """
+    fields, problems = scenario_fields_and_warnings(workload)
+    if problems:
+        raise InvalidInputError(problems[0])
+    return fields
+
+
+def scenario_fields_and_warnings(workload: UsageWorkload) -> tuple[dict[str, Any], list[str]]:
+    """(fields the scenario accepts, a warning for each measured field it does not take).
+
+    A real trace may be burstier than the scenario's bounds (a 10-day trace with a busiest hour at
+    236x the mean): the measurement stands and is printed; only the snippet leaves the field out.
     """
     from planner.scenario import coerce_field  # the scenario module loads its default tables on import
 
@@ -360,9 +390,14 @@ def scenario_fields(workload: UsageWorkload) -> dict[str, Any]:
         fields["hourly_profile"] = [round(float(v), 6) for v in workload.hourly_profile]
     if workload.prompt_cache_hit_frac is not None:
         fields["prompt_cache_hit_frac"] = workload.prompt_cache_hit_frac
-    out = {}
+    out: dict[str, Any] = {}
+    problems: list[str] = []
     for name, value in fields.items():
         value = round(value, 6) if isinstance(value, float) else value
-        checked = coerce_field(name, value)
+        try:
+            checked = coerce_field(name, value)
+        except InvalidInputError as err:
+            problems.append(f"measured {name} = {brief(value)} is left out of the scenario snippet: {err}")
+            continue
         out[name] = list(checked) if isinstance(checked, tuple) else checked
-    return out
+    return out, problems
