@@ -113,7 +113,7 @@ def _layer_kinds(cfg: dict[str, Any], n_layers: int) -> list[str]:
     if cfg.get("attention_chunk_size"):
         flags = cfg.get("no_rope_layers")
         if not (isinstance(flags, list) and len(flags) == n_layers):
-            interval = int(cfg.get("no_rope_layer_interval", 4))
+            interval = _int(cfg, "no_rope_layer_interval", 4)
             flags = [int((i + 1) % interval != 0) for i in range(n_layers)]
         return ["chunked" if f else "full" for f in flags]
     ratios = cfg.get("compress_ratios")
@@ -168,9 +168,9 @@ def _attention(cfg: dict[str, Any], kind: str, hidden: int,
     """(params, kv elems/token, decode attn FLOPs/ctx token, prefill attn FLOPs/ctx token, ctx cap, state elems)."""
     heads = _int(cfg, "num_attention_heads")
     if kind == "linear":
-        nk, nv = int(cfg["linear_num_key_heads"]), int(cfg["linear_num_value_heads"])
-        dk, dv = int(cfg["linear_key_head_dim"]), int(cfg["linear_value_head_dim"])
-        kernel = int(cfg.get("linear_conv_kernel_dim", 4))
+        nk, nv = _int(cfg, "linear_num_key_heads"), _int(cfg, "linear_num_value_heads")
+        dk, dv = _int(cfg, "linear_key_head_dim"), _int(cfg, "linear_value_head_dim")
+        kernel = _int(cfg, "linear_conv_kernel_dim", 4)
         key_dim, value_dim = nk * dk, nv * dv
         conv_dim = 2 * key_dim + value_dim
         params = (hidden * (2 * key_dim + 2 * value_dim)  # in_proj_qkvz
@@ -181,9 +181,9 @@ def _attention(cfg: dict[str, Any], kind: str, hidden: int,
         state = nv * dk * dv + conv_dim * (kernel - 1)
         return params, 0.0, 0.0, 0.0, 0, state
     if kind == "mamba":
-        n_heads, head_dim = int(cfg["mamba_num_heads"]), int(cfg["mamba_head_dim"])
-        groups, d_state = int(cfg.get("n_groups", 1)), int(cfg["ssm_state_size"])
-        kernel = int(cfg.get("conv_kernel", 4))
+        n_heads, head_dim = _int(cfg, "mamba_num_heads"), _int(cfg, "mamba_head_dim")
+        groups, d_state = _int(cfg, "n_groups", 1), _int(cfg, "ssm_state_size")
+        kernel = _int(cfg, "conv_kernel", 4)
         d_inner = n_heads * head_dim
         conv_dim = d_inner + 2 * groups * d_state
         params = (hidden * (d_inner + conv_dim + n_heads)  # in_proj: z, xBC, dt
@@ -199,12 +199,12 @@ def _attention(cfg: dict[str, Any], kind: str, hidden: int,
     v_head_dim = int(cfg.get("v_head_dim") or head_dim)
     if kind == "sliding" and cfg.get("swa_num_key_value_heads"):  # MiMo: SWA layers have their own shape
         heads = int(cfg.get("swa_num_attention_heads") or heads)
-        kv_heads = int(cfg["swa_num_key_value_heads"])
+        kv_heads = _int(cfg, "swa_num_key_value_heads")
         head_dim = int(cfg.get("swa_head_dim") or head_dim)
         v_head_dim = int(cfg.get("swa_v_head_dim") or v_head_dim)
     is_global = kind == "full"
     if is_global and cfg.get("global_head_dim"):
-        head_dim = int(cfg["global_head_dim"])
+        head_dim = _int(cfg, "global_head_dim")
         kv_heads = int(cfg.get("num_global_key_value_heads") or kv_heads)
     k_eq_v = bool(cfg.get("attention_k_eq_v"))
     gate = 2 if (cfg.get("attn_output_gate") or model_type in ("qwen3_next",)) else 1
@@ -243,8 +243,8 @@ def _indexer_params(cfg: dict[str, Any], hidden: int) -> float:
 
 def _mla(cfg: dict[str, Any], heads: int, hidden: int) -> tuple[float, float, float, float, int, float]:
     """Multi-head latent attention (DeepSeek-V2/V3): low-rank KV, cached latent + decoupled RoPE key."""
-    kv_lora, q_lora = int(cfg["kv_lora_rank"]), int(cfg.get("q_lora_rank") or 0)
-    rope, nope = int(cfg["qk_rope_head_dim"]), int(cfg["qk_nope_head_dim"])
+    kv_lora, q_lora = _int(cfg, "kv_lora_rank"), int(cfg.get("q_lora_rank") or 0)
+    rope, nope = _int(cfg, "qk_rope_head_dim"), _int(cfg, "qk_nope_head_dim")
     v_dim = int(cfg.get("v_head_dim") or nope)
     q_head = nope + rope
     if q_lora:

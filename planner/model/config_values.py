@@ -44,10 +44,15 @@ _OPTIONAL_SIZES = (
     "ssm_state_size", "conv_kernel", "full_attention_interval", "no_rope_layer_interval", "max_window_layers",
     "num_nextn_predict_layers", "mtp_num_hidden_layers",
 )
-# Layer lists read only when they have exactly one entry per layer: any other length is an error.
-_PER_LAYER_LISTS = ("layer_types", "layers_block_type", "hybrid_layer_pattern", "no_rope_layers")
+# Divisors and kernel widths: 0 would divide by zero or give a negative state size.
+_AT_LEAST_ONE = {"no_rope_layer_interval", "linear_conv_kernel_dim", "conv_kernel", "head_dim"}
+# Layer lists read only when they have exactly one entry per layer (any other length is an error),
+# with the type of their entries.
+_PER_LAYER_LISTS = {"layer_types": str, "layers_block_type": str, "hybrid_layer_pattern": int,
+                    "no_rope_layers": int}
 # Lists read for the first n_layers entries (DeepSeek-V4's compress_ratios also cover the MTP layer).
-_AT_LEAST_PER_LAYER = ("compress_ratios", "moe_layer_freq")
+_AT_LEAST_PER_LAYER = {"compress_ratios": int, "moe_layer_freq": int}
+_TEXT_FIELDS = ("model_type", "mlp_hidden_act", "hybrid_override_pattern")
 
 
 def _first(cfg: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
@@ -82,24 +87,30 @@ def check_config_values(cfg: dict[str, Any]) -> int:
     n_layers, heads = values["num_hidden_layers"], values["num_attention_heads"]
     for name in _OPTIONAL_SIZES:
         if cfg.get(name) is not None:
-            values[name] = bounded_int(_field(name), cfg[name], 0, MAX_DIM)
+            values[name] = bounded_int(_field(name), cfg[name], 1 if name in _AT_LEAST_ONE else 0, MAX_DIM)
     kv_name, kv_heads = _first(cfg, ("num_key_value_heads", "n_kv_heads", "num_kv_heads"))
     if kv_heads is not None and not cfg.get("kv_lora_rank"):
         bounded_int(_field(kv_name), kv_heads, 1, heads)
     if cfg.get("max_position_embeddings") is not None:
         bounded_int(_field("max_position_embeddings"), cfg["max_position_embeddings"], 1, MAX_CONTEXT_TOKENS)
-    for name in _PER_LAYER_LISTS:
+    for name in _TEXT_FIELDS:
+        if cfg.get(name) is not None and not isinstance(cfg[name], str):
+            raise InvalidInputError(f"{_field(name)} must be a string, got {brief(cfg[name])}")
+    for name, kind in _PER_LAYER_LISTS.items():
         value = cfg.get(name)
         if value is not None and (not isinstance(value, list) or len(value) != n_layers):
             raise InvalidInputError(f"{_field(name)} must be a list with one entry per layer ({n_layers:,}), got "
                                     f"{_describe(value)}")
-    for name in _AT_LEAST_PER_LAYER:
+        _entries(name, value, kind)
+    for name, kind in _AT_LEAST_PER_LAYER.items():
         value = cfg.get(name)
         if isinstance(value, list) and len(value) < n_layers:
             raise InvalidInputError(f"{_field(name)} must list at least one entry per layer ({n_layers:,}), got "
                                     f"{_describe(value)}")
-    if isinstance(cfg.get("moe_layer_freq"), (int, float)):
-        bounded_int(_field("moe_layer_freq"), cfg["moe_layer_freq"], 1, n_layers)
+        _entries(name, value if isinstance(value, list) else None, kind)
+    freq = cfg.get("moe_layer_freq")
+    if freq is not None and not isinstance(freq, list):
+        bounded_int(_field("moe_layer_freq"), freq, 1, n_layers)
     ratios = cfg.get("compress_ratios")
     if isinstance(ratios, list):
         for index, ratio in enumerate(ratios[:n_layers]):
@@ -117,6 +128,16 @@ def check_config_values(cfg: dict[str, Any]) -> int:
         for index in mlp_only:
             bounded_int(f"{_field('mlp_only_layers')} entry", index, 0, n_layers - 1)
     return n_layers
+
+
+def _entries(name: str, value: list[Any] | None, kind: type) -> None:
+    """Every entry of a layer list has the expected type (ints: bools and null count as 0/1 flags)."""
+    for index, entry in enumerate(value or ()):
+        ok = isinstance(entry, str) if kind is str else (
+            entry is None or isinstance(entry, bool) or (isinstance(entry, int) and 0 <= entry <= MAX_DIM))
+        if not ok:
+            raise InvalidInputError(f"{_field(name)}[{index}] must be a {'string' if kind is str else 'whole number'}"
+                                    f", got {brief(entry)}")
 
 
 def _describe(value: Any) -> str:

@@ -40,7 +40,7 @@ def test_every_shipped_config_passes_and_stays_far_inside_the_bounds():
     ({"hidden_size": "4096"}, r"'hidden_size' must be an integer .* got '4096'"),
     ({"vocab_size": True}, r"'vocab_size' must be an integer"),
     ({"n_routed_experts": "abc", "num_experts_per_tok": 2}, r"'n_routed_experts' must be an integer .* got 'abc'"),
-    ({"head_dim": -128}, r"'head_dim' must be an integer in \[0, 10000000\], got -128"),
+    ({"head_dim": -128}, r"'head_dim' must be an integer in \[1, 10000000\], got -128"),
     ({"intermediate_size": 3072.5}, r"'intermediate_size' must be an integer"),
     ({"max_position_embeddings": -1}, r"'max_position_embeddings' must be an integer in \[1, 1000000000\]"),
     ({"layer_types": ["full_attention"] * 3}, r"'layer_types' must be a list with one entry per layer \(28\), "
