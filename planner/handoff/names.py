@@ -34,8 +34,8 @@ ACCELERATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # distribution/reference: domain (optional), path components, tag, digest
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
-IMAGE_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
-                      r"(?:@sha256:[a-f0-9]{64})?$")
+DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$")
 MAX_IMAGE_CHARS = 255  # distribution/reference NameTotalLengthMax
 
 
@@ -78,11 +78,19 @@ def default_object_name(text: str) -> str:
 
 def check_image(value: object) -> str:
     """A container image reference (registry/path:tag@digest), else InvalidInputError."""
-    if not isinstance(value, str) or len(value) > MAX_IMAGE_CHARS or not IMAGE_RE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_IMAGE_CHARS or not _image_ok(value):
         raise InvalidInputError(f"image must be a container image reference such as vllm/vllm-openai:v0.11.0 or "
                                 f"ghcr.io/org/name:tag (no spaces or control characters, at most "
                                 f"{MAX_IMAGE_CHARS} characters), got {brief(value)}")
     return value
+
+
+def _image_ok(value: str) -> bool:
+    # the first component is a registry only if it has a "." or ":" or is "localhost" (reference grammar)
+    first, _, rest = value.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return bool(DOMAIN_RE.match(first) and REPOSITORY_RE.match(rest))
+    return bool(REPOSITORY_RE.match(value))
 
 
 def check_accelerator(value: object) -> str:
