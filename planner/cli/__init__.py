@@ -37,7 +37,7 @@ COMMAND_MODULES = (
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CATALOG = 0, 2, 3, 4
-MAX_MESSAGE_CHARS = 1000  # one error line: longer messages (an echoed input) are cut with an ellipsis
+MAX_MESSAGE_CHARS = 600  # one error line: longer messages (an echoed input) are cut with an ellipsis
 
 
 class _Parser(argparse.ArgumentParser):

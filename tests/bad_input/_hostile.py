@@ -64,4 +64,4 @@ def assert_clean_outcome(code: int, err: str, *, allowed: tuple[int, ...] = (0, 
     if code != 0:
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1, err[-500:]
-        assert len(lines[0]) <= 1100, lines[0][:200]
+        assert len(lines[0]) <= 700, lines[0][:200]

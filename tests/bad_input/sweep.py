@@ -325,6 +325,46 @@ def cases() -> list[Case]:
                   owner="scenario"))
     c.append(Case("estimate (scenario agent)", "--concurrency 10**400",
                   ["estimate", "--model", "llama-3.1-8b", "--gpu", "h100", "--concurrency", BIG], owner="scenario"))
+    for flag, value in (("--num-gpus", BIG), ("--input-tokens", "-5"), ("--output-tokens", BIG), ("--tp", "0")):
+        c.append(Case("estimate (scenario agent)", f"{flag} {value[:12]}",
+                      ["estimate", "--model", "llama-3.1-8b", "--gpu", "h100", flag, value], owner="scenario"))
+    c.append(Case("plan (scenario agent)", "--set requests_per_day=1e400", ["plan", "--set", "requests_per_day=1e400"],
+                  owner="scenario"))
+    c.append(Case("plan (scenario agent)", "--set huge key", ["plan", "--set", "k" * 100_000 + "=1"],
+                  owner="scenario"))
+
+    # ---- calibration and fine-tuning (other agents' commands; reported)
+    cal = ["calibrate", "--gpu", "h100", "--model", "llama-3.1-8b"]
+    bench = {"num_prompts": 100, "request_throughput": 5.0, "output_throughput": 1000.0,
+             "total_token_throughput": 3000.0, "mean_ttft_ms": 100.0, "mean_tpot_ms": 20.0, "max_concurrency": 16,
+             "total_input_tokens": 100000, "total_output_tokens": 25600, "duration": 20.0, "completed": 100}
+    benches = {
+        "num_prompts abc": {**bench, "num_prompts": "abc"},
+        "num_prompts -3": {**bench, "num_prompts": -3},
+        "throughput 1e-300": {**bench, "output_throughput": 1e-300, "total_token_throughput": 1e-300},
+        "throughput 10**400": json.loads(json.dumps(bench)) | {"output_throughput": 10**300},
+        "deep nesting": None,
+    }
+    for name, data in benches.items():
+        text = ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}") if data is None else json.dumps(data)
+        c.append(Case("calibrate (calibration agent)", name, [*cal, "--vllm-bench", "b.json", "--name", "mine"],
+                      setup=_write("b.json", text), owner="calibration"))
+    c.append(Case("calibrate (calibration agent)", "--name 300 chars",
+                  [*cal, "--vllm-bench", "b.json", "--name", "n" * 300], setup=_write("b.json", json.dumps(bench)),
+                  owner="calibration"))
+    c.append(Case("calibrate (calibration agent)", "--name vllm-datacenter (a catalog profile)",
+                  [*cal, "--vllm-bench", "b.json", "--name", "vllm-datacenter"],
+                  setup=_write("b.json", json.dumps(bench)), owner="calibration"))
+    c.append(Case("calibrate (calibration agent)", "bench FIFO", [*cal, "--vllm-bench", "b.json", "--name", "m"],
+                  setup=_fifo("b.json"), owner="calibration"))
+    c.append(Case("calibrate (calibration agent)", "csv cell 200 KB", [*cal, "--csv", "m.csv", "--name", "m"],
+                  setup=_write("m.csv", "a,b\n\"" + "x" * 200_000 + "\",1\n"), owner="calibration"))
+    ft = ["finetune", "--model", "llama-3.1-8b", "--gpu", "h100", "--method", "lora"]
+    for flag, value in (("--dataset-tokens", BIG), ("--dataset-tokens", "nan"), ("--epochs", "-1"),
+                        ("--seq-len", BIG), ("--lora-rank", "0"), ("--micro-batch", BIG)):
+        extra = [] if flag == "--dataset-tokens" else ["--dataset-tokens", "1000000"]
+        c.append(Case("finetune (finetune agent)", f"{flag} {value[:12]}", [*ft, *extra, flag, value],
+                      owner="finetune"))
     return c
 
 
