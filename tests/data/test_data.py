@@ -13,6 +13,7 @@ REQUIRED_MODEL_ALIASES = [
     "deepseek-v3.1", "deepseek-v3.2", "deepseek-r1", "deepseek-r1-distill-llama-70b", "deepseek-r1-distill-qwen-32b",
     "mistral-7b-v0.1", "mistral-small-3-24b", "mistral-large-2-123b", "mixtral-8x7b", "mixtral-8x22b",
     "gpt-oss-20b", "gpt-oss-120b", "kimi-k2-instruct", "glm-4.5",
+    "mistral-large-3", "deepseek-v3-0324", "kimi-k2.6", "qwen3.6-35b-a3b", "qwen3.6-27b",
 ]
 REQUIRED_GPUS = [
     "H100-SXM", "H100-PCIe", "H100-NVL", "H200", "B200", "B300", "GB200", "GH200", "A100-80GB", "A100-40GB",
@@ -151,3 +152,38 @@ def test_price_age_summary_counts_flags_and_dates_by_hand():
     text = _age_caption(age)
     assert "oldest 2026-01-01 (340 days ago)" in text and "1 rows are flagged stale" in text and "undated" in text
     assert price_age([], dt.date(2026, 12, 7)).oldest_as_of is None
+
+
+def test_mistral_large_resolves_to_the_newest_mistral_large(real_catalog):
+    large = real_catalog.model("mistral-large")
+    assert large.model_id == "mistralai/Mistral-Large-3-675B-Instruct-2512"
+    assert large.license_id == "apache-2.0" and large.release_date.isoformat() == "2025-12-02"
+    assert real_catalog.model("mistral-large-2").license_id == "mistral-research"
+
+
+def test_mistral_large_3_parameters_by_hand(real_catalog):
+    arch = real_catalog.model("mistral-large-3").arch
+    # per layer, MLA: q_a 7168*1536 + q_b 1536*128*192 + kv_a 7168*(512+64) + kv_b 512*128*(128+128) + o 128*128*7168
+    #   + norms 1536 + 512 = 11,010,048 + 37,748,736 + 4,128,768 + 16,777,216 + 117,440,512 + 2,048 = 187,107,328
+    attention = 187_107_328
+    dense_mlp = 3 * 7168 * 16384  # 352,321,536 (3 dense layers)
+    expert = 3 * 7168 * 4096  # 88,080,384; 128 routed + 1 shared per MoE layer, router 7168*128
+    per_moe_layer = attention + 129 * expert + 7168 * 128 + 2 * 7168
+    per_dense_layer = attention + dense_mlp + 2 * 7168
+    embeddings = 2 * 131072 * 7168  # untied input embedding and lm_head
+    total = 3 * per_dense_layer + 58 * per_moe_layer + embeddings + 7168
+    assert arch.total_params == pytest.approx(total, rel=1e-6)
+    assert arch.total_params_b == pytest.approx(675, rel=0.02)  # published 675B (text model; the vision encoder apart)
+
+
+def test_licenses_follow_each_release(real_catalog):
+    # DeepSeek-V3 (Dec 2024) shipped under the DeepSeek License; the March 2025 update V3-0324 under MIT
+    assert real_catalog.model("deepseek-v3").license_id == "deepseek-license"
+    assert real_catalog.model("deepseek-v3-0324").license_id == "mit"
+    assert real_catalog.model("deepseek-ai/deepseek-v3-0324").model_id == "deepseek-ai/DeepSeek-V3-0324"
+
+
+@pytest.mark.parametrize("alias, count", [("deepseek-v3", 2), ("deepseek-r1", 2), ("mistral-large-2", 10)])
+def test_languages_filled(real_catalog, alias, count):
+    model = real_catalog.model(alias)
+    assert model.languages_count == count and len(model.languages) == count
