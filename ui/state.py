@@ -150,7 +150,8 @@ def page(name: str) -> st.Page:
 def pages_navigation() -> Any:
     """st.navigation over every page, grouped for the sidebar."""
     p = pages()
-    return st.navigation({"Plan": [p["plan"], p["sensitivity"]], "Explore": [p["advisor"], p["compare"], p["hardware"]],
+    return st.navigation({"Plan": [p["plan"], p["sensitivity"], p["finetune"]],
+                          "Explore": [p["advisor"], p["compare"], p["hardware"]],
                           "Settings": [p["prices"]]})
 
 
