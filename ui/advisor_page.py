@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from planner.advice.advisor import LICENSE_POLICIES, TASK_EVIDENCE, Constraints, RankedModel, Recommendation
+from planner.advice.advisor import (
+    LICENSE_POLICIES,
+    TASK_EVIDENCE,
+    Constraints,
+    RankedModel,
+    Recommendation,
+    latency_handover,
+)
 from planner.errors import PlannerError
+from planner.scenario import PRESETS
 from ui import state, widgets
 from ui.support import model_languages
 
@@ -70,6 +78,7 @@ def _rows(models: tuple[RankedModel, ...]) -> list[dict]:
                                         fit.output_tokens_per_s_per_user_high, ",.0f")
                       if fit and fit.output_tokens_per_s_per_user is not None else None),
             "cautions": sum(1 for r in m.reasons if r.verdict == "caution"),
+            "known": "; ".join(f"{e.benchmark} {e.score:g} ({e.task_category})" for e in m.known_elsewhere) or None,
         })
     return rows
 
@@ -88,12 +97,16 @@ _COLUMNS = {
     "weights_gb": st.column_config.NumberColumn("Weights (GB)", format="%.1f"),
     "speed": st.column_config.TextColumn("Tokens/s per user at batch 1 (range)"),
     "cautions": st.column_config.NumberColumn("Cautions (count)"),
+    "known": st.column_config.TextColumn("Known scores on other tasks", width="large",
+                                         help="Published scores on benchmarks of other tasks (not ranked)."),
 }
 
 
 def _ranked_table(models: tuple[RankedModel, ...], key: str) -> None:
     """The ranked or unranked models; hardware columns only when a hardware constraint was given."""
     config = dict(_COLUMNS)
+    if all(not m.known_elsewhere for m in models):
+        config.update(known=None)
     if all(m.hardware is None for m in models):
         config.update(precision=None, weights_gb=None, speed=None)
     elif all(m.hardware.output_tokens_per_s_per_user is None for m in models if m.hardware is not None):
@@ -116,6 +129,17 @@ def _details(rec: Recommendation) -> None:
     update: dict[str, object] = {"model": chosen}
     if fit is not None and fit.mode == "gpu":
         update.update(precision=fit.precision, gpu=fit.gpu_id)
+        fields = state.scenario_fields()
+        preset = PRESETS.get(str(fields.get("preset")))
+        ttft = fields.get("ttft_target_s") or (preset.ttft_target_s if preset else None)
+        tpot = fields.get("tpot_target_s") or (preset.tpot_target_s if preset else None)
+        handover = latency_handover(fit, ttft, tpot)
+        if handover.changed:
+            update.update(ttft_target_s=handover.ttft_target_s, tpot_target_s=handover.tpot_target_s)
+            st.warning("Latency targets for the plan: " + " ".join(f"{n}." for n in handover.notes),
+                       icon=":material/timer:")
+        else:
+            st.caption("Latency targets for the plan: " + " ".join(f"{n}." for n in handover.notes))
     if st.button("Plan with this model", type="primary", key="adv_plan",
                  help="Opens the Plan page with this model" + (" and the precision and GPU picked here."
                                                                  if len(update) > 1 else ".")):
@@ -141,8 +165,9 @@ def render() -> None:
     else:
         st.info("No model with published scores meets every constraint.")
     if rec.unranked:
-        with st.expander(f"Unranked: {len(rec.unranked)} models meet the constraints but have no published score"):
-            _ranked_table(rec.unranked, "adv_unranked")
+        st.markdown(f"**Unranked: {len(rec.unranked)} models meet the constraints but have no published score for "
+                    f"'{constraints.task}'** (shown with what is known about them, not ranked last)")
+        _ranked_table(rec.unranked, "adv_unranked")
     if rec.excluded:
         with st.expander(f"Excluded: {len(rec.excluded)} models, with the failing reason"):
             widgets.table([{"name": m.name, "reason": "; ".join(f"{r.constraint}: {r.message}" for r in m.failing)}

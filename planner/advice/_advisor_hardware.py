@@ -66,6 +66,12 @@ class HardwareFit:
     output_tokens_per_s_per_user: float | None  # batch 1
     output_tokens_per_s_per_user_low: float | None
     output_tokens_per_s_per_user_high: float | None
+    context_tokens: int | None = None  # prompt + output of the request the check used
+    ttft_s: float | None = None  # batch 1, at `context_tokens`; _high = the pessimistic end of the range
+    ttft_s_high: float | None = None
+    tpot_s: float | None = None
+    tpot_s_high: float | None = None
+    native_compute: bool | None = None  # False: the GPU lacks the weight format's compute units (dequantized)
 
 
 class _BytesOnly:
@@ -75,6 +81,69 @@ class _BytesOnly:
     @staticmethod
     def supports(compute_format: str) -> bool:
         return False
+
+
+@dataclass(frozen=True)
+class SpeedContext:
+    """The request the hardware check sizes: the user's context, the task's typical one, or estimate()'s default."""
+
+    input_tokens: int
+    output_tokens: int
+    user_given: bool
+    label: str
+    source_url: str | None = None  # task_contexts.csv row (None: the user's own number or estimate()'s default)
+    source_accessed: dt.date | None = None
+
+    @property
+    def context_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def speed_context(context_tokens: int | None, output_tokens: int | None, task_context: Any = None) -> SpeedContext:
+    """Which request to check speed and fit at.
+
+    A context the user gives wins (output = `output_tokens`, or estimate()'s default). Otherwise the task's
+    typical request from data/task_contexts.csv (its prompt, and its output unless `output_tokens` is given),
+    else estimate()'s default request shape.
+    """
+    if context_tokens is not None:
+        out = output_tokens if output_tokens is not None else DEFAULT_OUTPUT_TOKENS
+        return SpeedContext(context_tokens - out, out, True, "the context length asked for")
+    if task_context is not None:
+        out = output_tokens if output_tokens is not None else task_context.typical_output_tokens
+        return SpeedContext(task_context.typical_input_tokens, out, False,
+                            f"typical request for the task '{task_context.task_category}'",
+                            task_context.source_url, task_context.source_accessed)
+    out = output_tokens if output_tokens is not None else DEFAULT_OUTPUT_TOKENS
+    return SpeedContext(DEFAULT_INPUT_TOKENS, out, False,
+                        "estimate()'s default request (no typical context is known for this task)")
+
+
+def prefer_native(options: list[tuple[Estimate, Precision]], gpu_id: str,
+                  model_native_precision: str = "") -> tuple[tuple[Estimate, Precision], str]:
+    """The first option (quality-first order), unless the GPU cannot compute its weight format natively and
+    another option that it can compute is smaller or faster by the same estimate: then the first such one.
+
+    Returns the choice and a note saying what was passed over and why ("" when the first option stands).
+    """
+    first_e, first_p = options[0]
+    if first_e.native_compute:
+        return options[0], ""
+    for e, p in options[1:]:
+        smaller = e.weights_gb < first_e.weights_gb
+        faster = e.output_tokens_per_s_per_user > first_e.output_tokens_per_s_per_user
+        if e.native_compute and (smaller or faster):
+            why = " and ".join(w for w, ok in (
+                (f"smaller ({e.weights_gb:.1f} vs {first_e.weights_gb:.1f} GB of weights, {e.max_concurrency} vs "
+                 f"{first_e.max_concurrency} sequences)", smaller),
+                (f"faster ({e.output_tokens_per_s_per_user:.1f} vs {first_e.output_tokens_per_s_per_user:.1f} "
+                 "tokens/s per user)", faster)) if ok)
+            published = (f" (the published checkpoint is {first_p.precision_id}: {p.precision_id} needs a "
+                         "re-quantized one)" if first_p.precision_id == model_native_precision else "")
+            return (e, p), (f"{first_p.precision_id} is not computed natively on {gpu_id} (no "
+                            f"{first_p.compute_format} units; weights would be dequantized), and {p.precision_id} is "
+                            f"{why}, so {p.precision_id} is chosen{published}")
+    return options[0], ""
 
 
 def _per_user_range(e: Estimate) -> tuple[float, float]:
@@ -94,9 +163,12 @@ class HardwareCheck:
     min_tokens_per_s: float | None
     precisions: tuple[Precision, ...]  # most aggressive first
     kv_dtypes: tuple[KvDtype, ...]  # most compact first
+    context_basis: SpeedContext | None = None  # where the request length comes from
 
     @classmethod
-    def from_constraints(cls, catalog: Catalog, c: Any) -> HardwareCheck | None:
+    def from_constraints(cls, catalog: Catalog, c: Any, task_context: Any = None) -> HardwareCheck | None:
+        """`task_context`: the task's typical request (a benchmarks_data.TaskContext), used when the
+        constraints give no context length."""
         if c.gpu is None and c.memory_gb is None:
             return None
         gpu = catalog.gpu(c.gpu) if c.gpu is not None else None
@@ -104,15 +176,35 @@ class HardwareCheck:
             catalog.engine(_default_engine(gpu, None)) if gpu is not None else None)
         precs = [p for p in catalog.precisions.values() if engine is None or engine.engine_id in p.engines]
         kvs = [k for k in catalog.kv_dtypes.values() if engine is None or engine.engine_id in k.engines]
-        context = c.context_tokens or DEFAULT_INPUT_TOKENS + c.output_tokens
-        return cls(catalog, gpu, c.num_gpus, c.memory_gb, engine, context - c.output_tokens, c.output_tokens,
+        basis = speed_context(c.context_tokens, c.output_tokens, task_context)
+        return cls(catalog, gpu, c.num_gpus, c.memory_gb, engine, basis.input_tokens, basis.output_tokens,
                    c.min_output_tokens_per_s_per_user,
                    tuple(sorted(precs, key=lambda p: (p.weight_bits_per_param, p.precision_id))),
-                   tuple(sorted(kvs, key=lambda k: (k.bytes_per_elem, k.kv_dtype_id))))
+                   tuple(sorted(kvs, key=lambda k: (k.bytes_per_elem, k.kv_dtype_id))), basis)
 
     @property
     def context_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def for_model(self, model: Model) -> HardwareCheck:
+        """This check with a typical (not user-given) context cut to the model's window, output kept."""
+        basis = self.context_basis
+        if basis is None or basis.user_given or self.context_tokens <= model.context_length_tokens:
+            return self
+        if model.context_length_tokens <= self.output_tokens:
+            return self
+        return dataclasses.replace(self, input_tokens=model.context_length_tokens - self.output_tokens)
+
+    def context_reason(self, model: Model) -> Reason | None:
+        """An info Reason saying which request length the hardware and speed check used, and why."""
+        basis = self.context_basis
+        if basis is None or basis.source_url is None or basis.source_accessed is None:
+            return None  # the user's own context (see the context reason) or estimate()'s default (in the messages)
+        cut = (f", cut to the model's {model.context_length_tokens:,}-token window"
+               if self.context_tokens < basis.context_tokens else "")
+        return Reason("speed", "info", f"checked at a {self.context_tokens:,}-token request "
+                      f"({self.input_tokens:,} prompt + {self.output_tokens:,} output): {basis.label}{cut}",
+                      "task_contexts.csv", basis.source_url, basis.source_accessed, f"{self.context_tokens:,} tokens")
 
     def _quality_first(self, model: Model) -> list[Precision]:
         """Precisions from the least aggressive down, never above the model's native precision."""
@@ -130,9 +222,10 @@ class HardwareCheck:
                                      native is None or p.precision_id != native.precision_id))
 
     def check(self, model: Model) -> tuple[HardwareFit | None, list[Reason]]:
-        if self.gpu is None:
-            return self._check_memory(model)
-        return self._check_gpu(model)
+        sized = self.for_model(model)
+        fit, reasons = sized._check_memory(model) if self.gpu is None else sized._check_gpu(model)
+        note = sized.context_reason(model)
+        return fit, ([note] if note is not None else []) + reasons
 
     # --- GPU mode ------------------------------------------------------------------------------------------
     def _run(self, model: Model, prec: Precision, kv: KvDtype | None) -> Estimate:
@@ -156,6 +249,7 @@ class HardwareCheck:
             return None, [self._reason("hardware", "fail", f"does not fit {where} even at {aggressive.precision_id} "
                                                            f"weights and {self.kv_dtypes[0].kv_dtype_id} KV: {err}")]
         fastest: tuple[Estimate, Precision] | None = None
+        meeting: list[tuple[Estimate, Precision]] = []  # per precision, the first KV setup that fits and is fast enough
         for prec in self._quality_first(model):
             for kv in (None, self.kv_dtypes[0]):
                 try:
@@ -165,7 +259,14 @@ class HardwareCheck:
                 if fastest is None or e.output_tokens_per_s_per_user > fastest[0].output_tokens_per_s_per_user:
                     fastest = (e, prec)
                 if self.min_tokens_per_s is None or e.output_tokens_per_s_per_user >= self.min_tokens_per_s:
-                    return self._fit(e, prec, aggressive), self._pass_reasons(e, prec, where)
+                    meeting.append((e, prec))
+                    break
+        if meeting:
+            (e, prec), note = prefer_native(meeting, self.gpu.gpu_id, model.native_precision)
+            reasons = self._pass_reasons(e, prec, where)
+            if note:
+                reasons.insert(1, self._reason("hardware", "info", note))
+            return self._fit(e, prec, aggressive), reasons
         if fastest is None:
             return None, [self._reason("hardware", "fail", f"no precision up to {model.native_precision} fits "
                                                            f"{where} at {self.context_tokens:,} tokens")]
@@ -183,7 +284,8 @@ class HardwareCheck:
         low, high = _per_user_range(e)
         return HardwareFit("gpu", e.precision, e.kv_dtype, prec.quality_risk, aggressive.precision_id, e.weights_gb,
                            None, e.engine, e.gpu_id, e.num_gpus, e.max_concurrency, e.output_tokens_per_s_per_user,
-                           low, high)
+                           low, high, self.context_tokens, e.ttft_s, e.ttft_s_high, e.tpot_s, e.tpot_s_high,
+                           e.native_compute)
 
     def _pass_reasons(self, e: Estimate, prec: Precision, where: str) -> list[Reason]:
         assert self.gpu is not None
@@ -238,5 +340,5 @@ class HardwareCheck:
                                           f"{prec.precision_id}: {prec.quality_risk} quality risk"))
                     return HardwareFit("memory", prec.precision_id, kv.kv_dtype_id, prec.quality_risk,
                                        aggressive.precision_id, weights_gb, need_gb, None, None, None, None,
-                                       None, None, None), out
+                                       None, None, None, self.context_tokens), out
         raise AssertionError("the most aggressive setup fits, so the loop returns")  # pragma: no cover

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,7 +72,8 @@ class Constraints:
     num_gpus: int = 1
     memory_gb: float | None = None  # alternative to gpu: total accelerator memory available
     min_output_tokens_per_s_per_user: float | None = None  # needs gpu
-    output_tokens: int = hw.DEFAULT_OUTPUT_TOKENS  # generated tokens per request in the speed check
+    output_tokens: int | None = None  # generated tokens per request in the speed check (None: the task's typical
+    # output from data/task_contexts.csv, or estimate()'s default when a context length is given)
     engine: str | None = None  # None: vLLM, or llama.cpp on Apple GPUs
     developer_countries: tuple[str, ...] = ()  # ISO 3166-1 alpha-2 codes of acceptable developer jurisdictions
     open_source_only: bool = False  # require training code and data published (openness column)
@@ -108,6 +110,7 @@ class RankedModel:
     evidence: tuple[Evidence, ...]
     reasons: tuple[Reason, ...]
     hardware: hw.HardwareFit | None
+    known_elsewhere: tuple[Evidence, ...] = ()  # published scores on benchmarks of other tasks (what is known)
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,15 @@ def validate_constraints(c: Constraints, catalog: Catalog) -> None:
     for code in c.developer_countries:
         if not (isinstance(code, str) and len(code) == 2 and code.isalpha() and code.isupper()):
             raise InvalidInputError(f"developer countries must be ISO 3166-1 alpha-2 codes such as FR, got {code!r}")
-    require_positive_int(num_gpus=c.num_gpus, output_tokens=c.output_tokens)
+    require_positive_int(num_gpus=c.num_gpus)
+    if c.output_tokens is not None:
+        require_positive_int(output_tokens=c.output_tokens)
     if c.context_tokens is not None:
         require_positive_int(context_tokens=c.context_tokens)
-        if c.context_tokens <= c.output_tokens:
+        output = c.output_tokens if c.output_tokens is not None else hw.DEFAULT_OUTPUT_TOKENS
+        if c.context_tokens <= output:
             raise InvalidInputError(f"context_tokens ({c.context_tokens}) must exceed output_tokens "
-                                    f"({c.output_tokens}) so the request has a prompt")
+                                    f"({output}) so the request has a prompt")
     if c.gpu is not None and c.memory_gb is not None:
         raise InvalidInputError("give either a GPU (gpu, num_gpus) or a memory budget (memory_gb), not both")
     if c.memory_gb is not None:
@@ -166,6 +172,51 @@ def validate_constraints(c: Constraints, catalog: Catalog) -> None:
         catalog.gpu(c.gpu)
     if c.engine is not None:
         catalog.engine(c.engine)
+
+
+@dataclass(frozen=True)
+class LatencyHandover:
+    """Latency targets to hand to the plan for the chosen hardware, and a note per target."""
+
+    ttft_target_s: float | None
+    tpot_target_s: float | None
+    notes: tuple[str, ...]
+    changed: bool
+
+
+def _ceil_ms(seconds: float) -> float:
+    return math.ceil(seconds * 1000 - 1e-9) / 1000  # whole milliseconds, rounded up so the value stays reachable
+
+
+def latency_handover(fit: hw.HardwareFit | None, ttft_target_s: float | None,
+                     tpot_target_s: float | None) -> LatencyHandover:
+    """Targets the chosen setup can meet: each target is kept when the advisor's batch-1 estimate at the
+    pessimistic end of its range meets it, else raised to that value (whole ms, rounded up) with a note
+    saying which target the hardware cannot meet. Batch 1 is the best case for latency, so a target below
+    it is unreachable at any load; without a GPU estimate the targets pass unchanged."""
+    if fit is None or fit.mode != "gpu" or fit.ttft_s_high is None or fit.tpot_s_high is None:
+        return LatencyHandover(ttft_target_s, tpot_target_s,
+                               ("no GPU estimate: the latency targets are handed over unchanged",), False)
+    where = f"{fit.num_gpus} x {fit.gpu_id} at {fit.precision}"
+    ctx = f" for a {fit.context_tokens:,}-token request" if fit.context_tokens else ""
+    out: list[float | None] = []
+    notes: list[str] = []
+    for label, target, best, worst in (("TTFT", ttft_target_s, fit.ttft_s, fit.ttft_s_high),
+                                       ("TPOT", tpot_target_s, fit.tpot_s, fit.tpot_s_high)):
+        if target is None:
+            out.append(None)
+            continue
+        if target >= worst:
+            out.append(target)
+            notes.append(f"{label} target {target:g} s is met on {where} at batch 1 "
+                         f"(estimate {best:.3g} s, up to {worst:.3g} s{ctx})")
+        else:
+            raised = _ceil_ms(worst)
+            out.append(raised)
+            notes.append(f"{label} target {target:g} s cannot be met on {where}: batch 1 alone takes about "
+                         f"{best:.3g} s (up to {worst:.3g} s{ctx}); handing over {raised:g} s, or choose faster "
+                         "hardware")
+    return LatencyHandover(out[0], out[1], tuple(notes), (out[0], out[1]) != (ttft_target_s, tpot_target_s))
 
 
 def _model_reason(model: Model, constraint: str, verdict: str, message: str, tag: str = "") -> Reason:
@@ -281,6 +332,24 @@ def _evidence_reasons(evidence: list[Evidence]) -> list[Reason]:
     return out
 
 
+def _known_elsewhere(model_id: str, categories: tuple[str, ...], bench_data: Benchmarks,
+                     known: set[str]) -> list[Evidence]:
+    """The model's published scores on benchmarks that evidence other tasks, with their standing there."""
+    others = [b for b in bench_data.benchmarks.values() if b.task_category not in categories]
+    return [e for e in _evidence(model_id, others, bench_data, known) if e.score is not None]
+
+
+def _known_reason(model: Model, known: list[Evidence], task: str) -> Reason:
+    if known:
+        text = "; ".join(f"{e.benchmark} {e.score:g} {e.score_unit} ({e.task_category})" for e in known)
+        message = f"no published score for '{task}', but known: {text}"
+    else:
+        message = f"no published score for '{task}' or any other task in benchmark_scores.csv"
+    if model.strengths:
+        message += f"; developer-stated strengths: {', '.join(model.strengths)}"
+    return _model_reason(model, "task", "info", message, "scores for other tasks" if known else "no scores")
+
+
 def recommend(constraints: Constraints, catalog: Catalog, benchmarks: Benchmarks) -> Recommendation:
     """Ranked models that meet `constraints`, the unranked ones (no evidence) and the excluded ones, with reasons."""
     c = constraints
@@ -291,7 +360,7 @@ def recommend(constraints: Constraints, catalog: Catalog, benchmarks: Benchmarks
     rankable = [b.benchmark for b in benches
                 if sum(1 for s in benchmarks.scores_for_benchmark(b.benchmark) if s.model_id in known)
                 >= MIN_SCORED_MODELS]
-    hardware = hw.HardwareCheck.from_constraints(catalog, c)
+    hardware = hw.HardwareCheck.from_constraints(catalog, c, benchmarks.context_for(c.task))
     kept: list[RankedModel] = []
     excluded: list[ExcludedModel] = []
     for model in catalog.models.values():
@@ -308,13 +377,16 @@ def recommend(constraints: Constraints, catalog: Catalog, benchmarks: Benchmarks
         evidence = _evidence(model.model_id, benches, benchmarks, known)
         usable = [e.percentile_frac for e in evidence if e.percentile_frac is not None]
         score = smoothed_task_score(usable) if usable else None
+        elsewhere: list[Evidence] = []
         if score is None:
             reasons.append(_model_reason(model, "task", "caution",
                                          f"no published score on the {len(rankable)} benchmarks that rank "
                                          f"'{c.task}': task evidence unknown"))
+            elsewhere = _known_elsewhere(model.model_id, categories, benchmarks, known)
+            reasons.append(_known_reason(model, elsewhere, c.task))
         kept.append(RankedModel(None, model.model_id, model.name, model.license_id, model.developer_country,
                                 score, len(usable), len(rankable), tuple(evidence),
-                                tuple(_evidence_reasons(evidence) + reasons), fit))
+                                tuple(_evidence_reasons(evidence) + reasons), fit, tuple(elsewhere)))
     scored = sorted((m for m in kept if m.task_score_frac is not None),
                     key=lambda m: (-m.task_score_frac, -m.benchmarks_scored, m.model_id))
     ranked = tuple(dataclasses.replace(m, rank=i) for i, m in enumerate(scored, start=1))

@@ -27,6 +27,7 @@ from planner.errors import CatalogError
 
 SCORES_FILE = "benchmark_scores.csv"
 TASKS_FILE = "task_benchmarks.csv"
+CONTEXTS_FILE = "task_contexts.csv"  # optional: a data_dir without it has no typical contexts
 
 TASK_CATEGORIES = ("coding", "reasoning", "knowledge", "multilingual", "long-context", "tool-use", "general")
 
@@ -36,6 +37,10 @@ TASK_BENCHMARK_SCHEMA = {
     "benchmark": Col("str"), "task_category": Col("str"), "name": Col("str"), "description": Col("str"),
     "score_unit": Col("str"), "score_min": Col("float0"), "score_max": Col("float+"),
     "higher_is_better": Col("bool"), **_SOURCE, "notes": Col("str", False),
+}
+TASK_CONTEXT_SCHEMA = {
+    "task_category": Col("str"), "typical_context_tokens": Col("int+"), "typical_input_tokens": Col("int+"),
+    "typical_output_tokens": Col("int+"), **_SOURCE, "notes": Col("str", False),
 }
 BENCHMARK_SCORE_SCHEMA = {
     "model_id": Col("str"), "benchmark": Col("str"), "task_category": Col("str"), "score": Col("float0"),
@@ -55,6 +60,19 @@ class TaskBenchmark:
     score_min: float
     score_max: float
     higher_is_better: bool
+    source_url: str
+    source_accessed: dt.date
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """The context one request of a task typically holds (prompt + output), from a published trace or benchmark."""
+
+    task_category: str
+    typical_context_tokens: int
+    typical_input_tokens: int
+    typical_output_tokens: int
     source_url: str
     source_accessed: dt.date
     notes: str | None
@@ -83,6 +101,11 @@ class Benchmarks:
     scores: tuple[BenchmarkScore, ...]
     _by_benchmark: dict[str, tuple[BenchmarkScore, ...]] = field(repr=False, compare=False, default_factory=dict)
     _by_model: dict[str, tuple[BenchmarkScore, ...]] = field(repr=False, compare=False, default_factory=dict)
+    contexts: dict[str, TaskContext] = field(default_factory=dict)  # task category -> typical context
+
+    def context_for(self, task: str) -> TaskContext | None:
+        """The typical context of a task ("any" reads as "general"); None when the table has no row for it."""
+        return self.contexts.get("general" if task == "any" else task)
 
     def benchmarks_for(self, task_categories: Iterable[str]) -> list[TaskBenchmark]:
         """Benchmarks that evidence any of these task categories, in file order."""
@@ -141,8 +164,24 @@ def _check_scores(rows: list[dict], tasks: dict[str, TaskBenchmark], model_ids: 
         seen[key] = where
 
 
+def _load_contexts(d: Path) -> dict[str, TaskContext]:
+    path = d / CONTEXTS_FILE
+    if not path.exists():
+        return {}
+    rows = read_rows(path, TASK_CONTEXT_SCHEMA, id_column="task_category")
+    require_refs(CONTEXTS_FILE, rows, "task_category", lambda v: v in TASK_CATEGORIES,
+                 f"task category (allowed: {', '.join(TASK_CATEGORIES)})")
+    for row in rows:
+        total = row["typical_input_tokens"] + row["typical_output_tokens"]
+        if row["typical_context_tokens"] != total:
+            raise CatalogError(CONTEXTS_FILE, row["_row"], "typical_context_tokens", row["typical_context_tokens"],
+                               f"must equal typical_input_tokens + typical_output_tokens ({total})")
+    return {r["task_category"]: TaskContext(**_fields(r)) for r in rows}
+
+
 def load_benchmarks(data_dir: str | Path = DATA_DIR, *, model_ids: Iterable[str] | None = None) -> Benchmarks:
-    """Read and validate both files under `data_dir`; pass the catalog's model ids to check references."""
+    """Read and validate the files under `data_dir` (task_contexts.csv optional); pass the catalog's model ids
+    to check references."""
     d = Path(data_dir)
     task_rows = read_rows(d / TASKS_FILE, TASK_BENCHMARK_SCHEMA, id_column="benchmark")
     _check_tasks(task_rows)
@@ -157,4 +196,4 @@ def load_benchmarks(data_dir: str | Path = DATA_DIR, *, model_ids: Iterable[str]
         by_model[s.model_id].append(s)
     return Benchmarks(benchmarks=tasks, scores=scores,
                       _by_benchmark={k: tuple(v) for k, v in by_bench.items()},
-                      _by_model={k: tuple(v) for k, v in by_model.items()})
+                      _by_model={k: tuple(v) for k, v in by_model.items()}, contexts=_load_contexts(d))

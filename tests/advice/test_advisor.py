@@ -41,7 +41,7 @@ SCORE_ROWS = [
     "test/Tiny-Dense,R1,reasoning,10,percent,,https://example.org/card-dense,2026-11-29,",
 ]
 KNOWN_SOURCE_FILES = {"models.csv", "licenses.csv", "benchmark_scores.csv", "gpus.csv", "efficiency.csv",
-                      "precisions.csv"}
+                      "precisions.csv", "task_contexts.csv"}
 
 
 def write_benchmarks(data: Path, scores: list[str] = SCORE_ROWS, tasks: list[str] = TASK_ROWS) -> Path:
@@ -336,3 +336,128 @@ def test_shipped_evidence_is_valid_and_sourced(real_catalog):
         assert s.source_url.startswith("https://") and s.source_accessed <= dt.date(2026, 11, 29)
     for b in bench.benchmarks.values():
         assert bench.scores_for_benchmark(b.benchmark), f"{b.benchmark} has no scores"
+
+
+# --- weight formats the GPU computes natively, the task's typical context, latency hand-over, unranked models ----
+
+def _option(precision_id: str, compute_format: str, native: bool, weights_gb: float, tokens_per_s: float,
+            sequences: int):
+    from types import SimpleNamespace
+    e = SimpleNamespace(native_compute=native, weights_gb=weights_gb, output_tokens_per_s_per_user=tokens_per_s,
+                        max_concurrency=sequences)
+    return e, SimpleNamespace(precision_id=precision_id, compute_format=compute_format)
+
+
+def test_prefer_native_passes_over_an_emulated_format_only_for_a_smaller_or_faster_native_one():
+    from planner.advice._advisor_hardware import prefer_native
+    nvfp4 = _option("nvfp4", "fp4", False, 18.8, 20.0, 3)
+    awq = _option("int4-awq", "bf16", True, 17.7, 21.0, 7)
+    (e, p), note = prefer_native([nvfp4, awq], "RTX-4090")
+    assert p.precision_id == "int4-awq"
+    assert "nvfp4 is not computed natively on RTX-4090 (no fp4 units" in note
+    assert "17.7 vs 18.8 GB" in note and "7 vs 3 sequences" in note and "21.0 vs 20.0 tokens/s" in note
+    # a native alternative that is neither smaller nor faster does not displace the first choice
+    bigger_slower = _option("int8", "int8", True, 30.0, 10.0, 1)
+    assert prefer_native([nvfp4, bigger_slower], "RTX-4090") == (nvfp4, "")
+    # a natively computed first choice stands
+    fp8 = _option("fp8", "fp8", True, 32.0, 15.0, 2)
+    assert prefer_native([fp8, awq], "H100-SXM") == (fp8, "")
+
+
+def test_rtx_4090_picks_int4_awq_over_emulated_nvfp4_with_more_sequences(real_catalog):
+    from planner.perf.estimate import EstimateRequest, estimate
+    bench = load_benchmarks(model_ids=real_catalog.model_ids)
+    rec = recommend(Constraints(task="general", gpu="RTX-4090"), real_catalog, bench)
+    qwen = next(m for m in rec.ranked + rec.unranked if m.model_id == "Qwen/Qwen3-32B")
+    fit = qwen.hardware
+    assert fit.precision == "int4-awq" and fit.native_compute
+    ctx = bench.context_for("general")
+    nvfp4 = estimate(real_catalog, EstimateRequest(model="Qwen/Qwen3-32B", gpu="RTX-4090", precision="nvfp4",
+                                                   input_tokens=ctx.typical_input_tokens,
+                                                   output_tokens=ctx.typical_output_tokens, concurrency=1))
+    assert not nvfp4.native_compute
+    assert fit.weights_gb < nvfp4.weights_gb and fit.max_concurrency > nvfp4.max_concurrency
+    assert any("nvfp4 is not computed natively on RTX-4090" in r.message for r in qwen.reasons)
+
+
+def test_speed_context_user_task_or_default():
+    from planner.advice._advisor_hardware import DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, speed_context
+    from planner.advice.benchmarks_data import TaskContext
+    task = TaskContext("coding", 20_182, 20_000, 182, "https://a16z.com/state-of-ai/", dt.date(2026, 12, 7), None)
+    user = speed_context(4000, None, task)
+    assert (user.input_tokens, user.output_tokens, user.user_given) == (4000 - DEFAULT_OUTPUT_TOKENS,
+                                                                        DEFAULT_OUTPUT_TOKENS, True)
+    typical = speed_context(None, None, task)
+    assert (typical.input_tokens, typical.output_tokens, typical.context_tokens) == (20_000, 182, 20_182)
+    assert speed_context(None, 500, task).context_tokens == 20_500  # the user's output, the task's prompt
+    default = speed_context(None, None, None)
+    assert (default.input_tokens, default.output_tokens) == (DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS)
+
+
+def test_speed_is_checked_at_the_tasks_typical_context_and_says_so(real_catalog):
+    bench = load_benchmarks(model_ids=real_catalog.model_ids)
+    for task, tokens in (("coding", 20_182), ("knowledge", 9_216), ("general", 3_158)):
+        assert bench.context_for(task).typical_context_tokens == tokens
+        rec = recommend(Constraints(task=task, gpu="H100-SXM"), real_catalog, bench)
+        m = next(m for m in rec.ranked + rec.unranked if m.model_id == "Qwen/Qwen3-8B")
+        assert m.hardware.context_tokens == tokens
+        note = next(r for r in m.reasons if r.source_file == "task_contexts.csv")
+        assert f"checked at a {tokens:,}-token request" in note.message and f"task '{task}'" in note.message
+    asked = recommend(Constraints(task="coding", gpu="H100-SXM", context_tokens=4000), real_catalog, bench)
+    m = next(m for m in asked.ranked + asked.unranked if m.model_id == "Qwen/Qwen3-8B")
+    assert m.hardware.context_tokens == 4000 and not any(r.source_file == "task_contexts.csv" for r in m.reasons)
+
+
+def test_typical_context_is_cut_to_a_smaller_model_window(advisor_dir, catalog):
+    (advisor_dir / "task_contexts.csv").write_text(
+        "task_category,typical_context_tokens,typical_input_tokens,typical_output_tokens,source_url,"
+        "source_accessed,notes\ncoding,20182,20000,182,https://a16z.com/state-of-ai/,2026-12-07,\n")
+    bench = load_benchmarks(advisor_dir, model_ids=catalog.model_ids)
+    rec = recommend(Constraints(task="coding", gpu="TEST-GPU"), catalog, bench)
+    three = next(m for m in rec.ranked + rec.unranked if m.model_id == "test/Tiny-Three")  # 4,096-token window
+    assert three.hardware.context_tokens == 4096  # 4,096 - 182 prompt + 182 output
+    assert any("cut to the model's 4,096-token window" in r.message for r in three.reasons)
+
+
+def test_task_context_rows_must_add_up(advisor_dir):
+    (advisor_dir / "task_contexts.csv").write_text(
+        "task_category,typical_context_tokens,typical_input_tokens,typical_output_tokens,source_url,"
+        "source_accessed,notes\ncoding,20000,20000,182,https://a16z.com/state-of-ai/,2026-12-07,\n")
+    with pytest.raises(CatalogError) as info:
+        load_benchmarks(advisor_dir)
+    assert info.value.file == "task_contexts.csv" and info.value.column == "typical_context_tokens"
+
+
+def _gpu_fit(ttft_s: float, ttft_s_high: float, tpot_s: float, tpot_s_high: float):
+    from planner.advice._advisor_hardware import HardwareFit
+    return HardwareFit("gpu", "int4-awq", "bf16", "moderate", "int4-awq", 17.7, None, "vllm", "RTX-4090", 1, 7,
+                       1 / tpot_s, 1 / tpot_s_high, 1 / tpot_s, 3158, ttft_s, ttft_s_high, tpot_s, tpot_s_high, True)
+
+
+def test_latency_handover_keeps_reachable_targets_and_raises_unreachable_ones():
+    from planner.advice.advisor import latency_handover
+    fit = _gpu_fit(ttft_s=0.30, ttft_s_high=0.42, tpot_s=0.031, tpot_s_high=0.0441)
+    kept = latency_handover(fit, 0.45, 0.05)
+    assert (kept.ttft_target_s, kept.tpot_target_s, kept.changed) == (0.45, 0.05, False)
+    assert "TTFT target 0.45 s is met" in kept.notes[0]
+    raised = latency_handover(fit, 0.2, 0.04)
+    # both below the pessimistic batch-1 ends: raised to them in whole ms, rounded up (0.42 s; 44.1 ms -> 45 ms)
+    assert (raised.ttft_target_s, raised.tpot_target_s, raised.changed) == (0.42, 0.045, True)
+    assert "TPOT target 0.04 s cannot be met on 1 x RTX-4090 at int4-awq" in raised.notes[1]
+    unchanged = latency_handover(None, 0.2, 0.04)
+    assert (unchanged.ttft_target_s, unchanged.tpot_target_s, unchanged.changed) == (0.2, 0.04, False)
+
+
+def test_unranked_models_show_what_is_known(catalog, bench):
+    rec = recommend(Constraints(task="reasoning"), catalog, bench)
+    three = next(m for m in rec.unranked if m.model_id == "test/Tiny-Three")
+    assert [(e.benchmark, e.score) for e in three.known_elsewhere] == [("B1", 70.0)]
+    assert any("but known: B1 70 percent (coding)" in r.message for r in three.reasons)
+
+
+def test_gpt_oss_20b_for_coding_is_shown_with_its_known_scores(real_catalog):
+    bench = load_benchmarks(model_ids=real_catalog.model_ids)
+    rec = recommend(Constraints(task="coding"), real_catalog, bench)
+    oss = next(m for m in rec.unranked if m.model_id == "openai/gpt-oss-20b")
+    known = {e.benchmark: e.score for e in oss.known_elsewhere}
+    assert known["GPQA-Diamond"] == 71.5 and known["MMLU"] == 85.3
