@@ -232,6 +232,8 @@ def test_cli_does_not_fit_prints_json_and_exits_3(capsys):
     ("--method", "fullx", "--dataset-tokens", "1e8"), ("--method", "lora", "--dataset-tokens", "0"),
     ("--method", "lora", "--dataset-tokens", "1e8", "--epochs", "-1"),
     ("--method", "lora", "--dataset-tokens", "1e8", "--lora-rank", "100000"),
+    ("--method", "lora", "--dataset-tokens", "nan"), ("--method", "lora", "--dataset-tokens", "1" + "0" * 400),
+    ("--method", "qlora", "--dataset-tokens", "1e8", "--seq-len", "1" + "0" * 400),
 ])
 def test_cli_bad_input_exits_2_with_one_line(capsys, argv):
     code, out, err = _cli(capsys, "--model", "llama-3.1-8b", "--gpu", "H100-SXM", *argv)
