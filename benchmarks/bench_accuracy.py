@@ -29,12 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner.data.catalog import DATA_DIR, load_catalog  # noqa: E402
 from planner.fit.calibration import (  # noqa: E402
+    PARAMS,
     fit_catalog_profiles,
     loso_results,
     replace_profiles,
     write_efficiency_csv,
 )
-from planner.fit.validation import RECENT_FROM, family_stats, predict_rows, read_measured, summarize  # noqa: E402
+from planner.fit.validation import (  # noqa: E402
+    RECENT_FROM,
+    error_stats,
+    family_stats,
+    predict_rows,
+    read_measured,
+    summarize,
+)
 
 # Issue 11's targets: median absolute error per family, and |median bias| <= 10 % in every family.
 TARGETS = {"max_throughput": 0.12, "batch1_decode": 0.12, "prefill": 0.25, "serving_throughput": 0.15,
@@ -59,6 +67,8 @@ def _source_label(url: str) -> str:
         return "gpustack " + "/".join(parts[-2:])
     if len(parts) > 6 and parts[2] == "github.com" and parts[5] in ("issues", "pull", "discussions"):
         return f"{parts[4]}#{parts[6]}"
+    if len(parts) > 5 and parts[2] == "github.com":
+        return f"{parts[3]}/{parts[4]}"
     return parts[2]
 
 
@@ -89,6 +99,8 @@ def main() -> int:
                   f"(overlap {p.overhead_overlap_frac:.2f}) layer {p.layer_overhead_us:.1f} us "
                   f"latency {p.comm_latency_us:.1f} us expert {p.moe_expert_overhead_us:.2f} us "
                   f"range {p.range_low_factor:.2f}-{p.range_high_factor:.2f}")
+        print("  older-build (engine_date before " + RECENT_FROM + ") offset, link scale: "
+              + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAMS, fit.era_offset, strict=True)))
         catalog = replace_profiles(catalog, profiles)
         if args.write:
             write_efficiency_csv(profiles, DATA_DIR / "efficiency.csv")
@@ -131,6 +143,17 @@ def main() -> int:
         stats = family_stats(loso)
         _families("leave-one-source-out (refit without each source, score it), by family", stats)
         ok &= _targets("leave-one-source-out", stats)
+        per_source = defaultdict(list)
+        for r in loso:
+            per_source[(_source_label(r.point.source_url), r.point.metric_group)].append(r)
+        print("\nleave-one-source-out by source and metric, largest median misses first (n >= 3): "
+              "n, MdAPE, bias (predicted/measured - 1)")
+        ranked = sorted(((k, v) for k, v in per_source.items() if len(v) >= 3),
+                        key=lambda kv: -abs(np.median([np.log(r.ratio) for r in kv[1]])))
+        for (src, group), rows in ranked[:20]:
+            st = error_stats(rows)
+            print(f"  {src[:34]:34s} {group:36s} {st.n:4d} {100 * st.median_ape_frac:6.1f}% "
+                  f"{100 * st.median_bias_frac:+6.1f}%")
         worst = sorted(loso, key=lambda r: -abs(np.log(r.ratio)))[:15]
         print("\nbiggest leave-one-source-out misses (predicted / measured):")
         for r in worst:

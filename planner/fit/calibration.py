@@ -15,12 +15,19 @@ log(predicted / measured) over the fit rows, plus Gaussian priors that pull the 
 towards generic values and every offset towards 0, so an engine or class with little
 data stays close to the reference, and one without data inherits it [1]. Engine x class
 combinations without fit rows are therefore predictions of the additive model, not
-guesses per row. Rows from engines built before `measured.RECENT_FROM` enter the loss
-with a smaller weight (`FitSettings.older_weight`): the planner sizes deployments on the
-engines people install today, whose kernels (fused MoE, custom all-reduce, CUDA graphs over
-the whole step) are several times faster than early-2025 builds at moderate batch, while
-the older rows still constrain what the newer ones leave open (dense compute efficiency,
-prefill, consumer and Apple parts).
+guesses per row.
+
+Engine build era is a factor too: rows from engines built before `measured.RECENT_FROM`
+(`MeasuredPoint.era == "older"`) add an era offset to every factor,
+
+    theta(engine, class, older) = theta(engine, class) + era_offset,
+
+shrunk towards 0 by its own prior (`FitSettings.era_offset_sd`). The written profiles are the
+current era (offset 0): the planner sizes deployments on the engines people install today, whose
+kernels (fused MoE, custom all-reduce, CUDA graphs over the whole step) differ from early-2025
+builds, while the older rows still constrain everything the era offset does not absorb (dense
+compute efficiency, prefill, consumer and Apple parts). Undated rows count as current. The older
+rows may also enter the loss with a smaller weight (`FitSettings.older_weight`).
 
 User calibration (`calibrate_profile`) refits the catalog profile of one engine on one
 GPU to the user's points with the same loss, the catalog values as the prior.
@@ -90,7 +97,11 @@ class FitSettings:
     # by an order of magnitude there (one CUDA graph per step vs a launch per kernel, Metal vs CUDA), far more
     # than in the achieved fractions of peak
     loss_scale: float = 0.5  # soft-L1 transition, in log(pred/measured)
-    older_weight: float = 0.5  # loss weight of rows from engines built before RECENT_FROM (current ones: 1)
+    older_weight: float = 1.0  # loss weight of rows from engines built before RECENT_FROM (current ones: 1); with
+    # the era offset absorbing what the builds changed, down-weighting them no longer helps (docs section 4)
+    era_offset_sd: float = 1.0  # prior sd of the older-build offsets (link scale; 0: no era factor)
+    interaction_sd: float = 0.5  # prior sd of the engine x class interactions (link scale; 0: purely additive): an
+    # engine's kernels for a class (vLLM's on GeForce cards, llama.cpp's MMQ) need not move with its other classes
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
@@ -140,11 +151,12 @@ def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
 class FitResult:
     """Fitted factors per (engine, class), and the rows they were fitted on."""
 
-    factors: dict[tuple[str, str], tuple[float, ...]]  # natural units, PARAMS order
+    factors: dict[tuple[str, str], tuple[float, ...]]  # natural units, PARAMS order (current engine builds)
     fit_counts: dict[tuple[str, str], int]
     engines: tuple[str, ...]
     cost: float
     rows_used: int
+    era_offset: tuple[float, ...] = (0.0,) * 10  # link-scale offset of builds before RECENT_FROM, PARAMS order
 
 
 def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings: FitSettings = FitSettings(),
@@ -170,18 +182,34 @@ def fit_models(catalog: Catalog, points: Iterable[MeasuredPoint], *, engines: tu
 def _solve(models: list[RowModel], engines: tuple[str, ...], settings: FitSettings,
            x0: np.ndarray | None = None) -> tuple[FitResult, np.ndarray]:
     """The least-squares fit of `fit_additive` on prepared rows (from `x0`, else the prior); also returns the
-    solution vector (base, engine offsets, class offsets on the link scale) to warm-start a refit."""
+    solution vector (link scale, laid out as `_unpack` reads it) to warm-start a refit."""
+    residuals, start, sparsity, eng_idx, cls_idx = _problem(models, engines, settings)
+    sol = least_squares(residuals, start if x0 is None else x0, jac=_grouped_jacobian(residuals, sparsity),
+                        method="trf", max_nfev=4000)
+    table = _factor_table(sol.x, engines)
+    factors, counts = {}, {}
+    for ei, e in enumerate(engines):
+        for ci, c in enumerate(HW_CLASSES):
+            factors[(e, c)] = tuple(float(v) for v in table[ei, ci])
+            counts[(e, c)] = int(np.sum((eng_idx == ei) & (cls_idx == ci)))
+    era = tuple(float(v) for v in _unpack(sol.x, engines)[2])
+    return FitResult(factors, counts, engines, float(sol.cost), len(models), era), sol.x
+
+
+def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSettings) -> tuple[Any, ...]:
+    """(residual function, prior start vector, Jacobian sparsity, engine index and class index per row) of a fit."""
     stack = stack_terms([m.terms for m in models])
     measured = np.array([m.point.measured_value for m in models])
     row_sd = np.sqrt(np.array([settings.older_weight if m.point.era == "older" else 1.0 for m in models]))
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in models])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in models])
+    older = np.array([m.point.era == "older" for m in models], dtype=float)[:, None]
     k = len(PARAMS)
     prior = _to_link(settings.prior)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        base, e_off, c_off = _unpack(x, engines)
-        theta = base + e_off[eng_idx] + c_off[cls_idx]
+        base, pair, era = _unpack(x, engines)
+        theta = base + pair[eng_idx, cls_idx] + older * era
         pred = _predict_rows(stack, _from_link(theta))
         data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
         priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
@@ -191,43 +219,129 @@ def _solve(models: list[RowModel], engines: tuple[str, ...], settings: FitSettin
     per_param = np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd)
     per_class = per_param.copy()
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
-    offset_sd = np.concatenate([np.tile(per_param, n_free_e), np.tile(per_class, len(HW_CLASSES) - 1)])
-    start = np.concatenate([prior, np.zeros(len(offset_sd))]) if x0 is None else x0
-    sol = least_squares(residuals, start, method="trf", max_nfev=4000)
-    table = _factor_table(sol.x, engines)
-    factors, counts = {}, {}
-    for ei, e in enumerate(engines):
-        for ci, c in enumerate(HW_CLASSES):
-            factors[(e, c)] = tuple(float(v) for v in table[ei, ci])
-            counts[(e, c)] = int(np.sum((eng_idx == ei) & (cls_idx == ci)))
-    return FitResult(factors, counts, engines, float(sol.cost), len(models)), sol.x
+    era_sd = np.full(k, max(settings.era_offset_sd, 1e-6))  # ~0: the era factor switched off
+    inter_sd = np.tile(np.full(k, max(settings.interaction_sd, 1e-6)), n_free_e * (len(HW_CLASSES) - 1))
+    offset_sd = np.concatenate([np.tile(per_param, n_free_e), np.tile(per_class, len(HW_CLASSES) - 1), era_sd,
+                                inter_sd])
+    start = np.concatenate([prior, np.zeros(len(offset_sd))])
+    sparsity = _jac_sparsity(eng_idx, cls_idx, older[:, 0] > 0, engines, len(start))
+    return residuals, start, sparsity, eng_idx, cls_idx
+
+
+def _grouped_jacobian(fun: Any, sparsity: Any) -> Any:
+    """A dense forward-difference Jacobian of `fun` that perturbs several parameters in one evaluation when no
+    residual depends on two of them (Curtis, Powell and Reid [2]: greedy column colouring of `sparsity`), the
+    same steps as scipy's '2-point' (h = sqrt(eps) max(1, |x|)) at a fraction of the evaluations. Dense, so
+    least_squares keeps its exact trust-region solver (with a sparse Jacobian it falls back to LSMR, whose
+    inexact steps stopped warm-started refits after two evaluations, far from the optimum).
+
+    [2] A. R. Curtis, M. J. D. Powell, J. K. Reid, "On the estimation of sparse Jacobian matrices",
+        IMA J. Appl. Math. 13(1), 1974, doi:10.1093/imamat/13.1.117
+    """
+    pattern = sparsity.tocsc().astype(bool)
+    rows_of = [pattern.indices[pattern.indptr[j]:pattern.indptr[j + 1]] for j in range(pattern.shape[1])]
+    groups: list[list[int]] = []
+    used: list[np.ndarray] = []
+    for j, rows in enumerate(rows_of):
+        for g, mask in enumerate(used):
+            if not mask[rows].any():
+                groups[g].append(j)
+                mask[rows] = True
+                break
+        else:
+            mask = np.zeros(pattern.shape[0], dtype=bool)
+            mask[rows] = True
+            groups.append([j])
+            used.append(mask)
+    eps = np.sqrt(np.finfo(float).eps)
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        f0 = fun(x)
+        out = np.zeros((f0.size, x.size))
+        for cols in groups:
+            h = eps * np.maximum(1.0, np.abs(x[cols]))
+            step = x.copy()
+            step[cols] += h
+            df = fun(step) - f0
+            for j, hj in zip(cols, h, strict=True):
+                out[rows_of[j], j] = df[rows_of[j]] / hj
+        return out
+
+    return jac
+
+
+def _jac_sparsity(eng_idx: np.ndarray, cls_idx: np.ndarray, older: np.ndarray, engines: tuple[str, ...],
+                  n_params: int) -> Any:
+    """Which parameters each residual depends on (data rows: the base, their engine's and class's offsets, the era
+    offset when older, their engine x class interaction; priors: one parameter each), so the finite-difference
+    Jacobian perturbs unrelated blocks together (one step per colour of the column graph, not per parameter)."""
+    from scipy.sparse import lil_matrix
+
+    k = len(PARAMS)
+    free_e = [e for e in engines if e != REFERENCE_ENGINE]
+    n_c = len(HW_CLASSES)
+    era0 = k + len(free_e) * k + (n_c - 1) * k
+    inter0 = era0 + k
+    n = len(eng_idx)
+    m = lil_matrix((n + n_params, n_params), dtype=int)
+    for i in range(n):
+        cols = list(range(k))
+        e, c = engines[eng_idx[i]], int(cls_idx[i])
+        if e != REFERENCE_ENGINE:
+            fe = free_e.index(e)
+            cols += range(k + fe * k, k + (fe + 1) * k)
+            if c > 0:
+                pair = inter0 + (fe * (n_c - 1) + c - 1) * k
+                cols += range(pair, pair + k)
+        if c > 0:
+            cols += range(k + len(free_e) * k + (c - 1) * k, k + len(free_e) * k + c * k)
+        if older[i]:
+            cols += range(era0, era0 + k)
+        m[i, cols] = 1
+    for j in range(n_params):
+        m[n + j, j] = 1
+    m[n:n + k, :k] = 1  # the base priors are one block (they share nothing else, so this costs nothing)
+    return m
 
 
 def _unpack(x: np.ndarray, engines: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(base, engine offsets, class offsets) from a solution vector; the reference engine and class have 0."""
+    """(base, offsets of every (engine, class) pair, older-build offset) from a solution vector laid out as base,
+    engine offsets (reference engine left out), class offsets (reference class left out), the era offset, then one
+    engine x class interaction per pair of a non-reference engine and class. Pair offsets have shape
+    (engines, classes, PARAMS)."""
     k = len(PARAMS)
     free_e = [e for e in engines if e != REFERENCE_ENGINE]
+    n_c = len(HW_CLASSES)
     base = x[:k]
     e_off = np.zeros((len(engines), k))
     for i, e in enumerate(free_e):
         e_off[engines.index(e)] = x[k + i * k:k + (i + 1) * k]
-    c_off = np.zeros((len(HW_CLASSES), k))
+    c_off = np.zeros((n_c, k))
     start = k + len(free_e) * k
-    for i in range(len(HW_CLASSES) - 1):
+    for i in range(n_c - 1):
         c_off[1 + i] = x[start + i * k:start + (i + 1) * k]
-    return base, e_off, c_off
+    start += (n_c - 1) * k
+    era = x[start:start + k]
+    start += k
+    pair = e_off[:, None, :] + c_off[None, :, :]
+    inter = x[start:start + len(free_e) * (n_c - 1) * k].reshape(len(free_e), n_c - 1, k)
+    for i, e in enumerate(free_e):
+        pair[engines.index(e), 1:] += inter[i]
+    return base, pair, era
 
 
-def _factor_table(x: np.ndarray, engines: tuple[str, ...]) -> np.ndarray:
-    """Natural-unit factors of every (engine, class): shape (engines, classes, PARAMS)."""
-    base, e_off, c_off = _unpack(x, engines)
-    return _from_link(base + e_off[:, None, :] + c_off[None, :, :])
+def _factor_table(x: np.ndarray, engines: tuple[str, ...], *, older: bool = False) -> np.ndarray:
+    """Natural-unit factors of every (engine, class) for current builds (or, `older`, for builds before
+    RECENT_FROM): shape (engines, classes, PARAMS)."""
+    base, pair, era = _unpack(x, engines)
+    return _from_link(base + pair + (era if older else 0.0))
 
 
 def loso_results(catalog: Catalog, points: list[MeasuredPoint], *, settings: FitSettings = FitSettings()
                  ) -> tuple[list[RowResult], list[Unexpressible]]:
     """Leave-one-source-out: every row predicted by the additive model refitted on all rows of all other sources
-    (both splits), so each figure is what the model would say about a source it has never seen.
+    (both splits), so each figure is what the model would say about a source it has never seen. A row from an
+    older engine build is predicted with the era offset (the build is an input, as engine and GPU are).
 
     One fit on everything, then one warm-started refit per source (`validation.leave_one_out`); open-loop rows
     are predicted (not fitted) with the factors of the refit that left their source out.
@@ -249,14 +363,16 @@ def loso_results(catalog: Catalog, points: list[MeasuredPoint], *, settings: Fit
     _, x_all = _solve([m for m, c in zip(rows, closed, strict=True) if c], engines, settings)
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in rows])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in rows])
+    older = np.array([m.point.era == "older" for m in rows])
 
     def fit(train: np.ndarray) -> np.ndarray:
         chosen = [m for m, t, c in zip(rows, train, closed, strict=True) if t and c]
-        return _factor_table(_solve(chosen, engines, settings, x0=x_all)[1] if chosen else x_all, engines)
+        x = _solve(chosen, engines, settings, x0=x_all)[1] if chosen else x_all
+        return np.stack([_factor_table(x, engines), _factor_table(x, engines, older=True)])
 
-    def predict(table: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    def predict(tables: np.ndarray, mine: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(mine)
-        natural = table[eng_idx[idx], cls_idx[idx]]
+        natural = tables[older[idx].astype(int), eng_idx[idx], cls_idx[idx]]
         out = np.empty(idx.size)
         shut = closed[idx]
         if shut.any():

@@ -27,7 +27,7 @@ from planner.fit.calibration import (
     replace_profiles,
     save_profile,
 )
-from planner.fit.validation import MeasuredPoint, RowModel, model_row
+from planner.fit.validation import MeasuredPoint, RowModel, model_row, read_measured
 from planner.perf.estimate import EstimateRequest, efficiency_of, estimate
 
 BENCH = {  # the fields `vllm bench serve --save-result` writes that the planner reads
@@ -296,3 +296,34 @@ def test_cli_validate_user_csv_and_bad_csv(tmp_path, capsys):
     bad.write_text("model,gpu\nx,y\n")
     code, _, err = _run(capsys, "validate", "--data", str(bad))
     assert code == 2 and "missing column" in err
+
+
+def test_jacobian_sparsity_covers_every_dependency(real_catalog):
+    """The fit's finite differences perturb parameter blocks together where no residual depends on both: every
+    residual that moves when a parameter moves must be marked in the sparsity pattern (else the Jacobian is
+    wrong), checked on rows of every engine and class, older and current builds."""
+    from planner.fit.calibration import _problem, fit_models
+
+    chosen, seen = [], {}
+    for p in read_measured():  # up to three rows of each (engine, GPU name prefix, era): every block has rows
+        key = (p.engine, p.gpu[:2], p.era)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= 3:
+            chosen.append(p)
+    models = fit_models(real_catalog, chosen, engines=tuple(real_catalog.engines))
+    residuals, start, sparsity, _, _ = _problem(models, tuple(real_catalog.engines), FitSettings())
+    dense = sparsity.toarray().astype(bool)
+    rng = np.random.default_rng(0)
+    x = start + rng.normal(0.0, 0.3, start.size)
+    base = residuals(x)
+    for j in range(start.size):
+        step = x.copy()
+        step[j] += 0.05
+        moved = np.abs(residuals(step) - base) > 1e-12
+        assert not (moved & ~dense[:, j]).any(), j
+
+
+def test_era_offset_is_zero_without_older_rows(real_catalog):
+    current = [p for p in read_measured() if p.split == "fit" and p.era != "older"]
+    fit = fit_additive(real_catalog, current)
+    assert fit.era_offset == pytest.approx((0.0,) * len(fit.era_offset), abs=1e-6)
