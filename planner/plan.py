@@ -149,7 +149,7 @@ def _operating_point(catalog: Catalog, s: Scenario, w: Workload, ttft_target_s: 
     base = EstimateRequest(model=s.model, gpu=s.gpu, precision=s.precision, kv_dtype=s.kv_dtype,
                            input_tokens=max(1, round(w.input_tokens_mean)),
                            output_tokens=max(1, round(w.output_tokens_mean)), engine=s.engine,
-                           expert_parallel=s.expert_parallel, profile=s.profile)
+                           expert_parallel=bool(s.expert_parallel), profile=s.profile, dp=1)
     counts = (s.num_gpus_per_replica,) if s.num_gpus_per_replica else CANDIDATE_GPUS_PER_REPLICA
     fit_error: DoesNotFitError | None = None
     slo_error: tuple[int, UnreachableTargetError] | None = None

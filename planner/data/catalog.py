@@ -101,9 +101,13 @@ KV_DTYPE_SCHEMA = {
 ENGINE_SCHEMA = {
     "engine_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "vendors": Col("list"),
     "precision_kinds": Col("list"), "memory_utilization_frac": Col("frac"), "runtime_overhead_gb": Col("float0"),
-    "max_num_seqs": Col("int+"), "max_num_batched_tokens": Col("int+", False), **_SOURCE,
-    "notes": Col("str", False),
+    "max_num_seqs": Col("int+"), "max_num_batched_tokens": Col("int+", False),
+    "kv_reservation": Col("str"), "kv_memory_basis": Col("str"), "int8_matmul_precisions": Col("list", False),
+    "layouts": Col("list"), "fp8_checkpoint_kv_dtype": Col("str", False), "policy_source_url": Col("url"),
+    **_SOURCE, "notes": Col("str", False),
 }
+ENGINE_CHOICES = {"kv_reservation": {"paged", "full_sequence"}, "kv_memory_basis": {"total", "free"}}
+ENGINE_LAYOUTS = {"tp", "pp", "dp", "ep", "layer"}
 
 EFFICIENCY_SCHEMA = {
     "profile_id": Col("str"), "engine": Col("str"), "gpu_match": Col("str"), "mbu_frac": Col("frac"),
@@ -326,6 +330,12 @@ def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     _check_choice("precisions.csv", prec_rows, "compute_format", COMPUTE_FORMATS)
     kv_rows = read_rows(d / "kv_dtypes.csv", KV_DTYPE_SCHEMA, id_column="kv_dtype_id")
     eng_rows = read_rows(d / "engines.csv", ENGINE_SCHEMA, id_column="engine_id")
+    for column, allowed in ENGINE_CHOICES.items():
+        _check_choice("engines.csv", eng_rows, column, allowed)
+    require_refs("engines.csv", eng_rows, "layouts", lambda v: set(v) <= ENGINE_LAYOUTS,
+                 f"layout (allowed: {', '.join(sorted(ENGINE_LAYOUTS))})")
+    require_refs("engines.csv", eng_rows, "fp8_checkpoint_kv_dtype", lambda v: v in {r["kv_dtype_id"] for r in kv_rows},
+                 "kv dtype (see kv_dtypes.csv)")
     eff_rows = read_rows(d / "efficiency.csv", EFFICIENCY_SCHEMA, id_column="profile_id")
     require_refs("efficiency.csv", eff_rows, "engine", lambda v: v in {r["engine_id"] for r in eng_rows},
                  "engine (see engines.csv)")

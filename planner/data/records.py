@@ -242,3 +242,9 @@ class Engine:
     source_accessed: dt.date
     notes: str | None
     max_num_batched_tokens: int | None = None  # tokens one forward step processes (prefill chunks + decodes)
+    kv_reservation: str = "paged"  # paged: KV grows as tokens arrive; full_sequence: prompt + full output reserved
+    kv_memory_basis: str = "total"  # total: the KV budget is a fraction of the GPU; free: of the memory after weights
+    int8_matmul_precisions: tuple[str, ...] = ()  # precision kinds or ids whose matmuls run on int8 units
+    layouts: tuple[str, ...] = ("tp", "pp", "dp", "ep")  # tp, pp, dp, ep; "layer" = sequential layer split
+    fp8_checkpoint_kv_dtype: str | None = None  # default KV dtype for an fp8 checkpoint (None: bf16/fp16)
+    policy_source_url: str | None = None

@@ -10,41 +10,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from planner import units
 from planner.data.catalog import Catalog, EfficiencyProfile, Gpu, Model, model_from_config_file
 from planner.errors import DoesNotFitError, InvalidInputError, require_positive_int
 from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
-from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
-from planner.perf.memory import MemoryFit, memory_fit
-from planner.perf.performance import Efficiency, Hardware
-from planner.perf.serving import PointTerms, point_from_terms, point_terms
+from planner.model.quantization import check_compatible, weight_format
+from planner.perf import evaluator
+from planner.perf.evaluator import Candidate, Evaluation, Layout, default_layout, efficiency_of, layout_problem
+from planner.perf.performance import Hardware
+from planner.perf.serving import PointTerms
 
 MAX_TOKENS = 10_000_000  # guard against absurd inputs (the longest published context is 10M, Llama 4 Scout)
-MAX_GPUS = 4096
-
-# How much KV cache an engine holds per running sequence, which sets how many sequences
-# a max-throughput run keeps in flight. Paged engines allocate blocks as tokens arrive, so
-# a sequence holds its prompt plus half its output on average (vLLM: W. Kwon et al.,
-# "PagedAttention", SOSP 2023; SGLang: token-level pool, L. Zheng et al., arXiv:2312.07104).
-# TensorRT-LLM's default capacity scheduler (GUARANTEED_NO_EVICT) reserves prompt + full
-# output at admission (docs: nvidia.github.io/TensorRT-LLM, "Scheduler" / KV cache
-# management), and llama.cpp pre-allocates --ctx-size / --parallel tokens per slot.
-KV_RESERVES_FULL_SEQUENCE = {"trtllm": True, "llama.cpp": True}
-# TensorRT-LLM sizes the KV cache as a fraction of the memory left after weights and
-# activations (KvCacheConfig.free_gpu_memory_fraction, see engines.csv notes); vLLM and
-# SGLang take a fraction of the whole GPU and subtract the weights from it.
-KV_FRACTION_OF_FREE_MEMORY = {"trtllm": True}
-# llama.cpp's quantized matmuls (MMQ) quantize activations to 8 bits and run on the GPU's
-# int8 units where it has them (llama.cpp PR #7676 "CUDA: use tensor cores for MMQ"). Its MXFP4
-# type (gpt-oss GGUFs) is one more ggml block quant on the same MMQ path (ggml-cuda/mmq.cuh), not
-# a job for Blackwell's FP4 tensor cores, so it gets the int8 rate too.
-INT8_COMPUTE_KINDS = {"gguf"}
-INT8_COMPUTE_PRECISIONS = {"llama.cpp": frozenset({"mxfp4"})}
-
-
-def int8_matmuls(engine_id: str, precision_id: str, precision_kind: str) -> bool:
-    """Whether the engine runs this precision's matmuls on int8 units (llama.cpp MMQ, see above)."""
-    return precision_kind in INT8_COMPUTE_KINDS or precision_id in INT8_COMPUTE_PRECISIONS.get(engine_id, ())
+MAX_GPUS = evaluator.MAX_GPUS
 
 
 @dataclass(frozen=True)
@@ -55,7 +34,7 @@ class EstimateRequest:
     gpu: str
     num_gpus: int = 1
     precision: str | None = None  # None: the model's native precision where the engine loads it, else bf16
-    kv_dtype: str | None = None  # None: bf16 (fp16 on llama.cpp)
+    kv_dtype: str | None = None  # None: the engine's default (bf16; fp16 on llama.cpp; fp8 for fp8 on TensorRT-LLM)
     input_tokens: int = 1024
     output_tokens: int = 256
     concurrency: int | None = None  # None: the largest batch that fits (max-throughput point)
@@ -63,6 +42,9 @@ class EstimateRequest:
     tp: int | None = None  # None: fill a node with tensor parallelism, pipeline across nodes
     expert_parallel: bool = False
     profile: str | None = None  # a named efficiency profile (e.g. from `planner calibrate`)
+    pp: int | None = None  # pipeline stages (llama.cpp: GPUs its layers are split over)
+    dp: int | None = None  # data-parallel engine instances inside the replica (None: 1)
+    max_num_seqs: int | None = None  # the engine's concurrency limit (None: its default)
 
 
 @dataclass(frozen=True)
@@ -109,6 +91,11 @@ class Estimate:
     efficiency_profile: str
     warnings: tuple[str, ...] = field(default=())
     kv_context_tokens_per_sequence: float = 0.0  # KV held per running sequence (engine reservation policy)
+    dp: int = 1  # data-parallel instances; concurrency and max_concurrency are per instance
+    expert_parallel: bool = False
+    layer_split: bool = False  # llama.cpp: pp = GPUs the layers are split over, run one after another
+    layout: str = "TP1"
+    roofline_tpot_s: float = 0.0  # the same configuration at 100 % efficiency (no range end beats it)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -126,31 +113,15 @@ def resolve_model(catalog: Catalog, name: str) -> Model:
     return catalog.model(name)
 
 
-def choose_parallelism(num_gpus: int, gpu: Gpu, n_heads: int, tp: int | None = None) -> tuple[int, int]:
-    """(tp, pp): tensor parallelism inside a node, pipeline stages across nodes.
-
-    vLLM requires the attention heads to divide evenly over tensor-parallel ranks, so tp
-    is the largest divisor of both `num_gpus` and the head count that fits in one node.
-    """
-    require_positive_int(num_gpus=num_gpus)
-    if num_gpus > MAX_GPUS:
-        raise InvalidInputError(f"num_gpus must be <= {MAX_GPUS}, got {num_gpus}")
-    if tp is not None:
-        require_positive_int(tp=tp)
-        if num_gpus % tp:
-            raise InvalidInputError(f"tp ({tp}) must divide num_gpus ({num_gpus})")
-        return tp, num_gpus // tp
-    best = 1
-    for cand in range(1, min(num_gpus, gpu.max_gpus_per_node) + 1):
-        if num_gpus % cand == 0 and n_heads % cand == 0:
-            best = cand
-    return best, num_gpus // best
-
-
 def _default_engine(gpu: Gpu, precision_kind: str | None) -> str:
     if gpu.vendor.lower() == "apple" or precision_kind == "gguf":
         return "llama.cpp"
     return "vllm"
+
+
+def default_engine_id(gpu: Gpu, precision_kind: str | None) -> str:
+    """The engine used unless one is named: llama.cpp for GGUF weights and Apple GPUs, vLLM otherwise."""
+    return _default_engine(gpu, precision_kind)
 
 
 def _default_precision(catalog: Catalog, model: Model, engine_id: str) -> str:
@@ -160,45 +131,27 @@ def _default_precision(catalog: Catalog, model: Model, engine_id: str) -> str:
     return "bf16" if engine_id != "llama.cpp" else "q8_0"
 
 
-def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
-    """The performance model's `Efficiency` from a catalog or user profile row (unit conversions only)."""
-    return Efficiency(mbu_frac=prof.mbu_frac, mfu_decode_frac=prof.mfu_decode_frac,
-                      mfu_prefill_frac=prof.mfu_prefill_frac,
-                      step_overhead_s=prof.step_overhead_ms / units.MS_PER_S,
-                      comm_latency_s=prof.comm_latency_us / units.MILLION, moe_mbu_frac=prof.moe_mbu_frac,
-                      comm_bw_frac=1.0 if prof.comm_bw_frac is None else prof.comm_bw_frac,
-                      expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION,
-                      overhead_overlap_frac=prof.overhead_overlap_frac or 0.0,
-                      layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION)
-
-
-_efficiency = efficiency_of
-
-
 @dataclass(frozen=True)
 class ReplicaSetup:
-    """A resolved request: model, GPU, engine, precision, parallelism and efficiency profile."""
+    """A resolved request: model, GPU, engine, precision, layout and efficiency profile (one `Candidate`)."""
 
     model: Model
-    gpu: Gpu
-    engine_id: str
-    precision_id: str
-    kv_dtype_id: str
-    kv_bytes_per_elem: float
-    fmt: WeightFormat
-    tp: int
-    pp: int
-    quality_risk: str
-    engine_util: float
-    engine_overhead_gb: float
-    engine_max_seqs: int
-    profile: EfficiencyProfile
-    precision_kind: str = "float"
-    expert_parallel: bool = False
-    prefill_budget_tokens: int | None = None  # engine's per-step token budget (chunked prefill)
+    candidate: Candidate
 
-
-_Setup = ReplicaSetup
+    gpu = property(lambda self: self.candidate.gpu)
+    engine_id = property(lambda self: self.candidate.engine.engine_id)
+    precision_id = property(lambda self: self.candidate.precision.precision_id)
+    precision_kind = property(lambda self: self.candidate.precision.kind)
+    kv_dtype_id = property(lambda self: self.candidate.kv.kv_dtype_id)
+    kv_bytes_per_elem = property(lambda self: self.candidate.kv.bytes_per_elem)
+    fmt = property(lambda self: self.candidate.fmt)
+    layout = property(lambda self: self.candidate.layout)
+    tp = property(lambda self: self.candidate.layout.tp)
+    pp = property(lambda self: self.candidate.layout.pp)
+    expert_parallel = property(lambda self: self.candidate.layout.ep)
+    quality_risk = property(lambda self: self.candidate.precision.quality_risk)
+    profile = property(lambda self: self.candidate.profile)
+    prefill_budget_tokens = property(lambda self: self.candidate.engine.max_num_batched_tokens)
 
 
 def _find_profile(catalog: Catalog, engine_id: str, gpu: Gpu, name: str | None) -> EfficiencyProfile:
@@ -211,136 +164,172 @@ def _find_profile(catalog: Catalog, engine_id: str, gpu: Gpu, name: str | None) 
     return catalog.with_efficiency(load_user_profiles()).efficiency_for(engine_id, gpu, profile_id=name)
 
 
-def prepare(catalog: Catalog, req: EstimateRequest) -> ReplicaSetup:
-    """Resolve and check a request (names, compatibility, parallelism, profile); no performance yet."""
+def _check_request(req: EstimateRequest) -> None:
     require_positive_int(num_gpus=req.num_gpus, input_tokens=req.input_tokens, output_tokens=req.output_tokens)
+    if req.num_gpus > MAX_GPUS:
+        raise InvalidInputError(f"num_gpus must be <= {MAX_GPUS}, got {req.num_gpus}")
     if req.input_tokens + req.output_tokens > MAX_TOKENS:
         raise InvalidInputError(f"input_tokens + output_tokens must be <= {MAX_TOKENS:,}, got "
                                 f"{req.input_tokens + req.output_tokens:,}")
-    if req.concurrency is not None:
-        require_positive_int(concurrency=req.concurrency)
+    for name in ("concurrency", "tp", "pp", "dp", "max_num_seqs"):
+        if getattr(req, name) is not None:
+            require_positive_int(**{name: getattr(req, name)})
+
+
+def prepare(catalog: Catalog, req: EstimateRequest, layout: Layout | None = None) -> ReplicaSetup:
+    """Resolve and check a request (names, compatibility, layout, profile); no performance yet.
+
+    Without `layout` the request's tp/pp/dp (missing ones: `evaluator.default_layout`) are used.
+    """
+    _check_request(req)
     model = resolve_model(catalog, req.model)
     gpu = catalog.gpu(req.gpu)
     prec = catalog.precision(req.precision) if req.precision else None
     engine = catalog.engine(req.engine or _default_engine(gpu, prec.kind if prec else None))
     prec = prec or catalog.precision(_default_precision(catalog, model, engine.engine_id))
-    kv = catalog.kv_dtype(req.kv_dtype or ("fp16" if engine.engine_id == "llama.cpp" else "bf16"))
+    kv = catalog.kv_dtype(req.kv_dtype or evaluator.default_kv_dtype_id(engine, prec, gpu))
     check_compatible(prec, kv, gpu, engine)
-    tp, pp = choose_parallelism(req.num_gpus, gpu, model.arch.n_attention_heads, req.tp)
-    return ReplicaSetup(model, gpu, engine.engine_id, prec.precision_id, kv.kv_dtype_id, kv.bytes_per_elem,
-                        weight_format(prec, gpu, model_native_precision=model.native_precision), tp, pp,
-                        prec.quality_risk, engine.memory_utilization_frac, engine.runtime_overhead_gb,
-                        engine.max_num_seqs, _find_profile(catalog, engine.engine_id, gpu, req.profile),
-                        prec.kind, req.expert_parallel, engine.max_num_batched_tokens)
-
-
-_setup = prepare
+    arch = model.arch
+    if req.expert_parallel and not arch.is_moe:
+        raise InvalidInputError(f"expert_parallel needs a mixture-of-experts model; {model.model_id} is dense")
+    if layout is None:
+        layout = default_layout(engine, arch, gpu, req.num_gpus, tp=req.tp, pp=req.pp, dp=req.dp,
+                                ep=bool(req.expert_parallel))
+    if req.tp is not None and req.pp is None and "layer" in engine.layouts and req.tp > 1:
+        raise InvalidInputError(f"{engine.engine_id} splits layers over GPUs (pp); it has no tensor parallelism "
+                                f"(tp {req.tp})")
+    if layout.gpus != req.num_gpus:
+        raise InvalidInputError(f"layout {layout.label} uses {layout.gpus} GPUs, num_gpus is {req.num_gpus}")
+    problem = layout_problem(engine, arch, gpu, layout)
+    if problem and (req.tp is not None or req.pp is not None or (req.dp or 1) > 1 or layout.ep):
+        raise InvalidInputError(f"{model.model_id} on {req.num_gpus} x {gpu.gpu_id} with {engine.engine_id}, "
+                                f"layout {layout.label}: {problem}")
+    cand = Candidate(gpu, engine, prec, kv, weight_format(prec, gpu, model_native_precision=model.native_precision),
+                     layout, _find_profile(catalog, engine.engine_id, gpu, req.profile),
+                     req.max_num_seqs or engine.max_num_seqs)
+    return ReplicaSetup(model, cand)
 
 
 def hardware_of(s: ReplicaSetup) -> Hardware:
     """Per-GPU peaks the model runs at: the format's tensor rate, or int8 for llama.cpp's quantized matmuls."""
-    tflops = compute_tflops(s.gpu, s.fmt)
-    if int8_matmuls(s.engine_id, s.precision_id, s.precision_kind) and s.gpu.int8_dense_tops:
-        tflops = s.gpu.int8_dense_tops
-    return Hardware(memory_bandwidth_tb_s=s.gpu.memory_bandwidth_tb_s, compute_tflops=tflops,
+    return Hardware(memory_bandwidth_tb_s=s.gpu.memory_bandwidth_tb_s, compute_tflops=evaluator.tflops_of(s.candidate),
                     interconnect_bandwidth_gb_s=s.gpu.interconnect_bandwidth_gb_s)
 
 
-def kv_context_tokens(engine_id: str, input_tokens: float, output_tokens: float) -> float:
+def kv_context_tokens(s: ReplicaSetup, input_tokens: float, output_tokens: float) -> float:
     """Tokens of KV cache one running sequence holds under the engine's reservation policy."""
-    if KV_RESERVES_FULL_SEQUENCE.get(engine_id, False):
-        return float(input_tokens + output_tokens)
-    return float(input_tokens + output_tokens / 2.0)
-
-
-def _fit(s: ReplicaSetup, context_tokens: float, concurrency: int) -> MemoryFit:
-    weights = s.fmt.total_bytes(s.model.arch)
-    usable, frac = s.gpu.usable_memory_gb, s.engine_util
-    if KV_FRACTION_OF_FREE_MEMORY.get(s.engine_id, False):
-        # memory_fit budgets usable x frac - weights - overhead; a fraction f of the *free* memory
-        # is the same budget with frac 1 and usable reduced by (1 - f) x free.
-        free = usable - weights / (s.tp * s.pp) / units.GB - s.engine_overhead_gb
-        usable, frac = usable - (1.0 - frac) * max(free, 0.0), 1.0
-    return memory_fit(weights_bytes_total=weights,
-                      kv_bytes_per_sequence=kv_bytes_per_sequence(s.model.arch, context_tokens, s.kv_bytes_per_elem),
-                      concurrency=concurrency, tp=s.tp, pp=s.pp, n_kv_heads=s.model.arch.n_kv_heads,
-                      usable_memory_gb=usable, memory_utilization_frac=frac,
-                      runtime_overhead_gb=s.engine_overhead_gb, max_num_seqs=s.engine_max_seqs)
+    return float(evaluator.held_tokens(s.candidate.engine.kv_reservation, input_tokens, output_tokens))
 
 
 def max_running_sequences(s: ReplicaSetup, input_tokens: float, output_tokens: float) -> int:
     """Sequences a max-throughput run keeps in flight: KV capacity under the engine's policy,
     capped by the engine's batch limit (0 when not even one fits)."""
-    return _fit(s, kv_context_tokens(s.engine_id, input_tokens, output_tokens), 0).max_concurrency
+    return int(evaluator.max_concurrency_of(s.model.arch, [s.candidate], input_tokens=input_tokens,
+                                            output_tokens=output_tokens)[0])
 
 
 def terms_of(s: ReplicaSetup, *, concurrency: float, input_tokens: float, output_tokens: float) -> PointTerms:
-    """Roofline terms (100 % efficiency) of this replica at `concurrency` sequences."""
-    hw = hardware_of(s)
-    return point_terms(s.model.arch, s.fmt, concurrency=concurrency, input_tokens=input_tokens,
-                       output_tokens=output_tokens, kv_bytes_per_elem=s.kv_bytes_per_elem, tp=s.tp, pp=s.pp,
-                       memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
-                       interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s,
-                       expert_parallel=s.expert_parallel, prefill_budget_tokens=s.prefill_budget_tokens)
+    """Roofline terms (100 % efficiency) of this replica's instance at `concurrency` sequences (scalars out)."""
+    t = evaluator.point_terms_of(s.model.arch, [s.candidate], concurrency=concurrency, input_tokens=input_tokens,
+                                 output_tokens=output_tokens)
+    first = lambda obj: type(obj)(**{k: float(np.asarray(v)[0]) for k, v in vars(obj).items()})  # noqa: E731
+    return PointTerms(concurrency=float(concurrency), input_tokens=float(input_tokens), step=first(t.step),
+                      prefill=first(t.prefill))
 
 
 def suggest_alternatives(catalog: Catalog, req: EstimateRequest, *, limit: int = 4) -> tuple[str, ...]:
     """Configurations close to `req` that do fit at least one sequence: more GPUs, then lighter precisions."""
     out: list[str] = []
-    base = _setup(catalog, req)
-    engine = catalog.engine(base.engine_id)
+    base = prepare(catalog, req)
     candidates = [base.precision_id] + [p for p in ("fp8", "int4-awq", "nvfp4", "q8_0", "q4_k_m")
-                                        if p != base.precision_id and engine.engine_id in catalog.precisions[p].engines]
+                                        if p != base.precision_id and base.engine_id in catalog.precisions[p].engines]
     counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n >= req.num_gpus]
     for prec in candidates:
         for n in counts:
             trial = EstimateRequest(**{**asdict(req), "precision": prec, "num_gpus": n, "concurrency": None,
-                                       "tp": None})
+                                       "tp": None, "pp": None, "dp": None})
             try:
-                s = _setup(catalog, trial)
+                s = prepare(catalog, trial)
             except InvalidInputError:
                 continue
-            fit = _fit(s, kv_context_tokens(s.engine_id, req.input_tokens, req.output_tokens), 0)
-            if fit.max_concurrency >= 1:
-                out.append(f"{prec} on {n} x {s.gpu.gpu_id} (up to {fit.max_concurrency} sequences)")
+            fit = max_running_sequences(s, req.input_tokens, req.output_tokens)
+            if fit >= 1:
+                out.append(f"{prec} on {n} x {s.gpu.gpu_id} (up to {fit} sequences)")
                 break
         if len(out) >= limit:
             break
     return tuple(out)
 
 
+def evaluate_setup(s: ReplicaSetup, *, input_tokens: int, output_tokens: int,
+                   concurrency: int | None = None) -> Evaluation:
+    """The evaluator on this one configuration (arrays of length 1)."""
+    return evaluator.evaluate(s.model.arch, [s.candidate], input_tokens=input_tokens, output_tokens=output_tokens,
+                              concurrency=concurrency, context_length_tokens=s.model.context_length_tokens)
+
+
+def auto_layout(catalog: Catalog, req: EstimateRequest) -> Layout | None:
+    """The layout with the highest max-throughput on req.num_gpus GPUs when the request fixes none (None: keep
+    the default). Ties go to the default layout's order (fewer instances, then TP before PP)."""
+    if req.tp is not None or req.pp is not None or req.dp is not None or req.num_gpus == 1:
+        return None
+    base = prepare(catalog, req)
+    arch = base.model.arch
+    layouts = evaluator.layouts_for(base.candidate.engine, arch, base.gpu, req.num_gpus)
+    if not req.expert_parallel:
+        layouts = [lay for lay in layouts if not lay.ep] or layouts
+    if len(layouts) <= 1:
+        return None
+    from dataclasses import replace as _replace
+
+    cands = [_replace(base.candidate, layout=lay) for lay in layouts]
+    ev = evaluator.evaluate(arch, cands, input_tokens=req.input_tokens, output_tokens=req.output_tokens,
+                            concurrency=None if req.concurrency is None else req.concurrency,
+                            context_length_tokens=base.model.context_length_tokens)
+    tput = np.where(ev.fits, ev.output_tokens_per_s, -np.inf)
+    if not np.isfinite(tput).any():
+        return None
+    return layouts[int(np.argmax(tput))]
+
+
 def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
-    """Memory fit and performance of one replica; DoesNotFitError (with suggestions) if nothing fits."""
-    s = _setup(catalog, req)
+    """Memory fit and performance of one replica; DoesNotFitError (with suggestions) if nothing fits.
+
+    With several GPUs and no tp/pp/dp given, the layout is the one with the highest throughput among those the
+    engine runs (e.g. four TP2 instances where each pair holds the model).
+    """
+    _check_request(req)
+    s = prepare(catalog, req, auto_layout(catalog, req))
     arch = s.model.arch
     context = req.input_tokens + req.output_tokens
     if context > s.model.context_length_tokens:
         raise InvalidInputError(f"input_tokens + output_tokens = {context:,} exceeds {s.model.model_id}'s context "
                                 f"length of {s.model.context_length_tokens:,} tokens")
-    held = kv_context_tokens(s.engine_id, req.input_tokens, req.output_tokens)
-    probe = _fit(s, held, 0)
-    conc = req.concurrency if req.concurrency is not None else probe.max_concurrency
-    fit = _fit(s, held, max(conc, 0))
-    if probe.max_concurrency < 1 or not fit.fits:
-        need = fit.weights_gb_per_gpu + fit.overhead_gb_per_gpu + max(conc, 1) * fit.kv_gb_per_sequence_per_gpu
-        short = need - fit.budget_gb_per_gpu
+    held = kv_context_tokens(s, req.input_tokens, req.output_tokens)
+    probe = evaluate_setup(s, input_tokens=req.input_tokens, output_tokens=req.output_tokens)
+    cap = int(probe.max_concurrency[0])
+    conc = req.concurrency if req.concurrency is not None else cap
+    ev = probe if req.concurrency is None else evaluate_setup(s, input_tokens=req.input_tokens,
+                                                              output_tokens=req.output_tokens, concurrency=conc)
+    g = lambda name: float(getattr(ev, name)[0])  # noqa: E731
+    if cap < 1 or not bool(ev.fits[0]):
+        need = g("weights_gb_per_gpu") + s.candidate.engine.runtime_overhead_gb + max(conc, 1) * g(
+            "kv_gb_per_sequence_per_gpu")
+        short = need - g("budget_gb_per_gpu")
         what = f"{max(conc, 1)} sequence(s) holding {held:,.0f} tokens of KV each"
-        if probe.max_concurrency >= 1:
+        where = f"{req.num_gpus} x {s.gpu.gpu_id}" + (f" ({s.layout.label})" if s.layout.dp > 1 else "")
+        if cap >= 1:
             raise DoesNotFitError(
-                f"{s.model.model_id} at {s.precision_id} on {req.num_gpus} x {s.gpu.gpu_id}: {what} need "
-                f"{need:.1f} GB per GPU, {fit.budget_gb_per_gpu:.1f} GB usable ({short:.1f} GB short); "
-                f"at most {probe.max_concurrency} sequences fit", shortfall_gb=short)
+                f"{s.model.model_id} at {s.precision_id} on {where}: {what} need "
+                f"{need:.1f} GB per GPU, {g('budget_gb_per_gpu'):.1f} GB usable ({short:.1f} GB short); "
+                f"at most {cap} sequences fit", shortfall_gb=short)
         alternatives = suggest_alternatives(catalog, req)
         hint = "; would fit: " + "; ".join(alternatives) if alternatives else "; nothing up to 64 GPUs fits"
         raise DoesNotFitError(
-            f"{s.model.model_id} at {s.precision_id} does not fit on {req.num_gpus} x {s.gpu.gpu_id}: "
-            f"{what} need {need:.1f} GB per GPU, {fit.budget_gb_per_gpu:.1f} GB usable "
+            f"{s.model.model_id} at {s.precision_id} does not fit on {where}: "
+            f"{what} need {need:.1f} GB per GPU, {g('budget_gb_per_gpu'):.1f} GB usable "
             f"({short:.1f} GB short){hint}", shortfall_gb=short, suggestions=alternatives)
-    op = point_from_terms(terms_of(s, concurrency=conc, input_tokens=req.input_tokens,
-                                   output_tokens=req.output_tokens), efficiency_of(s.profile))
-    lo, hi = s.profile.range_low_factor, s.profile.range_high_factor
-    step = op.step
-    bottleneck = "memory bandwidth" if float(step.memory_s) >= float(step.compute_s) else "compute"
+    bottleneck = "memory bandwidth" if g("memory_s") >= g("compute_s") else "compute"
     warnings = list(arch.approximations)
     if not s.fmt.native:
         warnings.append(f"{s.gpu.gpu_id} has no native {catalog.precisions[s.precision_id].compute_format} "
@@ -349,22 +338,30 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
         warnings.append(f"{s.precision_id} carries a {s.quality_risk} quality risk; evaluate on your task")
     if s.profile.n_points == 0:
         warnings.append("efficiency profile is an uncalibrated prior; treat speeds as rough")
-    tput, tpot, ttft = float(op.output_tokens_per_s), float(op.tpot_s), float(op.ttft_s)
+    tpot = g("tpot_s")
     return Estimate(
         fits=True, model_id=s.model.model_id, gpu_id=s.gpu.gpu_id, num_gpus=req.num_gpus, tp=s.tp, pp=s.pp,
         engine=s.engine_id, precision=s.precision_id, kv_dtype=s.kv_dtype_id, compute_format=s.fmt.compute_format,
         native_compute=s.fmt.native, quality_risk=s.quality_risk,
         total_params_b=arch.total_params_b, active_params_b=arch.active_params_b,
-        weights_gb=s.fmt.total_bytes(arch) / units.GB, weights_gb_per_gpu=fit.weights_gb_per_gpu,
+        weights_gb=s.fmt.total_bytes(arch) / units.GB, weights_gb_per_gpu=g("weights_gb_per_gpu"),
         kv_cache_bytes_per_token=kv_bytes_per_token(arch, s.kv_bytes_per_elem),
         kv_cache_gb_per_sequence=kv_bytes_per_sequence(arch, context, s.kv_bytes_per_elem) / units.GB,
-        kv_cache_gb_per_gpu=fit.kv_gb_per_gpu, memory_budget_gb_per_gpu=fit.budget_gb_per_gpu,
-        free_memory_gb_per_gpu=fit.free_gb_per_gpu, max_concurrency=probe.max_concurrency, concurrency=conc,
+        kv_cache_gb_per_gpu=g("kv_gb_per_gpu"), memory_budget_gb_per_gpu=g("budget_gb_per_gpu"),
+        free_memory_gb_per_gpu=g("free_gb_per_gpu"), max_concurrency=cap, concurrency=conc,
         input_tokens=req.input_tokens, output_tokens=req.output_tokens,
-        ttft_s=ttft, ttft_s_low=ttft / hi, ttft_s_high=ttft / lo,
-        tpot_s=tpot, tpot_s_low=tpot / hi, tpot_s_high=tpot / lo,
-        prefill_tokens_per_s=float(op.prefill_tokens_per_s),
-        output_tokens_per_s=tput, output_tokens_per_s_low=tput * lo, output_tokens_per_s_high=tput * hi,
-        output_tokens_per_s_per_user=float(op.output_tokens_per_s_per_user), bottleneck=bottleneck,
+        ttft_s=g("ttft_s"), ttft_s_low=g("ttft_s_low"), ttft_s_high=g("ttft_s_high"),
+        tpot_s=tpot, tpot_s_low=g("tpot_s_low"), tpot_s_high=g("tpot_s_high"),
+        prefill_tokens_per_s=g("prefill_tokens_per_s"),
+        output_tokens_per_s=g("output_tokens_per_s"), output_tokens_per_s_low=g("output_tokens_per_s_low"),
+        output_tokens_per_s_high=g("output_tokens_per_s_high"),
+        output_tokens_per_s_per_user=1.0 / tpot, bottleneck=bottleneck,
         efficiency_profile=s.profile.profile_id, warnings=tuple(warnings), kv_context_tokens_per_sequence=held,
+        dp=s.layout.dp, expert_parallel=s.layout.ep, layer_split=s.layout.layer_split, layout=s.layout.label,
+        roofline_tpot_s=float(ev.roofline_tpot_s[0]),
     )
+
+
+__all__ = ["Estimate", "EstimateRequest", "ReplicaSetup", "auto_layout", "default_engine_id", "efficiency_of",
+           "estimate", "evaluate_setup", "hardware_of", "kv_context_tokens", "max_running_sequences", "prepare",
+           "resolve_model", "suggest_alternatives", "terms_of"]
