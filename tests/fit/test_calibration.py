@@ -327,3 +327,8 @@ def test_era_offset_is_zero_without_older_rows(real_catalog):
     current = [p for p in read_measured() if p.split == "fit" and p.era != "older"]
     fit = fit_additive(real_catalog, current)
     assert fit.era_offset == pytest.approx((0.0,) * len(fit.era_offset), abs=1e-6)
+
+
+def test_cli_validate_loso_refits_only_the_project_data(tmp_path, capsys):
+    code, _, err = _run(capsys, "validate", "--loso", "--data", str(tmp_path / "x.csv"))
+    assert code == 2 and "--loso refits the project's profiles" in err and len(err.strip().splitlines()) == 1
