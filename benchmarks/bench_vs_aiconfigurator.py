@@ -102,24 +102,25 @@ for line in sys.stdin:
 '''
 
 
-def ensure_venv(install_timeout_s: float) -> Path | None:
+def ensure_venv(install_timeout_s: float, where: Path = VENV) -> Path | None:
     """The environment's python with aiconfigurator importable, creating it if needed; None (and a printed
     reason) when that is impossible."""
-    python = VENV / "bin" / "python"
+    python = where / "bin" / "python"
     check = [str(python), "-c", "import aiconfigurator.cli.api"]
-    if python.exists() and subprocess.run(check, capture_output=True, timeout=120).returncode == 0:
-        return python
     try:
+        if python.exists() and subprocess.run(check, capture_output=True, timeout=120).returncode == 0:
+            return python
         if not python.exists():
-            venv.EnvBuilder(with_pip=True).create(VENV)
+            venv.EnvBuilder(with_pip=True).create(where)
         done = subprocess.run([str(python), "-m", "pip", "install", "-q", PACKAGE], capture_output=True, text=True,
                               timeout=install_timeout_s)
+        imported = done.returncode == 0 and subprocess.run(check, capture_output=True, timeout=120).returncode == 0
     except (OSError, subprocess.SubprocessError) as err:
-        print(f"aiconfigurator benchmark skipped: cannot create {VENV} or install {PACKAGE}: {err}")
+        print(f"aiconfigurator benchmark skipped: {PACKAGE} in {where} cannot be installed or imported: {err}")
         return None
-    if done.returncode != 0 or subprocess.run(check, capture_output=True, timeout=120).returncode != 0:
+    if not imported:
         tail = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
-        print(f"aiconfigurator benchmark skipped: pip could not install {PACKAGE} into {VENV}: {tail}")
+        print(f"aiconfigurator benchmark skipped: pip could not install {PACKAGE} into {where}: {tail}")
         return None
     return python
 
@@ -256,11 +257,12 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=60.0, help="limit per aiconfigurator call")
     parser.add_argument("--install-timeout-s", type=float, default=900.0, help="limit for pip install")
     parser.add_argument("--json", type=Path, help="write per-row predictions to this file")
+    parser.add_argument("--venv", type=Path, default=VENV, help=f"the environment (default {VENV.relative_to(ROOT)})")
     args = parser.parse_args()
     if not (1 <= args.max_rows <= 100_000 and 1 <= args.timeout_s <= 3600 and math.isfinite(args.timeout_s)):
         print("error: --max-rows must be in [1, 100000] and --timeout-s in [1, 3600]", file=sys.stderr)
         return 2
-    python = ensure_venv(args.install_timeout_s)
+    python = ensure_venv(args.install_timeout_s, args.venv)
     if python is None:
         return 0
     catalog = load_catalog()
