@@ -29,6 +29,11 @@ from planner.errors import InvalidInputError
 COST_DEFAULTS = load_cost_defaults()
 PRESETS = load_presets()
 MODES = ("rented", "owned")
+QUALITY_POLICIES = ("lossless", "low-risk", "any")
+PROVIDER_POLICIES = ("no-marketplace", "hyperscaler", "any")
+LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+FINETUNE_METHODS = ("full", "lora", "qlora")
+_SEARCHED = "searched by the planner when empty"
 _PRESET_SOURCE = "preset (data/workload_presets.csv)"
 _CATALOG_SOURCE = "catalog (data/*.csv)"
 _ILLUSTRATIVE = "illustrative starting value, not a measured default: set your own"
@@ -49,7 +54,7 @@ class FieldSpec:
     high: float | None = None
     low_open: bool = False  # True: value must be > low
     nullable: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
 
 
 def _cost(name: str, group: str, unit: str, help_: str, low: float, high: float, *, low_open: bool = False
@@ -62,16 +67,32 @@ def _cost(name: str, group: str, unit: str, help_: str, low: float, high: float,
 _FIELDS = (
     FieldSpec("model", "str", "model", "", "meta-llama/Llama-3.3-70B-Instruct", "catalog model id or alias, or a "
               "path to a config.json", _ILLUSTRATIVE),
-    FieldSpec("gpu", "str", "model", "", "H100-SXM", "GPU id or alias", _ILLUSTRATIVE),
+    FieldSpec("gpu", "str", "model", "", "H100-SXM", "GPU id or alias, or auto (the planner searches the "
+              "catalog's GPUs)", _ILLUSTRATIVE),
     FieldSpec("num_gpus_per_replica", "int", "model", "gpus", None, "GPUs holding one model copy (empty: the "
-              "smallest count that fits and meets the latency targets)", _CATALOG_SOURCE, 1, 4096, nullable=True),
-    FieldSpec("precision", "str", "model", "", None, "weight precision (empty: the model's native one)",
-              _CATALOG_SOURCE, nullable=True),
-    FieldSpec("kv_dtype", "str", "model", "", None, "KV cache dtype (empty: bf16)", _CATALOG_SOURCE, nullable=True),
-    FieldSpec("engine", "str", "model", "", None, "serving engine (empty: vllm)", _CATALOG_SOURCE, nullable=True),
+              "planner searches the counts that fit and meet the latency targets)", _SEARCHED, 1, 4096,
+              nullable=True),
+    FieldSpec("tp", "int", "model", "gpus", None, "tensor-parallel degree inside a replica (empty: the planner "
+              "searches the layout)", _SEARCHED, 1, 4096, nullable=True),
+    FieldSpec("pp", "int", "model", "stages", None, "pipeline-parallel stages inside a replica (empty: the "
+              "planner searches the layout)", _SEARCHED, 1, 4096, nullable=True),
+    FieldSpec("precision", "str", "model", "", None, "weight precision (empty: the planner searches the "
+              "precisions the quality policy allows)", _SEARCHED, nullable=True),
+    FieldSpec("kv_dtype", "str", "model", "", None, "KV cache dtype (empty: the planner searches the KV dtypes "
+              "the quality policy allows)", _SEARCHED, nullable=True),
+    FieldSpec("engine", "str", "model", "", None, "serving engine (empty: the planner searches the engines)",
+              _SEARCHED, nullable=True),
     FieldSpec("profile", "str", "model", "", None, "named efficiency profile", _CATALOG_SOURCE, nullable=True),
-    FieldSpec("expert_parallel", "bool", "model", "", False, "spread MoE experts over the replica's GPUs",
-              "engine default (off)"),
+    FieldSpec("expert_parallel", "bool", "model", "", False, "spread MoE experts over the replica's GPUs "
+              "(empty: the planner searches)", "engine default (off)", nullable=True),
+    FieldSpec("max_num_seqs", "int", "model", "sequences", None, "the engine's concurrency limit per replica "
+              "(empty: the planner searches)", _SEARCHED, 1, 65536, nullable=True),
+    FieldSpec("quality_policy", "choice", "model", "", "low-risk", "which precisions and KV dtypes the planner "
+              "may pick: lossless (native only), low-risk (8-bit and well-measured 4-bit), any",
+              "low-risk unless set", choices=QUALITY_POLICIES),
+    FieldSpec("provider_policy", "choice", "deployment", "", "no-marketplace", "which GPU clouds the planner may "
+              "rent from: no-marketplace, hyperscaler (only), any", "no-marketplace unless set",
+              choices=PROVIDER_POLICIES),
     FieldSpec("preset", "choice", "workload", "", "chat", "workload shape supplying the empty workload and "
               "latency fields", _PRESET_SOURCE, choices=tuple(PRESETS)),
     FieldSpec("requests_per_day", "float", "workload", "requests_per_day", 100_000.0, "average daily requests "
@@ -85,7 +106,7 @@ _FIELDS = (
     FieldSpec("request_sizes_csv", "str", "workload", "", None, "CSV of observed request sizes (columns "
               "input_tokens, output_tokens); its means replace the preset's", "user input", nullable=True),
     FieldSpec("peak_to_average_ratio", "float", "workload", "ratio", None, "busiest hour / daily average",
-              _PRESET_SOURCE, 1, 100, nullable=True),
+              _PRESET_SOURCE, 1, 1000, nullable=True),
     FieldSpec("hourly_profile", "profile", "workload", "relative_load", None, f"{HOURS_PER_PROFILE} relative "
               "hourly loads; sets the peak and lets rented fleets follow the day", "user input", nullable=True),
     FieldSpec("monthly_growth_frac", "float", "workload", "fraction_per_month", 0.0, "compound traffic growth",
@@ -100,6 +121,8 @@ _FIELDS = (
               low_open=True, nullable=True),
     FieldSpec("tpot_target_s", "float", "slo", "s", None, "time-per-output-token target", _PRESET_SOURCE, 0, 60,
               low_open=True, nullable=True),
+    FieldSpec("latency_percentile", "float", "slo", "quantile", 0.95, "the percentile the latency targets hold "
+              "at (0.5, 0.9, 0.95 or 0.99)", "p95 unless set", 0.5, 0.99, choices=LATENCY_PERCENTILES),
     FieldSpec("mode", "choice", "deployment", "", "rented", "headline deployment: rented or owned",
               "rented unless set", choices=MODES),
     FieldSpec("rental_tier", "choice", "deployment", "", "on_demand", "headline rental tier",
@@ -141,6 +164,22 @@ _FIELDS = (
               "list prices held unless set; trend: https://a16z.com/llmflation-llm-inference-cost/", 0, 0.99),
     FieldSpec("horizon_months", "int", "api", "months", 36, "months in the monthly table",
               "the longest rental commitment (3 years)", 1, 120),
+    FieldSpec("finetune_runs_per_year", "float", "finetune", "runs_per_year", 0.0, "fine-tuning runs a year "
+              "added to the TCO (0: none)", "no fine-tuning unless set", 0, 1e6),
+    FieldSpec("finetune_method", "choice", "finetune", "", "lora", "full, lora or qlora", "lora unless set",
+              choices=FINETUNE_METHODS),
+    FieldSpec("finetune_dataset_tokens", "float", "finetune", "tokens", None, "training tokens per epoch "
+              "(required when finetune_runs_per_year > 0)", "user input", 0, 1e15, low_open=True, nullable=True),
+    FieldSpec("finetune_epochs", "float", "finetune", "epochs", 1.0, "passes over the dataset per run",
+              "one epoch unless set", 0, 1000, low_open=True),
+    FieldSpec("finetune_seq_len", "int", "finetune", "tokens", 4096, "training sequence length",
+              "4096 unless set", 1, 10_000_000),
+    FieldSpec("finetune_gpu", "str", "finetune", "", None, "GPU for fine-tuning (empty: the serving GPU)",
+              "the serving GPU unless set", nullable=True),
+    FieldSpec("finetune_num_gpus", "int", "finetune", "gpus", None, "GPUs per fine-tuning run (empty: the "
+              "fewest that fit)", "the fewest that fit unless set", 1, 4096, nullable=True),
+    FieldSpec("finetune_lora_rank", "int", "finetune", "rank", 16, "LoRA / QLoRA adapter rank",
+              "16 unless set", 1, 65536),
 )
 SCENARIO_FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELDS}
 
@@ -173,6 +212,9 @@ def _check(spec: FieldSpec, value: Any) -> Any:
             raise InvalidInputError(f"{where} must have some traffic (all values are 0)")
         return out
     number = _number(spec, value, where, spec.low, spec.high, spec.low_open)
+    if spec.choices and number not in spec.choices:
+        raise InvalidInputError(f"{where} must be one of {', '.join(f'{c:g}' for c in spec.choices)}, "
+                                f"got {value!r}")
     if spec.kind == "int":
         if number != int(number):
             raise InvalidInputError(f"{where} must be a whole number, got {value!r}")
@@ -198,11 +240,16 @@ class Scenario:
     model: str = SCENARIO_FIELDS["model"].default
     gpu: str = SCENARIO_FIELDS["gpu"].default
     num_gpus_per_replica: int | None = None
+    tp: int | None = None
+    pp: int | None = None
     precision: str | None = None
     kv_dtype: str | None = None
     engine: str | None = None
     profile: str | None = None
-    expert_parallel: bool = False
+    expert_parallel: bool | None = False
+    max_num_seqs: int | None = None
+    quality_policy: str = "low-risk"
+    provider_policy: str = "no-marketplace"
     preset: str = SCENARIO_FIELDS["preset"].default
     requests_per_day: float = SCENARIO_FIELDS["requests_per_day"].default
     tokens_per_month: float | None = None
@@ -217,6 +264,7 @@ class Scenario:
     offline_frac: float | None = None
     ttft_target_s: float | None = None
     tpot_target_s: float | None = None
+    latency_percentile: float = 0.95
     mode: str = "rented"
     rental_tier: str = "on_demand"
     provider: str | None = None
@@ -244,6 +292,14 @@ class Scenario:
     api_id: str | None = None
     api_price_decline_frac_per_year: float = 0.0
     horizon_months: int = 36
+    finetune_runs_per_year: float = 0.0
+    finetune_method: str = "lora"
+    finetune_dataset_tokens: float | None = None
+    finetune_epochs: float = 1.0
+    finetune_seq_len: int = 4096
+    finetune_gpu: str | None = None
+    finetune_num_gpus: int | None = None
+    finetune_lora_rank: int = 16
 
     def __post_init__(self) -> None:
         for spec in _FIELDS:

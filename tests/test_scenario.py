@@ -124,3 +124,20 @@ def test_json_dump_keeps_nulls(tmp_path):
     dump_scenario(Scenario(), path)
     data = json.loads(path.read_text())
     assert data["tokens_per_month"] is None and data["pue"] == pytest.approx(1.58)
+
+
+def test_optimizer_fields_default_to_searched_and_validate():
+    from planner.scenario import Scenario, apply_overrides
+    s = Scenario()
+    assert (s.tp, s.pp, s.max_num_seqs, s.precision, s.kv_dtype, s.engine) == (None,) * 6
+    assert (s.quality_policy, s.provider_policy, s.latency_percentile) == ("low-risk", "no-marketplace", 0.95)
+    assert (s.finetune_runs_per_year, s.finetune_method, s.finetune_epochs) == (0.0, "lora", 1.0)
+    assert (s.finetune_seq_len, s.finetune_lora_rank, s.finetune_gpu, s.finetune_num_gpus) == (4096, 16, None, None)
+    t = apply_overrides(s, ["gpu=auto", "tp=4", "pp=2", "expert_parallel=none", "max_num_seqs=256",
+                            "latency_percentile=0.99", "peak_to_average_ratio=236", "finetune_method=qlora"])
+    assert (t.gpu, t.tp, t.pp, t.expert_parallel, t.max_num_seqs) == ("auto", 4, 2, None, 256)
+    assert (t.latency_percentile, t.peak_to_average_ratio, t.finetune_method) == (0.99, 236.0, "qlora")
+    for bad in ("latency_percentile=0.98", "max_num_seqs=65537", "max_num_seqs=0", "quality_policy=best",
+                "provider_policy=cheap", "finetune_epochs=0", "finetune_method=adapter", "tp=1.5"):
+        with pytest.raises(InvalidInputError, match=bad.split("=")[0]):
+            apply_overrides(s, [bad])
