@@ -12,27 +12,61 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
-import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from planner.econ.costs import RENTAL_TIERS, load_cost_defaults
-from planner.econ.workload import HOURS_PER_PROFILE, load_presets
-from planner.errors import InvalidInputError
+from planner.data.safe_io import read_json, read_toml
+from planner.econ.costs import RENTAL_TIERS, CostDefault, load_cost_defaults
+from planner.econ.workload import HOURS_PER_PROFILE, WorkloadPreset, load_presets
+from planner.errors import InvalidInputError, brief, truncate
 
-COST_DEFAULTS = load_cost_defaults()
-PRESETS = load_presets()
+
+@functools.cache
+def cost_defaults() -> dict[str, CostDefault]:
+    """data/cost_defaults.csv, read on first use and cached (nothing is read at import)."""
+    return load_cost_defaults()
+
+
+@functools.cache
+def presets() -> dict[str, WorkloadPreset]:
+    """data/workload_presets.csv, read on first use and cached."""
+    return load_presets()
+
+
+class _LazyMapping(Mapping):
+    """A read-only mapping filled by `loader` on first access, so importing this module reads no file."""
+
+    def __init__(self, loader: Callable[[], Mapping]) -> None:
+        self._loader = loader
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._loader()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._loader())
+
+    def __len__(self) -> int:
+        return len(self._loader())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._loader()))
+
+
+COST_DEFAULTS: Mapping[str, CostDefault] = _LazyMapping(cost_defaults)
+PRESETS: Mapping[str, WorkloadPreset] = _LazyMapping(presets)
 MODES = ("rented", "owned")
 QUALITY_POLICIES = ("lossless", "low-risk", "any")
 PROVIDER_POLICIES = ("no-marketplace", "hyperscaler", "any")
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 FINETUNE_METHODS = ("full", "lora", "qlora")
+MAX_TEXT_CHARS = 4096  # a model id, GPU id or file path; longer text is a mistake
 _SEARCHED = "searched by the planner when empty"
 _PRESET_SOURCE = "preset (data/workload_presets.csv)"
 _CATALOG_SOURCE = "catalog (data/*.csv)"
@@ -59,12 +93,15 @@ class FieldSpec:
 
 def _cost(name: str, group: str, unit: str, help_: str, low: float, high: float, *, low_open: bool = False
           ) -> FieldSpec:
-    row = COST_DEFAULTS[name]
+    row = cost_defaults()[name]
     return FieldSpec(name, "float", group, unit, row.value, help_, f"{row.source_url} ({row.source_accessed})",
                      low, high, low_open)
 
 
-_FIELDS = (
+@functools.cache
+def _field_specs() -> tuple[FieldSpec, ...]:
+    """Every field's spec, built on first use (the cost defaults and preset names come from data/)."""
+    return (
     FieldSpec("model", "str", "model", "", "meta-llama/Llama-3.3-70B-Instruct", "catalog model id or alias, or a "
               "path to a config.json", _ILLUSTRATIVE),
     FieldSpec("gpu", "str", "model", "", "H100-SXM", "GPU id or alias, or auto (the planner searches the "
@@ -94,7 +131,7 @@ _FIELDS = (
               "rent from: no-marketplace, hyperscaler (only), any", "no-marketplace unless set",
               choices=PROVIDER_POLICIES),
     FieldSpec("preset", "choice", "workload", "", "chat", "workload shape supplying the empty workload and "
-              "latency fields", _PRESET_SOURCE, choices=tuple(PRESETS)),
+              "latency fields", _PRESET_SOURCE, choices=tuple(presets())),
     FieldSpec("requests_per_day", "float", "workload", "requests_per_day", 100_000.0, "average daily requests "
               "(ignored when tokens_per_month is set)", _ILLUSTRATIVE, 0, 1e12, low_open=True),
     FieldSpec("tokens_per_month", "float", "workload", "tokens_per_month", None, "input + output tokens a month, "
@@ -180,8 +217,19 @@ _FIELDS = (
               "fewest that fit)", "the fewest that fit unless set", 1, 4096, nullable=True),
     FieldSpec("finetune_lora_rank", "int", "finetune", "rank", 16, "LoRA / QLoRA adapter rank",
               "16 unless set", 1, 65536),
-)
-SCENARIO_FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELDS}
+    )
+
+
+@functools.cache
+def _fields_by_name() -> dict[str, FieldSpec]:
+    return {f.name: f for f in _field_specs()}
+
+
+SCENARIO_FIELDS: Mapping[str, FieldSpec] = _LazyMapping(_fields_by_name)
+
+
+def _cost_default(name: str) -> Any:
+    return field(default_factory=lambda: cost_defaults()[name].value)
 
 
 def _check(spec: FieldSpec, value: Any) -> Any:
@@ -193,20 +241,23 @@ def _check(spec: FieldSpec, value: Any) -> Any:
         raise InvalidInputError(f"{where} is required")
     if spec.kind == "str":
         if not isinstance(value, str) or not value.strip():
-            raise InvalidInputError(f"{where} must be a non-empty string, got {value!r}")
+            raise InvalidInputError(f"{where} must be a non-empty string, got {brief(value)}")
+        if len(value) > MAX_TEXT_CHARS:
+            raise InvalidInputError(f"{where} must be at most {MAX_TEXT_CHARS} characters, got {len(value):,}: "
+                                    f"{brief(value)}")
         return value.strip()
     if spec.kind == "choice":
         low = value.strip().lower() if isinstance(value, str) else None
         if low not in spec.choices:
-            raise InvalidInputError(f"{where} must be one of {', '.join(spec.choices)}, got {value!r}")
+            raise InvalidInputError(f"{where} must be one of {', '.join(spec.choices)}, got {brief(value)}")
         return low
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise InvalidInputError(f"{where} must be true or false, got {value!r}")
+            raise InvalidInputError(f"{where} must be true or false, got {brief(value)}")
         return value
     if spec.kind == "profile":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != HOURS_PER_PROFILE:
-            raise InvalidInputError(f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {value!r}")
+            raise InvalidInputError(f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {brief(value)}")
         out = tuple(_number(spec, v, f"{where}[{i}]", 0, math.inf, False) for i, v in enumerate(value))
         if sum(out) <= 0:
             raise InvalidInputError(f"{where} must have some traffic (all values are 0)")
@@ -214,22 +265,27 @@ def _check(spec: FieldSpec, value: Any) -> Any:
     number = _number(spec, value, where, spec.low, spec.high, spec.low_open)
     if spec.choices and number not in spec.choices:
         raise InvalidInputError(f"{where} must be one of {', '.join(f'{c:g}' for c in spec.choices)}, "
-                                f"got {value!r}")
+                                f"got {brief(value)}")
     if spec.kind == "int":
         if number != int(number):
-            raise InvalidInputError(f"{where} must be a whole number, got {value!r}")
+            raise InvalidInputError(f"{where} must be a whole number, got {brief(value)}")
         return int(number)
     return float(number)
 
 
 def _number(spec: FieldSpec, value: Any, where: str, low: float | None, high: float | None, low_open: bool) -> float:
     unit = f" ({spec.unit})" if spec.unit else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInputError(f"{where} must be a finite number{unit}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"{where} must be a finite number{unit}, got {brief(value)}")
+    huge = isinstance(value, int) and value.bit_length() > 64  # beyond every bound; float() would overflow
+    if not huge and not math.isfinite(value):
+        raise InvalidInputError(f"{where} must be a finite number{unit}, got {brief(value)}")
     too_low = low is not None and (value <= low if low_open else value < low)
-    if too_low or (high is not None and value > high):
+    if huge or too_low or (high is not None and value > high):
         bracket = "(" if low_open else "["
-        raise InvalidInputError(f"{where} must be in {bracket}{low:g}, {high:g}]{unit}, got {value!r}")
+        low_text = "-inf" if low is None else f"{low:g}"
+        high_text = "inf" if high is None else f"{high:g}"
+        raise InvalidInputError(f"{where} must be in {bracket}{low_text}, {high_text}]{unit}, got {brief(value)}")
     return value
 
 
@@ -237,8 +293,8 @@ def _number(spec: FieldSpec, value: Any, where: str, low: float | None, high: fl
 class Scenario:
     """Every input of a plan. None: take the value from the preset, the catalog or the cost defaults."""
 
-    model: str = SCENARIO_FIELDS["model"].default
-    gpu: str = SCENARIO_FIELDS["gpu"].default
+    model: str = "meta-llama/Llama-3.3-70B-Instruct"
+    gpu: str = "H100-SXM"
     num_gpus_per_replica: int | None = None
     tp: int | None = None
     pp: int | None = None
@@ -250,8 +306,8 @@ class Scenario:
     max_num_seqs: int | None = None
     quality_policy: str = "low-risk"
     provider_policy: str = "no-marketplace"
-    preset: str = SCENARIO_FIELDS["preset"].default
-    requests_per_day: float = SCENARIO_FIELDS["requests_per_day"].default
+    preset: str = "chat"
+    requests_per_day: float = 100_000.0
     tokens_per_month: float | None = None
     input_tokens_mean: float | None = None
     output_tokens_mean: float | None = None
@@ -272,23 +328,23 @@ class Scenario:
     redundancy_replicas: int = 0
     headroom_frac: float = 0.0
     gpu_price_usd_per_gpu_hour: float | None = None
-    spot_interruption_overhead_frac: float = COST_DEFAULTS["spot_interruption_overhead_frac"].value
-    reserved_1y_discount_frac: float = COST_DEFAULTS["reserved_1y_discount_frac"].value
-    reserved_3y_discount_frac: float = COST_DEFAULTS["reserved_3y_discount_frac"].value
+    spot_interruption_overhead_frac: float = _cost_default("spot_interruption_overhead_frac")
+    reserved_1y_discount_frac: float = _cost_default("reserved_1y_discount_frac")
+    reserved_3y_discount_frac: float = _cost_default("reserved_3y_discount_frac")
     gpu_purchase_usd: float | None = None
     gpu_power_w: float | None = None
-    server_network_capex_frac: float = COST_DEFAULTS["server_network_capex_frac"].value
-    amortisation_years: float = COST_DEFAULTS["amortisation_years"].value
-    cost_of_capital_frac_per_year: float = COST_DEFAULTS["cost_of_capital_frac_per_year"].value
-    residual_value_frac: float = COST_DEFAULTS["residual_value_frac"].value
-    server_to_gpu_power_ratio: float = COST_DEFAULTS["server_to_gpu_power_ratio"].value
-    power_load_frac: float = COST_DEFAULTS["power_load_frac"].value
-    pue: float = COST_DEFAULTS["pue"].value
-    electricity_usd_per_kwh: float = COST_DEFAULTS["electricity_usd_per_kwh"].value
-    colocation_usd_per_kw_month: float = COST_DEFAULTS["colocation_usd_per_kw_month"].value
-    software_usd_per_gpu_year: float = COST_DEFAULTS["software_usd_per_gpu_year"].value
-    staff_fte: float = COST_DEFAULTS["staff_fte"].value
-    staff_usd_per_fte_year: float = COST_DEFAULTS["staff_usd_per_fte_year"].value
+    server_network_capex_frac: float = _cost_default("server_network_capex_frac")
+    amortisation_years: float = _cost_default("amortisation_years")
+    cost_of_capital_frac_per_year: float = _cost_default("cost_of_capital_frac_per_year")
+    residual_value_frac: float = _cost_default("residual_value_frac")
+    server_to_gpu_power_ratio: float = _cost_default("server_to_gpu_power_ratio")
+    power_load_frac: float = _cost_default("power_load_frac")
+    pue: float = _cost_default("pue")
+    electricity_usd_per_kwh: float = _cost_default("electricity_usd_per_kwh")
+    colocation_usd_per_kw_month: float = _cost_default("colocation_usd_per_kw_month")
+    software_usd_per_gpu_year: float = _cost_default("software_usd_per_gpu_year")
+    staff_fte: float = _cost_default("staff_fte")
+    staff_usd_per_fte_year: float = _cost_default("staff_usd_per_fte_year")
     api_id: str | None = None
     api_price_decline_frac_per_year: float = 0.0
     horizon_months: int = 36
@@ -302,7 +358,7 @@ class Scenario:
     finetune_lora_rank: int = 16
 
     def __post_init__(self) -> None:
-        for spec in _FIELDS:
+        for spec in _field_specs():
             object.__setattr__(self, spec.name, _check(spec, getattr(self, spec.name)))
         hit = self.prompt_cache_hit_frac
         if hit is not None and hit + self.prompt_cache_write_frac > 1:
@@ -321,7 +377,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         raise InvalidInputError(f"a scenario must be a mapping of field names to values, got {type(data).__name__}")
     for key in data:
         if key not in SCENARIO_FIELDS:
-            raise InvalidInputError(f"unknown scenario field {key!r}{_closest_field(str(key))}")
+            raise InvalidInputError(f"unknown scenario field {brief(key)}{_closest_field(truncate(str(key)))}")
     return Scenario(**data)
 
 
@@ -351,7 +407,7 @@ def _parse_text(spec: FieldSpec, text: str) -> Any:
         if spec.kind == "profile":
             return [float(part) for part in raw.replace(";", ",").split(",") if part.strip()]
     except ValueError:
-        raise InvalidInputError(f"scenario field {spec.name!r}: cannot read {text!r} as a "
+        raise InvalidInputError(f"scenario field {spec.name!r}: cannot read {brief(text)} as a "
                                 f"{'list of numbers' if spec.kind == 'profile' else 'number'}") from None
     return raw
 
@@ -362,7 +418,7 @@ def clip_to_field(name: str, value: float) -> float | None:
     bound (a field that must be > low cannot take low)."""
     spec = SCENARIO_FIELDS.get(name)
     if spec is None or spec.kind not in ("int", "float"):
-        raise InvalidInputError(f"{name!r} is not a numeric scenario field{_closest_field(name)}")
+        raise InvalidInputError(f"{brief(name)} is not a numeric scenario field{_closest_field(truncate(name))}")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     if spec.high is not None:
@@ -378,7 +434,7 @@ def coerce_field(name: str, value: Any) -> Any:
     """Validate one field's value (text is parsed first); InvalidInputError names the field."""
     spec = SCENARIO_FIELDS.get(name)
     if spec is None:
-        raise InvalidInputError(f"unknown scenario field {name!r}{_closest_field(name)}")
+        raise InvalidInputError(f"unknown scenario field {brief(name)}{_closest_field(truncate(name))}")
     return _check(spec, _parse_text(spec, value) if isinstance(value, str) else value)
 
 
@@ -388,29 +444,23 @@ def apply_overrides(scenario: Scenario, overrides: Iterable[str]) -> Scenario:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidInputError(f"override {item!r} must look like key=value")
+            raise InvalidInputError(f"override {brief(item)} must look like key=value")
         changes[key.strip()] = coerce_field(key.strip(), text)
     return dataclasses.replace(scenario, **changes)
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario from a .json or .toml file (fields left out keep their defaults)."""
+    """Read a scenario from a .json or .toml file (fields left out keep their defaults).
+
+    Read through planner.data.safe_io: size and nesting bounded, duplicate keys, NaN/inf and
+    huge integers refused with one line naming the file."""
     p = Path(path)
-    if p.suffix.lower() not in (".json", ".toml"):
-        raise InvalidInputError(f"scenario file {str(p)!r} must end in .json or .toml")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"scenario file {str(p)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"scenario file {str(p)!r} cannot be read ({err})") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except json.JSONDecodeError as err:
-        raise InvalidInputError(f"scenario file {str(p)!r} is not valid JSON: {err.msg} at line {err.lineno}, "
-                                f"column {err.colno}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InvalidInputError(f"scenario file {str(p)!r} is not valid TOML: {err}") from None
+    suffix = p.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise InvalidInputError(f"scenario file {brief(str(p))} must end in .json or .toml")
+    if not p.exists() and not p.is_symlink():
+        raise InvalidInputError(f"scenario file {brief(str(p))} does not exist")
+    data = (read_json if suffix == ".json" else read_toml)(p, what="scenario file")
     try:
         return scenario_from_dict(data)
     except InvalidInputError as err:
@@ -426,4 +476,4 @@ def dump_scenario(scenario: Scenario, path: str | Path) -> None:
     elif p.suffix.lower() == ".toml":
         p.write_text(tomli_w.dumps({k: v for k, v in data.items() if v is not None}), encoding="utf-8")
     else:
-        raise InvalidInputError(f"scenario file {str(p)!r} must end in .json or .toml")
+        raise InvalidInputError(f"scenario file {brief(str(p))} must end in .json or .toml")

@@ -63,11 +63,11 @@ def test_partial_file_keeps_defaults(tmp_path):
 
 @pytest.mark.parametrize("name, text, match", [
     ("s.yaml", "model: x", "must end in .json or .toml"),
-    ("s.json", "{not json", "not valid JSON.*line 1"),
+    ("s.json", "{not json", "line 1.*not valid JSON"),
     ("s.toml", "model = ", "not valid TOML"),
     ("s.json", "[1, 2]", "must be a mapping"),
     ("s.json", '{"requests_per_dya": 5}', "unknown scenario field 'requests_per_dya'; closest: requests_per_day"),
-    ("s.json", '{"pue": NaN}', "'pue' must be a finite number"),
+    ("s.json", '{"pue": NaN}', "NaN"),
     ("s.json", '{"pue": 0.5}', r"'pue' must be in \[1, 5\] \(ratio\), got 0.5"),
     ("s.json", '{"requests_per_day": 0}', r"'requests_per_day' must be in \(0"),
     ("s.json", '{"requests_per_day": "many"}', "must be a finite number"),
@@ -141,3 +141,32 @@ def test_optimizer_fields_default_to_searched_and_validate():
                 "provider_policy=cheap", "finetune_epochs=0", "finetune_method=adapter", "tp=1.5"):
         with pytest.raises(InvalidInputError, match=bad.split("=")[0]):
             apply_overrides(s, [bad])
+
+
+@pytest.mark.parametrize("item", ["requests_per_day=" + "9" * 500, "requests_per_day=nan", "model=" + "x" * 100_000,
+                                  "horizon_months=1e400", "requests_per_day=-inf"])
+def test_hostile_overrides_give_one_short_line(item):
+    from planner.scenario import Scenario, apply_overrides
+    with pytest.raises(InvalidInputError) as err:
+        apply_overrides(Scenario(), [item])
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 400 and item.split("=")[0] in message
+
+
+@pytest.mark.parametrize("text", ['{"tp": 2, "tp": 3}', '{"requests_per_day": 1e400}', "[" * 10_000,
+                                  '{"requests_per_day": ' + "9" * 5000 + "}", '{"requests_per_day": NaN}'])
+def test_hostile_scenario_files_are_refused_in_one_line(tmp_path, text):
+    from planner.scenario import load_scenario
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError) as err:
+        load_scenario(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_import_reads_no_data_file():
+    import subprocess
+    import sys
+    code = ("import planner.scenario as m; "
+            "assert m.cost_defaults.cache_info().currsize == 0 and m.presets.cache_info().currsize == 0")
+    subprocess.run([sys.executable, "-c", code], check=True)
