@@ -9,6 +9,7 @@ each other's prices.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -186,9 +187,19 @@ def read_url_once() -> None:
     st.session_state[_URL_NOTES] = notes
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def plain_markdown(text: str) -> str:
+    """`text` with every Markdown (and Streamlit directive) character backslash-escaped, so that text from a
+    URL shows literally in st.warning / st.markdown: no links, emphasis, HTML, colours or icons."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def url_notes() -> list[str]:
-    """What the shared link carried that was clipped or ignored (shown once on the Plan page)."""
-    return st.session_state.pop(_URL_NOTES, [])
+    """What the shared link carried that was clipped or ignored (shown once on the Plan page), escaped as
+    plain text: the notes quote the URL, which anyone can write."""
+    return [plain_markdown(note) for note in st.session_state.pop(_URL_NOTES, [])]
 
 
 def queue_scenario_update(**fields: Any) -> None:

@@ -128,7 +128,10 @@ _CHOICE_NUMBER_FIELDS = ("num_gpus_per_replica",)  # numbers picked from a list 
 
 def to_widget(field: str, value: Any) -> Any:
     """A scenario value as its widget holds it (None is AUTO in choice widgets, None in number inputs)."""
-    is_choice = SCENARIO_FIELDS[field].kind in ("str", "choice") or field in _CHOICE_NUMBER_FIELDS
+    kind = SCENARIO_FIELDS[field].kind
+    if value is None and kind == "bool":
+        return False  # a toggle has no empty state
+    is_choice = kind in ("str", "choice") or field in _CHOICE_NUMBER_FIELDS
     return AUTO if value is None and is_choice else value
 
 
@@ -142,7 +145,12 @@ def set_widget(field: str, value: Any) -> None:
 
 
 def seed(fields: dict[str, Any], field: str) -> str:
-    """The widget key for a scenario field, seeded from the session's scenario when the widget is new."""
+    """The widget key for a scenario field, seeded from the session's scenario when the widget is new.
+
+    The widgets below also pass the seeded value as their default (`value=` / `index=`): a widget inside
+    a closed popover or collapsed expander is mounted by the browser only when opened, and it then shows
+    the proto's default. Without it that default was min_value / the first option (horizon 1, discounts 0),
+    and the next interaction wrote it into the scenario."""
     key = widget_key(field)
     if key not in st.session_state:
         st.session_state[key] = to_widget(field, fields[field])
@@ -167,7 +175,11 @@ def number_field(fields: dict[str, Any], field: str, label: str, *, container: A
         kwargs["step"] = int(step) if is_int else float(step)
     if fmt is not None:
         kwargs["format"] = fmt
-    value = container.number_input(field_label(field, label), key=key, help=field_help(field, help_extra),
+    current = st.session_state[key]
+    if current is not None:
+        current = int(current) if is_int else float(current)
+    value = container.number_input(field_label(field, label), value=current, key=key,
+                                   help=field_help(field, help_extra),
                                    placeholder=placeholder or ("empty: default" if spec.nullable else None), **kwargs)
     fields[field] = value
 
@@ -185,10 +197,12 @@ def choice_field(fields: dict[str, Any], field: str, label: str, options: Sequen
     widget = container.radio if radio else container.selectbox
     extra = {"horizontal": True} if radio else {}
     fields[field] = from_widget(widget(field_label(field, label), opts, key=key,
+                                       index=opts.index(st.session_state[key]),
                                        format_func=lambda v: auto_label if v == AUTO else format_func(v),
                                        help=field_help(field, help_extra), **extra))
 
 
 def bool_field(fields: dict[str, Any], field: str, label: str, *, container: Any = st, help_extra: str = "") -> None:
     key = seed(fields, field)
-    fields[field] = container.toggle(label, key=key, help=field_help(field, help_extra))
+    fields[field] = container.toggle(label, value=bool(st.session_state[key]), key=key,
+                                     help=field_help(field, help_extra))

@@ -29,17 +29,18 @@ from planner.scenario import (
 # Fields a shared link or an uploaded file may not set: they name files on the server.
 SERVER_PATH_FIELDS = ("request_sizes_csv",)
 # Fields that must name a catalog entry (a model may otherwise be a path to a config.json on the server).
-_CATALOG_LOOKUPS = {"model": "model", "gpu": "gpu", "precision": "precision", "kv_dtype": "kv_dtype",
-                    "engine": "engine", "api_id": "api_price"}
+# field -> (Catalog lookup method, id attribute of the record it returns)
+_CATALOG_LOOKUPS = {"model": ("model", "model_id"), "gpu": ("gpu", "gpu_id"), "finetune_gpu": ("gpu", "gpu_id"),
+                    "precision": ("precision", "precision_id"), "kv_dtype": ("kv_dtype", "kv_dtype_id"),
+                    "engine": ("engine", "engine_id"), "api_id": ("api_price", "api_id")}
 
 
 def _canonical_name(catalog: Catalog, field: str, value: Any) -> Any:
     """The catalog id for a name field (UnknownNameError lists the closest), the value for other fields."""
-    if value is None or field not in _CATALOG_LOOKUPS:
+    if value is None or field not in _CATALOG_LOOKUPS or (field == "gpu" and value == "auto"):
         return value
-    record = getattr(catalog, _CATALOG_LOOKUPS[field])(value)
-    return getattr(record, {"model": "model_id", "gpu": "gpu_id", "precision": "precision_id",
-                            "kv_dtype": "kv_dtype_id", "engine": "engine_id", "api_id": "api_id"}[field])
+    lookup, id_attribute = _CATALOG_LOOKUPS[field]
+    return getattr(getattr(catalog, lookup)(value), id_attribute)
 
 
 def _clip_number(name: str, text: str) -> float | None:
