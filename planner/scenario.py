@@ -477,3 +477,75 @@ def dump_scenario(scenario: Scenario, path: str | Path) -> None:
         p.write_text(tomli_w.dumps({k: v for k, v in data.items() if v is not None}), encoding="utf-8")
     else:
         raise InvalidInputError(f"scenario file {brief(str(p))} must end in .json or .toml")
+
+
+_JSON_TYPES = {"str": "string", "choice": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
+def _field_schema(spec: FieldSpec) -> dict[str, Any]:
+    if spec.kind == "profile":
+        item: dict[str, Any] = {"type": "array", "items": {"type": "number", "minimum": 0},
+                                "minItems": HOURS_PER_PROFILE, "maxItems": HOURS_PER_PROFILE}
+    else:
+        item = {"type": _JSON_TYPES[spec.kind]}
+        if spec.kind == "str":
+            item.update(minLength=1, maxLength=MAX_TEXT_CHARS)
+        if spec.choices:
+            item["enum"] = list(spec.choices)
+        if spec.kind in ("int", "float") and not spec.choices:
+            if spec.low is not None:
+                item["exclusiveMinimum" if spec.low_open else "minimum"] = spec.low
+            if spec.high is not None:
+                item["maximum"] = spec.high
+    schema = {"anyOf": [item, {"type": "null"}]} if spec.nullable else item
+    default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+    unit = f" [{spec.unit}]" if spec.unit else ""
+    return {**schema, "default": default, "description": f"{spec.help}{unit}. Default from: {spec.source}",
+            "x-unit": spec.unit, "x-group": spec.group}
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a scenario file, from the field specs (docs/scenario.schema.json)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Scenario",
+        "description": "Every input of a plan (planner/scenario.py). Fields left out take their defaults; "
+                       "null: the preset, the catalog or the planner's search supplies the value. "
+                       "Also: prompt_cache_hit_frac + prompt_cache_write_frac <= 1.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {spec.name: _field_schema(spec) for spec in _field_specs()},
+    }
+
+
+def scenario_fields_markdown() -> str:
+    """The field table of docs/scenario.md."""
+    lines = ["| field | group | type | unit | allowed | default | description | source of the default |",
+             "|---|---|---|---|---|---|---|---|"]
+    for spec in _field_specs():
+        if spec.choices:
+            allowed = " / ".join(f"{c:g}" if isinstance(c, float) else str(c) for c in spec.choices)
+        elif spec.kind in ("int", "float") and (spec.low is not None or spec.high is not None):
+            allowed = (f"{'(' if spec.low_open else '['}{spec.low:g}, {spec.high:g}]" if spec.low is not None
+                       else f"<= {spec.high:g}")
+        elif spec.kind == "profile":
+            allowed = f"{HOURS_PER_PROFILE} numbers >= 0"
+        else:
+            allowed = ""
+        kind = f"{spec.kind} or empty" if spec.nullable else spec.kind
+        default = "empty" if spec.default is None else f"{spec.default:g}" if isinstance(spec.default, float) \
+            else str(spec.default)
+        cells = [spec.name, spec.group, kind, spec.unit, allowed, default, spec.help, spec.source]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m planner.scenario: regenerate docs/scenario.schema.json and the docs table
+    _docs = Path(__file__).resolve().parents[1] / "docs"
+    (_docs / "scenario.schema.json").write_text(json.dumps(scenario_json_schema(), indent=2) + "\n",
+                                                encoding="utf-8")
+    _md = _docs / "scenario.md"
+    _begin, _end = "<!-- fields:begin -->\n", "<!-- fields:end -->"
+    _text = _md.read_text(encoding="utf-8")
+    _head, _rest = _text.split(_begin, 1)
+    _md.write_text(_head + _begin + scenario_fields_markdown() + _end + _rest.split(_end, 1)[1], encoding="utf-8")

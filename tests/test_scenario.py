@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,32 @@ def test_import_reads_no_data_file():
     code = ("import planner.scenario as m; "
             "assert m.cost_defaults.cache_info().currsize == 0 and m.presets.cache_info().currsize == 0")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_published_schema_and_field_table_are_current():
+    from planner.scenario import scenario_fields_markdown, scenario_json_schema
+    stale = "stale: run `python3 -m planner.scenario`"
+    assert json.loads((DOCS / "scenario.schema.json").read_text()) == scenario_json_schema(), stale
+    assert scenario_fields_markdown() in (DOCS / "scenario.md").read_text(), stale
+
+
+def test_shipped_examples_validate_against_the_schema_and_load():
+    jsonschema = pytest.importorskip("jsonschema")
+    import tomllib
+
+    from planner.scenario import scenario_json_schema
+    schema = scenario_json_schema()
+    paths = sorted(EXAMPLES.glob("*.toml")) + sorted(EXAMPLES.glob("*.json"))
+    assert paths
+    for path in paths:
+        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        jsonschema.validate(data, schema)
+        load_scenario(path)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"latency_percentile": 0.98}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"requests_per_dya": 1}, schema)
