@@ -1,5 +1,11 @@
 """Exporters: the plan as CSV (for finance) and JSON, and the safe CSV writer every export uses.
 
+The CSV report is two tables, one per file: `plan_to_csv` (assumptions, results, warnings:
+section,name,value,unit,source) and `plan_monthly_to_csv` (one row a month); `plan_to_zip` bundles
+both. Each assumption's source column starts with its provenance: "set by you", "default: ..."
+(the preset's or the cost table's sourced value, or the catalog's), or "chosen by the planner".
+Numbers are rounded to 9 significant digits (float noise such as -11822495.999999998 removed).
+
 Spreadsheet programs run a cell that starts with = + - @ (or a tab or carriage return) as a
 formula, so every string cell, headers included, that starts with one of them is prefixed
 with a single quote, the neutralisation OWASP recommends
@@ -14,13 +20,30 @@ import datetime as dt
 import io
 import json
 import math
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from planner.data.catalog import Catalog
 from planner.econ.costs import ALL_TIERS
 from planner.plan import Plan
-from planner.scenario import SCENARIO_FIELDS
+from planner.scenario import SCENARIO_FIELDS, fields_given
+
+SIGNIFICANT_DIGITS = 9  # a report figure carries no more; float sums carry noise beyond it
+SET_BY_YOU = "set by you"
+DEFAULT = "default"
+CHOSEN_BY_PLANNER = "chosen by the planner"
+# fields left empty that the planner's search (or the catalog lookup of the chosen config) fills
+_PLANNER_CHOSEN = ("gpu", "num_gpus_per_replica", "tp", "pp", "precision", "kv_dtype", "engine", "profile",
+                   "expert_parallel", "max_num_seqs", "api_id", "provider")
+
+
+def round_figure(value: Any) -> Any:
+    """A float rounded to SIGNIFICANT_DIGITS significant digits (other values unchanged)."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,12 +85,21 @@ def write_csv(rows: Iterable[Sequence[Any]], out: IO[str] | str | Path | None = 
     return text
 
 
-def _resolved(plan: Plan, name: str) -> Any:
+def _resolved(plan: Plan, name: str, catalog: Catalog | None) -> Any:
     """The value a plan used for a scenario field (the preset's or catalog's where the field was empty)."""
     value = getattr(plan.scenario, name)
-    if value is not None:
+    if value is not None and not (name == "gpu" and value == "auto"):
         return value
-    resolved = {"input_tokens_mean": plan.workload.input_tokens_mean,
+    e = plan.estimate
+    gpu = catalog.gpus.get(e.gpu_id) if catalog is not None else None
+    headline = plan.costs.get(plan.headline_tier)
+    resolved = {"gpu": e.gpu_id, "tp": getattr(e, "tp", None), "pp": getattr(e, "pp", None),
+                "max_num_seqs": plan.operating_concurrency, "expert_parallel": getattr(e, "expert_parallel", None),
+                "gpu_purchase_usd": gpu.purchase_usd if gpu else None, "gpu_power_w": gpu.tdp_w if gpu else None,
+                "gpu_price_usd_per_gpu_hour": headline.usd_per_gpu_hour if headline and headline.available else None,
+                "provider": headline.provider if headline and headline.available else None,
+                "tokens_per_month": plan.input_tokens_per_month + plan.output_tokens_per_month,
+                "input_tokens_mean": plan.workload.input_tokens_mean,
                 "output_tokens_mean": plan.workload.output_tokens_mean,
                 "peak_to_average_ratio": plan.workload.peak_to_average_ratio,
                 "prompt_cache_hit_frac": plan.workload.prompt_cache_hit_frac,
@@ -79,20 +111,42 @@ def _resolved(plan: Plan, name: str) -> Any:
     return resolved.get(name)
 
 
-def _assumption_rows(plan: Plan, version: str, generated_on: dt.date) -> list[list[Any]]:
+def _gpu_source(catalog: Catalog | None, gpu_id: str, name: str) -> str:
+    gpu = catalog.gpus.get(gpu_id) if catalog is not None else None
+    if gpu is None:
+        return "data/gpus.csv"
+    if name == "gpu_purchase_usd" and gpu.purchase_source_url:
+        return f"data/gpus.csv: {gpu.purchase_source_url} ({gpu.purchase_source_accessed})"
+    return f"data/gpus.csv: {gpu.source_url} ({gpu.source_accessed})"
+
+
+def assumption_provenance(plan: Plan, name: str, catalog: Catalog | None = None) -> str:
+    """The source column of one assumption: provenance first ("set by you", "default: ...",
+    "chosen by the planner"), then where the value comes from."""
+    spec = SCENARIO_FIELDS[name]
+    given = getattr(plan.scenario, name)
+    if name in fields_given(plan.scenario) and not (name == "gpu" and given == "auto"):
+        return SET_BY_YOU
+    if given is None or (name == "gpu" and given == "auto"):
+        if name in plan.sources and plan.sources[name] != "scenario":
+            return f"{DEFAULT}: preset {plan.scenario.preset} ({plan.sources[name]})"
+        if name in ("gpu_purchase_usd", "gpu_power_w"):
+            return f"{DEFAULT}: {_gpu_source(catalog, plan.estimate.gpu_id, name)}"
+        if name in _PLANNER_CHOSEN:
+            return CHOSEN_BY_PLANNER
+        return f"{DEFAULT}: {spec.source}"
+    return f"{DEFAULT}: {spec.source}"
+
+
+def _assumption_rows(plan: Plan, version: str, generated_on: dt.date, catalog: Catalog | None
+                     ) -> list[list[Any]]:
     rows: list[list[Any]] = [["meta", "planner_version", version, "", ""],
                              ["meta", "generated_on", generated_on, "date", ""]]
     for spec in SCENARIO_FIELDS.values():
-        value = _resolved(plan, spec.name)
+        value = _resolved(plan, spec.name, catalog)
         if isinstance(value, tuple):
             value = ";".join(f"{v:g}" for v in value)
-        given = getattr(plan.scenario, spec.name)
-        source = plan.sources.get(spec.name, spec.source)
-        if given is None and spec.name not in plan.sources:
-            source = f"default: {spec.source}"
-        elif spec.name not in plan.sources and given != spec.default:
-            source = "set in the scenario"
-        rows.append(["assumption", spec.name, value, spec.unit, source])
+        rows.append(["assumption", spec.name, value, spec.unit, assumption_provenance(plan, spec.name, catalog)])
     return rows
 
 
@@ -166,21 +220,32 @@ def _result_rows(plan: Plan) -> list[list[Any]]:
     return rows
 
 
-def plan_to_rows(plan: Plan, *, version: str | None = None, generated_on: dt.date | None = None
-                 ) -> list[list[Any]]:
-    """The report as rows: assumptions and results (section,name,value,unit,source), a blank row, the monthly table."""
+def _rounded(rows: list[list[Any]]) -> list[list[Any]]:
+    return [[round_figure(cell) for cell in row] for row in rows]
+
+
+def plan_to_rows(plan: Plan, *, version: str | None = None, generated_on: dt.date | None = None,
+                 catalog: Catalog | None = None) -> list[list[Any]]:
+    """The report table: assumptions and results (section,name,value,unit,source), then the warnings.
+
+    `catalog` resolves the GPU's purchase price and power where the scenario left them empty."""
     if version is None:
         from planner import __version__ as version
     rows: list[list[Any]] = [["section", "name", "value", "unit", "source"]]
-    rows += _assumption_rows(plan, version, generated_on or dt.date.today())
+    rows += _assumption_rows(plan, version, generated_on or dt.date.today(), catalog)
     rows += _result_rows(plan)
+    return _rounded(rows)
+
+
+def plan_monthly_rows(plan: Plan) -> list[list[Any]]:
+    """The monthly table: month, traffic, the API bill and each available tier's cost (USD), and the
+    cumulative saving of the headline tier against the API."""
     tiers = [t for t in ALL_TIERS if plan.costs[t].available]
-    rows.append([])
     headline = plan.headline_tier if plan.headline_tier in tiers else None
     header = ["month", "requests_per_day", "input_tokens", "output_tokens", "api_usd", *[f"{t}_usd" for t in tiers]]
     if headline and plan.api:
         header.append(f"cumulative_saving_usd_{headline}")
-    rows.append(header)
+    rows: list[list[Any]] = [header]
     saving = 0.0
     for m in plan.monthly:
         row = [m.month, m.requests_per_day, m.input_tokens, m.output_tokens, m.api_usd,
@@ -189,12 +254,29 @@ def plan_to_rows(plan: Plan, *, version: str | None = None, generated_on: dt.dat
             saving += m.api_usd - m.self_hosted_usd[headline]
             row.append(saving)
         rows.append(row)
-    return rows
+    return _rounded(rows)
 
 
-def plan_to_csv(plan: Plan, *, version: str | None = None, generated_on: dt.date | None = None) -> str:
-    """The CSV report: every input with its unit and source, planner version and date, results, monthly table."""
-    return write_csv(plan_to_rows(plan, version=version, generated_on=generated_on))
+def plan_to_csv(plan: Plan, *, version: str | None = None, generated_on: dt.date | None = None,
+                catalog: Catalog | None = None) -> str:
+    """The CSV report table: every input with its unit and provenance, planner version and date, results."""
+    return write_csv(plan_to_rows(plan, version=version, generated_on=generated_on, catalog=catalog))
+
+
+def plan_monthly_to_csv(plan: Plan) -> str:
+    """The monthly table as its own CSV file."""
+    return write_csv(plan_monthly_rows(plan))
+
+
+def plan_to_zip(plan: Plan, *, version: str | None = None, generated_on: dt.date | None = None,
+                catalog: Catalog | None = None) -> bytes:
+    """Both CSV files (cost_report.csv, monthly.csv) in one zip archive."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("cost_report.csv", plan_to_csv(plan, version=version, generated_on=generated_on,
+                                                        catalog=catalog))
+        archive.writestr("monthly.csv", plan_monthly_to_csv(plan))
+    return buffer.getvalue()
 
 
 def _jsonable(value: Any) -> Any:

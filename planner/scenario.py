@@ -366,6 +366,29 @@ class Scenario:
                                     f"got {hit} + {self.prompt_cache_write_frac}")
 
 
+_GIVEN = "_fields_given"  # instance attribute (not a field): names given explicitly, where known
+
+
+@functools.cache
+def _default_scenario() -> Scenario:
+    return Scenario()
+
+
+def fields_given(scenario: Scenario) -> frozenset[str]:
+    """The fields set explicitly: the keys of the file or mapping it was read from plus --set overrides;
+    for a Scenario built directly, the fields that differ from the defaults."""
+    given = scenario.__dict__.get(_GIVEN)
+    if given is not None:
+        return given
+    default = _default_scenario()
+    return frozenset(n for n in _fields_by_name() if getattr(scenario, n) != getattr(default, n))
+
+
+def _with_given(scenario: Scenario, given: Iterable[str]) -> Scenario:
+    object.__setattr__(scenario, _GIVEN, frozenset(given))
+    return scenario
+
+
 def _closest_field(name: str) -> str:
     close = difflib.get_close_matches(name, SCENARIO_FIELDS, n=3, cutoff=0.6)
     return f"; closest: {', '.join(close)}" if close else "; see `SCENARIO_FIELDS` or docs/tco.md"
@@ -378,7 +401,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     for key in data:
         if key not in SCENARIO_FIELDS:
             raise InvalidInputError(f"unknown scenario field {brief(key)}{_closest_field(truncate(str(key)))}")
-    return Scenario(**data)
+    return _with_given(Scenario(**data), data)
 
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
@@ -446,7 +469,7 @@ def apply_overrides(scenario: Scenario, overrides: Iterable[str]) -> Scenario:
         if not sep or not key.strip():
             raise InvalidInputError(f"override {brief(item)} must look like key=value")
         changes[key.strip()] = coerce_field(key.strip(), text)
-    return dataclasses.replace(scenario, **changes)
+    return _with_given(dataclasses.replace(scenario, **changes), fields_given(scenario) | set(changes))
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -21,7 +21,7 @@ from planner.advice.benchmarks_data import Benchmarks, load_benchmarks
 from planner.data.catalog import ApiPrice, Catalog, GpuPrice, load_catalog
 from planner.econ.sensitivity import sensitivity as sensitivity_swings
 from planner.plan import Plan, plan
-from planner.report import plan_to_csv, write_csv
+from planner.report import plan_monthly_to_csv, plan_to_csv, plan_to_zip, write_csv
 from planner.scenario import Scenario, scenario_to_dict
 from ui import support as ui_support
 
@@ -271,8 +271,18 @@ def share_url(scenario: Scenario) -> str:
 
 
 def plan_csv(result: Plan) -> str:
-    """The CSV cost report (planner.report.plan_to_csv, formula-injection safe)."""
-    return plan_to_csv(result)
+    """The CSV cost report table (planner.report.plan_to_csv, formula-injection safe)."""
+    return plan_to_csv(result, catalog=catalog())
+
+
+def plan_monthly_csv(result: Plan) -> str:
+    """The monthly table as its own CSV file (planner.report.plan_monthly_to_csv)."""
+    return plan_monthly_to_csv(result)
+
+
+def plan_zip(result: Plan) -> bytes:
+    """Both CSV files in one zip (cost_report.csv, monthly.csv)."""
+    return plan_to_zip(result, catalog=catalog())
 
 
 @st.cache_data(max_entries=64, show_spinner="Re-planning at each end of every driver...")
