@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -160,3 +161,28 @@ def test_volume_slider_changes_the_plan_and_the_csv_report(page: object, server:
                 float(cell)  # only negative numbers may start with a minus sign
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "plan_after_slider.png"), full_page=True)
+
+
+def test_popover_opened_after_a_rerun_keeps_the_scenario(page: object, server: str) -> None:
+    """The bug: a widget in a closed popover is mounted when opened and showed its minimum (horizon 1,
+    discounts 0, N+k 0); the next interaction wrote those into the scenario and the share link."""
+    _open(page, server, "", "Plan")
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    page.keyboard.press("ArrowRight")  # a rerun before the popover is ever opened
+    _settle(page)
+    page.get_by_role("button", name="Capacity, prices and horizon").click()
+    horizon = page.get_by_role("spinbutton", name="Horizon (months)", exact=True)
+    horizon.wait_for()
+    assert horizon.input_value() == "36"
+    discount = page.get_by_role("spinbutton", name="1-year reserved discount (fraction 0-1)", exact=True)
+    assert discount.input_value() == "0.37"
+    headroom = page.get_by_role("spinbutton", name="Headroom above peak (fraction 0-1)", exact=True)
+    headroom.fill("0.25")
+    headroom.press("Enter")
+    _settle(page)
+    query = parse_qs(urlsplit(page.url).query)
+    assert query.get("headroom_frac") == ["0.25"], query
+    for field in ("horizon_months", "redundancy_replicas", "reserved_1y_discount_frac", "reserved_3y_discount_frac",
+                  "spot_interruption_overhead_frac"):
+        assert field not in query, (field, query)
