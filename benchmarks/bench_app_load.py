@@ -51,6 +51,15 @@ _CHANGED_JS = """([label, before]) => {
 }"""
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (Linux /proc), 0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -149,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         log = Path(tmp) / "server.log"
         proc, url = _start_server(log)
         try:
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _cpu_s(proc.pid)
             results, errors = asyncio.run(_drive(url, args.sessions, args.moves, args.deadline_s))
-            wall_s = time.perf_counter() - started
+            wall_s, server_cpu_s = time.perf_counter() - started, _cpu_s(proc.pid) - cpu_before
         finally:
             proc.terminate()
             try:
@@ -163,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     loads = [r[0] for r in results]
     moves = [s for r in results for s in r[1]]
     print(f"{args.sessions} concurrent sessions x {args.moves} slider moves on {os.cpu_count()} CPUs "
-          f"(affinity {len(os.sched_getaffinity(0))}), {wall_s:.1f} s wall")
+          f"(affinity {len(os.sched_getaffinity(0))}), {wall_s:.1f} s wall; the Streamlit server used "
+          f"{server_cpu_s:.1f} CPU-s of the {wall_s * len(os.sched_getaffinity(0)):.0f} available (the rest: "
+          f"the browsers and other processes)")
     print(_summary("page load (to the first figures)", loads))
     print(_summary("slider to numbers", moves))
     print(f"failed sessions: {len(errors)}; server tracebacks: {tracebacks}")

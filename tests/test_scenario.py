@@ -200,3 +200,11 @@ def test_shipped_examples_validate_against_the_schema_and_load():
         jsonschema.validate({"latency_percentile": 0.98}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"requests_per_dya": 1}, schema)
+
+
+def test_dataclass_defaults_are_the_field_specs_defaults_in_order():
+    """The Scenario class repeats the spec table's names and defaults: this keeps the two identical."""
+    assert [f.name for f in dataclasses.fields(Scenario)] == list(SCENARIO_FIELDS)
+    default = Scenario()
+    for name, spec in SCENARIO_FIELDS.items():
+        assert getattr(default, name) == spec.default, name
