@@ -195,11 +195,15 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     x2 = x_mean ** 2 * (1.0 + cv_in ** 2)
     rho_p = np.minimum(r * x_mean, 1 - 1e-9)
     theta_p = x2 / (2.0 * x_mean * (1.0 - rho_p))
-    # slot queue (M/G/c, Allen-Cunneen)
-    service = out * tau
-    a = r * service
-    log_c = _log_erlang_c(b, a) + np.log((1.0 + cv_out ** 2) / 2.0 + 1e-300)
-    slot_rate = np.maximum(b / service - r, 1e-12)
+    # slot queue (M/G/c): requests wait for a slot only while all max_batch are taken; then every step carries
+    # the full batch and the prompts admitted at the completion rate (b P / O tokens a step, as at saturation),
+    # so the service time is O such steps (state-dependent service). P(wait) from Erlang C; the wait beyond is
+    # exponential with the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] (cs = the output-length CV)
+    tau_full = step_s(b, np.minimum(b * inp / out, np.maximum(budget - b, 0.0)))
+    service = out * tau_full
+    a = np.minimum(r * service, b * (1 - 1e-9))
+    log_c = _log_erlang_c(b, a)
+    slot_rate = np.maximum(b / service - r, 1e-12) / ((1.0 + cv_out ** 2) / 2.0 + 1e-12)
 
     def wait(q: float) -> np.ndarray:
         w_p = np.maximum(0.0, np.log(rho_p / (1.0 - q)) * theta_p)
