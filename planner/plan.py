@@ -14,7 +14,7 @@ central estimate. Chart data over volume is in `planner.econ.cost_curves`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,8 +53,6 @@ from planner.econ.costs import (
 from planner.econ.sizing import (
     Fleet,
     autoscaled_fleet,
-    capacity_requests_per_s,
-    choose_concurrency,
     fixed_fleet,
     pessimistic_latency_warnings,
     prefill_time_share,
@@ -69,11 +67,21 @@ from planner.econ.workload import (
     requests_per_day_at_month,
     resolve_workload,
 )
-from planner.errors import DoesNotFitError, UnreachableTargetError
-from planner.perf.estimate import Estimate, EstimateRequest, estimate
+from planner.optimizer import (
+    BATCH_LIMITS,
+    GPUS_PER_REPLICA,
+    SearchResult,
+    SearchSpace,
+    Targets,
+    Traffic,
+    kv_dtypes_for,
+    precisions_for,
+    search,
+)
+from planner.perf.estimate import Estimate, EstimateRequest, estimate, resolve_model
 from planner.scenario import PRESETS, Scenario
 
-CANDIDATE_GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # powers of two: one GPU up to eight 8-GPU nodes
+CANDIDATE_GPUS_PER_REPLICA = GPUS_PER_REPLICA
 
 
 @dataclass(frozen=True)
@@ -117,85 +125,96 @@ class Plan:
     economics: VolumeEconomics
     sources: dict[str, str]  # where each resolved workload/SLO value came from
     warnings: tuple[str, ...]
+    search: SearchResult | None = None  # the configuration search behind the choice
+    latency_percentile: float = 0.95
 
     @property
     def headline(self) -> TierCost:
         return self.costs[self.headline_tier]
 
 
-def _slo_point(catalog: Catalog, request: EstimateRequest, ttft_target_s: float, tpot_target_s: float
-               ) -> tuple[Estimate, str]:
-    """The replica at the largest concurrency meeting both targets (DoesNotFit / UnreachableTarget otherwise)."""
-    probe = estimate(catalog, request)
-    seen = {probe.concurrency: probe}
-
-    def evaluate(c: int) -> tuple[float, float]:
-        if c not in seen:
-            seen[c] = estimate(catalog, replace(request, concurrency=c))
-        return seen[c].ttft_s, seen[c].tpot_s
-
-    choice = choose_concurrency(evaluate, max_concurrency=probe.max_concurrency, ttft_target_s=ttft_target_s,
-                                tpot_target_s=tpot_target_s)
-    return seen[choice.concurrency], choice.bound_by
-
-
-def _operating_point(catalog: Catalog, s: Scenario, w: Workload, ttft_target_s: float, tpot_target_s: float,
-                     warnings: list[str]) -> tuple[Estimate, str]:
-    """Smallest replica (GPU count) that fits and meets the targets, at the largest concurrency that does.
-
-    When the count was chosen automatically, the next larger count is tried too and a
-    warning says so if it serves more requests per GPU.
-    """
-    base = EstimateRequest(model=s.model, gpu=s.gpu, precision=s.precision, kv_dtype=s.kv_dtype,
-                           input_tokens=max(1, round(w.input_tokens_mean)),
-                           output_tokens=max(1, round(w.output_tokens_mean)), engine=s.engine,
-                           expert_parallel=bool(s.expert_parallel), profile=s.profile, dp=1)
-    counts = (s.num_gpus_per_replica,) if s.num_gpus_per_replica else CANDIDATE_GPUS_PER_REPLICA
-    fit_error: DoesNotFitError | None = None
-    slo_error: tuple[int, UnreachableTargetError] | None = None
-    for i, n in enumerate(counts):
-        try:
-            est, bound_by = _slo_point(catalog, replace(base, num_gpus=n), ttft_target_s, tpot_target_s)
-        except DoesNotFitError as err:
-            fit_error = fit_error or err
-            continue
-        except UnreachableTargetError as err:
-            slo_error = slo_error or (n, err)
-            continue
-        if i + 1 < len(counts):
-            _hint_larger_replica(catalog, replace(base, num_gpus=counts[i + 1]), est, ttft_target_s, tpot_target_s,
-                                 warnings)
-        return est, bound_by
-    if slo_error is not None:
-        n, err = slo_error
-        tried = ", ".join(str(c) for c in counts)
-        raise UnreachableTargetError(f"{s.model} on {s.gpu}: {err} (tried {tried} GPUs per replica; first fit "
-                                     f"at {n})")
-    assert fit_error is not None  # the loop ran at least once and every count failed to fit
-    raise fit_error
+def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
+    """What the scenario leaves to the search: every field it sets stays fixed."""
+    model = resolve_model(catalog, s.model)
+    if s.gpu == "auto":
+        gpus = tuple(catalog.gpus.values())
+    else:
+        gpus = (catalog.gpu(s.gpu),)
+    return SearchSpace(
+        model=model, gpus=gpus, engines=(catalog.engine(s.engine).engine_id,) if s.engine else None,
+        precisions=precisions_for(catalog, model, s.quality_policy, s.precision),
+        kv_dtypes=kv_dtypes_for(catalog, s.quality_policy, s.kv_dtype),
+        gpu_counts=(s.num_gpus_per_replica,) if s.num_gpus_per_replica else GPUS_PER_REPLICA,
+        tp=s.tp, pp=s.pp, expert_parallel=s.expert_parallel,
+        batch_limits=(s.max_num_seqs,) if s.max_num_seqs else BATCH_LIMITS, profile=s.profile,
+        native_only=s.quality_policy != "any" and s.precision is None)
 
 
-def _hint_larger_replica(catalog: Catalog, request: EstimateRequest, chosen: Estimate, ttft_target_s: float,
-                         tpot_target_s: float, warnings: list[str]) -> None:
-    try:
-        larger, _ = _slo_point(catalog, request, ttft_target_s, tpot_target_s)
-    except (DoesNotFitError, UnreachableTargetError):
-        return
-    ratio = (larger.output_tokens_per_s / larger.num_gpus) / (chosen.output_tokens_per_s / chosen.num_gpus)
-    if ratio > 1:
-        warnings.append(f"{larger.num_gpus} GPUs per replica would serve {ratio:.2f}x as many requests per GPU as "
-                        f"{chosen.num_gpus} under the same targets; set num_gpus_per_replica={larger.num_gpus} "
-                        f"to compare")
+def _traffic(s: Scenario, w: Workload, sizes: RequestSizes | None, headline: str, elastic_ok: bool) -> Traffic:
+    avg = w.requests_per_day / units.S_PER_DAY
+    elastic = elastic_ok and headline in ELASTIC_TIERS
+    cv_in, cv_out = (lognormal_cv(sizes.input_tokens_p50, sizes.input_tokens_p90),
+                     lognormal_cv(sizes.output_tokens_p50, sizes.output_tokens_p90)) if sizes else (0.0, 0.0)
+    return Traffic(input_tokens=max(1.0, round(w.input_tokens_mean)),
+                   output_tokens=max(1.0, round(w.output_tokens_mean)),
+                   design_rate_per_s=avg * design_rate_factor(w.peak_to_average_ratio, w.offline_frac),
+                   average_rate_per_s=avg,
+                   hourly_factors=tuple(hourly_rate_factors(w.hourly_profile, w.offline_frac)) if elastic else None,
+                   prefill_tokens=max(1.0, w.input_tokens_mean * (1.0 - w.prompt_cache_hit_frac)),
+                   input_tokens_cv=cv_in, output_tokens_cv=cv_out, headroom_frac=s.headroom_frac,
+                   redundancy_replicas=s.redundancy_replicas)
 
 
-def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool
+def lognormal_cv(p50: float, p90: float) -> float:
+    """Coefficient of variation of a lognormal with this median and 90th percentile: sigma = ln(p90/p50) / z(0.9),
+    cv = sqrt(exp(sigma^2) - 1) (z(0.9) = 1.2816)."""
+    if not (p50 > 0 and p90 >= p50):
+        return 0.0
+    sigma = math.log(p90 / p50) / 1.2816
+    return math.sqrt(math.expm1(sigma * sigma))
+
+
+def _price_fn(catalog: Catalog, s: Scenario, headline: str, elastic_ok: bool):
+    cache: dict[str, tuple[float, str | None]] = {}
+
+    def price_of(gpu_id: str) -> tuple[float, str | None]:
+        if gpu_id not in cache:
+            rates, prices, _ = _tier_rates(catalog, s, gpu_id, elastic_ok)
+            rate = rates.get(headline)
+            cache[gpu_id] = ((rate.usd_per_gpu_hour, prices[headline].provider) if rate is not None
+                             else (math.nan, None))
+        return cache[gpu_id]
+
+    return price_of
+
+
+def _operating_point(catalog: Catalog, s: Scenario, w: Workload, sizes: RequestSizes | None, ttft_target_s: float,
+                     tpot_target_s: float, headline: str, elastic_ok: bool) -> tuple[Estimate, SearchResult]:
+    """The cheapest configuration meeting the targets at the percentile (`optimizer.search`), as an Estimate at its
+    operating concurrency (the mean running batch of one engine instance at the design load)."""
+    space = _search_space(catalog, s)
+    traffic = _traffic(s, w, sizes, headline, elastic_ok)
+    result = search(catalog, space, Targets(ttft_target_s, tpot_target_s, s.latency_percentile), traffic,
+                    _price_fn(catalog, s, headline, elastic_ok))
+    best = result.best
+    request = EstimateRequest(
+        model=s.model, gpu=best.gpu_id, num_gpus=best.num_gpus_per_replica, precision=best.precision,
+        kv_dtype=best.kv_dtype, input_tokens=int(traffic.input_tokens), output_tokens=int(traffic.output_tokens),
+        engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
+        expert_parallel=best.layout.ep, profile=s.profile, max_num_seqs=best.max_num_seqs,
+        concurrency=best.operating_concurrency)
+    return estimate(catalog, request), result
+
+
+def _tier_rates(catalog: Catalog, s: Scenario, gpu_id: str, elastic_ok: bool
                 ) -> tuple[dict[str, TierRates], dict[str, TierPrice], float]:
     """Per-GPU-hour drivers of every available tier, and each tier's price with its provider and source."""
-    prices = tier_prices(catalog, est.gpu_id, provider=s.provider,
+    prices = tier_prices(catalog, gpu_id, provider=s.provider,
                          reserved_1y_discount_frac=s.reserved_1y_discount_frac,
                          reserved_3y_discount_frac=s.reserved_3y_discount_frac,
                          override_tier=s.rental_tier if s.mode == "rented" else None,
-                         override_usd_per_gpu_hour=s.gpu_price_usd_per_gpu_hour)
+                         override_usd_per_gpu_hour=s.gpu_price_usd_per_gpu_hour,
+                         provider_policy=s.provider_policy)
     software = s.software_usd_per_gpu_year / units.HOURS_PER_YEAR
     rates: dict[str, TierRates] = {}
     for tier, price in prices.items():
@@ -205,7 +224,7 @@ def _tier_rates(catalog: Catalog, s: Scenario, est: Estimate, elastic_ok: bool
                 drivers["spot_interruption"] = price.usd_per_gpu_hour * s.spot_interruption_overhead_frac
             drivers["software"] = software
             rates[tier] = TierRates(tier, elastic_ok and tier in ELASTIC_TIERS, drivers)
-    gpu = catalog.gpu(est.gpu_id)
+    gpu = catalog.gpu(gpu_id)
     purchase = s.gpu_purchase_usd or gpu.purchase_usd
     watts = s.gpu_power_w or gpu.tdp_w
     capex = math.nan
@@ -253,13 +272,15 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
     tpot_target = s.tpot_target_s if s.tpot_target_s is not None else preset.tpot_target_s
     for name, value in (("ttft_target_s", s.ttft_target_s), ("tpot_target_s", s.tpot_target_s)):
         sources[name] = "scenario" if value is not None else preset.slo_source_url
-    est, bound_by = _operating_point(catalog, s, w, ttft_target, tpot_target, warnings)
-    warnings.extend(est.warnings)
-    capacity = capacity_requests_per_s(est.output_tokens_per_s, w.output_tokens_mean)
     elastic_ok = s.autoscale and w.hourly_profile is not None
+    headline = OWNED if s.mode == "owned" else s.rental_tier
+    est, found = _operating_point(catalog, s, w, sizes, ttft_target, tpot_target, headline, elastic_ok)
+    bound_by = found.best.bound_by
+    warnings.extend(est.warnings)
+    capacity = found.best.capacity_requests_per_s_per_replica
     if s.autoscale and w.hourly_profile is None:
         warnings.append("autoscale needs an hourly_profile: rented fleets are costed as fixed, peak-sized fleets")
-    rates, prices, capex = _tier_rates(catalog, s, est, elastic_ok)
+    rates, prices, capex = _tier_rates(catalog, s, est.gpu_id, elastic_ok)
     api, api_rate = resolve_api(catalog, s.api_id, est.model_id, w, warnings)
     econ = VolumeEconomics(
         capacity_per_s=capacity, gpus_per_replica=est.num_gpus,
@@ -279,7 +300,6 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
             with_capacity_factor(econ, est.output_tokens_per_s_low / est.output_tokens_per_s))
     costs = {t: _tier_cost(t, econ, ends, rates, prices[t], w, (tokens_in, tokens_out), share, api is not None,
                            capex) for t in ALL_TIERS}
-    headline = OWNED if s.mode == "owned" else s.rental_tier
     _headline_warnings(costs[headline], prices, est, warnings)
     warnings.extend(pessimistic_latency_warnings(
         ttft_s=est.ttft_s, ttft_s_high=est.ttft_s_high, ttft_target_s=ttft_target, tpot_s=est.tpot_s,
@@ -300,7 +320,7 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
         capacity_requests_per_s_per_replica_high=ends[0].capacity_per_s, prefill_time_share_frac=share,
         input_tokens_per_month=tokens_in, output_tokens_per_month=tokens_out, headline_tier=headline, costs=costs,
         api=api, breakeven=be, growth=growth, hybrid=hybrid, monthly=monthly, economics=econ, sources=sources,
-        warnings=tuple(dict.fromkeys(warnings)))
+        warnings=tuple(dict.fromkeys(warnings)), search=found, latency_percentile=s.latency_percentile)
 
 
 def _headline_warnings(head: TierCost, prices: dict[str, TierPrice], est: Estimate, warnings: list[str]) -> None:

@@ -14,6 +14,7 @@ from planner.data.catalog import GpuPrice
 from planner.econ.costs import ALL_TIERS
 from planner.econ.workload import request_sizes
 from planner.errors import DoesNotFitError, UnreachableTargetError
+from planner.perf.estimate import EstimateRequest, estimate
 from planner.plan import plan
 from planner.scenario import Scenario
 
@@ -56,7 +57,14 @@ def test_tiny_plan_prices_by_hand(tiny_catalog):
 
 def test_tiny_plan_components_are_consistent(tiny_catalog):
     p = plan(tiny(requests_per_day=5e7, staff_fte=0.25), tiny_catalog)
-    assert p.capacity_requests_per_s_per_replica == pytest.approx(p.estimate.output_tokens_per_s / 211)
+    # capacity: the queueing model's rate at the targets, never above what the replica completes flat out
+    best = p.search.best
+    assert p.capacity_requests_per_s_per_replica == best.capacity_requests_per_s_per_replica > 0
+    flat_out = estimate(tiny_catalog, EstimateRequest(
+        model=p.estimate.model_id, gpu=p.estimate.gpu_id, num_gpus=p.estimate.num_gpus, precision=best.precision,
+        kv_dtype=best.kv_dtype, engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
+        max_num_seqs=best.max_num_seqs, input_tokens=p.estimate.input_tokens, output_tokens=211))
+    assert p.capacity_requests_per_s_per_replica <= flat_out.output_tokens_per_s / 211
     assert p.operating_concurrency == p.estimate.concurrency
     for tier in ALL_TIERS:
         c = p.costs[tier]

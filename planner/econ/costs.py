@@ -117,9 +117,16 @@ def _provider_named(offers: list[GpuPrice], gpu_id: str, provider: str) -> str:
     return chosen
 
 
+# Provider classes each provider_policy admits (gpu_prices.csv provider_class). Marketplaces rent out machines
+# that belong to third-party hosts: wrong for data that may not leave the company, so the default leaves them out.
+PROVIDER_POLICIES = {"no-marketplace": ("hyperscaler", "neocloud", "unknown"), "hyperscaler": ("hyperscaler",),
+                     "any": None}
+
+
 def tier_prices(catalog: Catalog, gpu_id: str, *, provider: str | None, reserved_1y_discount_frac: float,
                 reserved_3y_discount_frac: float, override_tier: str | None = None,
-                override_usd_per_gpu_hour: float | None = None) -> dict[str, TierPrice]:
+                override_usd_per_gpu_hour: float | None = None,
+                provider_policy: str = "any") -> dict[str, TierPrice]:
     """Price per GPU-hour of each rental tier, each tier choosing its own offer.
 
     provider None: every tier takes the cheapest always-on offer of that tier across all
@@ -131,6 +138,12 @@ def tier_prices(catalog: Catalog, gpu_id: str, *, provider: str | None, reserved
     require_frac(allow_zero=True, reserved_1y_discount_frac=reserved_1y_discount_frac,
                  reserved_3y_discount_frac=reserved_3y_discount_frac)
     offers = catalog.prices_for(gpu_id)
+    if provider_policy not in PROVIDER_POLICIES:
+        raise InvalidInputError(f"provider_policy must be one of {', '.join(PROVIDER_POLICIES)}, got "
+                                f"{provider_policy!r}")
+    admitted = PROVIDER_POLICIES[provider_policy]
+    if admitted is not None and provider is None:
+        offers = [o for o in offers if (o.provider_class or "unknown") in admitted]
     if provider is not None:
         chosen = _provider_named(offers, gpu_id, provider)
         pool, where, skip = [o for o in offers if o.provider == chosen], f"at {chosen} (as asked)", False

@@ -204,11 +204,14 @@ def _model_of(est: Estimate, catalog: Catalog) -> Model | None:
 
 def placement_for(est: Estimate, catalog: Catalog, *, replicas: int = 1, use_spot: bool = False,
                   accelerator: str | None = None) -> Placement:
-    """Where the estimate's replica runs: tensor parallelism inside a node, pipeline stages across nodes."""
+    """Where the estimate's replica runs: tensor parallelism inside a node, pipeline stages across nodes. A
+    data-parallel layout (est.dp instances of tp x pp GPUs) is deployed as est.dp independent engine replicas
+    behind the load balancer, which every engine and target supports."""
     gpu = catalog.gpu(est.gpu_id)
-    nodes = est.pp if est.num_gpus > gpu.max_gpus_per_node else 1
+    instance = est.num_gpus // max(est.dp, 1)
+    nodes = est.pp if instance > gpu.max_gpus_per_node else 1
     return Placement(accelerator=accelerator or skypilot_accelerator(catalog, gpu.gpu_id),
-                     gpus_per_node=est.num_gpus // nodes, nodes_per_replica=nodes, replicas=replicas,
+                     gpus_per_node=instance // nodes, nodes_per_replica=nodes, replicas=replicas * max(est.dp, 1),
                      use_spot=use_spot)
 
 

@@ -549,25 +549,24 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     scale = {"central": 1.0, "low": 1.0 / t.range_low, "high": 1.0 / t.range_high}[efficiency]
     ctx = input_tokens + output_tokens / 2.0
     groups = []
+    eff_rows = t.eff.to_array()
+    mult = np.where(t.layer, t.pp, 1.0)
     for kvb in np.unique(t.kv_bytes):
         for ep in (False, True):
             idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep))
             if idx.size:
-                groups.append((idx, float(kvb), ep))
-    eff = t.eff
+                groups.append((idx, float(kvb), ep, Efficiency.from_array(eff_rows[idx]), t.fmt(idx)))
 
     def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(np.maximum(np.asarray(decode_batch, dtype=float), 1e-9), (t.n,))
         p = np.broadcast_to(np.asarray(prefill_tokens, dtype=float), (t.n,))
-        mult = np.where(t.layer, t.pp, 1.0)
         out = np.empty(t.n)
-        for idx, kvb, ep in groups:
-            terms = decode_terms(arch, t.fmt(idx), batch=b[idx] * mult[idx], context_tokens=ctx,
+        for idx, kvb, ep, sub, fmt in groups:
+            terms = decode_terms(arch, fmt, batch=b[idx] * mult[idx], context_tokens=ctx,
                                  kv_bytes_per_elem=kvb, tp=t.tp[idx], pp=t.pp[idx],
                                  memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
                                  interconnect_bandwidth_gb_s=t.link[idx], prefill_tokens=p[idx] * mult[idx],
                                  prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep)
-            sub = Efficiency.from_array(eff.to_array()[idx])
             out[idx] = terms.parts(sub)[0]
         return out * scale
 

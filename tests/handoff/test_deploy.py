@@ -317,7 +317,8 @@ def test_cli_deploy_scenario_to_file(capsys, monkeypatch, tmp_path):
     code, out, _ = run(capsys, "deploy", "--scenario", str(scenario), "--target", "skypilot", "-o", str(out_file))
     task = yaml.safe_load(out_file.read_text())
     assert code == 0 and "wrote skypilot file" in out
-    assert task["service"]["replicas"] >= 1 and "--max-num-seqs" in task["run"]
+    assert task["service"]["replicas"] >= 1
+    assert "--max-num-seqs" in task["run"] or "--max_batch_size" in task["run"]  # the plan's engine (vLLM or TRT-LLM)
 
 
 @pytest.mark.parametrize("argv, message", [

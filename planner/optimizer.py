@@ -1,0 +1,372 @@
+"""The configuration search: the cheapest fleet that meets the latency targets at the scenario's percentile.
+
+For one model it enumerates, as numpy arrays through the one replica evaluator
+(`planner.perf.evaluator`): GPU (the scenario's, or every priced GPU when gpu = "auto"), engine
+(every engine that runs the weights on that GPU, unless one is fixed), weight precision and KV
+dtype under the quality policy, GPUs per replica, every layout the engine runs on them (TP x PP
+x DP, expert parallelism, llama.cpp's layer split; from engines.csv), and the engine's batch
+limit. For each configuration the queueing model (`planner.perf.queueing`) gives the highest
+request rate one engine instance serves with TTFT and TPOT at the percentile within the
+targets; the fleet is the number of replicas the design rate needs at that rate (plus headroom
+and N+k), and its monthly cost at the scenario's tier is the objective. Ties go to fewer GPUs,
+then to lower latency. Whatever the scenario fixes stays fixed.
+
+The search is exhaustive over the enumerated space (no heuristics prune it), so its choice is
+the minimum over that space by construction; `tests/test_optimizer.py` checks it against
+plans with the replica size and precision forced.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from planner import units
+from planner.data.catalog import Catalog, Gpu, KvDtype, Model, Precision
+from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
+from planner.perf import evaluator
+from planner.perf.evaluator import CandidateSet, Layout
+
+QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": ("none", "low", "moderate", "high")}
+LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # one GPU up to eight 8-GPU nodes
+BATCH_LIMITS = (None, 256, 64, 16)  # the engine's default max_num_seqs, and tighter caps that trade rate for TPOT
+# what stops a configuration's rate going higher, in the plan's words
+BOUND_NAMES = {"ttft": "ttft_target_s", "tpot": "tpot_target_s",
+               "ttft+tpot": "tpot_target_s+ttft_target_s",
+               "saturation": "max_concurrency"}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the search may choose; a fixed scenario field narrows its axis to one value."""
+
+    model: Model
+    gpus: tuple[Gpu, ...]
+    engines: tuple[str, ...] | None  # None: every engine that runs the weights on the GPU
+    precisions: tuple[Precision, ...]
+    kv_dtypes: tuple[KvDtype | None, ...]  # None: the engine's default for the precision
+    gpu_counts: tuple[int, ...]
+    tp: int | None = None
+    pp: int | None = None
+    expert_parallel: bool | None = None  # None: searched (MoE models)
+    batch_limits: tuple[int | None, ...] = BATCH_LIMITS
+    profile: str | None = None
+    native_only: bool = False  # only formats the GPU computes natively (quality policies other than "any")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The load and request shape the fleet must serve."""
+
+    input_tokens: float
+    output_tokens: float
+    design_rate_per_s: float  # the rate a fixed fleet is sized for (peak hour, offline share smoothed)
+    average_rate_per_s: float
+    hourly_factors: tuple[float, ...] | None = None  # per-hour load / average when the fleet follows the day
+    prefill_tokens: float | None = None  # prompt tokens a request makes the engine compute (after cache hits)
+    input_tokens_cv: float = 0.0
+    output_tokens_cv: float = 0.0
+    headroom_frac: float = 0.0
+    redundancy_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class Targets:
+    ttft_target_s: float
+    tpot_target_s: float
+    percentile: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.percentile not in LATENCY_PERCENTILES:
+            raise InvalidInputError(f"latency_percentile must be one of {', '.join(map(str, LATENCY_PERCENTILES))}, "
+                                    f"got {self.percentile!r}")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration, sized and costed."""
+
+    gpu_id: str
+    engine: str
+    precision: str
+    kv_dtype: str
+    layout: Layout
+    max_num_seqs: int
+    capacity_requests_per_s_per_replica: float  # at the targets, with queueing
+    replicas: int  # fixed fleet: serving + N+k; autoscaled: the peak hour's
+    total_gpus: int
+    replica_hours_per_day: float
+    usd_per_gpu_hour: float
+    provider: str | None
+    monthly_usd: float
+    ttft_s_at_percentile: float  # at the fleet's design load
+    tpot_s_at_percentile: float
+    bound_by: str
+    utilisation_frac: float  # design load per instance / the instance's saturation rate
+    quality_risk: str
+    operating_concurrency: int = 1  # mean running batch of one instance at the design load (rounded up)
+    latency: dict[str, float] = field(default_factory=dict)  # ttft/tpot p50..p99 at the design load, seconds
+
+    @property
+    def num_gpus_per_replica(self) -> int:
+        return self.layout.gpus
+
+    def to_dict(self) -> dict:
+        return {"gpu": self.gpu_id, "engine": self.engine, "precision": self.precision, "kv_dtype": self.kv_dtype,
+                "num_gpus_per_replica": self.num_gpus_per_replica, "layout": self.layout.to_dict(),
+                "max_num_seqs": self.max_num_seqs, "replicas": self.replicas, "total_gpus": self.total_gpus,
+                "capacity_requests_per_s_per_replica": self.capacity_requests_per_s_per_replica,
+                "usd_per_gpu_hour": self.usd_per_gpu_hour, "provider": self.provider, "monthly_usd": self.monthly_usd,
+                "ttft_s_at_percentile": self.ttft_s_at_percentile, "tpot_s_at_percentile": self.tpot_s_at_percentile,
+                "bound_by": self.bound_by, "utilisation_frac": self.utilisation_frac,
+                "quality_risk": self.quality_risk, "operating_concurrency": self.operating_concurrency,
+                "latency": dict(self.latency)}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    best: Option
+    alternatives: tuple[Option, ...]  # the cheapest option for each other value of each searched axis
+    explanation: tuple[str, ...]
+    n_configurations: int
+    n_fitting: int
+    n_meeting_targets: int
+    elapsed_s: float
+    options: tuple[Option, ...] = field(default=(), repr=False)  # the cheapest few, best first
+
+
+PriceFn = Callable[[str], tuple[float, str | None]]  # gpu_id -> (USD per GPU-hour at the tier, provider); NaN: none
+
+
+def quality_ok(precision: Precision, policy: str) -> bool:
+    return precision.quality_risk in QUALITY_POLICIES[policy]
+
+
+def precisions_for(catalog: Catalog, model: Model, policy: str, fixed: str | None) -> tuple[Precision, ...]:
+    """The weight precisions the policy allows (the model's native one always; a fixed one alone)."""
+    if policy not in QUALITY_POLICIES:
+        raise InvalidInputError(f"quality_policy must be one of {', '.join(QUALITY_POLICIES)}, got {policy!r}")
+    if fixed is not None:
+        return (catalog.precision(fixed),)
+    native = model.native_precision
+    return tuple(p for p in catalog.precisions.values() if quality_ok(p, policy) or p.precision_id == native)
+
+
+def kv_dtypes_for(catalog: Catalog, policy: str, fixed: str | None) -> tuple[KvDtype | None, ...]:
+    """KV dtypes to try: the engine default, plus the 8-bit caches beyond `lossless`."""
+    if fixed is not None:
+        return (catalog.kv_dtype(fixed),)
+    if policy == "lossless":
+        return (None,)
+    extra = [k for k in catalog.kv_dtypes.values()
+             if k.bytes_per_elem < 2 and (policy == "any" or k.bytes_per_elem >= 1)]
+    return (None, *extra)
+
+
+def _fleet(cap_per_s: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(replicas, replica-hours per day, serving replicas at the design rate) for each capacity (0: infeasible)."""
+    h, k = traffic.headroom_frac, traffic.redundancy_replicas
+    with np.errstate(divide="ignore", invalid="ignore"):
+        serving = np.ceil(traffic.design_rate_per_s * (1 + h) / cap_per_s * (1 - 1e-12))
+        if traffic.hourly_factors is None:
+            total = serving + k
+            hours = total * units.HOURS_PER_DAY
+        else:
+            f = np.asarray(traffic.hourly_factors, dtype=float)
+            per_hour = np.ceil(traffic.average_rate_per_s * f[None, :] * (1 + h) / cap_per_s[:, None] * (1 - 1e-12))
+            per_hour = per_hour + np.where(per_hour > 0, k, 0)
+            total = per_hour.max(axis=1)
+            hours = per_hour.sum(axis=1)
+    return total, hours, serving
+
+
+def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic, price_of: PriceFn, *,
+           n_options: int = 10) -> SearchResult:
+    """The cheapest configuration meeting the targets (DoesNotFitError / UnreachableTargetError when none)."""
+    from planner.perf.queueing import max_rate_meeting_slo
+
+    start = time.perf_counter()
+    model, arch = space.model, space.model.arch
+    engines = [catalog.engine(e) for e in space.engines] if space.engines else list(catalog.engines.values())
+    bases = evaluator.candidates(catalog, arch, model.native_precision, gpus=space.gpus, engines=engines,
+                                 precisions=space.precisions, kv_dtypes=space.kv_dtypes, gpu_counts=[1],
+                                 layouts=lambda e, g, n: [Layout()], profile_id=space.profile)
+
+    def layouts_of(base: evaluator.Candidate) -> list[Layout]:
+        out = []
+        for n in space.gpu_counts:
+            for lay in evaluator.layouts_for(base.engine, arch, base.gpu, n):
+                if space.tp is not None and lay.tp != space.tp or space.pp is not None and lay.pp != space.pp:
+                    continue
+                if space.expert_parallel is not None and lay.ep != space.expert_parallel:
+                    continue
+                out.append(lay)
+        return out
+
+    if space.native_only:
+        bases = [b for b in bases if b.fmt.native or b.precision.precision_id == model.native_precision
+                 or b.precision.kind == "gguf"]
+    cs = CandidateSet.expand(bases, layouts_of, space.batch_limits)
+    n_total = len(cs)
+    if n_total == 0:
+        raise InvalidInputError(f"no engine runs {model.model_id} on {', '.join(g.gpu_id for g in space.gpus)} with "
+                                f"the precisions, KV dtypes and layout asked for")
+    ev = evaluator.evaluate(arch, cs, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens,
+                            context_length_tokens=model.context_length_tokens)
+    # a batch limit above what fits is the same configuration as the engine default: keep one
+    seqs_fit = ev.fits & (cs.max_num_seqs <= np.maximum(ev.max_concurrency, 1) | (
+        cs.max_num_seqs == np.array([cs.bases[i].max_num_seqs for i in cs.base_index])))
+    fit_idx = np.flatnonzero(seqs_fit)
+    if fit_idx.size == 0:
+        raise DoesNotFitError(f"{model.model_id} does not fit: none of the {n_total:,} configurations searched "
+                              f"({_space_words(space)}) holds the weights and one sequence's KV cache; allow more "
+                              f"GPUs per replica or lighter precisions")
+    sub = cs.take(fit_idx)
+    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    budget = np.array([sub.bases[i].engine.max_num_batched_tokens or 1e12 for i in sub.base_index], dtype=float)
+    max_batch = ev.max_concurrency[fit_idx].astype(float)
+    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
+    rate, bound = max_rate_meeting_slo(step, ttft_target_s=targets.ttft_target_s, tpot_target_s=targets.tpot_target_s,
+                                       percentile=targets.percentile, input_tokens=max(prompt, 1.0),
+                                       output_tokens=traffic.output_tokens, max_batch=max_batch, token_budget=budget,
+                                       input_tokens_cv=traffic.input_tokens_cv,
+                                       output_tokens_cv=traffic.output_tokens_cv)
+    bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
+    cap = sub.dp * np.asarray(rate, dtype=float)
+    gpu_ids = [sub.bases[i].gpu.gpu_id for i in range(len(sub.bases))]
+    prices = {g: price_of(g) for g in set(gpu_ids)}
+    price = np.array([prices[gpu_ids[i]][0] for i in sub.base_index], dtype=float)
+    unpriced = not np.isfinite(price).any()
+    if unpriced:  # no GPU searched has a price at this tier: rank by GPU-hours (the plan says the tier is unavailable)
+        price = np.ones_like(price)
+    ok = (cap > 0) & np.isfinite(price)
+    if not ok.any():
+        tried = ", ".join(str(n) for n in space.gpu_counts)
+        raise UnreachableTargetError(
+            f"latency targets unreachable: no configuration of {model.model_id} meets TTFT "
+            f"{targets.ttft_target_s:g} s and TPOT {targets.tpot_target_s * units.MS_PER_S:g} ms at "
+            f"p{round(targets.percentile * 100)} even with one request in flight ({n_total:,} configurations "
+            f"searched, {fit_idx.size:,} fit; tried {tried} GPUs per replica); loosen the targets, allow a lighter "
+            f"precision (quality_policy) or faster GPUs")
+    replicas, hours, serving = _fleet(np.where(ok, cap, np.nan), traffic)
+    gpus_per_replica = sub.tp * sub.pp * sub.dp
+    monthly = hours * gpus_per_replica * units.DAYS_PER_MONTH * price
+    total_gpus = replicas * gpus_per_replica
+    idx = np.flatnonzero(ok)
+    # cheapest (to the cent), then fewer GPUs, then more spare rate per replica (lower latency)
+    order = idx[np.lexsort((-cap[idx] / gpus_per_replica[idx], total_gpus[idx], np.round(monthly[idx], 2)))]
+    options = [_option(sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price,
+                       monthly=monthly, prices=prices, gpu_ids=gpu_ids, bound=bound) for i in order[:n_options]]
+    best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving)
+    alternatives = _alternatives(sub, order, best, lambda i: _option(
+        sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price, monthly=monthly,
+        prices=prices, gpu_ids=gpu_ids, bound=bound))
+    return SearchResult(best=best, alternatives=tuple(alternatives), explanation=tuple(_explain(best, alternatives)),
+                        n_configurations=n_total, n_fitting=int(fit_idx.size), n_meeting_targets=int(idx.size),
+                        elapsed_s=time.perf_counter() - start, options=(best, *options[1:]))
+
+
+def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, monthly, prices, gpu_ids,
+            bound) -> Option:
+    c = cs.candidate(i)
+    return Option(gpu_id=c.gpu.gpu_id, engine=c.engine.engine_id, precision=c.precision.precision_id,
+                  kv_dtype=c.kv.kv_dtype_id, layout=c.layout, max_num_seqs=c.max_num_seqs,
+                  capacity_requests_per_s_per_replica=float(cap[i]), replicas=int(replicas[i]),
+                  total_gpus=int(replicas[i] * c.layout.gpus), replica_hours_per_day=float(hours[i]),
+                  usd_per_gpu_hour=float(price[i]), provider=prices[c.gpu.gpu_id][1], monthly_usd=float(monthly[i]),
+                  ttft_s_at_percentile=math.nan, tpot_s_at_percentile=math.nan, bound_by=str(np.asarray(bound)[i]),
+                  utilisation_frac=math.nan, quality_risk=c.precision.quality_risk)
+
+
+def _with_latency(arch, cs: CandidateSet, i: int, opt: Option, traffic: Traffic, targets: Targets,
+                  max_batch: np.ndarray, budget: np.ndarray, serving: np.ndarray) -> Option:
+    """The option with its latency at the percentile under the fleet's design load (per engine instance)."""
+    from dataclasses import replace
+
+    from planner.perf.queueing import latency_percentiles
+
+    one = cs.take(np.array([i]))
+    step = evaluator.step_time_fn(arch, one, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    instances = max(float(serving[i]), 1.0) * opt.layout.dp
+    rate = traffic.design_rate_per_s / instances
+    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
+    lat = latency_percentiles(step, rate_per_s=np.array([max(rate, 1e-9)]), input_tokens=max(prompt, 1.0),
+                              output_tokens=traffic.output_tokens, max_batch=max_batch[[i]], token_budget=budget[[i]],
+                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[0])
+               for what in ("ttft", "tpot") for q in LATENCY_PERCENTILES}
+    running = float(np.asarray(lat.running_batch_mean)[0])
+    return replace(opt, ttft_s_at_percentile=float(np.asarray(lat.ttft_at(targets.percentile))[0]),
+                   tpot_s_at_percentile=float(np.asarray(lat.tpot_at(targets.percentile))[0]),
+                   utilisation_frac=float(np.asarray(lat.utilisation_frac)[0]),
+                   operating_concurrency=int(min(max(math.ceil(running), 1), max_batch[i])), latency=latency)
+
+
+_AXES = (("num_gpus_per_replica", "GPUs per replica"), ("precision", "precision"), ("layout_label", "layout"),
+         ("gpu_id", "GPU"), ("engine", "engine"), ("kv_dtype", "KV cache"), ("max_num_seqs", "batch limit"))
+
+
+def _axis_value(opt: Option, axis: str):
+    return opt.layout.label if axis == "layout_label" else getattr(opt, axis)
+
+
+def _alternatives(cs: CandidateSet, order: np.ndarray, best: Option, make: Callable[[int], Option]) -> list[Option]:
+    """For each axis, the cheapest option with a different value on that axis (the order is cheapest first)."""
+    out: list[Option] = []
+    seen: set[tuple[str, object]] = set()
+    tp, pp, dp = cs.tp[order], cs.pp[order], cs.dp[order]
+    gpus = (tp * pp * dp).astype(int)
+    base = cs.base_index[order]
+    keys = {
+        "num_gpus_per_replica": gpus,
+        "precision": np.array([cs.bases[b].precision.precision_id for b in base], dtype=object),
+        "gpu_id": np.array([cs.bases[b].gpu.gpu_id for b in base], dtype=object),
+        "engine": np.array([cs.bases[b].engine.engine_id for b in base], dtype=object),
+        "kv_dtype": np.array([cs.bases[b].kv.kv_dtype_id for b in base], dtype=object),
+        "max_num_seqs": cs.max_num_seqs[order].astype(int),
+        "layout_label": cs.take(order).labels(),
+    }
+    for axis, _ in _AXES:
+        mine = _axis_value(best, axis)
+        values = keys[axis]
+        for value in dict.fromkeys(values.tolist()):
+            if value == mine or (axis, value) in seen:
+                continue
+            seen.add((axis, value))
+            j = int(np.flatnonzero(values == value)[0])
+            out.append(make(int(order[j])))
+    return out
+
+
+def _explain(best: Option, alternatives: Sequence[Option]) -> list[str]:
+    """One line for the choice, and per searched axis what the cheapest other value would cost."""
+    lines = [f"cheapest that meets the targets: {best.total_gpus} x {best.gpu_id} ({best.replicas} replicas of "
+             f"{best.num_gpus_per_replica} GPUs, {best.layout.label}, {best.precision} weights, {best.kv_dtype} KV, "
+             f"{best.engine}, batch limit {best.max_num_seqs}) at {best.monthly_usd:,.0f} USD/month; the targets bind "
+             f"through {best.bound_by}"]
+    for axis, word in _AXES:
+        mine = _axis_value(best, axis)
+        cands = [a for a in alternatives if _axis_value(a, axis) != mine]
+        if not cands:
+            continue
+        alt = min(cands, key=lambda a: a.monthly_usd)
+        ratio = alt.monthly_usd / best.monthly_usd if best.monthly_usd > 0 else math.inf
+        lines.append(f"{word}: the best with {_axis_value(alt, axis)} instead of {mine} costs {ratio:.2f}x "
+                     f"({alt.total_gpus} x {alt.gpu_id}, {alt.monthly_usd:,.0f} USD/month)")
+    return lines
+
+
+def _space_words(space: SearchSpace) -> str:
+    gpus = ", ".join(g.gpu_id for g in space.gpus[:4]) + (" ..." if len(space.gpus) > 4 else "")
+    precs = ", ".join(p.precision_id for p in space.precisions)
+    counts = ", ".join(str(n) for n in space.gpu_counts)
+    return f"GPUs {gpus}; precisions {precs}; {counts} GPUs per replica"
+
+
+__all__ = ["BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "Option", "QUALITY_POLICIES", "SearchResult",
+           "SearchSpace", "Targets", "Traffic", "kv_dtypes_for", "precisions_for", "search"]
