@@ -92,7 +92,8 @@ def test_deploy_tab_offers_the_deployment_files() -> None:
     assert not at.exception, at.exception
     keys = {b.key for b in at.get("download_button")}
     # the default plan runs on vLLM: its launch script, the SkyPilot service and the Kubernetes objects
-    assert {"dl_skypilot", "dl_kubernetes"} <= keys and keys & {"dl_vllm", "dl_sglang", "dl_trtllm", "dl_llama.cpp"}, keys
+    engines = {"dl_vllm", "dl_sglang", "dl_trtllm", "dl_llama.cpp"}
+    assert {"dl_skypilot", "dl_kubernetes"} <= keys and keys & engines, keys
     serve = ("vllm serve", "python -m sglang.launch_server", "trtllm-serve", "llama-server")
     assert any(any(cmd in c.value for cmd in serve) for c in at.code), [c.value[:80] for c in at.code]
 
