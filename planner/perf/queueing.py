@@ -237,9 +237,15 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         # prefill interference: the prompts that arrive during a request's decode (Poisson, mean m = rate x
         # lifetime) each add their chunks' extra step time, spread over its O tokens (compound Poisson quantile)
         plain_q = step_s(n_q, np.zeros_like(n_q))
+        # the request's decode lifetime grows with the prompts it meets (O plain steps + K extra chunks), and the
+        # prompts it meets grow with its lifetime: K_q = Poisson quantile of rate x (O plain + K_q extra), a few
+        # fixed-point passes from the mean lifetime. Prompts cluster in the prompt queue's busy periods:
+        # dispersion grows as 1 / (1 - rho_p)
         m = r * out * tau
-        # prompts cluster in the prompt queue's busy periods: dispersion grows as 1 / (1 - rho_p)
-        k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m) / (1.0 - rho_p))
+        for _ in range(4):
+            k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p)))
+            m = np.maximum(r * (out * plain + k_q * extra), r * out * tau)
+        k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p)))
         tpot = plain_q + (k_q * extra + max(z, 0.0) * np.sqrt(k_q) * extra * cv_in) / out
         tpot = np.maximum(tpot, plain_q)
         nan = np.where(stable, 1.0, np.inf)
