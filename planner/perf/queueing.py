@@ -18,18 +18,19 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   E[X^2] / (2 E[X] (1 - rho)) (the exponential approximation whose mean is the Pollaczek-
   Khinchine mean [2]).
 - Slot queue (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
-  c = max_batch and service time O x tau; the probability of waiting from Erlang C (computed
-  in log space, stable for c in the thousands) scaled by Allen-Cunneen's (1 + cs^2) / 2 [3],
-  the wait beyond it exponential with rate c mu - rate.
+  c = max_batch; then every step carries the full batch plus the prompts admitted at the completion
+  rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait)
+  from Erlang C (log space, stable for c in the thousands); the wait beyond it exponential with
+  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] (cs = output-length CV).
 - TTFT at quantile q = slot wait(q) + prompt wait(q) + the residual of the running step (the engine
   admits at step boundaries) + the prompt's own prefill steps (its length at quantile q when lengths
   vary); the step that finishes the prompt emits the first token. Adding the quantiles is conservative.
 - TPOT at quantile q: the decode step time with the running batch at its quantile (the batch of
   an M/G/inf system is Poisson with mean n [4]; normal approximation, capped at max_batch), plus
-  prefill interference: the prompts arriving during the request's decode (Poisson, mean
-  m = rate x O x tau) each lengthen their steps by their chunks' extra time E; spread over the O
-  tokens: (K_q E + z sqrt(K_q) E cv) / O with K_q the Poisson(m) quantile (exact, since m is often
-  small and the normal approximation would miss the tail).
+  prefill interference: the prompts met during the request's decode each lengthen their steps by
+  their chunks' extra time E, spread over the O tokens. Their count K_q is the Poisson quantile at
+  rate x (O plain steps + K_q E) (the lifetime they lengthen; a few fixed-point passes; exact
+  quantile below a mean of 30), dispersion raised by 1 / sqrt(1 - rho_prompt) for clustering.
 
 `planner.perf.simulation` simulates exactly this process step by step; tests/perf/test_queueing.py
 compares the two and docs/queueing.md tabulates the errors.
