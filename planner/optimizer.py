@@ -260,6 +260,7 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     idx = np.flatnonzero(ok)
     # cheapest (to the cent), then fewer GPUs, then more spare rate per replica (lower latency)
     order = idx[np.lexsort((-cap[idx] / gpus_per_replica[idx], total_gpus[idx], np.round(monthly[idx], 2)))]
+    order = _latency_tie_break(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget)
     options = [_option(sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price,
                        monthly=monthly, prices=prices, gpu_ids=gpu_ids, bound=bound) for i in order[:n_options]]
     best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving)
@@ -269,6 +270,33 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     return SearchResult(best=best, alternatives=tuple(alternatives), explanation=tuple(_explain(best, alternatives)),
                         n_configurations=n_total, n_fitting=int(fit_idx.size), n_meeting_targets=int(idx.size),
                         elapsed_s=time.perf_counter() - start, options=(best, *options[1:]))
+
+
+def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
+                       serving: np.ndarray, traffic: Traffic, targets: Targets, max_batch: np.ndarray,
+                       budget: np.ndarray) -> np.ndarray:
+    """Among the options as cheap as the cheapest (to the cent) on as few GPUs, the lowest end-to-end latency at the
+    percentile under the design load comes first: TTFT + (output - 1) x TPOT."""
+    from planner.perf.queueing import latency_percentiles
+
+    first = order[0]
+    same = (np.round(monthly[order], 2) == np.round(monthly[first], 2)) & (total_gpus[order] == total_gpus[first])
+    tied = order[same]
+    if tied.size < 2:
+        return order
+    tied = tied[:512]
+    sub = cs.take(tied)
+    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    rate = traffic.design_rate_per_s / (np.maximum(serving[tied], 1.0) * cs.dp[tied])
+    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
+    lat = latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=max(prompt, 1.0),
+                              output_tokens=traffic.output_tokens, max_batch=max_batch[tied], token_budget=budget[tied],
+                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    e2e = np.asarray(lat.ttft_at(targets.percentile)) + (traffic.output_tokens - 1) * np.asarray(
+        lat.tpot_at(targets.percentile))
+    ranked = tied[np.argsort(e2e, kind="stable")]
+    rest = order[~np.isin(order, ranked)]
+    return np.concatenate([ranked, rest])
 
 
 def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, monthly, prices, gpu_ids,

@@ -108,10 +108,28 @@ def _steady(step_s: StepFn, rate, inp, out, max_batch, budget) -> tuple[np.ndarr
     tau = step_s(np.ones_like(rate), np.zeros_like(rate))
     n = np.minimum(rate * out * tau, max_batch)
     for _ in range(_ITER):
-        p = np.minimum(rate * inp * tau, np.maximum(budget - n, 0.0))
-        tau = step_s(np.maximum(n, 1.0), p)
+        tau = chunked_step_s(step_s, np.maximum(n, 1.0), rate * inp * tau, inp, budget)
         n = np.minimum(rate * out * tau, max_batch)
     return n, tau
+
+
+def full_batch_step_s(step_s: StepFn, b: np.ndarray, inp: np.ndarray, out: np.ndarray,
+                      budget: np.ndarray) -> np.ndarray:
+    """Mean step time of a full batch: it retires b / O requests a step and admits as many prompts (b P / O prompt
+    tokens a step, arriving whole: `chunked_step_s`)."""
+    return chunked_step_s(step_s, b, b * inp / out, inp, budget)
+
+
+def chunked_step_s(step_s: StepFn, batch: np.ndarray, prompt_tokens_per_step: np.ndarray, inp: np.ndarray,
+                   budget: np.ndarray) -> np.ndarray:
+    """Mean step time when prompts arrive whole: a step admits a waiting prompt in one chunk of
+    min(P, budget - batch) tokens (vLLM/SGLang schedule as much of it as the budget allows), so a fraction
+    f = prompt tokens per step / chunk of the steps carries a chunk and the rest decode only:
+    (1 - f) step_s(batch, 0) + f step_s(batch, chunk). Spreading the tokens evenly over every step instead
+    would hide most prefill under the decode's memory time and overstate the rate."""
+    chunk = np.maximum(np.minimum(inp, budget - batch), 1.0)
+    f = np.clip(prompt_tokens_per_step / chunk, 0.0, 1.0)
+    return (1.0 - f) * step_s(batch, np.zeros_like(batch)) + f * step_s(batch, chunk)
 
 
 def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: Any, max_batch: Any,
@@ -125,8 +143,7 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
-    p_full = np.minimum(b * inp / out, spare)
-    tau_full = step_s(b, p_full)
+    tau_full = full_batch_step_s(step_s, b, inp, out, budget)
     by_batch = b / (out * tau_full)
     by_budget = spare / (inp * step_s(b, spare))
     return np.minimum(by_batch, by_budget)
@@ -200,7 +217,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     # the full batch and the prompts admitted at the completion rate (b P / O tokens a step, as at saturation),
     # so the service time is O such steps (state-dependent service). P(wait) from Erlang C; the wait beyond is
     # exponential with the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] (cs = the output-length CV)
-    tau_full = step_s(b, np.minimum(b * inp / out, np.maximum(budget - b, 0.0)))
+    tau_full = full_batch_step_s(step_s, b, inp, out, budget)
     service = out * tau_full
     a = np.minimum(r * service, b * (1 - 1e-9))
     log_c = _log_erlang_c(b, a)
