@@ -4,6 +4,8 @@ Step functions (seconds of one engine step, decode batch b, prompt tokens p), ch
 - dense 70B on 4 GPUs, memory-bound: 25 ms + 0.06 ms x b + 0.09 ms x p   (prefill ~11 k tokens/s)
 - small 8B compute-bound with long prompts: 6 ms + 0.02 ms x b + 0.04 ms x p   (prompts of 6 000 tokens)
 - MoE whose per-sequence cost grows sub-linearly (experts shared): 12 ms + 1.5 ms x sqrt(b) + 0.05 ms x p
+- roofline (as the replica evaluator's steps are): max(20 ms + 0.02 ms x b, 0.045 ms x (b + p)): prompt tokens
+  below ~440 - b ride free under the decode's memory time, so spreading them over steps would overstate capacity
 Set PLANNER_SLOW_TESTS=1 for the full sweep (three step functions x fixed/variable lengths x 4 utilisations).
 """
 
@@ -39,9 +41,13 @@ def moe(b, p):
     return 0.012 + 1.5e-3 * np.sqrt(np.asarray(b, float)) + 5e-5 * np.asarray(p, float)
 
 
+def roof(b, p):
+    return np.maximum(0.020 + 2e-5 * np.asarray(b, float), 4.5e-5 * (np.asarray(b, float) + np.asarray(p, float)))
+
+
 # name: (step, input tokens, output tokens, max_batch, token budget)
 CASES = {"dense70b": (dense, 1000, 250, 64, 8192), "small_longprompt": (small, 6000, 200, 128, 8192),
-         "moe": (moe, 1500, 300, 128, 8192)}
+         "moe": (moe, 1500, 300, 128, 8192), "roofline": (roof, 1200, 200, 64, 8192)}
 SLOW = os.environ.get("PLANNER_SLOW_TESTS") == "1"
 
 
@@ -57,7 +63,7 @@ def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, fl
             for w in ("ttft", "tpot") for q in (0.5, 0.95, 0.99)}
 
 
-@pytest.mark.parametrize("name", ["dense70b", "moe"])
+@pytest.mark.parametrize("name", ["dense70b", "moe", "roofline"])
 @pytest.mark.parametrize("util", [0.3, 0.5, 0.7])
 def test_analytic_matches_simulation_fixed_lengths(name, util):
     # measured (docs/queueing.md): TPOT within 5 %, TTFT p50 within 3 %, TTFT tails within 17 % (analytic low)
