@@ -35,6 +35,7 @@ QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": (
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # one GPU up to eight 8-GPU nodes
 BATCH_LIMITS = (None, 256, 64, 16)  # the engine's default max_num_seqs, and tighter caps that trade rate for TPOT
+MAX_ALTERNATIVES_PER_AXIS = 6  # the cheapest other values of each axis that the plan reports
 # what stops a configuration's rate going higher, in the plan's words
 BOUND_NAMES = {"ttft": "ttft_target_s", "tpot": "tpot_target_s",
                "ttft+tpot": "tpot_target_s+ttft_target_s",
@@ -362,9 +363,11 @@ def _alternatives(cs: CandidateSet, order: np.ndarray, best: Option, make: Calla
     for axis, _ in _AXES:
         mine = _axis_value(best, axis)
         values = keys[axis]
+        shown = 0
         for value in dict.fromkeys(values.tolist()):
-            if value == mine or (axis, value) in seen:
+            if value == mine or (axis, value) in seen or shown >= MAX_ALTERNATIVES_PER_AXIS:
                 continue
+            shown += 1
             seen.add((axis, value))
             j = int(np.flatnonzero(values == value)[0])
             out.append(make(int(order[j])))

@@ -50,6 +50,7 @@ from planner.econ.costs import (
     tier_cost,
     tier_prices,
 )
+from planner.econ.finetune import SUGGESTION_GPU_COUNTS, FinetuneRequest, finetune, finetune_usd_per_month
 from planner.econ.sizing import (
     Fleet,
     autoscaled_fleet,
@@ -67,9 +68,11 @@ from planner.econ.workload import (
     requests_per_day_at_month,
     resolve_workload,
 )
+from planner.errors import DoesNotFitError, InvalidInputError
 from planner.optimizer import (
     BATCH_LIMITS,
     GPUS_PER_REPLICA,
+    Option,
     SearchResult,
     SearchSpace,
     Targets,
@@ -78,7 +81,7 @@ from planner.optimizer import (
     precisions_for,
     search,
 )
-from planner.perf.estimate import Estimate, EstimateRequest, estimate, resolve_model
+from planner.perf.estimate import Estimate, EstimateRequest, estimate, prepare, resolve_model
 from planner.scenario import PRESETS, Scenario
 
 CANDIDATE_GPUS_PER_REPLICA = GPUS_PER_REPLICA
@@ -128,9 +131,19 @@ class Plan:
     search: SearchResult | None = None  # the configuration search behind the choice
     latency_percentile: float = 0.95
 
+    latency: dict[str, float] | None = None  # TTFT/TPOT p50..p99 of the chosen replica at the design load (s)
+    alternatives: tuple[Option, ...] = ()  # the cheapest configuration for each other value of each searched axis
+    finetune_usd_per_month: float = 0.0  # fine-tuning runs in the TCO (scenario finetune_* fields)
+
     @property
     def headline(self) -> TierCost:
         return self.costs[self.headline_tier]
+
+    @property
+    def best_breakeven_tier(self) -> str | None:
+        """The tier (rented or owned) that breaks even with the API at the lowest volume (None: none does)."""
+        found = [(b.requests_per_day, t) for t, b in self.breakeven.items() if b.found]
+        return min(found)[1] if found else None
 
 
 def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
@@ -204,6 +217,59 @@ def _operating_point(catalog: Catalog, s: Scenario, w: Workload, sizes: RequestS
         expert_parallel=best.layout.ep, profile=s.profile, max_num_seqs=best.max_num_seqs,
         concurrency=best.operating_concurrency)
     return estimate(catalog, request), result
+
+
+def _finetune_monthly(catalog: Catalog, s: Scenario, serving_gpu: str, tier: str, warnings: list[str]) -> float:
+    """Fine-tuning runs in the TCO: one run's cost at `tier` x runs per year / 12 (planner.econ.finetune). With
+    no GPU count given, the fewest GPUs (1, 2, 4, ...) on which the run fits."""
+    if not s.finetune_runs_per_year:
+        return 0.0
+    if s.finetune_dataset_tokens is None:
+        raise InvalidInputError("finetune_dataset_tokens must be set when finetune_runs_per_year > 0")
+    gpu = s.finetune_gpu or serving_gpu
+    counts = (s.finetune_num_gpus,) if s.finetune_num_gpus else SUGGESTION_GPU_COUNTS
+    last: DoesNotFitError | None = None
+    for n in counts:
+        req = FinetuneRequest(model=s.model, gpu=gpu, method=s.finetune_method,
+                              dataset_tokens=s.finetune_dataset_tokens, epochs=s.finetune_epochs, num_gpus=n,
+                              seq_len_tokens=s.finetune_seq_len, lora_rank=s.finetune_lora_rank, provider=s.provider)
+        est = finetune(catalog, req)
+        if est.fits:
+            monthly = finetune_usd_per_month(est, tier, s.finetune_runs_per_year)
+            warnings.extend(f"fine-tuning: {w}" for w in est.warnings)
+            return monthly
+        last = DoesNotFitError(f"fine-tuning {s.model} ({s.finetune_method}) does not fit on {n} x {gpu}")
+    assert last is not None
+    raise last
+
+
+def slo_estimate(catalog: Catalog, req: EstimateRequest, *, ttft_target_s: float | None, tpot_target_s: float | None,
+                 percentile: float = 0.95) -> tuple[Estimate, dict[str, float | str]]:
+    """The replica of `req` at the highest request rate that meets the targets at `percentile` (queueing), with
+    the layout and batch limit that maximise that rate where the request leaves them open. A missing target is
+    not constrained (3,600 s TTFT, 60 s TPOT)."""
+    model = resolve_model(catalog, req.model)
+    gpu = catalog.gpu(req.gpu)
+    base = prepare(catalog, req)
+    space = SearchSpace(model=model, gpus=(gpu,), engines=(base.engine_id,), precisions=(catalog.precision(
+        base.precision_id),), kv_dtypes=(catalog.kv_dtype(base.kv_dtype_id),), gpu_counts=(req.num_gpus,),
+        tp=req.tp, pp=req.pp, expert_parallel=req.expert_parallel if req.expert_parallel else None,
+        batch_limits=(req.max_num_seqs,) if req.max_num_seqs else BATCH_LIMITS, profile=req.profile)
+    targets = Targets(ttft_target_s or 3600.0, tpot_target_s or 60.0, percentile)
+    # a huge demand at one price: the cheapest fleet is the one whose replica serves the most requests per second
+    traffic = Traffic(input_tokens=req.input_tokens, output_tokens=req.output_tokens, design_rate_per_s=1e6,
+                      average_rate_per_s=1e6)
+    found = search(catalog, space, targets, traffic, lambda gpu_id: (1.0, None))
+    b = found.best
+    est = estimate(catalog, EstimateRequest(**{**req.__dict__, "tp": b.layout.tp, "pp": b.layout.pp,
+                                               "dp": b.layout.dp, "expert_parallel": b.layout.ep,
+                                               "max_num_seqs": b.max_num_seqs,
+                                               "concurrency": b.operating_concurrency}))
+    slo = {"ttft_target_s": targets.ttft_target_s, "tpot_target_s": targets.tpot_target_s,
+           "latency_percentile": percentile, "requests_per_s": b.capacity_requests_per_s_per_replica,
+           "bound_by": b.bound_by, "operating_concurrency": b.operating_concurrency, "max_num_seqs": b.max_num_seqs,
+           "layout": b.layout.label, **b.latency}
+    return est, slo
 
 
 def _tier_rates(catalog: Catalog, s: Scenario, gpu_id: str, elastic_ok: bool
@@ -281,13 +347,14 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
     if s.autoscale and w.hourly_profile is None:
         warnings.append("autoscale needs an hourly_profile: rented fleets are costed as fixed, peak-sized fleets")
     rates, prices, capex = _tier_rates(catalog, s, est.gpu_id, elastic_ok)
+    finetune_monthly = _finetune_monthly(catalog, s, est.gpu_id, headline, warnings)
     api, api_rate = resolve_api(catalog, s.api_id, est.model_id, w, warnings)
     econ = VolumeEconomics(
         capacity_per_s=capacity, gpus_per_replica=est.num_gpus,
         design_rate_factor=design_rate_factor(w.peak_to_average_ratio, w.offline_frac),
         hourly_profile=w.hourly_profile,
         headroom_frac=s.headroom_frac, redundancy_replicas=s.redundancy_replicas, tiers=rates,
-        fixed_usd_per_month=staff_usd_per_month(s.staff_fte, s.staff_usd_per_fte_year),
+        fixed_usd_per_month=staff_usd_per_month(s.staff_fte, s.staff_usd_per_fte_year) + finetune_monthly,
         input_tokens_mean=w.input_tokens_mean, output_tokens_mean=w.output_tokens_mean, offline_frac=w.offline_frac,
         api_online_usd_per_request=api_rate.online_input_usd + api_rate.online_output_usd if api_rate else None,
         api_batch_usd_per_request=api_rate.batch_input_usd + api_rate.batch_output_usd if api_rate else None,
@@ -320,7 +387,9 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
         capacity_requests_per_s_per_replica_high=ends[0].capacity_per_s, prefill_time_share_frac=share,
         input_tokens_per_month=tokens_in, output_tokens_per_month=tokens_out, headline_tier=headline, costs=costs,
         api=api, breakeven=be, growth=growth, hybrid=hybrid, monthly=monthly, economics=econ, sources=sources,
-        warnings=tuple(dict.fromkeys(warnings)), search=found, latency_percentile=s.latency_percentile)
+        warnings=tuple(dict.fromkeys(warnings)), search=found, latency_percentile=s.latency_percentile,
+        latency={"percentile": s.latency_percentile, **found.best.latency}, alternatives=found.alternatives,
+        finetune_usd_per_month=finetune_monthly)
 
 
 def _headline_warnings(head: TierCost, prices: dict[str, TierPrice], est: Estimate, warnings: list[str]) -> None:

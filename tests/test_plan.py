@@ -14,7 +14,8 @@ from planner.data.catalog import GpuPrice
 from planner.econ.costs import ALL_TIERS
 from planner.econ.workload import request_sizes
 from planner.errors import DoesNotFitError, UnreachableTargetError
-from planner.perf.estimate import EstimateRequest, estimate
+from planner.perf import evaluator
+from planner.perf.queueing import saturation_rate_per_s
 from planner.plan import plan
 from planner.scenario import Scenario
 
@@ -57,14 +58,22 @@ def test_tiny_plan_prices_by_hand(tiny_catalog):
 
 def test_tiny_plan_components_are_consistent(tiny_catalog):
     p = plan(tiny(requests_per_day=5e7, staff_fte=0.25), tiny_catalog)
-    # capacity: the queueing model's rate at the targets, never above what the replica completes flat out
+    # capacity: the queueing model's rate at the targets, never above the instance's saturation rate x its
+    # data-parallel instances (the same step function, prompts computed after prefix-cache hits)
     best = p.search.best
     assert p.capacity_requests_per_s_per_replica == best.capacity_requests_per_s_per_replica > 0
-    flat_out = estimate(tiny_catalog, EstimateRequest(
-        model=p.estimate.model_id, gpu=p.estimate.gpu_id, num_gpus=p.estimate.num_gpus, precision=best.precision,
-        kv_dtype=best.kv_dtype, engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
-        max_num_seqs=best.max_num_seqs, input_tokens=p.estimate.input_tokens, output_tokens=211))
-    assert p.capacity_requests_per_s_per_replica <= flat_out.output_tokens_per_s / 211
+    model = tiny_catalog.model(p.estimate.model_id)
+    cands = evaluator.candidates(tiny_catalog, model.arch, model.native_precision, gpus=[tiny_catalog.gpu(best.gpu_id)],
+                                 engines=[tiny_catalog.engine(best.engine)],
+                                 precisions=[tiny_catalog.precision(best.precision)],
+                                 kv_dtypes=[tiny_catalog.kv_dtype(best.kv_dtype)],
+                                 gpu_counts=[best.num_gpus_per_replica], layouts=lambda e, g, n: [best.layout],
+                                 max_num_seqs=best.max_num_seqs)
+    step = evaluator.step_time_fn(model.arch, cands, input_tokens=p.estimate.input_tokens, output_tokens=211)
+    prompt = max(1.0, p.workload.input_tokens_mean * (1 - p.workload.prompt_cache_hit_frac))
+    sat = saturation_rate_per_s(step, input_tokens=prompt, output_tokens=211, max_batch=p.estimate.max_concurrency,
+                                token_budget=tiny_catalog.engine(best.engine).max_num_batched_tokens or 1e12)
+    assert p.capacity_requests_per_s_per_replica <= best.layout.dp * float(sat[0]) * (1 + 1e-9)
     assert p.operating_concurrency == p.estimate.concurrency
     for tier in ALL_TIERS:
         c = p.costs[tier]
@@ -112,19 +121,25 @@ def test_price_decline_moves_the_api_bill(tiny_catalog):
 
 def test_hybrid_beats_both_pure_options(tiny_catalog):
     # 23 steady hours at 1 and one peak hour at 3 (mean 26/24). The volume is set so that the steady
-    # load just fits one replica; the peak needs three. At $100/GPU-hour one replica plus API overflow
+    # load just fits one replica; the peak needs three. At $300/GPU-hour one replica plus API overflow
     # for the peak hour is cheaper than three replicas and than sending everything to the API.
-    capacity = plan(tiny(), tiny_catalog).capacity_requests_per_s_per_replica
+    first = plan(tiny(), tiny_catalog)
+    b = first.search.best
+    # the configuration fixed, so that the replica's capacity does not change with the volume
+    fixed = dict(num_gpus_per_replica=b.num_gpus_per_replica, precision=b.precision, kv_dtype=b.kv_dtype,
+                 engine=b.engine, tp=b.layout.tp, pp=b.layout.pp, max_num_seqs=b.max_num_seqs)
+    capacity = first.capacity_requests_per_s_per_replica
     average = 0.999 * capacity * 26 / 24
     p = plan(tiny(requests_per_day=average * 86_400, hourly_profile=tuple([1.0] * 23 + [3.0]),
-                  gpu_price_usd_per_gpu_hour=100.0), tiny_catalog)
+                  gpu_price_usd_per_gpu_hour=300.0, **fixed), tiny_catalog)
+    assert p.capacity_requests_per_s_per_replica == pytest.approx(capacity)
     h = p.hybrid
     assert h is not None and h.base_serving_replicas == 1
     assert h.total_usd_per_month < min(p.api.monthly_usd, p.headline.monthly_usd)
     # the overflow is the peak hour's load above one replica: (3 x 24/26 x average - capacity) x 3,600 s
     overflow = (3 * 24 / 26 * average - capacity) * 3600
     assert h.api_share_of_requests_frac == pytest.approx(overflow / (average * 86_400))
-    assert h.self_hosted_usd_per_month == pytest.approx(100 * 730)
+    assert h.self_hosted_usd_per_month == pytest.approx(300 * 730)
 
 
 def test_autoscale_without_profile_warns(tiny_catalog):

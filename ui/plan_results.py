@@ -82,9 +82,15 @@ def _headline(p: Plan) -> None:
     elif be is not None and math.isfinite(head.breakeven_requests_per_day_low):
         _metric(cols[4], "Break-even (req/day)", "none",
                 f"{_num(head.breakeven_requests_per_day_low)} if throughput is at the high end{month}", be.note)
+    elif p.best_breakeven_tier is not None:
+        other = p.breakeven[p.best_breakeven_tier]
+        _metric(cols[4], "Break-even (req/day)", f"none on {TIER_LABELS.get(tier, tier)}",
+                f"{TIER_LABELS.get(p.best_breakeven_tier, p.best_breakeven_tier)}: {_num(other.requests_per_day)}",
+                f"The headline tier never breaks even; the cheapest tier that does is {p.best_breakeven_tier} "
+                f"({other.note}).")
     else:
-        _metric(cols[4], "Break-even (req/day)", "none", "the API stays cheaper" if be else "needs an API",
-                be.note if be is not None else "Needs an API price and the headline tier.")
+        _metric(cols[4], "Break-even (req/day)", "none", "the API stays cheaper on every tier" if be else
+                "needs an API", be.note if be is not None else "Needs an API price and the headline tier.")
 
 
 def _breakeven_range(value: float, head: TierCost) -> str:

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "planner.cli.usage_cmd",
     "planner.cli.plan_cmd",
     "planner.cli.finetune_cmd",
+    "planner.cli.simulate_cmd",
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CATALOG = 0, 2, 3, 4

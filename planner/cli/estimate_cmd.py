@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from planner.cli._output import catalog, print_json, print_pairs
+from planner.cli._output import catalog, float_arg, int_arg, print_json, print_pairs, text_arg
 from planner.errors import DoesNotFitError
-from planner.perf.estimate import EstimateRequest, estimate
+from planner.perf.estimate import MAX_GPUS, MAX_TOKENS, EstimateRequest, estimate
+from planner.plan import slo_estimate
 
 
 def _run(args: argparse.Namespace) -> int:
     req = EstimateRequest(
         model=args.model, gpu=args.gpu, num_gpus=args.num_gpus, precision=args.precision, kv_dtype=args.kv_dtype,
         input_tokens=args.input_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
-        engine=args.engine, tp=args.tp, expert_parallel=args.expert_parallel, profile=args.profile,
+        engine=args.engine, tp=args.tp, pp=args.pp, dp=args.dp, expert_parallel=args.expert_parallel,
+        profile=args.profile, max_num_seqs=args.max_num_seqs,
     )
+    slo = None
     try:
-        result = estimate(catalog(), req)
+        if args.ttft_target_s is not None or args.tpot_target_s is not None:
+            result, slo = slo_estimate(catalog(), req, ttft_target_s=args.ttft_target_s,
+                                       tpot_target_s=args.tpot_target_s, percentile=args.latency_percentile)
+        else:
+            result = estimate(catalog(), req)
     except DoesNotFitError as err:
         if args.json:
             print_json({"fits": False, "model": args.model, "gpu": args.gpu, "num_gpus": args.num_gpus,
@@ -24,11 +31,14 @@ def _run(args: argparse.Namespace) -> int:
                         "suggestions": list(err.suggestions)})
         raise
     if args.json:
-        print_json(result.to_dict())
+        out = result.to_dict()
+        if slo is not None:
+            out["slo"] = slo
+        print_json(out)
         return 0
     r = result
     print_pairs([
-        ("model", r.model_id), ("gpus", f"{r.num_gpus} x {r.gpu_id} (tp {r.tp}, pp {r.pp})"),
+        ("model", r.model_id), ("gpus", f"{r.num_gpus} x {r.gpu_id} ({r.layout}: tp {r.tp}, pp {r.pp}, dp {r.dp})"),
         ("engine / precision / kv", f"{r.engine} / {r.precision} / {r.kv_dtype}"),
         ("params total / active (B)", f"{r.total_params_b:.1f} / {r.active_params_b:.1f}"),
         ("weights (GB, per GPU)", f"{r.weights_gb:.1f} ({r.weights_gb_per_gpu:.1f})"),
@@ -42,6 +52,15 @@ def _run(args: argparse.Namespace) -> int:
         ("prefill tok/s (one prompt)", f"{r.prefill_tokens_per_s:,.0f}"),
         ("bottleneck", r.bottleneck), ("efficiency profile", r.efficiency_profile),
     ])
+    if slo is not None:
+        print_pairs([
+            ("SLO", f"TTFT {slo['ttft_target_s']:g} s, TPOT {slo['tpot_target_s'] * 1e3:g} ms at "
+                    f"p{round(slo['latency_percentile'] * 100)}"),
+            ("rate meeting it", f"{slo['requests_per_s']:,.3f} requests/s per replica (bound by {slo['bound_by']}), "
+                                f"mean running batch {slo['operating_concurrency']}"),
+            ("latency there", f"TTFT p50 {slo['ttft_p50_s']:.3f} / p95 {slo['ttft_p95_s']:.3f} / p99 "
+                              f"{slo['ttft_p99_s']:.3f} s; TPOT p50 {slo['tpot_p50_s'] * 1e3:.1f} / p95 "
+                              f"{slo['tpot_p95_s'] * 1e3:.1f} / p99 {slo['tpot_p99_s'] * 1e3:.1f} ms")])
     for warning in r.warnings:
         print(f"warning: {warning}")
     return 0
@@ -49,18 +68,32 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="memory fit, TTFT, TPOT and throughput of one replica")
-    p.add_argument("--model", required=True, help="catalog id, alias, or path to a config.json")
-    p.add_argument("--gpu", required=True, help="GPU id or alias (see `planner gpus`)")
-    p.add_argument("--num-gpus", type=int, default=1, help="GPUs in the replica (default 1)")
-    p.add_argument("--precision", help="weight precision, e.g. bf16, fp8, int4-awq, nvfp4, q4_k_m "
-                                       "(default: the model's native precision)")
-    p.add_argument("--kv-dtype", help="KV cache dtype: bf16, fp16, fp8, q8_0, q4_0 (default bf16)")
-    p.add_argument("--input-tokens", type=int, default=1024, help="prompt tokens per request (default 1024)")
-    p.add_argument("--output-tokens", type=int, default=256, help="generated tokens per request (default 256)")
-    p.add_argument("--concurrency", type=int, help="sequences in flight (default: the largest that fits)")
-    p.add_argument("--engine", help="vllm, sglang, trtllm or llama.cpp (default: vllm; llama.cpp for GGUF/Apple)")
-    p.add_argument("--tp", type=int, help="tensor-parallel size (default: fill a node)")
+    p.add_argument("--model", required=True, type=text_arg(4096), help="catalog id, alias, or path to a config.json")
+    p.add_argument("--gpu", required=True, type=text_arg(), help="GPU id or alias (see `planner gpus`)")
+    p.add_argument("--num-gpus", type=int_arg(1, MAX_GPUS), default=1, help="GPUs in the replica (default 1)")
+    p.add_argument("--precision", type=text_arg(), help="weight precision, e.g. bf16, fp8, int4-awq, nvfp4, q4_k_m "
+                                                         "(default: the model's native precision)")
+    p.add_argument("--kv-dtype", type=text_arg(), help="KV cache dtype: bf16, fp16, fp8, q8_0, q4_0 (default: the "
+                   "engine's: bf16, fp16 on llama.cpp, fp8 for fp8 on TensorRT-LLM)")
+    p.add_argument("--input-tokens", type=int_arg(1, MAX_TOKENS), default=1024,
+                   help="prompt tokens per request (default 1024)")
+    p.add_argument("--output-tokens", type=int_arg(1, MAX_TOKENS), default=256,
+                   help="generated tokens per request (default 256)")
+    p.add_argument("--concurrency", type=int_arg(1, 1_000_000),
+                   help="sequences in flight per engine instance (default: the largest that fits)")
+    p.add_argument("--engine", type=text_arg(), help="vllm, sglang, trtllm or llama.cpp (default: vllm; llama.cpp "
+                                                      "for GGUF/Apple)")
+    p.add_argument("--tp", type=int_arg(1, MAX_GPUS), help="tensor-parallel size")
+    p.add_argument("--pp", type=int_arg(1, MAX_GPUS), help="pipeline stages (llama.cpp: GPUs its layers split over)")
+    p.add_argument("--dp", type=int_arg(1, MAX_GPUS), help="data-parallel engine instances in the replica. Without "
+                   "tp/pp/dp the layout with the highest throughput on --num-gpus is chosen")
     p.add_argument("--expert-parallel", action="store_true", help="spread MoE experts over GPUs (all-to-all)")
-    p.add_argument("--profile", help="a named efficiency profile (see `planner calibrate`)")
+    p.add_argument("--max-num-seqs", type=int_arg(1, 65_536), help="the engine's concurrency limit")
+    p.add_argument("--profile", type=text_arg(), help="a named efficiency profile (see `planner calibrate`)")
+    p.add_argument("--ttft-target-s", type=float_arg(0, 3600, low_open=True),
+                   help="with --tpot-target-s: the request rate this replica serves within the targets (queueing)")
+    p.add_argument("--tpot-target-s", type=float_arg(0, 60, low_open=True), help="time per output token target")
+    p.add_argument("--latency-percentile", type=float, choices=(0.5, 0.9, 0.95, 0.99), default=0.95,
+                   help="the percentile the targets hold at (default 0.95)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)

@@ -1,0 +1,78 @@
+"""`planner simulate`: the plan's chosen replica under its design load, simulated request by request.
+
+Plans the scenario, then runs the discrete-event simulation (`planner.perf.simulation`) of one
+engine instance of the chosen configuration at the load the fleet gives it (the design rate
+over the serving instances), with the same step-time model, and prints the simulated TTFT/TPOT
+percentiles beside the analytic ones the plan used.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from planner import units
+from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table
+from planner.perf import evaluator
+from planner.perf.simulation import scalar_step, simulate
+from planner.plan import plan
+from planner.scenario import Scenario, apply_overrides, load_scenario
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
+    scenario = apply_overrides(scenario, args.set or [])
+    cat = catalog()
+    p = plan(scenario, cat)
+    b, e = p.search.best, p.estimate
+    model = cat.model(e.model_id) if e.model_id in cat.models else None
+    if model is None:
+        from planner.perf.estimate import resolve_model
+
+        model = resolve_model(cat, scenario.model)
+    cands = evaluator.candidates(cat, model.arch, model.native_precision, gpus=[cat.gpu(b.gpu_id)],
+                                 engines=[cat.engine(b.engine)], precisions=[cat.precision(b.precision)],
+                                 kv_dtypes=[cat.kv_dtype(b.kv_dtype)], gpu_counts=[b.num_gpus_per_replica],
+                                 layouts=lambda eng, gpu, n: [b.layout], max_num_seqs=b.max_num_seqs,
+                                 profile_id=scenario.profile)
+    step = evaluator.step_time_fn(model.arch, cands, input_tokens=e.input_tokens, output_tokens=e.output_tokens)
+    serving = max(b.replicas - scenario.redundancy_replicas, 1)
+    rate = p.workload.requests_per_day / units.S_PER_DAY * p.economics.design_rate_factor / (serving * b.layout.dp)
+    prompt = max(1, round(p.workload.input_tokens_mean * (1 - p.workload.prompt_cache_hit_frac)))
+    sim = simulate(scalar_step(step), rate_per_s=rate, input_tokens=prompt, output_tokens=e.output_tokens,
+                   max_batch=e.max_concurrency, token_budget=cat.engine(b.engine).max_num_batched_tokens or 1_000_000,
+                   n_requests=args.requests, seed=args.seed)
+    simulated = sim.summary()
+    out = {"configuration": b.to_dict(), "rate_per_s_per_instance": rate, "analytic": dict(b.latency),
+           "simulated": simulated, "ttft_target_s": p.ttft_target_s, "tpot_target_s": p.tpot_target_s,
+           "latency_percentile": p.latency_percentile}
+    if args.json:
+        print_json(out)
+        return 0
+    print_pairs([("configuration", f"{b.total_gpus} x {b.gpu_id}: {b.replicas} replicas of {b.layout.label}, "
+                                   f"{b.precision}/{b.kv_dtype} KV, {b.engine}, batch limit {b.max_num_seqs}"),
+                 ("load per engine instance", f"{rate:,.3f} requests/s ({sim.n_requests:,} simulated requests, "
+                                              f"{sim.simulated_s:,.0f} s)"),
+                 ("targets", f"TTFT {p.ttft_target_s:g} s, TPOT {p.tpot_target_s * 1e3:g} ms at "
+                             f"p{round(p.latency_percentile * 100)}")])
+    rows = []
+    for what, scale, unit in (("ttft", 1.0, "s"), ("tpot", 1e3, "ms")):
+        for q in (50, 90, 95, 99):
+            key = f"{what}_p{q}_s"
+            rows.append([f"{what.upper()} p{q} ({unit})", f"{b.latency[key] * scale:.3f}",
+                         f"{simulated[key] * scale:.3f}"])
+    print()
+    print_table(["", "analytic (plan)", "simulated"], rows)
+    if sim.saturated:
+        print("warning: the simulated queue kept growing: this load saturates the instance")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="simulate the plan's replica under its design load, request by request")
+    p.add_argument("--scenario", metavar="FILE", help="scenario file (.json or .toml); default: built-in defaults")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario field (repeatable)")
+    p.add_argument("--requests", type=int_arg(100, 200_000), default=20_000,
+                   help="simulated requests (default 20,000; the first 10%% are warm-up)")
+    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run)
