@@ -145,11 +145,15 @@ def _volume_slider(fields: dict[str, Any]) -> None:
 
 def _exports(scenario: Scenario, result: Plan) -> None:
     """CSV cost report, JSON scenario and saving for the side-by-side comparison, under the headline."""
-    c1, c2, c3, _ = st.columns([1.2, 1.2, 1.2, 2])
+    c1, c4, c2, c3, _ = st.columns([1.2, 1.2, 1.2, 1.2, 0.8])
     c1.download_button("Cost report (CSV)", state.plan_csv(result), file_name="cost_report.csv", mime="text/csv",
                        key="dl_report", type="primary", icon=":material/download:", width="stretch",
-                       help="Every assumption with its unit and source, the results and the monthly table: the "
-                            "exporter of `python -m planner plan --csv` (spreadsheet formulas neutralised).")
+                       help="Every assumption with its unit and source, and the results: the exporter of "
+                            "`python -m planner plan --csv` (spreadsheet formulas neutralised).")
+    c4.download_button("Monthly table (CSV)", state.plan_monthly_csv(result), file_name="monthly.csv",
+                       mime="text/csv", key="dl_monthly", icon=":material/download:", width="stretch",
+                       help="Month by month: traffic, the API bill and every tier's self-hosted bill (the second "
+                            "file of `python -m planner plan --csv`).")
     c2.download_button("Scenario (JSON)", state.scenario_json(scenario), file_name="scenario.json",
                        mime="application/json", key="dl_scenario", icon=":material/download:", width="stretch",
                        help="Load it again under 'Load and share', or with `python -m planner plan --scenario`.")

@@ -228,7 +228,8 @@ def _capacity(p: Plan) -> None:
             "Requests per second one replica completes under the latency targets; the range is the efficiency "
             "profile's calibrated error.")
     rows = [
-        ("Replica", f"{e.num_gpus} x {e.gpu_id} (tensor parallel {e.tp}, pipeline {e.pp})"),
+        ("Replica", f"{e.num_gpus} x {e.gpu_id} ({e.layout}: tensor parallel {e.tp}, pipeline {e.pp}, data "
+                    f"parallel {e.dp}{', expert parallel' if e.expert_parallel else ''})"),
         ("Engine / precision / KV cache", f"{e.engine} / {e.precision} / {e.kv_dtype}"
                                           + ("" if e.native_compute else " (dequantized to bf16)")),
         ("Operating concurrency (sequences)",
@@ -283,6 +284,43 @@ def _deploy(p: Plan) -> None:
         st.code(first[1], language="bash" if first[0].endswith(".sh") else "yaml")
 
 
+def _why(p: Plan) -> None:
+    """The search behind the choice: what it tried, the latency at the percentile, and what else would cost."""
+    s = p.search
+    if s is None:
+        st.info("This plan was not produced by the configuration search.")
+        return
+    st.caption(f"{s.n_configurations:,} configurations searched (GPU, engine, precision and KV cache under the "
+               f"quality policy, GPUs per replica, layout, batch limit), {s.n_fitting:,} fit, {s.n_meeting_targets:,} "
+               f"meet TTFT {p.ttft_target_s:g} s and TPOT {p.tpot_target_s * 1e3:g} ms at "
+               f"p{round(p.latency_percentile * 100)} with queueing; the cheapest fleet wins, ties go to fewer GPUs "
+               f"and then lower latency. Search time {s.elapsed_s:.2f} s.")
+    for line in s.explanation:
+        st.text(line)
+    lat = s.best.latency
+    if lat:
+        rows = [{"percentile": f"p{q}", "ttft_s": lat[f"ttft_p{q}_s"], "tpot_ms": lat[f"tpot_p{q}_s"] * 1e3}
+                for q in (50, 90, 95, 99)]
+        st.markdown("**Latency of one replica at the fleet's design load** (queueing model; "
+                    "`python -m planner simulate` checks it request by request)")
+        widgets.table(rows, key="latency_table", height="content", column_config={
+            "percentile": st.column_config.TextColumn("Percentile"),
+            "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.3f"),
+            "tpot_ms": st.column_config.NumberColumn("TPOT (ms)", format="%.1f")})
+    alts = [{"configuration": f"{a.num_gpus_per_replica} x {a.gpu_id}, {a.layout.label}, {a.precision}/{a.kv_dtype} "
+                              f"KV, {a.engine}, batch limit {a.max_num_seqs}",
+             "gpus": a.total_gpus, "usd_per_month": a.monthly_usd,
+             "ratio": a.monthly_usd / s.best.monthly_usd if s.best.monthly_usd else float("nan")}
+            for a in sorted(s.alternatives, key=lambda a: a.monthly_usd)]
+    if alts:
+        st.markdown("**The cheapest configuration for each other choice**")
+        widgets.table(alts, key="alternatives_table", height=320, column_config={
+            "configuration": st.column_config.TextColumn("Configuration", width="large"),
+            "gpus": st.column_config.NumberColumn("GPUs"),
+            "usd_per_month": st.column_config.NumberColumn("USD/month", format="dollar"),
+            "ratio": st.column_config.NumberColumn("x the plan", format="%.2f")})
+
+
 def render_headline(p: Plan) -> None:
     _headline(p)
 
@@ -290,9 +328,9 @@ def render_headline(p: Plan) -> None:
 def render_details(p: Plan) -> None:
     widgets.show_warnings(p.warnings)
     # Lazy tabs: only the open tab's content runs, which keeps a slider move's re-render short.
-    tabs = st.tabs(["Break-even", "Cost breakdown", "All tiers", "Capacity and latency", "Monthly", "Deploy"],
-                   key="plan_tab", on_change="rerun")
-    for tab, draw in zip(tabs, (_chart, _breakdown, _tiers, _capacity, _monthly, _deploy), strict=True):
+    tabs = st.tabs(["Break-even", "Why this configuration", "Cost breakdown", "All tiers", "Capacity and latency",
+                    "Monthly", "Deploy"], key="plan_tab", on_change="rerun")
+    for tab, draw in zip(tabs, (_chart, _why, _breakdown, _tiers, _capacity, _monthly, _deploy), strict=True):
         if tab.open:
             with tab:
                 draw(p)
