@@ -33,15 +33,22 @@ def _model_inputs(fields: dict[str, Any], cat: Any) -> None:
         widgets.choice_field(fields, "model", "Model", cat.model_ids, format_func=widgets.model_label(cat))
         widgets.choice_field(fields, "gpu", "GPU", cat.gpu_ids, format_func=widgets.gpu_label(cat))
         widgets.choice_field(fields, "precision", "Weight precision", list(cat.precisions),
-                             auto_label="model's native",
+                             auto_label="searched (quality policy)",
                              help_extra="4-bit and GGUF formats carry a quality risk; evaluate on your task.")
         widgets.choice_field(fields, "engine", "Serving engine", list(cat.engines),
-                             auto_label="automatic (vLLM; llama.cpp for GGUF and Apple)")
+                             auto_label="searched (every engine that runs it)")
         widgets.choice_field(fields, "num_gpus_per_replica", "GPUs per replica", NUM_GPUS_CHOICES,
-                             auto_label="smallest that fits the targets")
-        with st.popover("More: KV cache, expert parallelism", width="stretch"):
+                             auto_label="searched (cheapest fleet)")
+        with st.popover("More: search policies, KV cache, expert parallelism", width="stretch"):
+            widgets.choice_field(fields, "quality_policy", "Quality policy", ["lossless", "low-risk", "any"],
+                                 help_extra="lossless: bf16/fp16 weights and KV; low-risk: also fp8/int8 where the "
+                                            "GPU computes them natively; any: 4-bit and GGUF too.")
+            widgets.choice_field(fields, "provider_policy", "GPU clouds", ["no-marketplace", "hyperscaler", "any"],
+                                 help_extra="no-marketplace leaves out machines that belong to third-party hosts.")
+            widgets.choice_field(fields, "latency_percentile", "Latency targets hold at", [0.5, 0.9, 0.95, 0.99],
+                                 format_func=lambda q: f"p{round(q * 100)}")
             widgets.choice_field(fields, "kv_dtype", "KV cache dtype", list(cat.kv_dtypes),
-                                 auto_label="bf16 (fp16 on llama.cpp)")
+                                 auto_label="searched (engine default; 8-bit beyond lossless)")
             widgets.bool_field(fields, "expert_parallel", "Expert parallelism (MoE)")
 
 
