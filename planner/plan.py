@@ -358,7 +358,7 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
         input_tokens_mean=w.input_tokens_mean, output_tokens_mean=w.output_tokens_mean, offline_frac=w.offline_frac,
         api_online_usd_per_request=api_rate.online_input_usd + api_rate.online_output_usd if api_rate else None,
         api_batch_usd_per_request=api_rate.batch_input_usd + api_rate.batch_output_usd if api_rate else None,
-        api_price_decline_frac_per_year=s.api_price_decline_frac_per_year)
+        api_price_decline_frac_per_year=s.api_price_decline_frac_per_year, finetune_usd_per_month=finetune_monthly)
     tokens_in, tokens_out = monthly_tokens(w.requests_per_day, w.input_tokens_mean, w.output_tokens_mean)
     share = prefill_time_share(w.input_tokens_mean, est.prefill_tokens_per_s, w.output_tokens_mean,
                                est.output_tokens_per_s)

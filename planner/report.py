@@ -154,7 +154,10 @@ def _result_rows(plan: Plan) -> list[list[Any]]:
     e = plan.estimate
     rows: list[list[Any]] = [
         ["result", "model_id", e.model_id, "", ""], ["result", "gpu_id", e.gpu_id, "", ""],
-        ["result", "gpus_per_replica", plan.num_gpus_per_replica, "gpus", f"tp {e.tp}, pp {e.pp}"],
+        ["result", "gpus_per_replica", plan.num_gpus_per_replica, "gpus",
+         f"{e.layout}: tp {e.tp}, pp {e.pp}, dp {e.dp}; chosen by the planner"],
+        ["result", "engine", e.engine, "", "chosen by the planner unless set"],
+        ["result", "precision", e.precision, "", f"KV cache {e.kv_dtype}"],
         ["result", "operating_concurrency", plan.operating_concurrency, "sequences",
          f"bound by {plan.concurrency_bound_by}"],
         ["result", "ttft_s", e.ttft_s, "s", f"range {e.ttft_s_low:.3g}-{e.ttft_s_high:.3g}"],
@@ -165,6 +168,13 @@ def _result_rows(plan: Plan) -> list[list[Any]]:
         ["result", "output_tokens_per_month", plan.output_tokens_per_month, "tokens", ""],
         ["result", "headline_tier", plan.headline_tier, "", ""],
     ]
+    if plan.latency:
+        q = round(plan.latency_percentile * 100)
+        rows += [["result", f"ttft_p{q}_s_at_design_load", plan.latency[f"ttft_p{q}_s"], "s", "queueing model"],
+                 ["result", f"tpot_p{q}_s_at_design_load", plan.latency[f"tpot_p{q}_s"], "s", "queueing model"]]
+    if plan.finetune_usd_per_month:
+        rows.append(["result", "finetune_usd_per_month", plan.finetune_usd_per_month, "usd_per_month",
+                     "fine-tuning runs, in every tier's monthly total (planner.econ.finetune)"])
     for tier in ALL_TIERS:
         c = plan.costs[tier]
         if not c.available:

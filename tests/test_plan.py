@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from planner.data.catalog import GpuPrice
 from planner.econ.costs import ALL_TIERS
 from planner.econ.workload import request_sizes
-from planner.errors import DoesNotFitError, UnreachableTargetError
+from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
 from planner.perf import evaluator
 from planner.perf.queueing import saturation_rate_per_s
 from planner.plan import plan
@@ -284,3 +284,17 @@ def test_plan_costs_are_finite_and_non_negative(tiny_catalog, volume, growth, of
         assert all(v >= 0 for v in c.drivers_usd_per_month.values())
     for m in p.monthly:
         assert m.api_usd >= 0 and all(math.isfinite(v) and v >= 0 for v in m.self_hosted_usd.values())
+
+
+def test_fine_tuning_runs_enter_every_tier_and_the_breakdown(real_catalog):
+    base = Scenario(model="llama-3.1-8b", gpu="H100-SXM", requests_per_day=50_000)
+    tuned = dataclasses.replace(base, finetune_runs_per_year=6, finetune_dataset_tokens=1e8)
+    p0, p1 = plan(base, real_catalog), plan(tuned, real_catalog)
+    assert p1.finetune_usd_per_month > 0
+    # same fleet (fine-tuning does not change the serving configuration), the runs added to every tier
+    assert p1.search.best.to_dict() == p0.search.best.to_dict()
+    for tier in ("on_demand", "reserved_3y"):
+        assert p1.costs[tier].monthly_usd == pytest.approx(p0.costs[tier].monthly_usd + p1.finetune_usd_per_month)
+    assert p1.costs["on_demand"].drivers_usd_per_month["fine_tuning"] == pytest.approx(p1.finetune_usd_per_month)
+    with pytest.raises(InvalidInputError, match="finetune_dataset_tokens"):
+        plan(dataclasses.replace(base, finetune_runs_per_year=1), real_catalog)

@@ -49,13 +49,14 @@ class VolumeEconomics:
     headroom_frac: float
     redundancy_replicas: int
     tiers: dict[str, TierRates]  # available tiers only
-    fixed_usd_per_month: float  # staff: paid whenever a fleet runs
+    fixed_usd_per_month: float  # staff and fine-tuning runs: paid whenever a fleet runs
     input_tokens_mean: float
     output_tokens_mean: float
     offline_frac: float
     api_online_usd_per_request: float | None  # None when no API price is known
     api_batch_usd_per_request: float | None
     api_price_decline_frac_per_year: float
+    finetune_usd_per_month: float = 0.0  # the part of fixed_usd_per_month that is fine-tuning (its own driver)
 
     def __post_init__(self) -> None:
         require_positive(capacity_per_s=self.capacity_per_s, design_rate_factor=self.design_rate_factor)
@@ -96,11 +97,14 @@ def self_hosted_usd_per_month(econ: VolumeEconomics, tier: str, requests_per_day
 
 
 def cost_breakdown(econ: VolumeEconomics, tier: str, requests_per_day: float) -> dict[str, float]:
-    """Monthly cost by driver at one volume (GPU-hour drivers of the tier, plus staff)."""
+    """Monthly cost by driver at one volume (GPU-hour drivers of the tier, plus staff and fine-tuning)."""
     hours = float(replica_hours_per_day(econ, tier, requests_per_day)[0]) * econ.gpus_per_replica * \
         units.DAYS_PER_MONTH
     out = {name: hours * rate for name, rate in _tier(econ, tier).drivers_usd_per_gpu_hour.items()}
-    out["staff"] = econ.fixed_usd_per_month if hours > 0 else 0.0
+    runs = hours > 0
+    out["staff"] = (econ.fixed_usd_per_month - econ.finetune_usd_per_month) if runs else 0.0
+    if econ.finetune_usd_per_month:
+        out["fine_tuning"] = econ.finetune_usd_per_month if runs else 0.0
     return out
 
 
