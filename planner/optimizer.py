@@ -186,12 +186,49 @@ def _fleet(cap_per_s: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndar
     return total, hours, serving
 
 
-def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic, price_of: PriceFn, *,
-           n_options: int = 10) -> SearchResult:
-    """The cheapest configuration meeting the targets (DoesNotFitError / UnreachableTargetError when none)."""
+@dataclass(frozen=True)
+class _Capacities:
+    """The volume-independent half of a search: every fitting configuration's rate at the targets."""
+
+    sub: CandidateSet
+    cap: np.ndarray  # requests/s per replica at the targets
+    bound: np.ndarray
+    max_batch: np.ndarray
+    budget: np.ndarray
+    n_total: int
+    n_fit: int
+
+
+_CAPACITY_CACHE: dict[tuple, tuple[Catalog, _Capacities]] = {}
+_CAPACITY_CACHE_SIZE = 64
+
+
+def _capacity_key(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> tuple:
+    return (id(catalog), space.model.model_id, tuple(g.gpu_id for g in space.gpus), space.engines,
+            tuple(p.precision_id for p in space.precisions),
+            tuple(k.kv_dtype_id if k is not None else None for k in space.kv_dtypes), space.gpu_counts, space.tp,
+            space.pp, space.expert_parallel, space.batch_limits, space.profile, space.native_only, targets,
+            traffic.input_tokens, traffic.output_tokens, traffic.prefill_tokens, traffic.input_tokens_cv,
+            traffic.output_tokens_cv, id(space.model))
+
+
+def _capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> _Capacities:
+    """Cached per catalog, search space, targets and request shape: a traffic-volume change (the app's slider)
+    re-costs the fleets without re-running the queueing model."""
+    key = _capacity_key(catalog, space, targets, traffic)
+    hit = _CAPACITY_CACHE.get(key)
+    if hit is not None and hit[0] is catalog:
+        return hit[1]
+    value = _compute_capacities(catalog, space, targets, traffic)
+    if len(_CAPACITY_CACHE) >= _CAPACITY_CACHE_SIZE:
+        _CAPACITY_CACHE.pop(next(iter(_CAPACITY_CACHE)))
+    _CAPACITY_CACHE[key] = (catalog, value)
+    return value
+
+
+def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> _Capacities:
     from planner.perf.queueing import max_rate_meeting_slo
 
-    start = time.perf_counter()
     model, arch = space.model, space.model.arch
     engines = [catalog.engine(e) for e in space.engines] if space.engines else list(catalog.engines.values())
     bases = evaluator.candidates(catalog, arch, model.native_precision, gpus=space.gpus, engines=engines,
@@ -239,6 +276,17 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
                                        output_tokens_cv=traffic.output_tokens_cv)
     bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
     cap = sub.dp * np.asarray(rate, dtype=float)
+    return _Capacities(sub, cap, bound, max_batch, budget, n_total, int(fit_idx.size))
+
+
+def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic, price_of: PriceFn, *,
+           n_options: int = 10) -> SearchResult:
+    """The cheapest configuration meeting the targets (DoesNotFitError / UnreachableTargetError when none)."""
+    start = time.perf_counter()
+    model, arch = space.model, space.model.arch
+    found = _capacities(catalog, space, targets, traffic)
+    sub, cap, bound, max_batch, budget = found.sub, found.cap, found.bound, found.max_batch, found.budget
+    n_total = found.n_total
     gpu_ids = [sub.bases[i].gpu.gpu_id for i in range(len(sub.bases))]
     prices = {g: price_of(g) for g in set(gpu_ids)}
     price = np.array([prices[gpu_ids[i]][0] for i in sub.base_index], dtype=float)
@@ -252,7 +300,7 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
             f"latency targets unreachable: no configuration of {model.model_id} meets TTFT "
             f"{targets.ttft_target_s:g} s and TPOT {targets.tpot_target_s * units.MS_PER_S:g} ms at "
             f"p{round(targets.percentile * 100)} even with one request in flight ({n_total:,} configurations "
-            f"searched, {fit_idx.size:,} fit; tried {tried} GPUs per replica); loosen the targets, allow a lighter "
+            f"searched, {found.n_fit:,} fit; tried {tried} GPUs per replica); loosen the targets, allow a lighter "
             f"precision (quality_policy) or faster GPUs")
     replicas, hours, serving = _fleet(np.where(ok, cap, np.nan), traffic)
     gpus_per_replica = sub.tp * sub.pp * sub.dp
@@ -269,7 +317,7 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
         sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price, monthly=monthly,
         prices=prices, gpu_ids=gpu_ids, bound=bound))
     return SearchResult(best=best, alternatives=tuple(alternatives), explanation=tuple(_explain(best, alternatives)),
-                        n_configurations=n_total, n_fitting=int(fit_idx.size), n_meeting_targets=int(idx.size),
+                        n_configurations=n_total, n_fitting=found.n_fit, n_meeting_targets=int(idx.size),
                         elapsed_s=time.perf_counter() - start, options=(best, *options[1:]))
 
 
