@@ -388,7 +388,8 @@ def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: R
         input_tokens_per_month=tokens_in, output_tokens_per_month=tokens_out, headline_tier=headline, costs=costs,
         api=api, breakeven=be, growth=growth, hybrid=hybrid, monthly=monthly, economics=econ, sources=sources,
         warnings=tuple(dict.fromkeys(warnings)), search=found, latency_percentile=s.latency_percentile,
-        latency={"percentile": s.latency_percentile, **found.best.latency}, alternatives=found.alternatives,
+        latency={"percentile": s.latency_percentile, **found.best.latency,
+                 "utilisation_peak_frac": found.best.utilisation_frac}, alternatives=found.alternatives,
         finetune_usd_per_month=finetune_monthly)
 
 

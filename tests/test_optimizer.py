@@ -140,3 +140,35 @@ def test_gpu_auto_searches_the_catalog(real_catalog):
     assert auto.headline.monthly_usd <= fixed.headline.monthly_usd + 0.01
     assert auto.search.n_configurations > fixed.search.n_configurations
     assert np.isfinite(auto.search.best.usd_per_gpu_hour)
+
+
+@pytest.mark.parametrize("example", ["chat-llama-3.3-70b-h100.toml", "rag-qwen3-8b-l40s.toml"])
+def test_shipped_examples_are_within_2_percent_of_brute_force(real_catalog, example):
+    from pathlib import Path
+
+    from planner.scenario import load_scenario
+
+    s = load_scenario(Path(__file__).resolve().parent.parent / "examples" / example)
+    s = dataclasses.replace(s, num_gpus_per_replica=None, precision=None)  # what the optimizer may choose
+    default = plan(s, real_catalog).headline.monthly_usd
+    forced = []
+    for n, prec in itertools.product((1, 2, 4, 8), ("bf16", "fp8")):
+        try:
+            forced.append(plan(dataclasses.replace(s, num_gpus_per_replica=n, precision=prec),
+                               real_catalog).headline.monthly_usd)
+        except PlannerError:
+            continue
+    assert forced and default <= 1.02 * min(forced)
+
+
+def test_simulate_command_reports_percentiles_and_histograms(capsys):
+    import json
+
+    from planner.cli import main
+
+    assert main(["simulate", "--requests", "500", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    sim = out["simulated"]
+    assert sim["ttft_p50_s"] <= sim["ttft_p95_s"] <= sim["ttft_p99_s"]
+    assert sum(out["histograms"]["ttft"]["counts"]) == sim["n_requests"]
+    assert set(out["analytic"]) >= {"ttft_p95_s", "tpot_p95_s"}

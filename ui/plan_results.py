@@ -136,6 +136,9 @@ def _chart(p: Plan) -> None:
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     st.plotly_chart(fig, key="breakeven_chart", config={"displaylogo": False})
+    st.caption("Along these curves the replica configuration is held fixed (the one chosen for your volume) and only "
+               "the number of replicas changes; move the volume slider to re-optimise the configuration at another "
+               "volume. The Sensitivity page re-optimises at every point.")
     st.caption("Self-hosting is a step function: each step adds a replica that is paid for whether busy or not. "
                "The API line is linear in volume. Month-1 prices; growth and API price decline are in the "
                "monthly table.")

@@ -42,9 +42,13 @@ def _run(args: argparse.Namespace) -> int:
                    max_batch=e.max_concurrency, token_budget=cat.engine(b.engine).max_num_batched_tokens or 1_000_000,
                    n_requests=args.requests, seed=args.seed)
     simulated = sim.summary()
+    histograms = {}
+    for what in ("ttft", "tpot"):
+        counts, edges = sim.histogram(what, bins=args.bins)
+        histograms[what] = {"counts": counts.tolist(), "edges_s": edges.tolist()}
     out = {"configuration": b.to_dict(), "rate_per_s_per_instance": rate, "analytic": dict(b.latency),
-           "simulated": simulated, "ttft_target_s": p.ttft_target_s, "tpot_target_s": p.tpot_target_s,
-           "latency_percentile": p.latency_percentile}
+           "simulated": simulated, "histograms": histograms, "ttft_target_s": p.ttft_target_s,
+           "tpot_target_s": p.tpot_target_s, "latency_percentile": p.latency_percentile}
     if args.json:
         print_json(out)
         return 0
@@ -62,6 +66,12 @@ def _run(args: argparse.Namespace) -> int:
                          f"{simulated[key] * scale:.3f}"])
     print()
     print_table(["", "analytic (plan)", "simulated"], rows)
+    for what, scale, unit in (("ttft", 1.0, "s"), ("tpot", 1e3, "ms")):
+        counts, edges = sim.histogram(what, bins=args.bins)
+        top = max(int(counts.max()), 1)
+        print(f"\n{what.upper()} histogram ({unit})")
+        for k, count in enumerate(counts):
+            print(f"  {edges[k] * scale:9.3f} - {edges[k + 1] * scale:9.3f}  {'#' * round(40 * count / top)} {count}")
     if sim.saturated:
         print("warning: the simulated queue kept growing: this load saturates the instance")
     return 0
@@ -74,5 +84,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", type=int_arg(100, 200_000), default=20_000,
                    help="simulated requests (default 20,000; the first 10%% are warm-up)")
     p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=0, help="random seed (default 0)")
+    p.add_argument("--bins", type=int_arg(2, 200), default=12, help="histogram bins (default 12)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
