@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from planner.cli._output import catalog, fmt_number, print_json, print_table
+from planner.data.safe_io import read_bytes
 from planner.errors import CatalogError, InvalidInputError
 from planner.fit.calibration import (
     calibrate_profile,
@@ -17,6 +18,7 @@ from planner.fit.calibration import (
     profile_dir,
     save_profile,
 )
+from planner.fit.profile_store import check_profile_name
 from planner.fit.validation import (
     FAMILIES,
     GROUPINGS,
@@ -38,10 +40,8 @@ _GROUP_TITLES = {"metric": "by metric", "engine": "by engine", "gpu_family": "by
 
 
 def _read_file(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as err:
-        raise InvalidInputError(f"cannot read {path!r}: {err.strerror}") from None
+    """A regular file of bounded size (FIFOs, devices and directories refused without blocking)."""
+    return read_bytes(path, what="input file")
 
 
 def _user_points(path: str) -> list:
@@ -143,6 +143,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
+    check_profile_name(args.name, reserved=[p.profile_id for p in catalog().efficiency])
     if bool(args.vllm_bench) == bool(args.csv):
         raise InvalidInputError("give exactly one of --vllm-bench FILE.json or --csv FILE")
     if args.vllm_bench:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from planner.data._csvschema import Col, read_rows
 from planner.data.catalog import DATA_DIR
+from planner.data.safe_io import iter_csv_rows
 from planner.errors import CatalogError, InvalidInputError
 
 MEASURED_DIR = DATA_DIR / "measured"
@@ -185,7 +186,7 @@ def _with_optional_columns(source: str | Path | bytes, schema: dict[str, Col], n
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data  # read_rows reports it
-    lines = list(csv.reader(io.StringIO(text, newline="")))
+    lines = [cells for _, cells in iter_csv_rows(text, what="measured-points CSV", path=name)]  # bounded cells/rows
     if not lines:
         return data
     header = [h.strip() for h in lines[0]]

@@ -9,7 +9,6 @@ profile is a one-row CSV named <profile_id>.csv in $PLANNER_PROFILE_DIR, else
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -18,7 +17,8 @@ from typing import Any
 
 from planner.data._csvschema import read_rows
 from planner.data.catalog import EFFICIENCY_SCHEMA, EfficiencyProfile
-from planner.errors import InvalidInputError, require_positive
+from planner.data.safe_io import loads_json
+from planner.errors import InvalidInputError, bounded_float, bounded_int, brief, require_positive
 from planner.fit.measured import MeasuredPoint
 
 PROFILE_DIR_ENV = "PLANNER_PROFILE_DIR"
@@ -53,9 +53,24 @@ def profile_dir() -> Path:
     return Path(env).expanduser() if env else DEFAULT_PROFILE_DIR.expanduser()
 
 
-def _check_profile_id(profile_id: str) -> None:
+MAX_PROFILE_ID_CHARS = 64  # a file name on every filesystem (255 bytes) with room for the suffix
+
+
+def _check_profile_id(profile_id: str, reserved: Iterable[str] = ()) -> None:
+    """A profile name that is a safe file name and does not shadow a shipped profile."""
     if not profile_id or not all(ch.isalnum() or ch in "-_." for ch in profile_id) or profile_id.startswith("."):
-        raise InvalidInputError(f"profile name must use letters, digits, '-', '_' or '.', got {profile_id!r}")
+        raise InvalidInputError(f"profile name must use letters, digits, '-', '_' or '.', got {brief(profile_id)}")
+    if len(profile_id) > MAX_PROFILE_ID_CHARS:
+        raise InvalidInputError(f"profile name must be at most {MAX_PROFILE_ID_CHARS} characters, got "
+                                f"{len(profile_id)}")
+    if profile_id.lower() in {r.lower() for r in reserved}:
+        raise InvalidInputError(f"profile name {profile_id!r} is a shipped profile (data/efficiency.csv); pick "
+                                f"another name")
+
+
+def check_profile_name(profile_id: str, reserved: Iterable[str] = ()) -> None:
+    """InvalidInputError unless `profile_id` can name a user profile (see `_check_profile_id`)."""
+    _check_profile_id(profile_id, reserved)
 
 
 def save_profile(profile: EfficiencyProfile, directory: Path | None = None) -> Path:
@@ -92,10 +107,7 @@ def points_from_vllm_bench(raw: bytes | str, *, model: str | None, gpu: str, num
     --request-rate without it is an open-loop point; rate inf without a cap sends every
     prompt at once (a static batch of num_prompts).
     """
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{label}: not valid JSON ({err})") from None
+    data = loads_json(raw, what=label, allow_nonfinite=True)  # vllm writes NaN for undefined statistics
     if not isinstance(data, dict):
         raise InvalidInputError(f"{label}: expected a JSON object")
     need = ("completed", "total_input_tokens", "total_output_tokens", "output_throughput")
@@ -103,9 +115,22 @@ def points_from_vllm_bench(raw: bytes | str, *, model: str | None, gpu: str, num
     if missing:
         raise InvalidInputError(f"{label}: missing or non-numeric {', '.join(missing)} (is it a "
                                 f"`vllm bench serve --save-result` file?)")
-    completed = data["completed"]
-    require_positive(completed=completed, total_input_tokens=data["total_input_tokens"],
-                     total_output_tokens=data["total_output_tokens"], output_throughput=data["output_throughput"])
+    # plausible bands: a benchmark of up to a billion requests, at most 10 million tokens per request, and a
+    # throughput between 1e-3 and 1e8 output tokens/s (the fastest published clusters are below 1e7)
+    completed = bounded_int(f"{label}: completed", data["completed"], 1, 10**9)
+    bounded_float(f"{label}: total_input_tokens", data["total_input_tokens"], 0, 1e16, low_open=True)
+    bounded_float(f"{label}: total_output_tokens", data["total_output_tokens"], 0, 1e16, low_open=True)
+    bounded_float(f"{label}: output_throughput", data["output_throughput"], 1e-3, 1e8)
+    if data.get("num_prompts") is not None:
+        bounded_int(f"{label}: num_prompts", data["num_prompts"], 1, 10**9)
+    if data.get("max_concurrency") is not None:
+        bounded_int(f"{label}: max_concurrency", data["max_concurrency"], 1, 10**7)
+    for name in ("mean_ttft_ms", "mean_tpot_ms"):
+        if data.get(name) is not None:
+            bounded_float(f"{label}: {name}", data[name], 1e-3, 1e8)
+    if isinstance(data.get("request_rate"), (int, float)) and math.isfinite(data["request_rate"]):
+        bounded_float(f"{label}: request_rate", data["request_rate"], 0, 1e7, low_open=True)
+    require_positive(completed=completed)
     inp = max(1, round(data["total_input_tokens"] / completed))
     out = max(1, round(data["total_output_tokens"] / completed))
     cap = data.get("max_concurrency")

@@ -261,7 +261,7 @@ def test_cli_calibrate_then_estimate_with_the_profile(tmp_path, capsys, profiles
 
 @pytest.mark.parametrize("argv, code, message", [
     (["calibrate", "--name", "x"], 2, "exactly one of"),
-    (["calibrate", "--vllm-bench", "/no/such.json", "--gpu", "H100-SXM", "--name", "x"], 2, "cannot read"),
+    (["calibrate", "--vllm-bench", "/no/such.json", "--gpu", "H100-SXM", "--name", "x"], 2, "no such file"),
     (["calibrate", "--vllm-bench", "BENCH", "--name", "x"], 2, "--gpu is required"),
     (["estimate", "--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--profile", "nope"], 2,
      "unknown efficiency profile"),
@@ -332,3 +332,29 @@ def test_era_offset_is_zero_without_older_rows(real_catalog):
 def test_cli_validate_loso_refits_only_the_project_data(tmp_path, capsys):
     code, _, err = _run(capsys, "validate", "--loso", "--data", str(tmp_path / "x.csv"))
     assert code == 2 and "--loso refits the project's profiles" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"output_throughput": 1e300}, "output_throughput"),
+    ({"num_prompts": "abc"}, "num_prompts"),
+    ({"num_prompts": -3}, "num_prompts"),
+    ({"output_throughput": 1e-300}, "output_throughput"),
+])
+def test_vllm_bench_values_outside_their_bands_are_rejected(change, message):
+    from planner.fit.profile_store import points_from_vllm_bench
+
+    good = {"backend": "vllm", "model_id": "meta-llama/Llama-3.1-8B", "num_prompts": 200, "completed": 200,
+            "total_input_tokens": 204800, "total_output_tokens": 51200, "output_throughput": 1280.0,
+            "max_concurrency": 32, "mean_ttft_ms": 150.0, "mean_tpot_ms": 22.0}
+    with pytest.raises(InvalidInputError, match=message):
+        points_from_vllm_bench(json.dumps({**good, **change}), model=None, gpu="H100-SXM")
+
+
+def test_profile_names_that_shadow_a_shipped_profile_or_are_too_long_are_refused():
+    from planner.fit.profile_store import check_profile_name
+
+    with pytest.raises(InvalidInputError, match="shipped profile"):
+        check_profile_name("VLLM-datacenter", reserved=["vllm-datacenter"])
+    with pytest.raises(InvalidInputError, match="at most 64"):
+        check_profile_name("a" * 300)
+    check_profile_name("my-h100-run")
