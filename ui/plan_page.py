@@ -14,7 +14,7 @@ import streamlit as st
 from planner.econ.costs import RENTAL_TIERS
 from planner.errors import PlannerError
 from planner.plan import Plan
-from planner.scenario import MODES, PRESETS, Scenario
+from planner.scenario import MODES, PRESETS, SCENARIO_FIELDS, Scenario
 from ui import plan_results, state, widgets
 from ui.support import requests_per_day_options
 
@@ -135,12 +135,28 @@ def _owned_inputs(fields: dict[str, Any], cat: Any) -> None:
         widgets.number_field(fields, "staff_usd_per_fte_year", "Staff cost", container=c2, step=10_000.0, fmt="%.0f")
 
 
+_VOLUME_BOX = "requests_per_day_box"
+
+
 def _volume_slider(fields: dict[str, Any]) -> None:
+    """The traffic volume: a logarithmic slider and, beside it, a number box for an exact value."""
     key = widgets.seed(fields, "requests_per_day")
+    spec = SCENARIO_FIELDS["requests_per_day"]
+
+    def typed() -> None:  # runs before the rerun: the slider takes the typed value (added to its steps)
+        value = st.session_state.get(_VOLUME_BOX)
+        if value is not None:
+            st.session_state[key] = float(value)
+
     options = requests_per_day_options(st.session_state[key])
-    fields["requests_per_day"] = st.select_slider(
+    c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+    fields["requests_per_day"] = c1.select_slider(
         widgets.field_label("requests_per_day", "Traffic volume"), options=options, key=key,
         format_func=lambda v: f"{v:,.0f}", help=widgets.field_help("requests_per_day", "Logarithmic steps."))
+    st.session_state[_VOLUME_BOX] = float(fields["requests_per_day"])
+    c2.number_input("Exact requests/day", min_value=1.0, max_value=float(spec.high),
+                    step=1000.0, format="%.0f", key=_VOLUME_BOX, on_change=typed,
+                    help="Type a volume; the slider follows.")
     if fields.get("tokens_per_month") is not None:
         c1, c2 = st.columns([4, 1])
         c1.info(f"This scenario sets the volume as {fields['tokens_per_month']:,.0f} tokens per month, which "

@@ -417,3 +417,16 @@ def test_model_filter_needs_every_language(real_catalog) -> None:
     both = filter_models(rows, ModelFilter(languages=("de", "th")))
     assert both and all({"de", "th"} <= set(r["languages"].split(", ")) for r in both)
     assert len(filter_models(rows, ModelFilter(osi_approved=True))) < len(rows)
+
+
+def test_typed_volume_moves_the_slider_and_the_plan():
+    from ui import widgets
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, at.exception
+    box = at.number_input(key="requests_per_day_box")
+    box.set_value(250_000.0).run()
+    assert not at.exception, at.exception
+    slider = at.select_slider(key=widgets.widget_key("requests_per_day"))
+    assert slider.value == 250_000.0
+    assert at.number_input(key="requests_per_day_box").value == 250_000.0
