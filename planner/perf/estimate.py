@@ -15,6 +15,7 @@ import numpy as np
 from planner import units
 from planner.data.catalog import Catalog, EfficiencyProfile, Gpu, Model, model_from_config_file
 from planner.errors import DoesNotFitError, InvalidInputError, require_positive_int
+from planner.fit.profile_store import load_user_profiles  # the user's calibrated profiles (no perf import: no cycle)
 from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.model.quantization import check_compatible, weight_format
 from planner.perf import evaluator
@@ -159,8 +160,6 @@ def _find_profile(catalog: Catalog, engine_id: str, gpu: Gpu, name: str | None) 
     calibrated profiles (`planner calibrate`, see calibration.profile_dir)."""
     if name is None or any(p.profile_id.lower() == name.lower() for p in catalog.efficiency):
         return catalog.efficiency_for(engine_id, gpu, profile_id=name)
-    from planner.fit.calibration import load_user_profiles  # user profile files, read only when named
-
     return catalog.with_efficiency(load_user_profiles()).efficiency_for(engine_id, gpu, profile_id=name)
 
 
