@@ -139,6 +139,18 @@ class SearchResult:
     n_meeting_targets: int
     elapsed_s: float
     options: tuple[Option, ...] = field(default=(), repr=False)  # the cheapest few, best first
+    frontier: tuple[FrontierPoint, ...] = ()  # cost vs latency: each point faster than every cheaper one
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """A configuration on the cost-latency frontier (latencies at the percentile under the design load)."""
+
+    monthly_usd: float
+    total_gpus: int
+    ttft_s: float
+    tpot_s: float
+    configuration: str
 
 
 PriceFn = Callable[[str], tuple[float, str | None]]  # gpu_id -> (USD per GPU-hour at the tier, provider); NaN: none
@@ -316,9 +328,44 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     alternatives = _alternatives(sub, order, best, lambda i: _option(
         sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price, monthly=monthly,
         prices=prices, gpu_ids=gpu_ids, bound=bound))
+    frontier = _frontier(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget)
     return SearchResult(best=best, alternatives=tuple(alternatives), explanation=tuple(_explain(best, alternatives)),
                         n_configurations=n_total, n_fitting=found.n_fit, n_meeting_targets=int(idx.size),
-                        elapsed_s=time.perf_counter() - start, options=(best, *options[1:]))
+                        elapsed_s=time.perf_counter() - start, options=(best, *options[1:]), frontier=frontier)
+
+
+FRONTIER_CANDIDATES = 2000  # the cheapest configurations whose latency the frontier evaluates
+
+
+def _frontier(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
+              serving: np.ndarray, traffic: Traffic, targets: Targets, max_batch: np.ndarray,
+              budget: np.ndarray) -> tuple[FrontierPoint, ...]:
+    """The cost-vs-latency frontier among the cheapest configurations that meet the targets: walking up in cost,
+    each point has a lower end-to-end latency (TTFT + (output - 1) x TPOT at the percentile) than all cheaper."""
+    from planner.perf.queueing import latency_percentiles
+
+    top = order[:FRONTIER_CANDIDATES]
+    sub = cs.take(top)
+    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    rate = traffic.design_rate_per_s / (np.maximum(serving[top], 1.0) * cs.dp[top])
+    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
+    lat = latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=max(prompt, 1.0),
+                              output_tokens=traffic.output_tokens, max_batch=max_batch[top], token_budget=budget[top],
+                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    ttft, tpot = np.asarray(lat.ttft_at(targets.percentile)), np.asarray(lat.tpot_at(targets.percentile))
+    e2e = ttft + (traffic.output_tokens - 1) * tpot
+    labels = sub.labels()
+    points, best = [], math.inf
+    for j in np.lexsort((e2e, monthly[top])):  # by cost, the fastest of equal cost first
+        if np.isfinite(e2e[j]) and e2e[j] < best * (1 - 1e-6):
+            best = e2e[j]
+            i = top[j]
+            b = cs.bases[int(cs.base_index[i])]
+            points.append(FrontierPoint(float(monthly[i]), int(total_gpus[i]), float(ttft[j]), float(tpot[j]),
+                                        f"{int(cs.tp[i] * cs.pp[i] * cs.dp[i])} x {b.gpu.gpu_id} {labels[j]}, "
+                                        f"{b.precision.precision_id}/{b.kv.kv_dtype_id}, {b.engine.engine_id}, "
+                                        f"batch limit {int(cs.max_num_seqs[i])}"))
+    return tuple(points)
 
 
 def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
@@ -447,5 +494,6 @@ def _space_words(space: SearchSpace) -> str:
     return f"GPUs {gpus}; precisions {precs}; {counts} GPUs per replica"
 
 
-__all__ = ["BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "Option", "QUALITY_POLICIES", "SearchResult",
+__all__ = ["FrontierPoint",
+           "BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "Option", "QUALITY_POLICIES", "SearchResult",
            "SearchSpace", "Targets", "Traffic", "kv_dtypes_for", "precisions_for", "search"]

@@ -172,3 +172,12 @@ def test_simulate_command_reports_percentiles_and_histograms(capsys):
     assert sim["ttft_p50_s"] <= sim["ttft_p95_s"] <= sim["ttft_p99_s"]
     assert sum(out["histograms"]["ttft"]["counts"]) == sim["n_requests"]
     assert set(out["analytic"]) >= {"ttft_p95_s", "tpot_p95_s"}
+
+
+def test_frontier_trades_cost_for_latency(default_plan):
+    f = default_plan.search.frontier
+    assert f and f[0].monthly_usd == pytest.approx(default_plan.search.best.monthly_usd)
+    out = default_plan.estimate.output_tokens
+    e2e = [p.ttft_s + (out - 1) * p.tpot_s for p in f]
+    assert all(b.monthly_usd >= a.monthly_usd for a, b in zip(f, f[1:], strict=False))
+    assert all(b < a for a, b in zip(e2e, e2e[1:], strict=False))

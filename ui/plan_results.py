@@ -310,6 +310,23 @@ def _why(p: Plan) -> None:
             "percentile": st.column_config.TextColumn("Percentile"),
             "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.3f"),
             "tpot_ms": st.column_config.NumberColumn("TPOT (ms)", format="%.1f")})
+    if s.frontier:
+        out = p.estimate.output_tokens
+        e2e = [f.ttft_s + (out - 1) * f.tpot_s for f in s.frontier]
+        fig = go.Figure(go.Scatter(
+            x=[f.monthly_usd for f in s.frontier], y=e2e, mode="lines+markers",
+            line_shape="hv", name="latency", text=[f.configuration for f in s.frontier],
+            customdata=[[f.ttft_s, f.tpot_s * 1e3, f.total_gpus] for f in s.frontier],
+            hovertemplate="%{x:$,.0f}/month, %{customdata[2]} GPUs<br>TTFT %{customdata[0]:.3f} s, TPOT "
+                          "%{customdata[1]:.1f} ms<br>%{text}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[s.best.monthly_usd], y=[s.best.ttft_s_at_percentile + (out - 1)
+                                                            * s.best.tpot_s_at_percentile], mode="markers",
+                                 name="the plan", marker={"size": 13, "symbol": "diamond", "color": "black"}))
+        fig.update_xaxes(type="log", title="fleet cost (USD/month, log scale)", tickformat="$~s")
+        fig.update_yaxes(title=f"TTFT + {out - 1} x TPOT at p{round(p.latency_percentile * 100)} (s)")
+        fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
+                          title="Cost-latency frontier: each step buys lower end-to-end latency")
+        st.plotly_chart(fig, key="frontier_chart", config={"displaylogo": False})
     alts = [{"configuration": f"{a.num_gpus_per_replica} x {a.gpu_id}, {a.layout.label}, {a.precision}/{a.kv_dtype} "
                               f"KV, {a.engine}, batch limit {a.max_num_seqs}",
              "gpus": a.total_gpus, "usd_per_month": a.monthly_usd,
