@@ -147,16 +147,16 @@ def _volume_slider(fields: dict[str, Any]) -> None:
         value = st.session_state.get(_VOLUME_BOX)
         if value is not None:
             st.session_state[key] = float(value)
+            st.session_state[_VOLUME_BOX] = None  # the box stays empty: the slider shows the volume
 
     options = requests_per_day_options(st.session_state[key])
-    c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-    fields["requests_per_day"] = c1.select_slider(
+    fields["requests_per_day"] = st.select_slider(
         widgets.field_label("requests_per_day", "Traffic volume"), options=options, key=key,
         format_func=lambda v: f"{v:,.0f}", help=widgets.field_help("requests_per_day", "Logarithmic steps."))
-    st.session_state[_VOLUME_BOX] = float(fields["requests_per_day"])
-    c2.number_input("Exact requests/day", min_value=1.0, max_value=float(spec.high),
-                    step=1000.0, format="%.0f", key=_VOLUME_BOX, on_change=typed,
-                    help="Type a volume; the slider follows.")
+    c2, _ = st.columns([1, 4])
+    c2.number_input("Exact requests/day", min_value=1.0, max_value=float(spec.high), value=None, step=1000.0,
+                    format="%.0f", key=_VOLUME_BOX, on_change=typed, placeholder="type a volume",
+                    help="Type an exact volume; the slider moves to it.")
     if fields.get("tokens_per_month") is not None:
         c1, c2 = st.columns([4, 1])
         c1.info(f"This scenario sets the volume as {fields['tokens_per_month']:,.0f} tokens per month, which "
