@@ -75,6 +75,11 @@ class Traffic:
     headroom_frac: float = 0.0
     redundancy_replicas: int = 0
 
+    @property
+    def prompt_tokens(self) -> float:
+        """Prompt tokens a request makes the engine compute (at least 1)."""
+        return max(self.prefill_tokens if self.prefill_tokens is not None else self.input_tokens, 1.0)
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -154,6 +159,16 @@ class FrontierPoint:
 
 
 PriceFn = Callable[[str], tuple[float, str | None]]  # gpu_id -> (USD per GPU-hour at the tier, provider); NaN: none
+
+
+def option_candidates(catalog: Catalog, model: Model, opt: Option, *, profile: str | None = None
+                      ) -> list[evaluator.Candidate]:
+    """The evaluator's candidate for a chosen option (to evaluate or simulate it alone)."""
+    return evaluator.candidates(catalog, model.arch, model.native_precision, gpus=[catalog.gpu(opt.gpu_id)],
+                                engines=[catalog.engine(opt.engine)], precisions=[catalog.precision(opt.precision)],
+                                kv_dtypes=[catalog.kv_dtype(opt.kv_dtype)], gpu_counts=[opt.num_gpus_per_replica],
+                                layouts=lambda e, g, n: [opt.layout], max_num_seqs=opt.max_num_seqs,
+                                profile_id=profile)
 
 
 def quality_ok(precision: Precision, policy: str) -> bool:
@@ -280,9 +295,8 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
     step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
     budget = np.array([sub.bases[i].engine.max_num_batched_tokens or 1e12 for i in sub.base_index], dtype=float)
     max_batch = ev.max_concurrency[fit_idx].astype(float)
-    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
     rate, bound = max_rate_meeting_slo(step, ttft_target_s=targets.ttft_target_s, tpot_target_s=targets.tpot_target_s,
-                                       percentile=targets.percentile, input_tokens=max(prompt, 1.0),
+                                       percentile=targets.percentile, input_tokens=traffic.prompt_tokens,
                                        output_tokens=traffic.output_tokens, max_batch=max_batch, token_budget=budget,
                                        input_tokens_cv=traffic.input_tokens_cv,
                                        output_tokens_cv=traffic.output_tokens_cv)
@@ -334,6 +348,25 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
                         elapsed_s=time.perf_counter() - start, options=(best, *options[1:]), frontier=frontier)
 
 
+def _design_load_latency(arch, cs: CandidateSet, idx: np.ndarray, serving: np.ndarray, traffic: Traffic,
+                         max_batch: np.ndarray, budget: np.ndarray):
+    """Latency percentiles of configurations `idx` with the fleet's design load spread over their serving
+    instances (replicas x dp)."""
+    from planner.perf.queueing import latency_percentiles
+
+    sub = cs.take(idx)
+    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    rate = traffic.design_rate_per_s / (np.maximum(serving[idx], 1.0) * cs.dp[idx])
+    return latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=traffic.prompt_tokens,
+                               output_tokens=traffic.output_tokens, max_batch=max_batch[idx], token_budget=budget[idx],
+                               input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+
+
+def _end_to_end_s(lat, traffic: Traffic, percentile: float) -> np.ndarray:
+    """TTFT + (output - 1) x TPOT at the percentile."""
+    return np.asarray(lat.ttft_at(percentile)) + (traffic.output_tokens - 1) * np.asarray(lat.tpot_at(percentile))
+
+
 FRONTIER_CANDIDATES = 2000  # the cheapest configurations whose latency the frontier evaluates
 
 
@@ -342,19 +375,11 @@ def _frontier(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, to
               budget: np.ndarray) -> tuple[FrontierPoint, ...]:
     """The cost-vs-latency frontier among the cheapest configurations that meet the targets: walking up in cost,
     each point has a lower end-to-end latency (TTFT + (output - 1) x TPOT at the percentile) than all cheaper."""
-    from planner.perf.queueing import latency_percentiles
-
     top = order[:FRONTIER_CANDIDATES]
-    sub = cs.take(top)
-    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
-    rate = traffic.design_rate_per_s / (np.maximum(serving[top], 1.0) * cs.dp[top])
-    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
-    lat = latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=max(prompt, 1.0),
-                              output_tokens=traffic.output_tokens, max_batch=max_batch[top], token_budget=budget[top],
-                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    lat = _design_load_latency(arch, cs, top, serving, traffic, max_batch, budget)
     ttft, tpot = np.asarray(lat.ttft_at(targets.percentile)), np.asarray(lat.tpot_at(targets.percentile))
-    e2e = ttft + (traffic.output_tokens - 1) * tpot
-    labels = sub.labels()
+    e2e = _end_to_end_s(lat, traffic, targets.percentile)
+    labels = cs.take(top).labels()
     points, best = [], math.inf
     for j in np.lexsort((e2e, monthly[top])):  # by cost, the fastest of equal cost first
         if np.isfinite(e2e[j]) and e2e[j] < best * (1 - 1e-6):
@@ -373,23 +398,14 @@ def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.nd
                        budget: np.ndarray) -> np.ndarray:
     """Among the options as cheap as the cheapest (to the cent) on as few GPUs, the lowest end-to-end latency at the
     percentile under the design load comes first: TTFT + (output - 1) x TPOT."""
-    from planner.perf.queueing import latency_percentiles
-
     first = order[0]
     same = (np.round(monthly[order], 2) == np.round(monthly[first], 2)) & (total_gpus[order] == total_gpus[first])
     tied = order[same]
     if tied.size < 2:
         return order
     tied = tied[:512]
-    sub = cs.take(tied)
-    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
-    rate = traffic.design_rate_per_s / (np.maximum(serving[tied], 1.0) * cs.dp[tied])
-    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
-    lat = latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=max(prompt, 1.0),
-                              output_tokens=traffic.output_tokens, max_batch=max_batch[tied], token_budget=budget[tied],
-                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
-    e2e = np.asarray(lat.ttft_at(targets.percentile)) + (traffic.output_tokens - 1) * np.asarray(
-        lat.tpot_at(targets.percentile))
+    e2e = _end_to_end_s(_design_load_latency(arch, cs, tied, serving, traffic, max_batch, budget), traffic,
+                        targets.percentile)
     ranked = tied[np.argsort(e2e, kind="stable")]
     rest = order[~np.isin(order, ranked)]
     return np.concatenate([ranked, rest])
@@ -412,16 +428,7 @@ def _with_latency(arch, cs: CandidateSet, i: int, opt: Option, traffic: Traffic,
     """The option with its latency at the percentile under the fleet's design load (per engine instance)."""
     from dataclasses import replace
 
-    from planner.perf.queueing import latency_percentiles
-
-    one = cs.take(np.array([i]))
-    step = evaluator.step_time_fn(arch, one, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
-    instances = max(float(serving[i]), 1.0) * opt.layout.dp
-    rate = traffic.design_rate_per_s / instances
-    prompt = traffic.prefill_tokens if traffic.prefill_tokens is not None else traffic.input_tokens
-    lat = latency_percentiles(step, rate_per_s=np.array([max(rate, 1e-9)]), input_tokens=max(prompt, 1.0),
-                              output_tokens=traffic.output_tokens, max_batch=max_batch[[i]], token_budget=budget[[i]],
-                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    lat = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget)
     latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[0])
                for what in ("ttft", "tpot") for q in LATENCY_PERCENTILES}
     running = float(np.asarray(lat.running_batch_mean)[0])
@@ -496,4 +503,4 @@ def _space_words(space: SearchSpace) -> str:
 
 __all__ = ["FrontierPoint",
            "BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "Option", "QUALITY_POLICIES", "SearchResult",
-           "SearchSpace", "Targets", "Traffic", "kv_dtypes_for", "precisions_for", "search"]
+           "SearchSpace", "Targets", "Traffic", "kv_dtypes_for", "option_candidates", "precisions_for", "search"]

@@ -12,7 +12,9 @@ import argparse
 
 from planner import units
 from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table
+from planner.optimizer import option_candidates
 from planner.perf import evaluator
+from planner.perf.estimate import resolve_model
 from planner.perf.simulation import scalar_step, simulate
 from planner.plan import plan
 from planner.scenario import Scenario, apply_overrides, load_scenario
@@ -24,20 +26,12 @@ def _run(args: argparse.Namespace) -> int:
     cat = catalog()
     p = plan(scenario, cat)
     b, e = p.search.best, p.estimate
-    model = cat.model(e.model_id) if e.model_id in cat.models else None
-    if model is None:
-        from planner.perf.estimate import resolve_model
-
-        model = resolve_model(cat, scenario.model)
-    cands = evaluator.candidates(cat, model.arch, model.native_precision, gpus=[cat.gpu(b.gpu_id)],
-                                 engines=[cat.engine(b.engine)], precisions=[cat.precision(b.precision)],
-                                 kv_dtypes=[cat.kv_dtype(b.kv_dtype)], gpu_counts=[b.num_gpus_per_replica],
-                                 layouts=lambda eng, gpu, n: [b.layout], max_num_seqs=b.max_num_seqs,
-                                 profile_id=scenario.profile)
+    model = resolve_model(cat, scenario.model)
+    cands = option_candidates(cat, model, b, profile=scenario.profile)
     step = evaluator.step_time_fn(model.arch, cands, input_tokens=e.input_tokens, output_tokens=e.output_tokens)
     serving = max(b.replicas - scenario.redundancy_replicas, 1)
     rate = p.workload.requests_per_day / units.S_PER_DAY * p.economics.design_rate_factor / (serving * b.layout.dp)
-    prompt = max(1, round(p.workload.input_tokens_mean * (1 - p.workload.prompt_cache_hit_frac)))
+    prompt = max(1, round(p.workload.input_tokens_mean * (1 - p.workload.prompt_cache_hit_frac)))  # as the plan
     sim = simulate(scalar_step(step), rate_per_s=rate, input_tokens=prompt, output_tokens=e.output_tokens,
                    max_batch=e.max_concurrency, token_budget=cat.engine(b.engine).max_num_batched_tokens or 1_000_000,
                    n_requests=args.requests, seed=args.seed)
