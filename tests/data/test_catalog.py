@@ -137,3 +137,22 @@ def test_future_api_price_date(tiny_data_dir):
 ])
 def test_provider_class_inferred(provider, expected):
     assert provider_class_for(provider) == expected
+
+
+@pytest.mark.parametrize("old, new, column", [(",8192,paged,total,", ",8192,pagd,total,", "kv_reservation"),
+                                              (",8192,paged,total,", ",8192,paged,halfway,", "kv_memory_basis"),
+                                              (",tp;pp;dp;ep,,https://docs.vllm", ",tp;pp;zz,,https://docs.vllm",
+                                               "layouts")])
+def test_engine_policies_are_checked(tmp_path, old, new, column):
+    import shutil
+
+    from planner.data.catalog import DATA_DIR
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    path = data / "engines.csv"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(CatalogError, match=f"engines.csv, row 2, column '{column}'"):
+        load_catalog(data)
