@@ -39,7 +39,7 @@ from planner import units
 from planner.data.catalog import Catalog, EfficiencyProfile, Engine, Gpu, KvDtype, Precision
 from planner.errors import InvalidInputError
 from planner.model.architecture import Architecture, kv_bytes_per_sequence
-from planner.model.quantization import WeightFormat, compute_tflops
+from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 from planner.perf.performance import Efficiency, decode_terms
 from planner.perf.serving import PointTerms, point_terms
 
@@ -352,16 +352,10 @@ class _Table:
         return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True)
 
 
-_EFF_CACHE: dict[int, np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _eff_row(profile: EfficiencyProfile) -> np.ndarray:
-    key = id(profile)
-    if key not in _EFF_CACHE or len(_EFF_CACHE) > 4096:
-        if len(_EFF_CACHE) > 4096:
-            _EFF_CACHE.clear()
-        _EFF_CACHE[key] = efficiency_of(profile).to_array()
-    return _EFF_CACHE[key]
+    """A profile's efficiency as an EFFICIENCY_FIELDS array, cached by the profile's value (frozen, hashable)."""
+    return efficiency_of(profile).to_array()
 
 
 def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
@@ -582,8 +576,6 @@ def candidates(catalog: Catalog, arch: Architecture, native_precision: str, *, g
     A `None` KV dtype means the engine's default for that precision. `layouts(engine, gpu, n)` lists the
     layouts to try on n GPUs (default: all the engine can run).
     """
-    from planner.model.quantization import check_compatible, weight_format
-
     layouts = layouts or (lambda e, g, n: layouts_for(e, arch, g, n))
     profiles: dict[tuple[str, str], EfficiencyProfile] = {}
     out = []
