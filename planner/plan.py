@@ -1,4 +1,4 @@
-"""`plan(scenario) -> Plan`: wiring from a scenario to the decision (no formulas of its own).
+"""`plan(scenario, catalog) -> Plan`: wiring from a scenario to the decision (no formulas of its own).
 
 Resolves the workload (explicit fields > observed request sizes > preset), picks the
 replica size and the operating concurrency under the latency targets (`estimate` +
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import units
-from planner.data.catalog import Catalog, load_catalog
+from planner.data.catalog import Catalog
 from planner.econ.api_costs import ApiCost, resolve_api
 from planner.econ.breakeven import (
     BreakEven,
@@ -321,10 +321,10 @@ def _tier_rates(catalog: Catalog, s: Scenario, gpu_id: str, elastic_ok: bool
     return rates, prices, capex
 
 
-def plan(scenario: Scenario, catalog: Catalog | None = None, *, request_sizes: RequestSizes | None = None) -> Plan:
-    """Size, cost and compare one scenario. Raises DoesNotFitError / UnreachableTargetError when infeasible."""
+def plan(scenario: Scenario, catalog: Catalog, *, request_sizes: RequestSizes | None = None) -> Plan:
+    """Size, cost and compare one scenario against `catalog` (loaded once by the caller: plan reads no
+    catalog file). Raises DoesNotFitError / UnreachableTargetError when infeasible."""
     s = scenario
-    catalog = catalog or load_catalog()
     warnings: list[str] = []
     sizes = request_sizes or (request_sizes_from_csv(s.request_sizes_csv) if s.request_sizes_csv else None)
     preset = PRESETS[s.preset]
