@@ -17,6 +17,7 @@ Deployment and v1 Service [6]. docs/deploy.md maps each plan field to each engin
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,34 +204,46 @@ def _dtype(cfg: ServeConfig) -> list[str]:
         if cfg.precision in ("bf16", "fp16") else []
 
 
-def _vllm(cfg: ServeConfig) -> ServeCommand:
-    argv = ["vllm", "serve", cfg.model_repo, "--host", "0.0.0.0", "--port", str(cfg.serve_port),
-            "--tensor-parallel-size", str(cfg.tensor_parallel_size),
-            "--pipeline-parallel-size", str(cfg.pipeline_parallel_size)]
+@dataclass(frozen=True)
+class _PythonServerFlags:
+    """The launch flags of an OpenAI-compatible Python server (vLLM, SGLang): one concept, two spellings."""
+
+    program: tuple[str, ...]  # the command up to the model argument
+    model_flag: tuple[str, ...]  # () where the model is positional
+    tp: str
+    pp: str
+    context: str
+    memory_frac: str
+    max_seqs: str
+    expert_parallel: Callable[[ServeConfig], list[str]]
+
+
+_PYTHON_SERVERS = {
+    # [1]
+    "vllm": _PythonServerFlags(("vllm", "serve"), (), "--tensor-parallel-size", "--pipeline-parallel-size",
+                               "--max-model-len", "--gpu-memory-utilization", "--max-num-seqs",
+                               lambda cfg: ["--enable-expert-parallel"]),
+    # [2]; SGLang's expert-parallel group spans the tensor-parallel ranks
+    "sglang": _PythonServerFlags(("python3", "-m", "sglang.launch_server"), ("--model-path",), "--tp-size",
+                                 "--pp-size", "--context-length", "--mem-fraction-static", "--max-running-requests",
+                                 lambda cfg: ["--ep-size", str(cfg.tensor_parallel_size)]),
+}
+
+
+def _python_server(engine: str, cfg: ServeConfig) -> ServeCommand:
+    flags = _PYTHON_SERVERS[engine]
+    argv = [*flags.program, *flags.model_flag, cfg.model_repo, "--host", "0.0.0.0", "--port", str(cfg.serve_port),
+            flags.tp, str(cfg.tensor_parallel_size), flags.pp, str(cfg.pipeline_parallel_size)]
     if cfg.expert_parallel:
-        argv.append("--enable-expert-parallel")
-    quant = quantization_value("vllm", cfg.precision, cfg.native_precision, cfg.gpu_vendor)
+        argv += flags.expert_parallel(cfg)
+    quant = quantization_value(engine, cfg.precision, cfg.native_precision, cfg.gpu_vendor)
     argv += (["--quantization", quant] if quant else []) + _dtype(cfg)
-    argv += ["--kv-cache-dtype", kv_cache_value("vllm", cfg.kv_dtype),
-             "--max-model-len", str(cfg.max_model_len_tokens),
-             "--gpu-memory-utilization", f"{cfg.gpu_memory_utilization_frac:g}",
-             "--max-num-seqs", str(cfg.max_num_seqs)]
-    return ServeCommand(tuple(argv), tuple(_checkpoint_notes(cfg)), program_len=3)
-
-
-def _sglang(cfg: ServeConfig) -> ServeCommand:
-    argv = ["python3", "-m", "sglang.launch_server", "--model-path", cfg.model_repo, "--host", "0.0.0.0",
-            "--port", str(cfg.serve_port), "--tp-size", str(cfg.tensor_parallel_size),
-            "--pp-size", str(cfg.pipeline_parallel_size)]
-    if cfg.expert_parallel:  # SGLang's expert-parallel group spans the tensor-parallel ranks
-        argv += ["--ep-size", str(cfg.tensor_parallel_size)]
-    quant = quantization_value("sglang", cfg.precision, cfg.native_precision, cfg.gpu_vendor)
-    argv += (["--quantization", quant] if quant else []) + _dtype(cfg)
-    argv += ["--kv-cache-dtype", kv_cache_value("sglang", cfg.kv_dtype),
-             "--context-length", str(cfg.max_model_len_tokens),
-             "--mem-fraction-static", f"{cfg.gpu_memory_utilization_frac:g}",
-             "--max-running-requests", str(cfg.max_num_seqs)]
-    return ServeCommand(tuple(argv), tuple(_checkpoint_notes(cfg)), program_len=3)
+    argv += ["--kv-cache-dtype", kv_cache_value(engine, cfg.kv_dtype),
+             flags.context, str(cfg.max_model_len_tokens),
+             flags.memory_frac, f"{cfg.gpu_memory_utilization_frac:g}",
+             flags.max_seqs, str(cfg.max_num_seqs)]
+    program_len = len(flags.program) + (0 if flags.model_flag else 1)  # a positional model stays on the first line
+    return ServeCommand(tuple(argv), tuple(_checkpoint_notes(cfg)), program_len=program_len)
 
 
 def _llama_cpp(cfg: ServeConfig) -> ServeCommand:
@@ -267,7 +280,8 @@ def _trtllm(cfg: ServeConfig) -> ServeCommand:
 
 
 COMMANDS: dict[str, Callable[[ServeConfig], ServeCommand]] = {
-    "vllm": _vllm, "sglang": _sglang, "llama.cpp": _llama_cpp, "trtllm": _trtllm}
+    "vllm": functools.partial(_python_server, "vllm"),
+    "sglang": functools.partial(_python_server, "sglang"), "llama.cpp": _llama_cpp, "trtllm": _trtllm}
 
 
 def serve_command(cfg: ServeConfig) -> ServeCommand:
