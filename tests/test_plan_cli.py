@@ -50,6 +50,14 @@ def test_csv_to_file_and_stdout(capsys, tmp_path):
     assert code == 0 and rows[0][0] == "section" and rows[-1][0] == "2"
 
 
+@pytest.mark.parametrize("target", [".", "{tmp}"])
+def test_csv_to_a_folder_is_refused_in_one_line(capsys, tmp_path, target):
+    code, out, err = run(capsys, "--csv", target.format(tmp=tmp_path))
+    assert code == 2 and "is a directory; give a file name inside it" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written beside it
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["--set", "requests_per_dya=5"], 2, "unknown scenario field 'requests_per_dya'"),
     (["--set", "pue=0.2"], 2, "'pue' must be in [1, 5]"),

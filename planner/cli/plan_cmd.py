@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from planner.cli._output import catalog, fmt_number, print_pairs, print_table
-from planner.data.safe_io import write_bytes_atomic, write_text_atomic
+from planner.data.safe_io import check_output_path, write_bytes_atomic, write_text_atomic
 from planner.econ.breakeven import BreakEven
 from planner.econ.costs import ALL_TIERS
 from planner.plan import Plan, plan
@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.csv == "-":
             sys.stdout.write(text + "\n" + monthly)
             return 0
-        base = Path(args.csv)
+        base = check_output_path(args.csv, what="CSV report")  # a folder such as '.' has no name to derive from
         monthly_path = base.with_name(base.stem + ".monthly.csv")
         write_text_atomic(base, text, what="CSV report")
         write_text_atomic(monthly_path, monthly, what="monthly CSV table")
