@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -254,7 +254,7 @@ def _capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic:
 
 
 def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> _Capacities:
-    from planner.perf.queueing import max_rate_meeting_slo
+    from planner.perf.queueing import max_rate_meeting_slo  # scipy.special: loaded when a search runs, not at import
 
     model, arch = space.model, space.model.arch
     engines = [catalog.engine(e) for e in space.engines] if space.engines else list(catalog.engines.values())
@@ -352,7 +352,7 @@ def _design_load_latency(arch, cs: CandidateSet, idx: np.ndarray, serving: np.nd
                          max_batch: np.ndarray, budget: np.ndarray):
     """Latency percentiles of configurations `idx` with the fleet's design load spread over their serving
     instances (replicas x dp)."""
-    from planner.perf.queueing import latency_percentiles
+    from planner.perf.queueing import latency_percentiles  # scipy.special: loaded when a search runs, not at import
 
     sub = cs.take(idx)
     step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
@@ -362,9 +362,15 @@ def _design_load_latency(arch, cs: CandidateSet, idx: np.ndarray, serving: np.nd
                                input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
 
 
+def end_to_end_s(ttft_s, tpot_s, output_tokens: float):
+    """A request's end-to-end latency: TTFT + (output - 1) x TPOT (the first token arrives at TTFT)."""
+    return ttft_s + (output_tokens - 1) * tpot_s
+
+
 def _end_to_end_s(lat, traffic: Traffic, percentile: float) -> np.ndarray:
-    """TTFT + (output - 1) x TPOT at the percentile."""
-    return np.asarray(lat.ttft_at(percentile)) + (traffic.output_tokens - 1) * np.asarray(lat.tpot_at(percentile))
+    """End-to-end latency at the percentile (percentile TTFT plus percentile TPOT per later token)."""
+    return end_to_end_s(np.asarray(lat.ttft_at(percentile)), np.asarray(lat.tpot_at(percentile)),
+                        traffic.output_tokens)
 
 
 FRONTIER_CANDIDATES = 2000  # the cheapest configurations whose latency the frontier evaluates
@@ -426,8 +432,6 @@ def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, mo
 def _with_latency(arch, cs: CandidateSet, i: int, opt: Option, traffic: Traffic, targets: Targets,
                   max_batch: np.ndarray, budget: np.ndarray, serving: np.ndarray) -> Option:
     """The option with its latency at the percentile under the fleet's design load (per engine instance)."""
-    from dataclasses import replace
-
     lat = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget)
     latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[0])
                for what in ("ttft", "tpot") for q in LATENCY_PERCENTILES}
@@ -501,6 +505,6 @@ def _space_words(space: SearchSpace) -> str:
     return f"GPUs {gpus}; precisions {precs}; {counts} GPUs per replica"
 
 
-__all__ = ["FrontierPoint",
-           "BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "Option", "QUALITY_POLICIES", "SearchResult",
-           "SearchSpace", "Targets", "Traffic", "kv_dtypes_for", "option_candidates", "precisions_for", "search"]
+__all__ = ["BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "QUALITY_POLICIES", "FrontierPoint", "Option",
+           "SearchResult", "SearchSpace", "Targets", "Traffic", "end_to_end_s", "kv_dtypes_for", "option_candidates",
+           "precisions_for", "search"]

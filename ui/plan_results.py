@@ -16,6 +16,7 @@ from planner.econ.cost_curves import breakeven_chart
 from planner.econ.costs import ALL_TIERS, TierCost
 from planner.errors import PlannerError
 from planner.handoff.deploy_targets import deployment_files, deployment_from_plan
+from planner.optimizer import end_to_end_s
 from planner.plan import Plan
 from ui import state, widgets
 
@@ -312,15 +313,15 @@ def _why(p: Plan) -> None:
             "tpot_ms": st.column_config.NumberColumn("TPOT (ms)", format="%.1f")})
     if s.frontier:
         out = p.estimate.output_tokens
-        e2e = [f.ttft_s + (out - 1) * f.tpot_s for f in s.frontier]
+        e2e = [end_to_end_s(f.ttft_s, f.tpot_s, out) for f in s.frontier]
         fig = go.Figure(go.Scatter(
             x=[f.monthly_usd for f in s.frontier], y=e2e, mode="lines+markers",
             line_shape="hv", name="latency", text=[f.configuration for f in s.frontier],
             customdata=[[f.ttft_s, f.tpot_s * 1e3, f.total_gpus] for f in s.frontier],
             hovertemplate="%{x:$,.0f}/month, %{customdata[2]} GPUs<br>TTFT %{customdata[0]:.3f} s, TPOT "
                           "%{customdata[1]:.1f} ms<br>%{text}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=[s.best.monthly_usd], y=[s.best.ttft_s_at_percentile + (out - 1)
-                                                            * s.best.tpot_s_at_percentile], mode="markers",
+        best_e2e = end_to_end_s(s.best.ttft_s_at_percentile, s.best.tpot_s_at_percentile, out)
+        fig.add_trace(go.Scatter(x=[s.best.monthly_usd], y=[best_e2e], mode="markers",
                                  name="the plan", marker={"size": 13, "symbol": "diamond", "color": "black"}))
         fig.update_xaxes(type="log", title="fleet cost (USD/month, log scale)", tickformat="$~s")
         fig.update_yaxes(title=f"TTFT + {out - 1} x TPOT at p{round(p.latency_percentile * 100)} (s)")
