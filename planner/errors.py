@@ -163,3 +163,8 @@ def bounded_float(name: str, value: object, low: float, high: float, *, low_open
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
         raise InvalidInputError(f"{name} must be a finite number in {interval}, got {brief(value)}")
     return float(value)  # type: ignore[arg-type]
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 replica', '2 replicas': a whole count with its noun in the right number (English plural in -s)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -27,7 +27,7 @@ import numpy as np
 
 from planner import units
 from planner.data.catalog import Catalog, Gpu, KvDtype, Model, Precision
-from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
+from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError, counted
 from planner.perf import evaluator
 from planner.perf.evaluator import CandidateSet, Layout
 
@@ -482,8 +482,9 @@ def _alternatives(cs: CandidateSet, order: np.ndarray, best: Option, make: Calla
 
 def _explain(best: Option, alternatives: Sequence[Option]) -> list[str]:
     """One line for the choice, and per searched axis what the cheapest other value would cost."""
-    lines = [f"cheapest that meets the targets: {best.total_gpus} x {best.gpu_id} ({best.replicas} replicas of "
-             f"{best.num_gpus_per_replica} GPUs, {best.layout.label}, {best.precision} weights, {best.kv_dtype} KV, "
+    shape = f"{counted(best.replicas, 'replica')} of {counted(best.num_gpus_per_replica, 'GPU')}"
+    lines = [f"cheapest that meets the targets: {best.total_gpus} x {best.gpu_id} ({shape}, {best.layout.label}, "
+             f"{best.precision} weights, {best.kv_dtype} KV, "
              f"{best.engine}, batch limit {best.max_num_seqs}) at {best.monthly_usd:,.0f} USD/month; the targets bind "
              f"through {best.bound_by}"]
     for axis, word in _AXES:

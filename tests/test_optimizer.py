@@ -181,3 +181,9 @@ def test_frontier_trades_cost_for_latency(default_plan):
     e2e = [p.ttft_s + (out - 1) * p.tpot_s for p in f]
     assert all(b.monthly_usd >= a.monthly_usd for a, b in zip(f, f[1:], strict=False))
     assert all(b < a for a, b in zip(e2e, e2e[1:], strict=False))
+
+
+def test_explanation_counts_in_the_right_number():
+    from planner.errors import counted
+
+    assert (counted(1, "replica"), counted(2, "GPU"), counted(1_000, "GPU")) == ("1 replica", "2 GPUs", "1,000 GPUs")

@@ -12,6 +12,7 @@ import argparse
 
 from planner import units
 from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table
+from planner.errors import counted
 from planner.optimizer import option_candidates
 from planner.perf import evaluator
 from planner.perf.estimate import resolve_model
@@ -46,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    print_pairs([("configuration", f"{b.total_gpus} x {b.gpu_id}: {b.replicas} replicas of {b.layout.label}, "
+    replicas = counted(b.replicas, "replica")
+    print_pairs([("configuration", f"{b.total_gpus} x {b.gpu_id}: {replicas} of {b.layout.label}, "
                                    f"{b.precision}/{b.kv_dtype} KV, {b.engine}, batch limit {b.max_num_seqs}"),
                  ("load per engine instance", f"{rate:,.3f} requests/s ({sim.n_requests:,} simulated requests, "
                                               f"{sim.simulated_s:,.0f} s)"),
