@@ -50,10 +50,15 @@ def test_csv_to_file_and_stdout(capsys, tmp_path):
     assert code == 0 and rows[0][0] == "section" and rows[-1][0] == "2"
 
 
-@pytest.mark.parametrize("target", [".", "{tmp}"])
-def test_csv_to_a_folder_is_refused_in_one_line(capsys, tmp_path, target):
-    code, out, err = run(capsys, "--csv", target.format(tmp=tmp_path))
-    assert code == 2 and "is a directory; give a file name inside it" in err
+@pytest.mark.parametrize("flag, target, message", [
+    ("--csv", ".", "is a directory; give a file name inside it"),
+    ("--csv", "{tmp}", "is a directory; give a file name inside it"),
+    ("--csv", "", "needs an output file path"),
+    ("--csv-zip", "{tmp}", "is a directory; give a file name inside it"),
+    ("--csv-zip", "", "needs an output file path")])
+def test_csv_to_a_folder_or_no_name_is_refused_in_one_line(capsys, tmp_path, flag, target, message):
+    code, out, err = run(capsys, flag, target.format(tmp=tmp_path))
+    assert code == 2 and message in err and out == ""  # refused before the search runs
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing written beside it
 

@@ -106,6 +106,10 @@ def _summary(p: Plan) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # output paths are checked before the search runs: an empty name or a folder is refused at once
+    base = check_output_path(args.csv, what="CSV report") if args.csv not in (None, "-") else None
+    if args.csv_zip is not None:
+        check_output_path(args.csv_zip, what="CSV report archive")
     scenario = load_scenario(args.scenario) if args.scenario else Scenario()
     scenario = apply_overrides(scenario, args.set or [])
     sizes = scenario.request_sizes_csv
@@ -115,16 +119,15 @@ def _run(args: argparse.Namespace) -> int:
             scenario = dataclasses.replace(scenario, request_sizes_csv=str(beside))
     result = plan(scenario, catalog())
     monthly_path = None
-    if args.csv:
+    if args.csv is not None:
         text, monthly = plan_to_csv(result, catalog=catalog()), plan_monthly_to_csv(result)
         if args.csv == "-":
             sys.stdout.write(text + "\n" + monthly)
             return 0
-        base = check_output_path(args.csv, what="CSV report")  # a folder such as '.' has no name to derive from
         monthly_path = base.with_name(base.stem + ".monthly.csv")
         write_text_atomic(base, text, what="CSV report")
         write_text_atomic(monthly_path, monthly, what="monthly CSV table")
-    if args.csv_zip:
+    if args.csv_zip is not None:
         write_bytes_atomic(args.csv_zip, plan_to_zip(result, catalog=catalog()), what="CSV report archive")
     if args.json:
         sys.stdout.write(plan_to_json(result) + "\n")
