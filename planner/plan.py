@@ -64,11 +64,10 @@ from planner.econ.workload import (
     design_rate_factor,
     hourly_rate_factors,
     monthly_tokens,
-    request_sizes_from_csv,
     requests_per_day_at_month,
     resolve_workload,
 )
-from planner.errors import DoesNotFitError, InvalidInputError
+from planner.errors import DoesNotFitError, InvalidInputError, brief
 from planner.optimizer import (
     BATCH_LIMITS,
     GPUS_PER_REPLICA,
@@ -326,7 +325,10 @@ def plan(scenario: Scenario, catalog: Catalog, *, request_sizes: RequestSizes | 
     catalog file). Raises DoesNotFitError / UnreachableTargetError when infeasible."""
     s = scenario
     warnings: list[str] = []
-    sizes = request_sizes or (request_sizes_from_csv(s.request_sizes_csv) if s.request_sizes_csv else None)
+    if s.request_sizes_csv and request_sizes is None:
+        raise InvalidInputError(f"request_sizes_csv {brief(s.request_sizes_csv)}: plan() reads no file; load it "
+                                "with planner.econ.workload.request_sizes_from_csv and pass request_sizes=")
+    sizes = request_sizes
     preset = PRESETS[s.preset]
     w, sources = resolve_workload(
         preset, sizes, requests_per_day=s.requests_per_day, tokens_per_month=s.tokens_per_month,

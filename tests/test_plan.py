@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from planner.data.catalog import GpuPrice
 from planner.econ.costs import ALL_TIERS
-from planner.econ.workload import request_sizes
+from planner.econ.workload import request_sizes, request_sizes_from_csv
 from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError
 from planner.perf import evaluator
 from planner.perf.queueing import saturation_rate_per_s
@@ -151,9 +151,11 @@ def test_autoscale_without_profile_warns(tiny_catalog):
 def test_request_sizes_replace_preset_means(tiny_catalog, tmp_path):
     path = tmp_path / "sizes.csv"
     path.write_text("input_tokens,output_tokens\n400,40\n600,60\n")
-    p = plan(tiny(request_sizes_csv=str(path)), tiny_catalog)
+    p = plan(tiny(request_sizes_csv=str(path)), tiny_catalog, request_sizes=request_sizes_from_csv(path))
     assert (p.workload.input_tokens_mean, p.workload.output_tokens_mean) == (500, 50)
     assert p.request_sizes.n_requests == 2
+    with pytest.raises(InvalidInputError, match="plan\\(\\) reads no file"):  # the caller reads the file
+        plan(tiny(request_sizes_csv=str(path)), tiny_catalog)
     q = plan(tiny(), tiny_catalog, request_sizes=request_sizes([400, 600], [40, 60]))
     assert q.workload.input_tokens_mean == 500
 

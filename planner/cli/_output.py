@@ -14,10 +14,15 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from planner.data.catalog import Catalog, load_catalog
 from planner.errors import brief
+
+if TYPE_CHECKING:
+    from planner.econ.workload import RequestSizes
+    from planner.scenario import Scenario
 
 
 @lru_cache(maxsize=1)
@@ -26,6 +31,26 @@ def catalog() -> Catalog:
     from planner.data.importers import with_user_prices
 
     return with_user_prices(load_catalog())
+
+
+def scenario_inputs(path: str | None, overrides: Sequence[str] | None) -> tuple[Scenario, RequestSizes | None]:
+    """The scenario of `--scenario FILE` (built-in defaults without one) with `--set` overrides, and the
+    request sizes its `request_sizes_csv` names, read here at the boundary (plan() reads no file).
+
+    A relative `request_sizes_csv` written in a scenario file is looked up beside that file first.
+    """
+    from planner.econ.workload import request_sizes_from_csv
+    from planner.scenario import Scenario, apply_overrides, load_scenario
+
+    scenario = apply_overrides(load_scenario(path) if path else Scenario(), overrides or [])
+    sizes_csv = scenario.request_sizes_csv
+    if not sizes_csv:
+        return scenario, None
+    if path and not Path(sizes_csv).is_absolute() and not Path(sizes_csv).exists():
+        beside = Path(path).parent / sizes_csv
+        if beside.exists():
+            sizes_csv = str(beside)
+    return scenario, request_sizes_from_csv(sizes_csv)
 
 
 def _default(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from planner.cli._output import catalog, int_arg, print_json, text_arg
+from planner.cli._output import catalog, int_arg, print_json, scenario_inputs, text_arg
 from planner.data.catalog import Catalog
 from planner.data.importers.store import with_user_prices
 from planner.data.safe_io import check_output_path, write_text_atomic
@@ -24,11 +24,10 @@ TARGETS = ("vllm", "sglang", "llama.cpp", "trtllm", "skypilot", "kubernetes")
 
 
 def _from_scenario(args: argparse.Namespace, cat: Catalog, engine: str | None) -> Deployment:
-    from planner.plan import plan  # the planning stack loads its default tables on import
-    from planner.scenario import apply_overrides, load_scenario
+    from planner.plan import plan  # the planning stack is imported only for --scenario
 
-    scenario = apply_overrides(load_scenario(args.scenario), args.set or [])
-    result = plan(scenario, cat)
+    scenario, sizes = scenario_inputs(args.scenario, args.set)
+    result = plan(scenario, cat, request_sizes=sizes)
     deployment = deployment_from_plan(result, cat, engine=engine, max_model_len_tokens=args.max_model_len,
                                       port=args.port, model_repo=args.model_repo, accelerator=args.accelerator)
     if engine and engine != result.estimate.engine:

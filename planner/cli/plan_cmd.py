@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from pathlib import Path
 
-from planner.cli._output import catalog, fmt_number, print_pairs, print_table
+from planner.cli._output import catalog, fmt_number, print_pairs, print_table, scenario_inputs
 from planner.data.safe_io import check_output_path, write_bytes_atomic, write_text_atomic
 from planner.econ.breakeven import BreakEven
 from planner.econ.costs import ALL_TIERS
 from planner.plan import Plan, plan
 from planner.report import plan_monthly_to_csv, plan_to_csv, plan_to_json, plan_to_zip
-from planner.scenario import Scenario, apply_overrides, load_scenario
 
 
 def _money(value: float) -> str:
@@ -110,14 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     base = check_output_path(args.csv, what="CSV report") if args.csv not in (None, "-") else None
     if args.csv_zip is not None:
         check_output_path(args.csv_zip, what="CSV report archive")
-    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
-    scenario = apply_overrides(scenario, args.set or [])
-    sizes = scenario.request_sizes_csv
-    if args.scenario and sizes and not Path(sizes).is_absolute() and not Path(sizes).exists():
-        beside = Path(args.scenario).parent / sizes  # a path written in the scenario file is relative to it
-        if beside.exists():
-            scenario = dataclasses.replace(scenario, request_sizes_csv=str(beside))
-    result = plan(scenario, catalog())
+    scenario, sizes = scenario_inputs(args.scenario, args.set)
+    result = plan(scenario, catalog(), request_sizes=sizes)
     monthly_path = None
     if args.csv is not None:
         text, monthly = plan_to_csv(result, catalog=catalog()), plan_monthly_to_csv(result)

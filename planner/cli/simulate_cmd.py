@@ -11,21 +11,19 @@ from __future__ import annotations
 import argparse
 
 from planner import units
-from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table
+from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table, scenario_inputs
 from planner.errors import counted
 from planner.optimizer import option_candidates
 from planner.perf import evaluator
 from planner.perf.estimate import resolve_model
 from planner.perf.simulation import scalar_step, simulate
 from planner.plan import plan
-from planner.scenario import Scenario, apply_overrides, load_scenario
 
 
 def _run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
-    scenario = apply_overrides(scenario, args.set or [])
+    scenario, sizes = scenario_inputs(args.scenario, args.set)
     cat = catalog()
-    p = plan(scenario, cat)
+    p = plan(scenario, cat, request_sizes=sizes)
     b, e = p.search.best, p.estimate
     model = resolve_model(cat, scenario.model)
     cands = option_candidates(cat, model, b, profile=scenario.profile)
