@@ -282,17 +282,22 @@ def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:
 def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,
                  kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any, compute_tflops: Any,
                  interconnect_bandwidth_gb_s: Any, prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
-                 prefill_chunk_tokens: Any = None, expert_parallel: bool = False) -> StepTerms:
+                 prefill_chunk_tokens: Any = None, expert_parallel: bool = False,
+                 query_tokens_per_seq: Any = 1.0) -> StepTerms:
     """Roofline terms of one decode cycle of `batch` sequences (arrays; no input checks: see decode_step).
 
     `prefill_tokens` prompt tokens are processed per cycle. With `prefill_chunk_tokens` (a
     prompt's length) they arrive as whole prompts in a fraction prefill/chunk of the cycles;
-    without it they are spread over every cycle's step.
+    without it they are spread over every cycle's step. `query_tokens_per_seq`: tokens each
+    sequence runs through the step (a speculative verify step: 1 + draft tokens, see
+    `speculative.py`); weights touched, GEMM and attention FLOPs and activations scale with the
+    tokens, the KV cache is read once per sequence. 1 (the default) is plain decoding.
     """
     b = np.asarray(batch, dtype=float)
     pp_f = np.asarray(pp, dtype=float)
     tp_f = np.asarray(tp, dtype=float)
     micro = b / pp_f
+    tokens = micro * np.asarray(query_tokens_per_seq, dtype=float)  # decode query tokens per micro-batch
     p = np.asarray(prefill_tokens, dtype=float)
     if prefill_chunk_tokens is None:
         frac = np.where(p > 0, 1.0, 0.0)
@@ -303,27 +308,28 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
         chunk = np.maximum(p, size) * (p > 0)
     micro_chunk = chunk / pp_f
     kv_seq = kv_bytes_per_sequence(arch, context_tokens, kv_bytes_per_elem)
-    dense_bytes, expert_bytes = weight_bytes_split(arch, fmt, micro)
-    _, expert_bytes_chunk = weight_bytes_split(arch, fmt, micro + micro_chunk)
+    dense_bytes, expert_bytes = weight_bytes_split(arch, fmt, tokens)
+    _, expert_bytes_chunk = weight_bytes_split(arch, fmt, tokens + micro_chunk)
     bandwidth = np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB
     per_gpu = tp_f * pp_f  # a stage holds 1/pp of the layers, split tp ways
     flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
     kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f))
     link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=expert_parallel)
-    transfer, calls = comm_terms(arch, micro, **link)
-    transfer_chunk, _ = comm_terms(arch, micro + micro_chunk, **link)
+    transfer, calls = comm_terms(arch, tokens, **link)
+    transfer_chunk, _ = comm_terms(arch, tokens + micro_chunk, **link)
     gemm = 2.0 * arch.active_compute_params
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=expert_parallel)
     return StepTerms(memory_s=dense_bytes / per_gpu / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
-                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=micro * gemm / flops_per_s,
-                     attn_decode_s=micro * attention_flops_per_token(arch, context_tokens, prefill=False) / flops_per_s,
+                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * gemm / flops_per_s,
+                     attn_decode_s=tokens * attention_flops_per_token(arch, context_tokens,
+                                                                      prefill=False) / flops_per_s,
                      transfer_s=transfer, collectives=calls, pp=pp_f,
-                     expert_calls=expert_calls(arch, micro, **ep), chunk_frac=frac,
+                     expert_calls=expert_calls(arch, tokens, **ep), chunk_frac=frac,
                      compute_prefill_s=micro_chunk * gemm / flops_per_s,
                      attn_prefill_s=micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
                                                                             prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
-                     expert_calls_chunk=expert_calls(arch, micro + micro_chunk, **ep), layers=arch.n_layers / pp_f)
+                     expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f)
 
 
 def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
