@@ -532,12 +532,14 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, *, input_tokens: float,
-                 output_tokens: float, efficiency: str = "central") -> StepFn:
+                 output_tokens: float, efficiency: str = "central", query_tokens_per_seq: float = 1.0) -> StepFn:
     """step_s(decode_batch, prefill_tokens) -> seconds of one engine step of each candidate's instance.
 
     `decode_batch` running sequences (at the mean context, prompt + half the output) each produce a
     token while `prefill_tokens` prompt tokens ride along (chunked prefill). Arrays of shape (n,), one
     per candidate; `efficiency`: "central", "low" (slow end of the range) or "high" (fast end).
+    `query_tokens_per_seq`: tokens each sequence runs through the step (1: plain decoding; a speculative
+    verify step: 1 + draft tokens, `performance.decode_terms`).
     """
     t = _Table.of(cands)
     scale = {"central": 1.0, "low": 1.0 / t.range_low, "high": 1.0 / t.range_high}[efficiency]
@@ -560,7 +562,8 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
                                  kv_bytes_per_elem=kvb, tp=t.tp[idx], pp=t.pp[idx],
                                  memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
                                  interconnect_bandwidth_gb_s=t.link[idx], prefill_tokens=p[idx] * mult[idx],
-                                 prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep)
+                                 prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep,
+                                 query_tokens_per_seq=query_tokens_per_seq)
             out[idx] = terms.parts(sub)[0]
         return out * scale
 
