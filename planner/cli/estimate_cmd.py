@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from planner.cli._output import catalog, float_arg, int_arg, print_json, print_pairs, text_arg
-from planner.errors import DoesNotFitError
+from planner.errors import DoesNotFitError, InvalidInputError
 from planner.perf.estimate import MAX_GPUS, MAX_TOKENS, EstimateRequest, estimate
+from planner.perf.speculative import MAX_DRAFT_TOKENS, METHODS
 from planner.plan import slo_estimate
 
 
@@ -15,9 +16,13 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model, gpu=args.gpu, num_gpus=args.num_gpus, precision=args.precision, kv_dtype=args.kv_dtype,
         input_tokens=args.input_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
         engine=args.engine, tp=args.tp, pp=args.pp, dp=args.dp, expert_parallel=args.expert_parallel,
-        profile=args.profile, max_num_seqs=args.max_num_seqs,
+        profile=args.profile, max_num_seqs=args.max_num_seqs, speculative=args.speculative,
+        speculative_draft_tokens=args.draft_tokens, speculative_acceptance_frac=args.acceptance_frac,
     )
     slo = None
+    if args.speculative != "off" and (args.ttft_target_s is not None or args.tpot_target_s is not None):
+        raise InvalidInputError("--speculative is not combined with --ttft-target-s/--tpot-target-s (the queueing "
+                                "search runs without speculation); estimate one operating point instead")
     try:
         if args.ttft_target_s is not None or args.tpot_target_s is not None:
             result, slo = slo_estimate(catalog(), req, ttft_target_s=args.ttft_target_s,
@@ -52,6 +57,16 @@ def _run(args: argparse.Namespace) -> int:
         ("prefill tok/s (one prompt)", f"{r.prefill_tokens_per_s:,.0f}"),
         ("bottleneck", r.bottleneck), ("efficiency profile", r.efficiency_profile),
     ])
+    if r.speculative is not None:
+        sp = r.speculative
+        print_pairs([
+            ("speculative", f"{sp['method']}, {sp['draft_tokens']} draft token(s), acceptance "
+                            f"{sp['acceptance_frac']:.3f} ({sp['acceptance_source']}): "
+                            f"{sp['tokens_per_step']:.2f} tokens per verify step"),
+            ("TPOT off / on (ms)", f"{sp['tpot_s_off'] * 1e3:.1f} / {sp['tpot_s_on'] * 1e3:.1f} "
+                                   f"({sp['speedup_factor']:.2f}x, {'applied' if sp['applied'] else 'not applied'})"),
+            ("output tok/s off / on", f"{sp['output_tokens_per_s_off']:,.0f} / {sp['output_tokens_per_s_on']:,.0f}"),
+        ])
     if slo is not None:
         print_pairs([
             ("SLO", f"TTFT {slo['ttft_target_s']:g} s, TPOT {slo['tpot_target_s'] * 1e3:g} ms at "
@@ -95,5 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tpot-target-s", type=float_arg(0, 60, low_open=True), help="time per output token target")
     p.add_argument("--latency-percentile", type=float, choices=(0.5, 0.9, 0.95, 0.99), default=0.95,
                    help="the percentile the targets hold at (default 0.95)")
+    p.add_argument("--speculative", choices=METHODS, default="off",
+                   help="speculative decoding: the model's MTP layers or a published EAGLE-3 head (default off)")
+    p.add_argument("--draft-tokens", type=int_arg(1, MAX_DRAFT_TOKENS),
+                   help="with --speculative: draft tokens per step (default: the shortest in data/speculative.csv)")
+    p.add_argument("--acceptance-frac", type=float_arg(0, 1, low_open=True),
+                   help="with --speculative: per-position acceptance (default: data/speculative.csv for the model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)

@@ -7,7 +7,7 @@ runs the performance model. No formulas live here; see memory.py and performance
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from planner.errors import DoesNotFitError, InvalidInputError, require_positive_
 from planner.fit.profile_store import load_user_profiles  # the user's calibrated profiles (no perf import: no cycle)
 from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.model.quantization import check_compatible, weight_format
-from planner.perf import evaluator
+from planner.perf import evaluator, speculative
 from planner.perf.evaluator import Candidate, Evaluation, Layout, default_layout, efficiency_of, layout_problem
 from planner.perf.performance import Hardware
 from planner.perf.serving import PointTerms
@@ -46,6 +46,9 @@ class EstimateRequest:
     pp: int | None = None  # pipeline stages (llama.cpp: GPUs its layers are split over)
     dp: int | None = None  # data-parallel engine instances inside the replica (None: 1)
     max_num_seqs: int | None = None  # the engine's concurrency limit (None: its default)
+    speculative: str = "off"  # off | mtp | eagle3 (planner.perf.speculative)
+    speculative_draft_tokens: int | None = None  # None: the shortest draft length data/speculative.csv measured
+    speculative_acceptance_frac: float | None = None  # per-position acceptance; None: from data/speculative.csv
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Estimate:
     layer_split: bool = False  # llama.cpp: pp = GPUs the layers are split over, run one after another
     layout: str = "TP1"
     roofline_tpot_s: float = 0.0  # the same configuration at 100 % efficiency (no range end beats it)
+    speculative: dict | None = None  # speculative decoding asked for: both sides (`_speculative_summary`)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -300,6 +304,7 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
     _check_request(req)
     s = prepare(catalog, req, auto_layout(catalog, req))
     arch = s.model.arch
+    setting = speculative_setting(s, req)
     context = req.input_tokens + req.output_tokens
     if context > s.model.context_length_tokens:
         raise InvalidInputError(f"input_tokens + output_tokens = {context:,} exceeds {s.model.model_id}'s context "
@@ -338,7 +343,7 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
     if s.profile.n_points == 0:
         warnings.append("efficiency profile is an uncalibrated prior; treat speeds as rough")
     tpot = g("tpot_s")
-    return Estimate(
+    result = Estimate(
         fits=True, model_id=s.model.model_id, gpu_id=s.gpu.gpu_id, num_gpus=req.num_gpus, tp=s.tp, pp=s.pp,
         engine=s.engine_id, precision=s.precision_id, kv_dtype=s.kv_dtype_id, compute_format=s.fmt.compute_format,
         native_compute=s.fmt.native, quality_risk=s.quality_risk,
@@ -359,8 +364,54 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
         dp=s.layout.dp, expert_parallel=s.layout.ep, layer_split=s.layout.layer_split, layout=s.layout.label,
         roofline_tpot_s=float(ev.roofline_tpot_s[0]),
     )
+    return result if setting is None else with_speculative(result, s, setting)
+
+
+def speculative_setting(s: ReplicaSetup, req: EstimateRequest) -> speculative.SpeculativeSetting | None:
+    """The request's speculative decoding, resolved against data/speculative.csv (None: off); InvalidInputError
+    for a method the model does not ship, an engine that does not run it, or a bad draft length / acceptance."""
+    setting = speculative.resolve(s.model.arch, s.model.model_id, req.speculative, speculative.shipped_rows(),
+                                  draft_tokens=req.speculative_draft_tokens,
+                                  acceptance_frac=req.speculative_acceptance_frac)
+    if setting is not None:
+        speculative.check_engine(s.engine_id)
+    return setting
+
+
+def with_speculative(est: Estimate, s: ReplicaSetup, setting: speculative.SpeculativeSetting) -> Estimate:
+    """The estimate with speculative decoding where it helps, and both sides in `speculative`.
+
+    The speculative / plain TPOT ratio of the decode-only steps (`speculative.decode_with`) scales
+    TPOT, throughput and their ranges (prefill interference is scaled alike); TTFT is unchanged.
+    Where speculation does not help (large, compute-bound batches) the plain figures stay and
+    `speculative.applied` is False. The draft's weights and KV are not counted in the memory fit.
+    """
+    dec = speculative.decode_with(s.model.arch, [s.candidate], setting, concurrency=[float(est.concurrency)],
+                                  input_tokens=est.input_tokens, output_tokens=est.output_tokens)
+    ratio = float(dec.tpot_s[0] / dec.plain_step_s[0])  # speculative / plain time per output token
+    applied = ratio < 1.0
+    summary = {
+        "method": setting.method, "draft_tokens": setting.draft_tokens, "acceptance_frac": setting.acceptance_frac,
+        "acceptance_source": setting.acceptance_source, "draft_model": setting.draft_model,
+        "tokens_per_step": setting.tokens_per_step, "draft_pass_frac": speculative.draft_pass_frac(s.model.arch),
+        "applied": applied, "speedup_factor": 1.0 / ratio,
+        "tpot_s_off": est.tpot_s, "tpot_s_on": est.tpot_s * ratio,
+        "output_tokens_per_s_off": est.output_tokens_per_s, "output_tokens_per_s_on": est.output_tokens_per_s / ratio,
+    }
+    note = (f"speculative {setting.method}: the draft's weights and KV cache are not counted in the memory fit"
+            if applied else f"speculative {setting.method} loses at {est.concurrency} sequences "
+            f"({1.0 / ratio:.2f}x): the plain figures are kept")
+    if not applied:
+        return replace(est, speculative=summary, warnings=est.warnings + (note,))
+    return replace(est, speculative=summary, warnings=est.warnings + (note,),
+                   tpot_s=est.tpot_s * ratio, tpot_s_low=est.tpot_s_low * ratio, tpot_s_high=est.tpot_s_high * ratio,
+                   output_tokens_per_s=est.output_tokens_per_s / ratio,
+                   output_tokens_per_s_low=est.output_tokens_per_s_low / ratio,
+                   output_tokens_per_s_high=est.output_tokens_per_s_high / ratio,
+                   output_tokens_per_s_per_user=est.output_tokens_per_s_per_user / ratio,
+                   roofline_tpot_s=est.roofline_tpot_s * ratio)
 
 
 __all__ = ["Estimate", "EstimateRequest", "ReplicaSetup", "auto_layout", "default_engine_id", "efficiency_of",
            "estimate", "evaluate_setup", "hardware_of", "kv_context_tokens", "max_running_sequences", "prepare",
-           "resolve_model", "suggest_alternatives", "terms_of"]
+           "resolve_model", "speculative_setting", "suggest_alternatives", "terms_of", "with_speculative"]
