@@ -13,17 +13,24 @@ Deployment and v1 Service [6]. docs/deploy.md maps each plan field to each engin
 [4] https://nvidia.github.io/TensorRT-LLM/1.0.0rc6/commands/trtllm-serve/trtllm-serve.html
 [5] https://docs.skypilot.co/en/latest/reference/yaml-spec.html, https://docs.skypilot.co/en/v0.7.0/serving/service-yaml-spec.html
 [6] https://kubernetes.io/docs/concepts/workloads/controllers/deployment/
+[7] https://docs.vllm.ai/en/latest/features/speculative_decoding/mtp/ and .../speculative_decoding/eagle/
+[8] https://docs.sglang.io/advanced_features/speculative_decoding.html
+[9] https://nvidia.github.io/TensorRT-LLM/features/speculative-decoding.html, MTPDecodingConfig and
+    Eagle3DecodingConfig in https://nvidia.github.io/TensorRT-LLM/llm-api/reference.html
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from planner.errors import InvalidInputError, bounded_int, brief, require_frac, require_positive
 from planner.handoff.names import check_accelerator, check_model_repo
+from planner.perf.speculative import ENGINES as SPECULATIVE_ENGINES
+from planner.perf.speculative import MAX_DRAFT_TOKENS, METHODS
 
 ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
 DEFAULT_PORTS = {"vllm": 8000, "sglang": 30000, "llama.cpp": 8080, "trtllm": 8000}  # each engine's own default
@@ -87,6 +94,9 @@ class ServeConfig:
     gpu_vendor: str = "nvidia"
     port: int | None = None  # None: the engine's default port
     gguf_file: str | None = None  # llama.cpp only; None: "<repo name>-<TAG>.gguf" under /models
+    speculative: str = "off"  # off | mtp (the checkpoint's MTP layers) | eagle3 (a separate draft head)
+    speculative_draft_tokens: int | None = None  # draft tokens per step; required unless off
+    speculative_draft_model: str | None = None  # the EAGLE-3 head's repo id or path; required for eagle3
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -104,6 +114,7 @@ class ServeConfig:
         if self.gguf_file is not None and (not isinstance(self.gguf_file, str)
                                            or any(ord(ch) < 32 for ch in self.gguf_file)):
             raise InvalidInputError(f"gguf_file must be a path without control characters, got {brief(self.gguf_file)}")
+        _check_speculative(self)
 
     @property
     def gpus(self) -> int:
@@ -112,6 +123,26 @@ class ServeConfig:
     @property
     def serve_port(self) -> int:
         return self.port or DEFAULT_PORTS[self.engine]
+
+
+def _check_speculative(cfg: ServeConfig) -> None:
+    if cfg.speculative not in METHODS:
+        raise InvalidInputError(f"speculative must be one of {', '.join(METHODS)}, got {brief(cfg.speculative)}")
+    if cfg.speculative == "off":
+        if cfg.speculative_draft_tokens is not None or cfg.speculative_draft_model is not None:
+            raise InvalidInputError("speculative_draft_tokens and speculative_draft_model need speculative mtp or "
+                                    "eagle3; it is off")
+        return
+    if cfg.engine not in SPECULATIVE_ENGINES:
+        raise InvalidInputError(f"speculative {cfg.speculative} launch flags are generated for "
+                                f"{', '.join(SPECULATIVE_ENGINES)}; the engine is {cfg.engine}")
+    _whole("speculative_draft_tokens", cfg.speculative_draft_tokens, MAX_DRAFT_TOKENS)
+    if cfg.speculative == "eagle3":
+        if cfg.speculative_draft_model is None:
+            raise InvalidInputError("speculative eagle3 needs speculative_draft_model (the EAGLE-3 head's repo id)")
+        check_model_repo(cfg.speculative_draft_model)
+    elif cfg.speculative_draft_model is not None:
+        raise InvalidInputError("speculative mtp uses the checkpoint's own MTP layers: no speculative_draft_model")
 
 
 @dataclass(frozen=True)
@@ -150,6 +181,15 @@ class ServeCommand:
     argv: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     program_len: int = 1  # leading argv items that name the program ("vllm serve MODEL")
+    files: tuple[tuple[str, str], ...] = field(default=())  # (path, text) the command reads, written before it
+
+    def preamble(self) -> str:
+        """Shell lines writing `files` (quoted here-documents: nothing in the text is expanded); "" without files."""
+        out = []
+        for path, text in self.files:
+            body = text if text.endswith("\n") else text + "\n"
+            out.append(f"cat > {shlex.quote(path)} <<'PLANNER_EOF'\n{body}PLANNER_EOF\n")
+        return "".join(out)
 
     def shell(self) -> str:
         """The command as a POSIX shell line continued over lines, one flag per line."""
@@ -230,6 +270,46 @@ _PYTHON_SERVERS = {
 }
 
 
+TRTLLM_EXTRA_OPTIONS = "/tmp/extra-llm-api-options.yaml"  # where the generated TensorRT-LLM options file goes
+
+
+def speculative_flags(cfg: ServeConfig) -> list[str]:
+    """The engine's speculative decoding flags for a chain of k drafts ([] when off).
+
+    vLLM: --speculative-config JSON with method "mtp" (the checkpoint's MTP layers) or "eagle3" plus the
+    head's "model", and num_speculative_tokens k [7]. SGLang: --speculative-algorithm EAGLE (MTP models
+    load their NextN layers through it) or EAGLE3 with --speculative-draft-model-path, a chain of k steps:
+    --speculative-num-steps k --speculative-eagle-topk 1 --speculative-num-draft-tokens k + 1 [8].
+    TensorRT-LLM reads a speculative_config from the --extra_llm_api_options YAML (`trtllm_speculative_yaml`).
+    """
+    k = cfg.speculative_draft_tokens
+    if cfg.speculative == "off":
+        return []
+    if cfg.engine == "vllm":
+        config = {"method": cfg.speculative, "num_speculative_tokens": k}
+        if cfg.speculative == "eagle3":
+            config = {"method": "eagle3", "model": cfg.speculative_draft_model, "num_speculative_tokens": k}
+        return ["--speculative-config", json.dumps(config)]
+    if cfg.engine == "sglang":
+        algorithm = ["--speculative-algorithm", "EAGLE" if cfg.speculative == "mtp" else "EAGLE3"]
+        draft = [] if cfg.speculative == "mtp" else ["--speculative-draft-model-path", cfg.speculative_draft_model]
+        return algorithm + draft + ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+                                    "--speculative-num-draft-tokens", str(k + 1)]
+    if cfg.engine == "trtllm":
+        return ["--extra_llm_api_options", TRTLLM_EXTRA_OPTIONS]
+    raise InvalidInputError(f"no speculative flags for {cfg.engine}")
+
+
+def trtllm_speculative_yaml(cfg: ServeConfig) -> str:
+    """TensorRT-LLM's speculative_config [9]: MTP with num_nextn_predict_layers k, or Eagle3 with
+    max_draft_len k and the head's speculative_model_dir."""
+    k = cfg.speculative_draft_tokens
+    if cfg.speculative == "mtp":
+        return f"speculative_config:\n  decoding_type: MTP\n  num_nextn_predict_layers: {k}\n"
+    return (f"speculative_config:\n  decoding_type: Eagle3\n  max_draft_len: {k}\n"
+            f"  speculative_model_dir: {json.dumps(cfg.speculative_draft_model)}\n")
+
+
 def _python_server(engine: str, cfg: ServeConfig) -> ServeCommand:
     flags = _PYTHON_SERVERS[engine]
     argv = [*flags.program, *flags.model_flag, cfg.model_repo, "--host", "0.0.0.0", "--port", str(cfg.serve_port),
@@ -242,6 +322,7 @@ def _python_server(engine: str, cfg: ServeConfig) -> ServeCommand:
              flags.context, str(cfg.max_model_len_tokens),
              flags.memory_frac, f"{cfg.gpu_memory_utilization_frac:g}",
              flags.max_seqs, str(cfg.max_num_seqs)]
+    argv += speculative_flags(cfg)
     program_len = len(flags.program) + (0 if flags.model_flag else 1)  # a positional model stays on the first line
     return ServeCommand(tuple(argv), tuple(_checkpoint_notes(cfg)), program_len=program_len)
 
@@ -276,7 +357,11 @@ def _trtllm(cfg: ServeConfig) -> ServeCommand:
     if cfg.precision not in ("bf16", "fp16", cfg.native_precision):
         notes.append(f"TensorRT-LLM reads the quantization from the checkpoint: serve a {cfg.precision} "
                      f"(ModelOpt) checkpoint")
-    return ServeCommand(tuple(argv), tuple(notes), program_len=2)
+    files: tuple[tuple[str, str], ...] = ()
+    if cfg.speculative != "off":
+        argv += speculative_flags(cfg)
+        files = ((TRTLLM_EXTRA_OPTIONS, trtllm_speculative_yaml(cfg)),)
+    return ServeCommand(tuple(argv), tuple(notes), program_len=2, files=files)
 
 
 COMMANDS: dict[str, Callable[[ServeConfig], ServeCommand]] = {

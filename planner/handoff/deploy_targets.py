@@ -55,6 +55,7 @@ def skypilot_task(cfg: ServeConfig, placement: Placement, *, name: str | None = 
     command = serve_command(cfg)
     gpus_per_node = cfg.gpus // placement.nodes_per_replica
     run = command.shell() + "\n" if placement.nodes_per_replica == 1 else _multi_node(cfg, placement, command)
+    run = command.preamble() + run
     task: dict[str, Any] = {
         "name": _name(name, cfg, "SkyServe service name (--name)"),
         "resources": {"accelerators": f"{placement.accelerator}:{gpus_per_node}",
@@ -106,6 +107,8 @@ def kubernetes_manifests(cfg: ServeConfig, placement: Placement, *, name: str | 
     }
     if cfg.engine == "llama.cpp":  # the image's entrypoint is llama-server
         container["args"] = list(command.argv[1:])
+    elif command.files:  # write the options files the command reads, then run it
+        container["command"] = ["/bin/sh", "-c", command.preamble() + "exec " + command.shell() + "\n"]
     else:
         container["command"] = list(command.argv)
     deployment = {
@@ -161,6 +164,7 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
     max model length: the model's context, capped at the KV capacity the plan found
     (max_concurrency x KV tokens held per sequence) so the engine can hold one full-length
     sequence; llama.cpp preallocates -c = length x slots, so its length is capacity / slots.
+    Speculative decoding is launched when the estimate applied it (it helps at its concurrency).
     """
     target = catalog.engine(engine).engine_id if engine else est.engine
     prec, kv = catalog.precision(est.precision), catalog.kv_dtype(est.kv_dtype)
@@ -184,7 +188,11 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
     if max_model_len_tokens is None:
         per_sequence = capacity // concurrency if target == "llama.cpp" else capacity
         max_model_len_tokens = max(min(context, per_sequence), est.input_tokens + est.output_tokens)
+    spec = est.speculative if est.speculative and est.speculative.get("applied") else None
     return ServeConfig(
+        speculative=spec["method"] if spec else "off",
+        speculative_draft_tokens=spec["draft_tokens"] if spec else None,
+        speculative_draft_model=spec["draft_model"] if spec and spec["method"] == "eagle3" else None,
         model_repo=model_repo or est.model_id, engine=target, precision=prec.precision_id, kv_dtype=kv.kv_dtype_id,
         tensor_parallel_size=est.tp, pipeline_parallel_size=est.pp, max_model_len_tokens=max_model_len_tokens,
         gpu_memory_utilization_frac=eng.memory_utilization_frac, max_num_seqs=concurrency,
@@ -275,7 +283,7 @@ def render_target(deployment: Deployment, target: str, *, name: str | None = Non
         raise InvalidInputError(f"target {target!r} is neither the deployment's engine ({cfg.engine}) nor "
                                 f"skypilot/kubernetes")
     return ("#!/bin/sh\n" + "".join(f"# {comment_line(line)}\n" for line in notes)
-            + "exec " + command.shell() + "\n")
+            + command.preamble() + "exec " + command.shell() + "\n")
 
 
 def deployment_files(deployment: Deployment, *, name: str | None = None,
