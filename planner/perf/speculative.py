@@ -329,7 +329,34 @@ def decode_with(arch: Architecture, cands: Sequence[evaluator.Candidate] | evalu
                               acceptance_frac=setting.acceptance_frac)
 
 
+def step_time_fn(arch: Architecture, cands: Sequence[evaluator.Candidate] | evaluator.CandidateSet,
+                 setting: SpeculativeSetting | None, *, input_tokens: float, output_tokens: float,
+                 efficiency: str = "central") -> evaluator.StepFn:
+    """`evaluator.step_time_fn` per output token with speculative decoding where it helps (the plain one for None).
+
+    The queueing model takes a step as one token per running sequence. With speculation a cycle
+    yields E tokens per sequence, so the decode part of a step becomes min(plain, (verify + k x
+    draft) / E) per token, at each batch; the prompt tokens riding along (chunked prefill) keep
+    their plain cost: step(b, p) = plain(b, p) - plain(b, 0) + min(plain(b, 0), spec(b) / E).
+    """
+    kw = dict(input_tokens=input_tokens, output_tokens=output_tokens, efficiency=efficiency)
+    plain_fn = evaluator.step_time_fn(arch, cands, **kw)
+    if setting is None:
+        return plain_fn
+    verify_fn = evaluator.step_time_fn(arch, cands, query_tokens_per_seq=setting.draft_tokens + 1.0, **kw)
+    frac, k, e = draft_pass_frac(arch), setting.draft_tokens, setting.tokens_per_step
+
+    def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
+        zero = np.zeros_like(np.asarray(prefill_tokens, dtype=float))
+        plain = plain_fn(decode_batch, prefill_tokens)
+        decode_only = plain_fn(decode_batch, zero)
+        spec = (verify_fn(decode_batch, zero) + k * frac * decode_only) / e
+        return plain - decode_only + np.minimum(decode_only, spec)
+
+    return step_s
+
+
 __all__ = ["ACCEPTANCE_BASES", "ENGINES", "MAX_DRAFT_TOKENS", "METHODS", "AcceptanceRow", "SpeculativeDecode",
            "SpeculativeSetting", "acceptance_at", "acceptance_from_tokens", "check_engine", "check_setting",
            "decode_with", "draft_pass_frac", "load_acceptance", "resolve", "rows_for", "shipped_rows", "ships",
-           "speculative_decode", "tokens_per_step"]
+           "speculative_decode", "step_time_fn", "tokens_per_step"]

@@ -230,3 +230,26 @@ def test_cli_refuses_with_one_line(capsys, argv):
     code = main(["estimate", *argv])
     err = capsys.readouterr().err
     assert code != 0 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def _setup(real_catalog, **req):
+    from planner.perf.estimate import prepare
+
+    return prepare(real_catalog, EstimateRequest(**req))
+
+
+def test_step_fn_for_the_queueing_model(real_catalog):
+    s = _setup(real_catalog, **LLAMA8, input_tokens=128, output_tokens=128)
+    cands = [s.candidate] * 3
+    kw = dict(input_tokens=128, output_tokens=128)
+    plain_fn = sp.step_time_fn(s.model.arch, cands, None, **kw)
+    setting = sp.resolve(s.model.arch, s.model.model_id, "eagle3", sp.shipped_rows(), draft_tokens=3)
+    spec_fn = sp.step_time_fn(s.model.arch, cands, setting, **kw)
+    batch, zero, prompt = np.array([1.0, 64.0, 1024.0]), np.zeros(3), np.full(3, 128.0)
+    plain, spec = plain_fn(batch, zero), spec_fn(batch, zero)
+    dec = sp.decode_with(s.model.arch, cands, setting, concurrency=batch, **kw)
+    # per token: the speculative TPOT where it helps, the plain step where it loses (batch 1,024)
+    assert spec == pytest.approx(np.minimum(plain, dec.tpot_s))
+    assert spec[0] < plain[0] and spec[2] == pytest.approx(plain[2])
+    # a prompt chunk riding along keeps its plain cost
+    assert spec_fn(batch, prompt) - spec == pytest.approx(plain_fn(batch, prompt) - plain)
