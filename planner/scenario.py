@@ -1,11 +1,20 @@
 """Scenarios: every input of a plan as one flat, unit-suffixed, validated record.
 
-`SCENARIO_FIELDS` describes each field (unit, bounds, default, help, source of the default)
-so that the app can build widgets and check URL parameters, and the CSV report can list
-every assumption. Defaults come from data/cost_defaults.csv and data/workload_presets.csv
-(None means "take it from the preset" or "from the catalog"). Scenarios round-trip through
-JSON and TOML; `apply_overrides` takes `key=value` strings as the CLI's --set does.
-The bounds are validation limits that keep inputs sane, not model parameters.
+`Scenario` is a frozen pydantic v2 dataclass, and its class body is the one declaration of every
+field: the type, the bounds (`ge` / `gt` / `le`), the description, the unit, the group and the
+source of the default (`_about(...)`). Everything else is derived from it:
+
+- validation of every way a scenario comes in: `Scenario(...)`, `dataclasses.replace`, files,
+  `--set key=value` (`apply_overrides`), URL parameters (`coerce_field`, `clip_to_field`);
+- `SCENARIO_FIELDS`, the per-field metadata the app's widgets, the URL parser and the CSV report read;
+- the published JSON Schema (`scenario_json_schema`, docs/scenario.schema.json) and the field table
+  of docs/scenario.md (`python -m planner.scenario` regenerates both).
+
+A bad value raises InvalidInputError with one line naming the field, the allowed interval or choices
+and the value (cut to a short excerpt), never pydantic's multi-line report. Defaults that come from
+data/ (cost defaults, preset names) are read on first use, never at import; None means "take it from
+the preset", "from the catalog" or "searched by the planner". The bounds are validation limits that
+keep inputs sane, not model parameters.
 """
 
 from __future__ import annotations
@@ -15,12 +24,18 @@ import difflib
 import functools
 import json
 import math
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic.dataclasses
 import tomli_w
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ArgsKwargs, ErrorDetails, PydanticCustomError, PydanticUndefined, ValidationError, core_schema
 
 from planner.data.safe_io import read_json, read_toml
 from planner.econ.costs import RENTAL_TIERS, CostDefault, load_cost_defaults
@@ -67,19 +82,312 @@ PROVIDER_POLICIES = ("no-marketplace", "hyperscaler", "any")
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 FINETUNE_METHODS = ("full", "lora", "qlora")
 MAX_TEXT_CHARS = 4096  # a model id, GPU id or file path; longer text is a mistake
+_LARGEST_WHOLE = 2**63  # a whole-number field's value beyond this is out of every bound (and int64)
 _SEARCHED = "searched by the planner when empty"
 _PRESET_SOURCE = "preset (data/workload_presets.csv)"
 _CATALOG_SOURCE = "catalog (data/*.csv)"
 _ILLUSTRATIVE = "illustrative starting value, not a measured default: set your own"
+_COST_SOURCE = "data/cost_defaults.csv"  # resolved to the row's source URL and date (`FieldSpec.source`)
+
+
+# --- the value types: pydantic's strict checks (no text for a number, no bool for an int, floats finite) -----------
+
+def _whole(value: Any) -> Any:
+    """Before pydantic's strict int check: a float that is a whole number is taken as that int (JSON writers
+    emit 4096.0); 1.5, NaN, inf and bools are refused. Other values go on to pydantic's check as they are."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("scenario_number", "must be a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PydanticCustomError("scenario_number", "must be a finite number")
+        if abs(value) >= _LARGEST_WHOLE:
+            raise PydanticCustomError("scenario_range", "out of range")
+        if not value.is_integer():
+            raise PydanticCustomError("scenario_whole", "must be a whole number")
+        return int(value)
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _hourly(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    if not isinstance(value, tuple):
+        raise PydanticCustomError("scenario_profile", "must be a list of numbers")
+    return value
+
+
+def _some_traffic(value: tuple[float, ...]) -> tuple[float, ...]:
+    if sum(value) <= 0:
+        raise PydanticCustomError("scenario_no_traffic", "must have some traffic (all values are 0)")
+    return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Annotated marker: the value must be one of `options`, a tuple or a function returning them (called at
+    validation and schema time, so the preset names are read from data/ on first use, not at import)."""
+
+    options: tuple[Any, ...] | Callable[[], Iterable[Any]]
+
+    def names(self) -> tuple[Any, ...]:
+        return tuple(self.options() if callable(self.options) else self.options)
+
+    def _check(self, value: Any) -> Any:
+        if value not in self.names():
+            raise PydanticCustomError("scenario_choice", "must be one of the choices")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any) -> dict[str, Any]:
+        return {**handler(schema), "enum": list(self.names())}
+
+
+# WHOLE goes after a field's bounds (`_about`): pydantic then checks the bounds natively (and publishes them as
+# minimum / maximum in the JSON Schema); a validator before them would hide them from the schema.
+WHOLE = BeforeValidator(_whole)
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
+Choice = Annotated[str, BeforeValidator(_lower)]
+Hourly = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
+                   Field(min_length=HOURS_PER_PROFILE, max_length=HOURS_PER_PROFILE), BeforeValidator(_hourly),
+                   AfterValidator(_some_traffic)]
+
+
+def _about(group: str, unit: str, help_: str, source: str, **bounds: float) -> Any:
+    """A field's description, group, unit and source of its default (published in the JSON Schema as
+    description, x-group, x-unit and x-default-source) with its bounds (ge=, gt=, le=)."""
+    return Field(description=help_, json_schema_extra={"x-group": group, "x-unit": unit, "x-default-source": source},
+                 **bounds)
+
+
+def _cost_value(name: str) -> float:
+    return cost_defaults()[name].value
+
+
+def _cost(name: str) -> Any:
+    """The default of a cost field: data/cost_defaults.csv's row `name`, read when a Scenario is first built."""
+    return Field(default_factory=functools.partial(_cost_value, name))
+
+
+# strict: no text for a number, no number for a bool, no bool for a number; allow_inf_nan=False: floats finite
+_VALUES = ConfigDict(strict=True, allow_inf_nan=False)
+_CONFIG = ConfigDict(**_VALUES, extra="forbid", title="Scenario", defer_build=True)
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_CONFIG)
+class Scenario:
+    """Every input of a plan. None: take the value from the preset, the catalog or the planner's search."""
+
+    # --- model and deployment layout
+    model: Annotated[Text, _about("model", "", "catalog model id or alias, or a path to a config.json",
+                                  _ILLUSTRATIVE)] = "meta-llama/Llama-3.3-70B-Instruct"
+    gpu: Annotated[Text, _about("model", "", "GPU id or alias, or auto (the planner searches the catalog's GPUs)",
+                                _ILLUSTRATIVE)] = "H100-SXM"
+    num_gpus_per_replica: Annotated[int | None, _about(
+        "model", "gpus", "GPUs holding one model copy (empty: the planner searches the counts that fit and meet the "
+        "latency targets)", _SEARCHED, ge=1, le=4096), WHOLE] = None
+    tp: Annotated[int | None, _about("model", "gpus", "tensor-parallel degree inside a replica (empty: the planner "
+                                       "searches the layout)", _SEARCHED, ge=1, le=4096), WHOLE] = None
+    pp: Annotated[int | None, _about("model", "stages", "pipeline-parallel stages inside a replica (empty: the "
+                                       "planner searches the layout)", _SEARCHED, ge=1, le=4096), WHOLE] = None
+    precision: Annotated[Text | None, _about("model", "", "weight precision (empty: the planner searches the "
+                                             "precisions the quality policy allows)", _SEARCHED)] = None
+    kv_dtype: Annotated[Text | None, _about("model", "", "KV cache dtype (empty: the planner searches the KV dtypes "
+                                            "the quality policy allows)", _SEARCHED)] = None
+    engine: Annotated[Text | None, _about("model", "", "serving engine (empty: the planner searches the engines)",
+                                          _SEARCHED)] = None
+    profile: Annotated[Text | None, _about("model", "", "named efficiency profile", _CATALOG_SOURCE)] = None
+    expert_parallel: Annotated[bool | None, _about("model", "", "spread MoE experts over the replica's GPUs (empty: "
+                                                   "the planner searches)", "engine default (off)")] = False
+    max_num_seqs: Annotated[int | None, _about("model", "sequences", "the engine's concurrency limit per replica "
+                                               "(empty: the planner searches)", _SEARCHED, ge=1, le=65536),
+                            WHOLE] = None
+    quality_policy: Annotated[Choice, OneOf(QUALITY_POLICIES), _about(
+        "model", "", "which precisions and KV dtypes the planner may pick: lossless (native only), low-risk (8-bit "
+        "and well-measured 4-bit), any", "low-risk unless set")] = "low-risk"
+    provider_policy: Annotated[Choice, OneOf(PROVIDER_POLICIES), _about(
+        "deployment", "", "which GPU clouds the planner may rent from: no-marketplace, hyperscaler (only), any",
+        "no-marketplace unless set")] = "no-marketplace"
+
+    # --- workload
+    preset: Annotated[Choice, OneOf(presets), _about("workload", "", "workload shape supplying the empty workload "
+                                                     "and latency fields", _PRESET_SOURCE)] = "chat"
+    requests_per_day: Annotated[float, _about("workload", "requests_per_day", "average daily requests (ignored when "
+                                             "tokens_per_month is set)", _ILLUSTRATIVE, gt=0, le=1e12)] = 100_000.0
+    tokens_per_month: Annotated[float | None, _about("workload", "tokens_per_month", "input + output tokens a month, "
+                                                    "instead of requests_per_day", "user input", gt=0, le=1e16)] = None
+    input_tokens_mean: Annotated[float | None, _about("workload", "tokens", "mean prompt tokens per request",
+                                                     _PRESET_SOURCE, ge=1, le=10_000_000)] = None
+    output_tokens_mean: Annotated[float | None, _about("workload", "tokens", "mean generated tokens per request",
+                                                      _PRESET_SOURCE, ge=1, le=10_000_000)] = None
+    request_sizes_csv: Annotated[Text | None, _about("workload", "", "CSV of observed request sizes (columns "
+                                                     "input_tokens, output_tokens); its means replace the preset's",
+                                                     "user input")] = None
+    peak_to_average_ratio: Annotated[float | None, _about("workload", "ratio", "busiest hour / daily average",
+                                                         _PRESET_SOURCE, ge=1, le=1000)] = None
+    hourly_profile: Annotated[Hourly | None, _about("workload", "relative_load", f"{HOURS_PER_PROFILE} relative "
+                                                    "hourly loads; sets the peak and lets rented fleets follow the "
+                                                    "day", "user input")] = None
+    monthly_growth_frac: Annotated[float, _about("workload", "fraction_per_month", "compound traffic growth",
+                                                "no growth unless set", ge=-0.9, le=10)] = 0.0
+    prompt_cache_hit_frac: Annotated[float | None, _about("workload", "fraction", "share of input tokens read from the "
+                                                         "prompt cache (API prices them at the cached rate)",
+                                                         _PRESET_SOURCE, ge=0, le=1)] = None
+    prompt_cache_write_frac: Annotated[float, _about("workload", "fraction", "share of input tokens written to the "
+                                                    "prompt cache (priced at the cache-write rate)",
+                                                    "no cache writes unless set", ge=0, le=1)] = 0.0
+    offline_frac: Annotated[float | None, _about("workload", "fraction", "share of requests that can wait for "
+                                                "offline batches", _PRESET_SOURCE, ge=0, le=1)] = None
+
+    # --- latency targets
+    ttft_target_s: Annotated[float | None, _about("slo", "s", "time-to-first-token target", _PRESET_SOURCE,
+                                                 gt=0, le=3600)] = None
+    tpot_target_s: Annotated[float | None, _about("slo", "s", "time-per-output-token target", _PRESET_SOURCE,
+                                                 gt=0, le=60)] = None
+    latency_percentile: Annotated[float, _about(
+        "slo", "quantile", "the percentile the latency targets hold at (0.5, 0.9, 0.95 or 0.99)", "p95 unless set",
+        ge=0.5, le=0.99), OneOf(LATENCY_PERCENTILES)] = 0.95
+
+    # --- deployment
+    mode: Annotated[Choice, OneOf(MODES), _about("deployment", "", "headline deployment: rented or owned",
+                                                 "rented unless set")] = "rented"
+    rental_tier: Annotated[Choice, OneOf(RENTAL_TIERS), _about("deployment", "", "headline rental tier",
+                                                               "on_demand unless set")] = "on_demand"
+    provider: Annotated[Text | None, _about("deployment", "", "GPU cloud for every rental tier (empty: each tier "
+                                            "takes its own cheapest offer across providers)",
+                                            "data/gpu_prices.csv")] = None
+    autoscale: Annotated[bool, _about("deployment", "", "rented on-demand and spot fleets follow the hourly_profile",
+                                      "off unless set")] = False
+    redundancy_replicas: Annotated[int, _about("deployment", "replicas", "N+k spare replicas", "none unless set",
+                                                 ge=0, le=1000), WHOLE] = 0
+    headroom_frac: Annotated[float, _about("deployment", "fraction", "extra capacity above the peak hour for bursts",
+                                          "none unless set", ge=0, le=10)] = 0.0
+    gpu_price_usd_per_gpu_hour: Annotated[float | None, _about(
+        "deployment", "usd_per_gpu_hour", "your price for the headline rental tier", "data/gpu_prices.csv",
+        gt=0, le=1000)] = None
+    spot_interruption_overhead_frac: Annotated[float, _about(
+        "deployment", "fraction", "extra spot GPU-hours for interruptions", _COST_SOURCE, ge=0, le=1,
+    )] = _cost("spot_interruption_overhead_frac")
+    reserved_1y_discount_frac: Annotated[float, _about(
+        "deployment", "fraction", "1-year discount where none is listed", _COST_SOURCE, ge=0, le=0.99,
+    )] = _cost("reserved_1y_discount_frac")
+    reserved_3y_discount_frac: Annotated[float, _about(
+        "deployment", "fraction", "3-year discount where none is listed", _COST_SOURCE, ge=0, le=0.99,
+    )] = _cost("reserved_3y_discount_frac")
+
+    # --- owned hardware (software and staff apply to rented fleets too)
+    gpu_purchase_usd: Annotated[float | None, _about("owned", "usd_per_gpu", "GPU purchase price", "data/gpus.csv",
+                                                    gt=0, le=1e7)] = None
+    gpu_power_w: Annotated[float | None, _about("owned", "w", "GPU board power (TDP)", "data/gpus.csv",
+                                               gt=0, le=1e5)] = None
+    server_network_capex_frac: Annotated[float, _about(
+        "owned", "fraction", "server and network capex per GPU / GPU price", _COST_SOURCE, ge=0, le=10,
+    )] = _cost("server_network_capex_frac")
+    amortisation_years: Annotated[float, _about(
+        "owned", "years", "economic life of owned hardware", _COST_SOURCE, gt=0, le=30,
+    )] = _cost("amortisation_years")
+    cost_of_capital_frac_per_year: Annotated[float, _about(
+        "owned", "fraction_per_year", "interest on the capital", _COST_SOURCE, ge=0, le=1,
+    )] = _cost("cost_of_capital_frac_per_year")
+    residual_value_frac: Annotated[float, _about(
+        "owned", "fraction", "resale value at the end of life / capex", _COST_SOURCE, ge=0, le=1,
+    )] = _cost("residual_value_frac")
+    server_to_gpu_power_ratio: Annotated[float, _about(
+        "owned", "ratio", "server maximum power / GPU TDP", _COST_SOURCE, ge=1, le=10,
+    )] = _cost("server_to_gpu_power_ratio")
+    power_load_frac: Annotated[float, _about(
+        "owned", "fraction", "average power / maximum", _COST_SOURCE, ge=0, le=1,
+    )] = _cost("power_load_frac")
+    pue: Annotated[float, _about("owned", "ratio", "facility power / IT power", _COST_SOURCE, ge=1, le=5,
+                                )] = _cost("pue")
+    electricity_usd_per_kwh: Annotated[float, _about(
+        "owned", "usd_per_kwh", "electricity price", _COST_SOURCE, ge=0, le=10,
+    )] = _cost("electricity_usd_per_kwh")
+    colocation_usd_per_kw_month: Annotated[float, _about(
+        "owned", "usd_per_kw_month", "colocation rent per kW of IT load", _COST_SOURCE, ge=0, le=10_000,
+    )] = _cost("colocation_usd_per_kw_month")
+    software_usd_per_gpu_year: Annotated[float, _about(
+        "owned", "usd_per_gpu_year", "software licences (rented and owned)", _COST_SOURCE, ge=0, le=1e6,
+    )] = _cost("software_usd_per_gpu_year")
+    staff_fte: Annotated[float, _about(
+        "owned", "fte", "engineers' time operating the stack (rented and owned)", _COST_SOURCE, ge=0, le=1000,
+    )] = _cost("staff_fte")
+    staff_usd_per_fte_year: Annotated[float, _about(
+        "owned", "usd_per_fte_year", "loaded cost of one engineer", _COST_SOURCE, ge=0, le=1e7,
+    )] = _cost("staff_usd_per_fte_year")
+
+    # --- the API compared with
+    api_id: Annotated[Text | None, _about("api", "", "API to compare with (empty: the cheapest API serving the same "
+                                          "model)", "data/api_prices.csv")] = None
+    api_price_decline_frac_per_year: Annotated[float, _about(
+        "api", "fraction_per_year", "yearly API price decline; for fixed capability prices fell about 10x a year in "
+        "2021-2024 (0.9)", "list prices held unless set; trend: https://a16z.com/llmflation-llm-inference-cost/",
+        ge=0, le=0.99)] = 0.0
+    horizon_months: Annotated[int, _about("api", "months", "months in the monthly table",
+                                            "the longest rental commitment (3 years)", ge=1, le=120), WHOLE] = 36
+
+    # --- fine-tuning in the TCO
+    finetune_runs_per_year: Annotated[float, _about("finetune", "runs_per_year", "fine-tuning runs a year added to "
+                                                   "the TCO (0: none)", "no fine-tuning unless set",
+                                                   ge=0, le=1e6)] = 0.0
+    finetune_method: Annotated[Choice, OneOf(FINETUNE_METHODS), _about("finetune", "", "full, lora or qlora",
+                                                                       "lora unless set")] = "lora"
+    finetune_dataset_tokens: Annotated[float | None, _about(
+        "finetune", "tokens", "training tokens per epoch (required when finetune_runs_per_year > 0)", "user input",
+        gt=0, le=1e15)] = None
+    finetune_epochs: Annotated[float, _about("finetune", "epochs", "passes over the dataset per run",
+                                            "one epoch unless set", gt=0, le=1000)] = 1.0
+    finetune_seq_len: Annotated[int, _about("finetune", "tokens", "training sequence length", "4096 unless set",
+                                              ge=1, le=10_000_000), WHOLE] = 4096
+    finetune_gpu: Annotated[Text | None, _about("finetune", "", "GPU for fine-tuning (empty: the serving GPU)",
+                                                "the serving GPU unless set")] = None
+    finetune_num_gpus: Annotated[int | None, _about("finetune", "gpus", "GPUs per fine-tuning run (empty: the "
+                                                      "fewest that fit)", "the fewest that fit unless set",
+                                                      ge=1, le=4096), WHOLE] = None
+    finetune_lora_rank: Annotated[int, _about("finetune", "rank", "LoRA / QLoRA adapter rank", "16 unless set",
+                                                ge=1, le=65536), WHOLE] = 16
+
+    @model_validator(mode="after")
+    def _cache_shares_add_up(self) -> Scenario:
+        hit, write = self.prompt_cache_hit_frac, self.prompt_cache_write_frac
+        if hit is not None and hit + write > 1:
+            raise PydanticCustomError("scenario_rule", f"scenario fields prompt_cache_hit_frac + "
+                                      f"prompt_cache_write_frac must be <= 1, got {hit:g} + {write:g}")
+        return self
+
+
+# --- construction: pydantic validates, errors become one line ------------------------------------------------------
+
+def _validating_init(self: Scenario, *args: Any, **kwargs: Any) -> None:
+    """pydantic's dataclass __init__ (validate the arguments into `self`) with its ValidationError turned into one
+    InvalidInputError line, so `Scenario(...)` and `dataclasses.replace` raise the planner's error.
+
+    `defer_build` leaves the validator to be built on the first construction (~30-60 ms, not at import); that
+    build re-sets the generated __init__, so this one is put back afterwards."""
+    try:
+        Scenario.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=self)
+    except ValidationError as err:
+        raise InvalidInputError(_one_line(err.errors(include_url=False))) from None
+    finally:
+        if Scenario.__init__ is not _validating_init:
+            Scenario.__init__ = _validating_init  # type: ignore[method-assign]
+
+
+Scenario.__init__ = _validating_init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """Metadata of one scenario field."""
+    """One scenario field as the app, the URL parser and the CSV report read it; derived from `Scenario`."""
 
     name: str
     kind: str  # str | int | float | bool | choice | profile
-    group: str  # model | workload | slo | deployment | owned | api
+    group: str  # model | workload | slo | deployment | owned | api | finetune
     unit: str
     default: Any
     help: str
@@ -91,279 +399,95 @@ class FieldSpec:
     choices: tuple[Any, ...] = ()
 
 
-def _cost(name: str, group: str, unit: str, help_: str, low: float, high: float, *, low_open: bool = False
-          ) -> FieldSpec:
-    row = cost_defaults()[name]
-    return FieldSpec(name, "float", group, unit, row.value, help_, f"{row.source_url} ({row.source_accessed})",
-                     low, high, low_open)
+def _strip_annotated(tp: Any) -> Any:
+    return tp.__origin__ if typing.get_origin(tp) is Annotated else tp
 
 
-@functools.cache
-def _field_specs() -> tuple[FieldSpec, ...]:
-    """Every field's spec, built on first use (the cost defaults and preset names come from data/)."""
-    return (
-    FieldSpec("model", "str", "model", "", "meta-llama/Llama-3.3-70B-Instruct", "catalog model id or alias, or a "
-              "path to a config.json", _ILLUSTRATIVE),
-    FieldSpec("gpu", "str", "model", "", "H100-SXM", "GPU id or alias, or auto (the planner searches the "
-              "catalog's GPUs)", _ILLUSTRATIVE),
-    FieldSpec("num_gpus_per_replica", "int", "model", "gpus", None, "GPUs holding one model copy (empty: the "
-              "planner searches the counts that fit and meet the latency targets)", _SEARCHED, 1, 4096,
-              nullable=True),
-    FieldSpec("tp", "int", "model", "gpus", None, "tensor-parallel degree inside a replica (empty: the planner "
-              "searches the layout)", _SEARCHED, 1, 4096, nullable=True),
-    FieldSpec("pp", "int", "model", "stages", None, "pipeline-parallel stages inside a replica (empty: the "
-              "planner searches the layout)", _SEARCHED, 1, 4096, nullable=True),
-    FieldSpec("precision", "str", "model", "", None, "weight precision (empty: the planner searches the "
-              "precisions the quality policy allows)", _SEARCHED, nullable=True),
-    FieldSpec("kv_dtype", "str", "model", "", None, "KV cache dtype (empty: the planner searches the KV dtypes "
-              "the quality policy allows)", _SEARCHED, nullable=True),
-    FieldSpec("engine", "str", "model", "", None, "serving engine (empty: the planner searches the engines)",
-              _SEARCHED, nullable=True),
-    FieldSpec("profile", "str", "model", "", None, "named efficiency profile", _CATALOG_SOURCE, nullable=True),
-    FieldSpec("expert_parallel", "bool", "model", "", False, "spread MoE experts over the replica's GPUs "
-              "(empty: the planner searches)", "engine default (off)", nullable=True),
-    FieldSpec("max_num_seqs", "int", "model", "sequences", None, "the engine's concurrency limit per replica "
-              "(empty: the planner searches)", _SEARCHED, 1, 65536, nullable=True),
-    FieldSpec("quality_policy", "choice", "model", "", "low-risk", "which precisions and KV dtypes the planner "
-              "may pick: lossless (native only), low-risk (8-bit and well-measured 4-bit), any",
-              "low-risk unless set", choices=QUALITY_POLICIES),
-    FieldSpec("provider_policy", "choice", "deployment", "", "no-marketplace", "which GPU clouds the planner may "
-              "rent from: no-marketplace, hyperscaler (only), any", "no-marketplace unless set",
-              choices=PROVIDER_POLICIES),
-    FieldSpec("preset", "choice", "workload", "", "chat", "workload shape supplying the empty workload and "
-              "latency fields", _PRESET_SOURCE, choices=tuple(presets())),
-    FieldSpec("requests_per_day", "float", "workload", "requests_per_day", 100_000.0, "average daily requests "
-              "(ignored when tokens_per_month is set)", _ILLUSTRATIVE, 0, 1e12, low_open=True),
-    FieldSpec("tokens_per_month", "float", "workload", "tokens_per_month", None, "input + output tokens a month, "
-              "instead of requests_per_day", "user input", 0, 1e16, low_open=True, nullable=True),
-    FieldSpec("input_tokens_mean", "float", "workload", "tokens", None, "mean prompt tokens per request",
-              _PRESET_SOURCE, 1, 10_000_000, nullable=True),
-    FieldSpec("output_tokens_mean", "float", "workload", "tokens", None, "mean generated tokens per request",
-              _PRESET_SOURCE, 1, 10_000_000, nullable=True),
-    FieldSpec("request_sizes_csv", "str", "workload", "", None, "CSV of observed request sizes (columns "
-              "input_tokens, output_tokens); its means replace the preset's", "user input", nullable=True),
-    FieldSpec("peak_to_average_ratio", "float", "workload", "ratio", None, "busiest hour / daily average",
-              _PRESET_SOURCE, 1, 1000, nullable=True),
-    FieldSpec("hourly_profile", "profile", "workload", "relative_load", None, f"{HOURS_PER_PROFILE} relative "
-              "hourly loads; sets the peak and lets rented fleets follow the day", "user input", nullable=True),
-    FieldSpec("monthly_growth_frac", "float", "workload", "fraction_per_month", 0.0, "compound traffic growth",
-              "no growth unless set", -0.9, 10),
-    FieldSpec("prompt_cache_hit_frac", "float", "workload", "fraction", None, "share of input tokens read from "
-              "the prompt cache (API prices them at the cached rate)", _PRESET_SOURCE, 0, 1, nullable=True),
-    FieldSpec("prompt_cache_write_frac", "float", "workload", "fraction", 0.0, "share of input tokens written to "
-              "the prompt cache (priced at the cache-write rate)", "no cache writes unless set", 0, 1),
-    FieldSpec("offline_frac", "float", "workload", "fraction", None, "share of requests that can wait for "
-              "offline batches", _PRESET_SOURCE, 0, 1, nullable=True),
-    FieldSpec("ttft_target_s", "float", "slo", "s", None, "time-to-first-token target", _PRESET_SOURCE, 0, 3600,
-              low_open=True, nullable=True),
-    FieldSpec("tpot_target_s", "float", "slo", "s", None, "time-per-output-token target", _PRESET_SOURCE, 0, 60,
-              low_open=True, nullable=True),
-    FieldSpec("latency_percentile", "float", "slo", "quantile", 0.95, "the percentile the latency targets hold "
-              "at (0.5, 0.9, 0.95 or 0.99)", "p95 unless set", 0.5, 0.99, choices=LATENCY_PERCENTILES),
-    FieldSpec("mode", "choice", "deployment", "", "rented", "headline deployment: rented or owned",
-              "rented unless set", choices=MODES),
-    FieldSpec("rental_tier", "choice", "deployment", "", "on_demand", "headline rental tier",
-              "on_demand unless set", choices=RENTAL_TIERS),
-    FieldSpec("provider", "str", "deployment", "", None, "GPU cloud for every rental tier (empty: each tier "
-              "takes its own cheapest offer across providers)",
-              "data/gpu_prices.csv", nullable=True),
-    FieldSpec("autoscale", "bool", "deployment", "", False, "rented on-demand and spot fleets follow the "
-              "hourly_profile", "off unless set"),
-    FieldSpec("redundancy_replicas", "int", "deployment", "replicas", 0, "N+k spare replicas", "none unless set",
-              0, 1000),
-    FieldSpec("headroom_frac", "float", "deployment", "fraction", 0.0, "extra capacity above the peak hour for "
-              "bursts", "none unless set", 0, 10),
-    FieldSpec("gpu_price_usd_per_gpu_hour", "float", "deployment", "usd_per_gpu_hour", None, "your price for the "
-              "headline rental tier", "data/gpu_prices.csv", 0, 1000, low_open=True, nullable=True),
-    _cost("spot_interruption_overhead_frac", "deployment", "fraction", "extra spot GPU-hours for interruptions", 0, 1),
-    _cost("reserved_1y_discount_frac", "deployment", "fraction", "1-year discount where none is listed", 0, 0.99),
-    _cost("reserved_3y_discount_frac", "deployment", "fraction", "3-year discount where none is listed", 0, 0.99),
-    FieldSpec("gpu_purchase_usd", "float", "owned", "usd_per_gpu", None, "GPU purchase price",
-              "data/gpus.csv", 0, 1e7, low_open=True, nullable=True),
-    FieldSpec("gpu_power_w", "float", "owned", "w", None, "GPU board power (TDP)", "data/gpus.csv", 0, 1e5,
-              low_open=True, nullable=True),
-    _cost("server_network_capex_frac", "owned", "fraction", "server and network capex per GPU / GPU price", 0, 10),
-    _cost("amortisation_years", "owned", "years", "economic life of owned hardware", 0, 30, low_open=True),
-    _cost("cost_of_capital_frac_per_year", "owned", "fraction_per_year", "interest on the capital", 0, 1),
-    _cost("residual_value_frac", "owned", "fraction", "resale value at the end of life / capex", 0, 1),
-    _cost("server_to_gpu_power_ratio", "owned", "ratio", "server maximum power / GPU TDP", 1, 10),
-    _cost("power_load_frac", "owned", "fraction", "average power / maximum", 0, 1),
-    _cost("pue", "owned", "ratio", "facility power / IT power", 1, 5),
-    _cost("electricity_usd_per_kwh", "owned", "usd_per_kwh", "electricity price", 0, 10),
-    _cost("colocation_usd_per_kw_month", "owned", "usd_per_kw_month", "colocation rent per kW of IT load", 0, 10_000),
-    _cost("software_usd_per_gpu_year", "owned", "usd_per_gpu_year", "software licences (rented and owned)", 0, 1e6),
-    _cost("staff_fte", "owned", "fte", "engineers' time operating the stack (rented and owned)", 0, 1000),
-    _cost("staff_usd_per_fte_year", "owned", "usd_per_fte_year", "loaded cost of one engineer", 0, 1e7),
-    FieldSpec("api_id", "str", "api", "", None, "API to compare with (empty: the cheapest API serving the same "
-              "model)", "data/api_prices.csv", nullable=True),
-    FieldSpec("api_price_decline_frac_per_year", "float", "api", "fraction_per_year", 0.0, "yearly API price "
-              "decline; for fixed capability prices fell about 10x a year in 2021-2024 (0.9)",
-              "list prices held unless set; trend: https://a16z.com/llmflation-llm-inference-cost/", 0, 0.99),
-    FieldSpec("horizon_months", "int", "api", "months", 36, "months in the monthly table",
-              "the longest rental commitment (3 years)", 1, 120),
-    FieldSpec("finetune_runs_per_year", "float", "finetune", "runs_per_year", 0.0, "fine-tuning runs a year "
-              "added to the TCO (0: none)", "no fine-tuning unless set", 0, 1e6),
-    FieldSpec("finetune_method", "choice", "finetune", "", "lora", "full, lora or qlora", "lora unless set",
-              choices=FINETUNE_METHODS),
-    FieldSpec("finetune_dataset_tokens", "float", "finetune", "tokens", None, "training tokens per epoch "
-              "(required when finetune_runs_per_year > 0)", "user input", 0, 1e15, low_open=True, nullable=True),
-    FieldSpec("finetune_epochs", "float", "finetune", "epochs", 1.0, "passes over the dataset per run",
-              "one epoch unless set", 0, 1000, low_open=True),
-    FieldSpec("finetune_seq_len", "int", "finetune", "tokens", 4096, "training sequence length",
-              "4096 unless set", 1, 10_000_000),
-    FieldSpec("finetune_gpu", "str", "finetune", "", None, "GPU for fine-tuning (empty: the serving GPU)",
-              "the serving GPU unless set", nullable=True),
-    FieldSpec("finetune_num_gpus", "int", "finetune", "gpus", None, "GPUs per fine-tuning run (empty: the "
-              "fewest that fit)", "the fewest that fit unless set", 1, 4096, nullable=True),
-    FieldSpec("finetune_lora_rank", "int", "finetune", "rank", 16, "LoRA / QLoRA adapter rank",
-              "16 unless set", 1, 65536),
-    )
+def _spec(name: str, info: FieldInfo) -> FieldSpec:
+    """A field's FieldSpec from its pydantic declaration (type, metadata, description, json_schema_extra)."""
+    annotation = info.annotation
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    nullable = type(None) in members
+    base = _strip_annotated(next(m for m in members if m is not type(None)) if nullable else annotation)
+    one_of = next((m for m in info.metadata if isinstance(m, OneOf)), None)
+    kind = ("profile" if typing.get_origin(base) is tuple else "choice" if base is str and one_of
+            else {str: "str", int: "int", float: "float", bool: "bool"}[base])
+    low = high = None
+    low_open = False
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            low = m.ge
+        if getattr(m, "gt", None) is not None:
+            low, low_open = m.gt, True
+        if getattr(m, "le", None) is not None:
+            high = m.le
+    extra = info.json_schema_extra
+    assert isinstance(extra, dict), name  # every field is declared with _about()
+    source = str(extra["x-default-source"])
+    if source == _COST_SOURCE:
+        row = cost_defaults()[name]
+        source = f"{row.source_url} ({row.source_accessed})"
+    default = info.default_factory() if info.default is PydanticUndefined else info.default  # type: ignore[call-arg]
+    return FieldSpec(name, kind, str(extra["x-group"]), str(extra["x-unit"]), default, info.description or "",
+                     source, low, high, low_open, nullable, one_of.names() if one_of else ())
 
 
 @functools.cache
 def _fields_by_name() -> dict[str, FieldSpec]:
-    return {f.name: f for f in _field_specs()}
+    return {name: _spec(name, info) for name, info in Scenario.__pydantic_fields__.items()}
 
 
 SCENARIO_FIELDS: Mapping[str, FieldSpec] = _LazyMapping(_fields_by_name)
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "scenario_range"}
 
 
-def _cost_default(name: str) -> Any:
-    return field(default_factory=lambda: cost_defaults()[name].value)
+def _interval(low: float | None, high: float | None, low_open: bool) -> str:
+    low_text = "-inf" if low is None else f"{low:g}"
+    return f"{'(' if low_open or low is None else '['}{low_text}, {'inf)' if high is None else f'{high:g}]'}"
 
 
-def _check(spec: FieldSpec, value: Any) -> Any:
-    """The value normalised to the field's type, or InvalidInputError naming the field."""
-    where = f"scenario field {spec.name!r}"
-    if value is None:
-        if spec.nullable:
-            return None
-        raise InvalidInputError(f"{where} is required")
-    if spec.kind == "str":
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidInputError(f"{where} must be a non-empty string, got {brief(value)}")
-        if len(value) > MAX_TEXT_CHARS:
-            raise InvalidInputError(f"{where} must be at most {MAX_TEXT_CHARS} characters, got {len(value):,}: "
-                                    f"{brief(value)}")
-        return value.strip()
-    if spec.kind == "choice":
-        low = value.strip().lower() if isinstance(value, str) else None
-        if low not in spec.choices:
-            raise InvalidInputError(f"{where} must be one of {', '.join(spec.choices)}, got {brief(value)}")
-        return low
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise InvalidInputError(f"{where} must be true or false, got {brief(value)}")
-        return value
-    if spec.kind == "profile":
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != HOURS_PER_PROFILE:
-            raise InvalidInputError(f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {brief(value)}")
-        out = tuple(_number(spec, v, f"{where}[{i}]", 0, math.inf, False) for i, v in enumerate(value))
-        if sum(out) <= 0:
-            raise InvalidInputError(f"{where} must have some traffic (all values are 0)")
-        return out
-    number = _number(spec, value, where, spec.low, spec.high, spec.low_open)
-    if spec.choices and number not in spec.choices:
-        raise InvalidInputError(f"{where} must be one of {', '.join(f'{c:g}' for c in spec.choices)}, "
-                                f"got {brief(value)}")
-    if spec.kind == "int":
-        if number != int(number):
-            raise InvalidInputError(f"{where} must be a whole number, got {brief(value)}")
-        return int(number)
-    return float(number)
+def _choice_text(choice: Any) -> str:
+    return f"{choice:g}" if isinstance(choice, float) else str(choice)
 
 
-def _number(spec: FieldSpec, value: Any, where: str, low: float | None, high: float | None, low_open: bool) -> float:
+def _message(error: ErrorDetails, spec: FieldSpec, loc: tuple[Any, ...]) -> str:
+    """The one-line message for pydantic's first error on a field: the field, what it allows, the value given."""
+    where = f"scenario field {spec.name!r}" + "".join(f"[{i}]" for i in loc[1:])
+    value, etype = error["input"], error["type"]
     unit = f" ({spec.unit})" if spec.unit else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInputError(f"{where} must be a finite number{unit}, got {brief(value)}")
-    huge = isinstance(value, int) and value.bit_length() > 64  # beyond every bound; float() would overflow
-    if not huge and not math.isfinite(value):
-        raise InvalidInputError(f"{where} must be a finite number{unit}, got {brief(value)}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    if huge or too_low or (high is not None and value > high):
-        bracket = "(" if low_open else "["
-        low_text = "-inf" if low is None else f"{low:g}"
-        high_text = "inf" if high is None else f"{high:g}"
-        raise InvalidInputError(f"{where} must be in {bracket}{low_text}, {high_text}]{unit}, got {brief(value)}")
-    return value
+    if value is None and len(loc) == 1 and not spec.nullable:
+        return f"{where} is required"
+    if etype == "scenario_no_traffic":
+        return f"{where} {error['msg']}"
+    if etype == "scenario_choice":
+        return f"{where} must be one of {', '.join(_choice_text(c) for c in spec.choices)}, got {brief(value)}"
+    if spec.kind == "profile" and len(loc) == 1:
+        return f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {brief(value)}"
+    if spec.kind in ("int", "float", "profile"):
+        interval = _interval(0, None, False) if spec.kind == "profile" else _interval(spec.low, spec.high,
+                                                                                       spec.low_open)
+        if etype == "scenario_whole":
+            return f"{where} must be a whole number in {interval}{unit}, got {brief(value)}"
+        if etype in _RANGE_ERRORS:
+            return f"{where} must be in {interval}{unit}, got {brief(value)}"
+        return f"{where} must be a finite number in {interval}{unit}, got {brief(value)}"
+    if spec.kind == "bool":
+        return f"{where} must be true or false, got {brief(value)}"
+    if etype == "string_too_long":
+        return f"{where} must be at most {MAX_TEXT_CHARS} characters, got {len(value):,}: {brief(value)}"
+    return f"{where} must be a non-empty string, got {brief(value)}"
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """Every input of a plan. None: take the value from the preset, the catalog or the cost defaults."""
-
-    model: str = "meta-llama/Llama-3.3-70B-Instruct"
-    gpu: str = "H100-SXM"
-    num_gpus_per_replica: int | None = None
-    tp: int | None = None
-    pp: int | None = None
-    precision: str | None = None
-    kv_dtype: str | None = None
-    engine: str | None = None
-    profile: str | None = None
-    expert_parallel: bool | None = False
-    max_num_seqs: int | None = None
-    quality_policy: str = "low-risk"
-    provider_policy: str = "no-marketplace"
-    preset: str = "chat"
-    requests_per_day: float = 100_000.0
-    tokens_per_month: float | None = None
-    input_tokens_mean: float | None = None
-    output_tokens_mean: float | None = None
-    request_sizes_csv: str | None = None
-    peak_to_average_ratio: float | None = None
-    hourly_profile: tuple[float, ...] | None = None
-    monthly_growth_frac: float = 0.0
-    prompt_cache_hit_frac: float | None = None
-    prompt_cache_write_frac: float = 0.0
-    offline_frac: float | None = None
-    ttft_target_s: float | None = None
-    tpot_target_s: float | None = None
-    latency_percentile: float = 0.95
-    mode: str = "rented"
-    rental_tier: str = "on_demand"
-    provider: str | None = None
-    autoscale: bool = False
-    redundancy_replicas: int = 0
-    headroom_frac: float = 0.0
-    gpu_price_usd_per_gpu_hour: float | None = None
-    spot_interruption_overhead_frac: float = _cost_default("spot_interruption_overhead_frac")
-    reserved_1y_discount_frac: float = _cost_default("reserved_1y_discount_frac")
-    reserved_3y_discount_frac: float = _cost_default("reserved_3y_discount_frac")
-    gpu_purchase_usd: float | None = None
-    gpu_power_w: float | None = None
-    server_network_capex_frac: float = _cost_default("server_network_capex_frac")
-    amortisation_years: float = _cost_default("amortisation_years")
-    cost_of_capital_frac_per_year: float = _cost_default("cost_of_capital_frac_per_year")
-    residual_value_frac: float = _cost_default("residual_value_frac")
-    server_to_gpu_power_ratio: float = _cost_default("server_to_gpu_power_ratio")
-    power_load_frac: float = _cost_default("power_load_frac")
-    pue: float = _cost_default("pue")
-    electricity_usd_per_kwh: float = _cost_default("electricity_usd_per_kwh")
-    colocation_usd_per_kw_month: float = _cost_default("colocation_usd_per_kw_month")
-    software_usd_per_gpu_year: float = _cost_default("software_usd_per_gpu_year")
-    staff_fte: float = _cost_default("staff_fte")
-    staff_usd_per_fte_year: float = _cost_default("staff_usd_per_fte_year")
-    api_id: str | None = None
-    api_price_decline_frac_per_year: float = 0.0
-    horizon_months: int = 36
-    finetune_runs_per_year: float = 0.0
-    finetune_method: str = "lora"
-    finetune_dataset_tokens: float | None = None
-    finetune_epochs: float = 1.0
-    finetune_seq_len: int = 4096
-    finetune_gpu: str | None = None
-    finetune_num_gpus: int | None = None
-    finetune_lora_rank: int = 16
-
-    def __post_init__(self) -> None:
-        for spec in _field_specs():
-            object.__setattr__(self, spec.name, _check(spec, getattr(self, spec.name)))
-        hit = self.prompt_cache_hit_frac
-        if hit is not None and hit + self.prompt_cache_write_frac > 1:
-            raise InvalidInputError(f"scenario fields prompt_cache_hit_frac + prompt_cache_write_frac must be <= 1, "
-                                    f"got {hit} + {self.prompt_cache_write_frac}")
+def _one_line(errors: list[ErrorDetails], name: str | None = None) -> str:
+    """pydantic's first error as one line; `name`: the field a single-field validator checked."""
+    error = errors[0]
+    loc = ((name,) if name else ()) + tuple(error["loc"])
+    if not loc:  # a rule across fields (the model validator) says it all
+        return truncate(error["msg"], 400)
+    spec = SCENARIO_FIELDS.get(loc[0]) if isinstance(loc[0], str) else None
+    if spec is None:
+        return f"unknown scenario field {brief(loc[0])}{_closest_field(truncate(str(loc[0])))}"
+    return _message(error, spec, loc)
 
 
 _GIVEN = "_fields_given"  # instance attribute (not a field): names given explicitly, where known
@@ -391,7 +515,7 @@ def _with_given(scenario: Scenario, given: Iterable[str]) -> Scenario:
 
 def _closest_field(name: str) -> str:
     close = difflib.get_close_matches(name, SCENARIO_FIELDS, n=3, cutoff=0.6)
-    return f"; closest: {', '.join(close)}" if close else "; see `SCENARIO_FIELDS` or docs/tco.md"
+    return f"; closest: {', '.join(close)}" if close else "; see `SCENARIO_FIELDS` or docs/scenario.md"
 
 
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
@@ -453,12 +577,22 @@ def clip_to_field(name: str, value: float) -> float | None:
     return float(round(value)) if spec.kind == "int" else float(value)
 
 
+@functools.cache
+def _field_validator(name: str) -> TypeAdapter:
+    """pydantic's validator of one field, from the same declaration (built on first use)."""
+    return TypeAdapter(Scenario.__pydantic_fields__[name].rebuild_annotation(), config=_VALUES)
+
+
 def coerce_field(name: str, value: Any) -> Any:
     """Validate one field's value (text is parsed first); InvalidInputError names the field."""
     spec = SCENARIO_FIELDS.get(name)
     if spec is None:
         raise InvalidInputError(f"unknown scenario field {brief(name)}{_closest_field(truncate(name))}")
-    return _check(spec, _parse_text(spec, value) if isinstance(value, str) else value)
+    parsed = _parse_text(spec, value) if isinstance(value, str) else value
+    try:
+        return _field_validator(name).validate_python(parsed)
+    except ValidationError as err:
+        raise InvalidInputError(_one_line(err.errors(include_url=False), name)) from None
 
 
 def apply_overrides(scenario: Scenario, overrides: Iterable[str]) -> Scenario:
@@ -502,42 +636,22 @@ def dump_scenario(scenario: Scenario, path: str | Path) -> None:
         raise InvalidInputError(f"scenario file {brief(str(p))} must end in .json or .toml")
 
 
-_JSON_TYPES = {"str": "string", "choice": "string", "int": "integer", "float": "number", "bool": "boolean"}
-
-
-def _field_schema(spec: FieldSpec) -> dict[str, Any]:
-    if spec.kind == "profile":
-        item: dict[str, Any] = {"type": "array", "items": {"type": "number", "minimum": 0},
-                                "minItems": HOURS_PER_PROFILE, "maxItems": HOURS_PER_PROFILE}
-    else:
-        item = {"type": _JSON_TYPES[spec.kind]}
-        if spec.kind == "str":
-            item.update(minLength=1, maxLength=MAX_TEXT_CHARS)
-        if spec.choices:
-            item["enum"] = list(spec.choices)
-        if spec.kind in ("int", "float") and not spec.choices:
-            if spec.low is not None:
-                item["exclusiveMinimum" if spec.low_open else "minimum"] = spec.low
-            if spec.high is not None:
-                item["maximum"] = spec.high
-    schema = {"anyOf": [item, {"type": "null"}]} if spec.nullable else item
-    default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-    unit = f" [{spec.unit}]" if spec.unit else ""
-    return {**schema, "default": default, "description": f"{spec.help}{unit}. Default from: {spec.source}",
-            "x-unit": spec.unit, "x-group": spec.group}
-
-
 def scenario_json_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of a scenario file, from the field specs (docs/scenario.schema.json)."""
+    """JSON Schema (draft 2020-12) of a scenario file: pydantic's schema of `Scenario` (docs/scenario.schema.json),
+    with the defaults read from data/ filled in and each field's source of the default resolved."""
+    _default_scenario()  # the deferred validator is built (and the converting __init__ in place)
+    schema = TypeAdapter(Scenario).json_schema()
+    for name, prop in schema["properties"].items():
+        spec = SCENARIO_FIELDS[name]
+        prop.pop("title", None)
+        prop["default"] = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        prop["x-default-source"] = spec.source
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Scenario",
+        **schema,
         "description": "Every input of a plan (planner/scenario.py). Fields left out take their defaults; "
                        "null: the preset, the catalog or the planner's search supplies the value. "
                        "Also: prompt_cache_hit_frac + prompt_cache_write_frac <= 1.",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {spec.name: _field_schema(spec) for spec in _field_specs()},
     }
 
 
@@ -545,12 +659,11 @@ def scenario_fields_markdown() -> str:
     """The field table of docs/scenario.md."""
     lines = ["| field | group | type | unit | allowed | default | description | source of the default |",
              "|---|---|---|---|---|---|---|---|"]
-    for spec in _field_specs():
+    for spec in SCENARIO_FIELDS.values():
         if spec.choices:
-            allowed = " / ".join(f"{c:g}" if isinstance(c, float) else str(c) for c in spec.choices)
+            allowed = " / ".join(_choice_text(c) for c in spec.choices)
         elif spec.kind in ("int", "float") and (spec.low is not None or spec.high is not None):
-            allowed = (f"{'(' if spec.low_open else '['}{spec.low:g}, {spec.high:g}]" if spec.low is not None
-                       else f"<= {spec.high:g}")
+            allowed = _interval(spec.low, spec.high, spec.low_open)
         elif spec.kind == "profile":
             allowed = f"{HOURS_PER_PROFILE} numbers >= 0"
         else:

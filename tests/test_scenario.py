@@ -12,6 +12,7 @@ import pytest
 from planner.errors import InvalidInputError
 from planner.scenario import (
     COST_DEFAULTS,
+    PRESETS,
     SCENARIO_FIELDS,
     Scenario,
     apply_overrides,
@@ -202,9 +203,90 @@ def test_shipped_examples_validate_against_the_schema_and_load():
         jsonschema.validate({"requests_per_dya": 1}, schema)
 
 
-def test_dataclass_defaults_are_the_field_specs_defaults_in_order():
-    """The Scenario class repeats the spec table's names and defaults: this keeps the two identical."""
+def test_the_field_table_is_derived_from_the_pydantic_declaration():
+    """One declaration: SCENARIO_FIELDS and the JSON Schema read the bounds, unit and description of
+    `Scenario`'s pydantic fields (no second table)."""
+    import pydantic.dataclasses
+
+    from planner.scenario import scenario_json_schema
+    assert pydantic.dataclasses.is_pydantic_dataclass(Scenario)
     assert [f.name for f in dataclasses.fields(Scenario)] == list(SCENARIO_FIELDS)
-    default = Scenario()
-    for name, spec in SCENARIO_FIELDS.items():
-        assert getattr(default, name) == spec.default, name
+    # requests_per_day is declared gt=0, le=1e12, unit requests_per_day
+    spec = SCENARIO_FIELDS["requests_per_day"]
+    assert (spec.kind, spec.unit, spec.low, spec.high, spec.low_open, spec.nullable) == (
+        "float", "requests_per_day", 0, 1e12, True, False)
+    prop = scenario_json_schema()["properties"]["requests_per_day"]
+    assert (prop["exclusiveMinimum"], prop["maximum"], prop["x-unit"]) == (0, 1e12, "requests_per_day")
+    assert prop["description"] == spec.help
+    # tp: a whole number in [1, 4096] or empty
+    tp = SCENARIO_FIELDS["tp"]
+    assert (tp.kind, tp.low, tp.high, tp.low_open, tp.nullable, tp.default) == ("int", 1, 4096, False, True, None)
+    assert scenario_json_schema()["properties"]["tp"]["anyOf"] == [
+        {"type": "integer", "minimum": 1, "maximum": 4096}, {"type": "null"}]
+    # a cost field: default and source from data/cost_defaults.csv, read lazily
+    assert SCENARIO_FIELDS["pue"].default == pytest.approx(1.58)
+    assert scenario_json_schema()["properties"]["pue"]["default"] == pytest.approx(1.58)
+    assert SCENARIO_FIELDS["preset"].choices == tuple(PRESETS) and "chat" in PRESETS
+    assert SCENARIO_FIELDS["hourly_profile"].kind == "profile"
+
+
+@pytest.mark.parametrize("fields", [
+    {"pue": 0.5}, {"pue": math.nan}, {"pue": 10**400}, {"requests_per_day": True}, {"tp": True}, {"tp": 1.5},
+    {"tp": "4"}, {"mode": 3}, {"autoscale": 1}, {"model": "x" * 100_000}, {"hourly_profile": [1.0] * 23},
+    {"hourly_profile": [1.0] * 23 + [math.inf]}, {"preset": "nope"}, {"model": None}, {"requests_per_dya": 5},
+])
+def test_bad_values_raise_the_planners_one_line_error_not_pydantics(fields):
+    from pydantic import ValidationError
+    with pytest.raises(InvalidInputError) as err:
+        Scenario(**fields)
+    assert not isinstance(err.value, ValidationError)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 400 and "Input should" not in message
+    assert next(iter(fields)) in message
+
+
+def test_replace_validates_and_keeps_the_types():
+    s = Scenario()
+    with pytest.raises(InvalidInputError, match=r"'pue' must be in \[1, 5\] \(ratio\), got 9"):
+        dataclasses.replace(s, pue=9.0)
+    t = dataclasses.replace(s, tp=4.0, requests_per_day=5, mode=" Owned ", hourly_profile=list(PROFILE))
+    assert t.tp == 4 and isinstance(t.tp, int)  # 4.0, as JSON writers emit it, is the whole number 4
+    assert t.requests_per_day == 5.0 and isinstance(t.requests_per_day, float)
+    assert t.mode == "owned" and t.hourly_profile == PROFILE
+    assert hash(t) != hash(s) and t != s and dataclasses.replace(t) == t
+
+
+def test_the_first_construction_builds_the_validator_and_still_raises_one_line():
+    """Import builds no validator (defer_build); the first Scenario() builds it and the error is still ours."""
+    import subprocess
+    import sys
+    code = ("import planner.scenario as m, planner.errors as e\n"
+            "assert not m.Scenario.__pydantic_complete__\n"
+            "for _ in range(2):\n"
+            "    try:\n"
+            "        m.Scenario(pue=0.5)\n"
+            "    except e.InvalidInputError as err:\n"
+            "        assert 'pue' in str(err)\n"
+            "    else:\n"
+            "        raise SystemExit('accepted')\n"
+            "assert m.Scenario.__pydantic_complete__ and m.Scenario().pue > 0")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("tp", "4", 4), ("tp", 4.0, 4), ("mode", " OWNED", "owned"), ("latency_percentile", "0.9", 0.9),
+    ("expert_parallel", "none", None), ("model", "  qwen3-8b ", "qwen3-8b"),
+])
+def test_coerce_field_uses_the_same_declaration(name, value, expected):
+    assert coerce_field(name, value) == expected
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("tp", 0, r"'tp' must be in \[1, 4096\] \(gpus\), got 0"),
+    ("requests_per_day", math.inf, r"finite number in \(0, 1e\+12\]"),
+    ("hourly_profile", [1.0] * 23 + [-1.0], r"'hourly_profile'\[23\] must be in \[0, inf\)"),
+    ("latency_percentile", 0.98, "must be one of 0.5, 0.9, 0.95, 0.99, got 0.98"),
+])
+def test_coerce_field_refuses_with_the_range(name, value, match):
+    with pytest.raises(InvalidInputError, match=match):
+        coerce_field(name, value)
