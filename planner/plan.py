@@ -214,7 +214,8 @@ def _operating_point(catalog: Catalog, s: Scenario, w: Workload, sizes: RequestS
         kv_dtype=best.kv_dtype, input_tokens=int(traffic.input_tokens), output_tokens=int(traffic.output_tokens),
         engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
         expert_parallel=best.layout.ep, profile=s.profile, max_num_seqs=best.max_num_seqs,
-        concurrency=best.operating_concurrency)
+        concurrency=best.operating_concurrency, speculative=s.speculative,
+        speculative_draft_tokens=s.speculative_draft_tokens, speculative_acceptance_frac=s.speculative_acceptance_frac)
     return estimate(catalog, request), result
 
 

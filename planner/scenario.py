@@ -41,6 +41,8 @@ from planner.data.safe_io import read_json, read_toml
 from planner.econ.costs import RENTAL_TIERS, CostDefault, load_cost_defaults
 from planner.econ.workload import HOURS_PER_PROFILE, WorkloadPreset, load_presets
 from planner.errors import InvalidInputError, brief, truncate
+from planner.perf.speculative import MAX_DRAFT_TOKENS
+from planner.perf.speculative import METHODS as SPECULATIVE_METHODS
 
 
 @functools.cache
@@ -207,6 +209,15 @@ class Scenario:
     max_num_seqs: Annotated[int | None, _about("model", "sequences", "the engine's concurrency limit per replica "
                                                "(empty: the planner searches)", _SEARCHED, ge=1, le=65536),
                             WHOLE] = None
+    speculative: Annotated[Choice, OneOf(SPECULATIVE_METHODS), _about(
+        "model", "", "speculative decoding: off, mtp (the model's MTP layers) or eagle3 (a published EAGLE-3 head); "
+        "kept only where it lowers TPOT (docs/speculative.md)", "off unless set")] = "off"
+    speculative_draft_tokens: Annotated[int | None, _about(
+        "model", "tokens", "draft tokens per verify step (empty: the shortest draft length data/speculative.csv "
+        "measured)", "data/speculative.csv", ge=1, le=MAX_DRAFT_TOKENS), WHOLE] = None
+    speculative_acceptance_frac: Annotated[float | None, _about(
+        "model", "fraction", "per-position acceptance of a draft token (empty: data/speculative.csv for the model)",
+        "data/speculative.csv", gt=0, le=1)] = None
     quality_policy: Annotated[Choice, OneOf(QUALITY_POLICIES), _about(
         "model", "", "which precisions and KV dtypes the planner may pick: lossless (native only), low-risk (8-bit "
         "and well-measured 4-bit), any", "low-risk unless set")] = "low-risk"

@@ -131,3 +131,22 @@ def test_estimate_where_speculation_loses_launches_without_it(real_catalog):
     assert not est.speculative["applied"]
     config = serve_config_from_estimate(est, real_catalog)
     assert config.speculative == "off" and "--speculative-config" not in serve_command(config).argv
+
+
+def test_scenario_speculative_reaches_the_plan_and_the_launch_command(real_catalog):
+    from planner.handoff.deploy_targets import deployment_from_plan
+    from planner.plan import plan
+    from planner.scenario import Scenario
+
+    base = dict(model="deepseek-ai/DeepSeek-V3", gpu="H200-SXM", num_gpus_per_replica=8, precision="fp8",
+                requests_per_day=20_000)
+    assert Scenario(**base).speculative == "off"
+    assert plan(Scenario(**base), real_catalog).estimate.speculative is None
+    result = plan(Scenario(**base, speculative="mtp", speculative_draft_tokens=2), real_catalog)
+    assert result.estimate.speculative["draft_tokens"] == 2
+    config = deployment_from_plan(result, real_catalog, engine="vllm").config
+    if result.estimate.speculative["applied"]:
+        assert json.loads(after(serve_command(config).argv, "--speculative-config")) == {
+            "method": "mtp", "num_speculative_tokens": 2}
+    else:
+        assert config.speculative == "off"
