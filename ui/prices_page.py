@@ -1,8 +1,8 @@
 """Prices: the GPU and API price tables, editable in place or replaced by an uploaded CSV.
 
-Every edit or upload goes through the same schema checks as data/ (planner.data._csvschema via
-ui.support); the first problem is shown with its row (header = row 1), column and
-value, and the last valid table stays in use. Valid prices replace the session's catalog,
+Every edit or upload goes through the same checks as data/ (the GpuPrice / ApiPrice records read by
+planner.data._csvschema.read_records via ui.support); the first problem is shown with its row (header = row 1),
+column and value, and the last valid table stays in use. Valid prices replace the session's catalog,
 so every page prices with them until the session ends or they are reset.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from planner.data._csvschema import Col
-from planner.data.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, Catalog
+from planner.data.catalog import Catalog
+from planner.data.columns import Col, columns
+from planner.data.records import PRICING_TIERS, ApiPrice, GpuPrice
 from planner.errors import PlannerError
 from ui import state, widgets
 from ui.support import api_prices_from_csv, gpu_prices_from_csv, price_rows
@@ -174,11 +175,11 @@ def render() -> None:
     gpu_changed, api_changed = state.prices_overridden()
     gpu_tab, api_tab = st.tabs(["GPU prices (USD per GPU-hour)", "API prices (USD per million tokens)"])
     with gpu_tab:
-        _price_table("gpu", "GPU prices", GPU_PRICE_SCHEMA, cat.gpu_prices,
+        _price_table("gpu", "GPU prices", columns(GpuPrice), cat.gpu_prices,
                      lambda data, c, name: gpu_prices_from_csv(data, c, name=name), state.set_gpu_prices,
                      gpu_changed)
     with api_tab:
-        _price_table("api", "API prices", API_PRICE_SCHEMA, tuple(cat.api_prices.values()),
+        _price_table("api", "API prices", columns(ApiPrice), tuple(cat.api_prices.values()),
                      lambda data, c, name: api_prices_from_csv(data, c, name=name), state.set_api_prices,
                      api_changed)
 

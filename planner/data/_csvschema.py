@@ -1,97 +1,39 @@
-"""Schema-checked CSV reading for the catalogs (private to catalog.py and the importers).
+"""Schema-checked CSV reading for the catalogs (private to planner.data, the econ and advice tables).
 
-A schema maps every column to a parser. The whole file is checked: missing or unknown
-columns, empty required cells, non-numbers, NaN/inf, non-positive values where a value
-must be positive, malformed ISO dates and booleans, duplicate ids, and an empty or
-non-http `source_url`, a number outside the column's plausible band (`Col.band`, which
-names its source), and rows that repeat a key (`Col.key` columns) with different values. The
-text must be UTF-8 without NUL bytes and with cells of at most 65,536 characters (read through
-`safe_io`). The first problem raises `CatalogError(file, row, column, value)` with the row number
-as a spreadsheet shows it (header = row 1).
+A table is declared once, as a record (a frozen dataclass whose annotations are its columns, see
+`columns.py`); `read_records(source, Record)` checks the whole file and returns a `Table` of
+records with the spreadsheet row of each. Checked: missing or unknown columns, empty required
+cells, non-numbers, NaN/inf, numbers outside their bounds or plausible band (`Band`, which names
+its source), malformed ISO dates and booleans, future access dates, non-http URLs, duplicate ids,
+and rows that repeat a key (`KEY` columns) with different values. The text must be UTF-8 without
+NUL bytes and with cells of at most 65,536 characters (read through `safe_io`). The cells are
+validated by a pydantic-core validator compiled from the declaration (`columns.validator`); the
+first problem raises `CatalogError(file, row, column, value)` with the row number as a spreadsheet
+shows it (header = row 1), in the file's column order.
+
+`read_rows(source, {column: Col})` is the same check for a table given as a Col dict; it returns
+dicts (with the row under "_row").
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from planner.data.columns import Col, columns, derived_fields, first_problem, validator
 from planner.data.safe_io import InputFileError, decode_text, iter_csv_rows, read_bytes
 from planner.errors import CatalogError
 
-MAX_COUNT = 10**12  # largest whole number a catalog cell may hold (token limits are < 1e8, counts < 1e6)
+R = TypeVar("R")
+
+__all__ = ["Col", "Table", "read_records", "read_rows"]
 
 
-@dataclass(frozen=True)
-class Col:
-    """One column: how to parse it and whether it may be empty."""
-
-    kind: str  # str | float+ | float0 | int+ | bool | date | past_date | list | url | frac
-    required: bool = True
-    may_be_absent: bool = False  # a column added later: files without it still load (cells become None)
-    band: tuple[float, float, str] | None = None  # (low, high, where the bound comes from) for a number
-    key: bool = False  # part of the row key: two rows with the same key must not differ elsewhere
-
-
-def _parse(kind: str, text: str) -> Any:
-    if kind == "str":
-        return text
-    if kind == "list":
-        return tuple(part.strip() for part in text.split(";") if part.strip())
-    if kind == "url":
-        if not text.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return text
-    if kind == "bool":
-        low = text.lower()
-        if low not in ("true", "false"):
-            raise ValueError("must be true or false")
-        return low == "true"
-    if kind in ("date", "past_date"):
-        try:
-            value = dt.date.fromisoformat(text)
-        except ValueError:
-            raise ValueError("must be an ISO date YYYY-MM-DD") from None
-        if kind == "past_date" and value > dt.date.today():
-            raise ValueError(f"is in the future (today is {dt.date.today().isoformat()})")
-        return value
-    if kind in ("float+", "float0", "frac"):
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("must be a number") from None
-        if not math.isfinite(value):
-            raise ValueError("must be finite")
-        if kind == "float+" and value <= 0:
-            raise ValueError("must be > 0")
-        if kind == "float0" and value < 0:
-            raise ValueError("must be >= 0")
-        if kind == "frac" and not 0 < value <= 1:
-            raise ValueError("must be in (0, 1]")
-        return value
-    if kind == "int+":
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError("must be a whole number") from None
-        if value < 1:
-            raise ValueError("must be >= 1")
-        if value > MAX_COUNT:
-            raise ValueError(f"must be <= {MAX_COUNT:,}")
-        return value
-    raise AssertionError(f"unknown column kind {kind}")
-
-
-def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None = None,
-              id_column: str | None = None, strict_columns: bool = True) -> list[dict[str, Any]]:
-    """Parse a CSV (path or bytes) against `schema`; CatalogError on the first problem.
-
-    Empty optional cells become None. `strict_columns=False` ignores unknown extra columns
-    (for user uploads that carry notes of their own), but never missing ones.
-    """
+def _checked_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None,
+                  id_column: str | None, strict_columns: bool) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    """(file label, [(row number, typed values)]) of a CSV checked against `schema`."""
     label = name or ("uploaded CSV" if isinstance(source, (bytes, bytearray)) else Path(source).name)
     try:
         raw = bytes(source) if isinstance(source, (bytes, bytearray)) else read_bytes(source, what=label)
@@ -115,35 +57,33 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
     if len(set(header)) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         raise CatalogError(label, 1, dup, None, "duplicate column")
-    out: list[dict[str, Any]] = []
+    validate = validator(schema)
+    from pydantic_core import ValidationError
+
+    out: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     key_columns = [c for c in header if c in schema and schema[c].key]
     keyed: dict[tuple[Any, ...], dict[str, Any]] = {}
+    absent = {c: None for c in schema if c not in header}
     for number, cells in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
             raise CatalogError(label, number, None, None,
                                f"has {len(cells)} cells, the header has {len(header)}")
-        record: dict[str, Any] = {c: None for c in schema if c not in header}
+        texts: dict[str, str | None] = dict(absent)
         for column, cell in zip(header, cells, strict=True):
             if column not in schema:
                 continue
-            spec, text = schema[column], cell.strip()
-            if not text:
-                if spec.required:
-                    raise CatalogError(label, number, column, cell, "is empty but required")
-                record[column] = None
-                continue
-            try:
-                record[column] = _parse(spec.kind, text)
-            except ValueError as err:
-                raise CatalogError(label, number, column, text, str(err)) from None
-            if spec.band is not None:
-                low, high, why = spec.band
-                if not low <= record[column] <= high:
-                    raise CatalogError(label, number, column, text,
-                                       f"is outside the plausible band [{low:g}, {high:g}] ({why})")
+            text = cell.strip()
+            if not text and schema[column].required:
+                raise CatalogError(label, number, column, cell, "is empty but required")
+            texts[column] = text or None
+        try:
+            record = validate(texts)
+        except ValidationError as err:
+            column, problem = first_problem(err, schema, header)
+            raise CatalogError(label, number, column, texts.get(column), problem) from None
         if key_columns:
             _check_key(label, number, record, key_columns, keyed)
         if id_column:
@@ -152,9 +92,84 @@ def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str |
                 raise CatalogError(label, number, id_column, record[id_column],
                                    f"duplicate id (first on row {seen[key]})")
             seen[key] = number
-        record["_row"] = number
-        out.append(record)
-    return out
+        out.append((number, record))
+    return label, out
+
+
+def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None = None,
+              id_column: str | None = None, strict_columns: bool = True) -> list[dict[str, Any]]:
+    """Parse a CSV (path or bytes) against a Col dict; CatalogError on the first problem.
+
+    Empty optional cells become None; each dict carries its spreadsheet row under "_row".
+    `strict_columns=False` ignores unknown extra columns (user uploads with notes of their own),
+    never missing ones.
+    """
+    _, rows = _checked_rows(source, schema, name=name, id_column=id_column, strict_columns=strict_columns)
+    return [{**values, "_row": number} for number, values in rows]
+
+
+@dataclass(frozen=True)
+class Table(Generic[R]):
+    """The validated records of one CSV, with the spreadsheet row of each (header = row 1)."""
+
+    label: str
+    records: tuple[R, ...]
+    rows: tuple[int, ...]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def numbered(self) -> Iterator[tuple[int, R]]:
+        return zip(self.rows, self.records, strict=True)
+
+    def by(self, column: str) -> dict[Any, R]:
+        """The records keyed by one column (an id column: read_records checked it is unique)."""
+        return {getattr(r, column): r for r in self.records}
+
+    def error(self, row: int, column: str | None, value: Any, problem: str) -> CatalogError:
+        return CatalogError(self.label, row, column, value, problem)
+
+    def require(self, column: str, valid: Callable[[Any], bool], what: str) -> None:
+        """CatalogError on the first row whose `column` fails `valid` ("unknown <what>": a dangling reference)."""
+        for row, record in self.numbered():
+            value = getattr(record, column)
+            if value is not None and not valid(value):
+                raise self.error(row, column, value, f"unknown {what}")
+
+    def require_not_after(self, column: str, bound_column: str) -> None:
+        """CatalogError on the first row whose date `column` is later than its date `bound_column`."""
+        for row, record in self.numbered():
+            value, bound = getattr(record, column), getattr(record, bound_column)
+            if value is not None and bound is not None and value > bound:
+                raise self.error(row, column, value.isoformat(), f"is later than {bound_column} ({bound.isoformat()})")
+
+    def names(self, id_column: str, alias_column: str | None = None) -> dict[str, str]:
+        """Every lower-cased id and alias -> its id; CatalogError if a name is taken twice."""
+        names: dict[str, str] = {}
+        for row, record in self.numbered():
+            canonical = getattr(record, id_column)
+            for name in (canonical, *(getattr(record, alias_column) or () if alias_column else ())):
+                key = str(name).lower()
+                if key in names and names[key] != canonical:
+                    raise self.error(row, alias_column or id_column, name, f"name already used by {names[key]!r}")
+                names[key] = canonical
+        return names
+
+
+def read_records(source: str | Path | bytes, record: type[R], *, name: str | None = None,
+                 id_column: str | None = None, strict_columns: bool = True) -> Table[R]:
+    """Parse a CSV (path or bytes) into `record`s, checked against the columns the record declares.
+
+    CatalogError on the first problem (see the module docstring); fields the record derives (not
+    CSV columns) are None until the loader sets them. Other arguments as for `read_rows`.
+    """
+    label, rows = _checked_rows(source, columns(record), name=name, id_column=id_column,
+                                strict_columns=strict_columns)
+    extra = dict.fromkeys(derived_fields(record))
+    return Table(label, tuple(record(**values, **extra) for _, values in rows), tuple(n for n, _ in rows))
 
 
 def _check_key(label: str, number: int, record: dict[str, Any], key_columns: list[str],

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from planner import units
-from planner.data._csvschema import Col, check_unique_names, read_rows, require_not_after, require_refs
+from planner.data._csvschema import Table, read_records
+from planner.data.columns import columns
 from planner.data.records import (
-    PRICE_FLAGS,
-    PROVIDER_CLASSES,
     ApiPrice,
     EfficiencyProfile,
     Engine,
@@ -30,104 +29,14 @@ from planner.data.records import (
     Precision,
 )
 from planner.data.safe_io import read_json
-from planner.errors import CatalogError, InvalidInputError, PlannerError, UnknownNameError, bounded_int, brief
+from planner.errors import InvalidInputError, PlannerError, UnknownNameError, bounded_int, brief
 from planner.model.architecture import architecture_from_config
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 MAX_NAME_CHARS = 200  # longest catalog id or alias compared when suggesting close names (the longest is ~60)
 DEFAULT_CONTEXT_TOKENS = 4096  # a user config.json without max_position_embeddings: the oldest common context
-
-_SOURCE = {"source_url": Col("url"), "source_accessed": Col("past_date")}  # read on a day that has happened
-# Plausible price bands: a value outside is a unit or typing error (per-token price read as per-Mtok, 1e300),
-# not a price. Shipped data/gpu_prices.csv spans 0.148-14.1 $/GPU-h and data/api_prices.csv 0.025-600 $/Mtok
-# (o1-pro output); the bands leave more than 10x either way.
-GPU_HOUR_BAND = (0.01, 200.0, "shipped GPU prices span $0.15-14.1 per GPU-hour, data/gpu_prices.csv")
-MTOK_BAND = (0.0, 10_000.0, "the dearest shipped API price is $600 per Mtok, data/api_prices.csv")
-# Price columns added later: uploads without them still load (records default them, see records.GpuPrice).
-_PRICE_DATE = {"price_as_of": Col("past_date", False, may_be_absent=True),
-               "price_flag": Col("str", False, may_be_absent=True)}
-
-MODEL_SCHEMA = {
-    "model_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "family": Col("str"),
-    "developer": Col("str"), "developer_country": Col("str", False), "release_date": Col("date"),
-    "config_file": Col("str"), "architecture": Col("str"), "license_id": Col("str"), "openness": Col("str"),
-    "context_length_tokens": Col("int+"), "languages": Col("list", False), "languages_count": Col("int+", False),
-    "native_precision": Col("str"), "published_total_params_b": Col("float+", False),
-    "published_active_params_b": Col("float+", False), "strengths": Col("list", False),
-    **_SOURCE, "notes": Col("str", False),
-}
-LICENSE_SCHEMA = {
-    "license_id": Col("str"), "name": Col("str"), "spdx_id": Col("str", False), "commercial_use": Col("bool"),
-    "mau_limit": Col("int+", False), "attribution_required": Col("bool"), "naming_requirement": Col("str", False),
-    "acceptable_use_policy": Col("bool"), "research_only": Col("bool"), "osi_approved": Col("bool"),
-    "summary": Col("str"), **_SOURCE,
-}
-GPU_SCHEMA = {
-    "gpu_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "vendor": Col("str"),
-    "generation": Col("str"), "category": Col("str"), "memory_gb": Col("float+"), "usable_memory_gb": Col("float+"),
-    "memory_bandwidth_tb_s": Col("float+"), "bf16_dense_tflops": Col("float+"),
-    "fp8_dense_tflops": Col("float+", False), "fp4_dense_tflops": Col("float+", False),
-    "int8_dense_tops": Col("float+", False), "tdp_w": Col("float+", False), "interconnect": Col("str"),
-    "interconnect_bandwidth_gb_s": Col("float+"), "max_gpus_per_node": Col("int+"),
-    "purchase_usd": Col("float+", False), "purchase_source_url": Col("url", False),
-    "purchase_source_accessed": Col("date", False), **_SOURCE, "notes": Col("str", False),
-}
-GPU_PRICE_SCHEMA = {
-    "gpu_id": Col("str", key=True), "provider": Col("str", key=True), "pricing": Col("str", key=True),
-    "usd_per_gpu_hour": Col("float+", band=GPU_HOUR_BAND),
-    "region": Col("str", False, key=True), "instance_type": Col("str", False, key=True),
-    "gpus_per_instance": Col("int+", False),
-    **_SOURCE, "notes": Col("str", False), **_PRICE_DATE, "provider_class": Col("str", False, may_be_absent=True),
-}
-API_PRICE_SCHEMA = {
-    "api_id": Col("str"), "provider": Col("str"), "model_name": Col("str"), "category": Col("str"),
-    "catalog_model_id": Col("str", False), "input_usd_per_mtok": Col("float0", band=MTOK_BAND),
-    "output_usd_per_mtok": Col("float0", band=MTOK_BAND),
-    "cached_input_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
-    "cache_write_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
-    "batch_input_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
-    "batch_output_usd_per_mtok": Col("float0", False, band=MTOK_BAND),
-    "max_input_tokens": Col("int+", False), **_SOURCE, "notes": Col("str", False), **_PRICE_DATE,
-}
-PRECISION_SCHEMA = {
-    "precision_id": Col("str"), "aliases": Col("list", False), "kind": Col("str"),
-    "weight_bits_per_param": Col("float+"), "compute_format": Col("str"), "quantizes_embeddings": Col("bool"),
-    "quality_risk": Col("str"), "engines": Col("list"), **_SOURCE, "notes": Col("str", False),
-}
-KV_DTYPE_SCHEMA = {
-    "kv_dtype_id": Col("str"), "aliases": Col("list", False), "bytes_per_elem": Col("float+"),
-    "requires_native_fp8": Col("bool"), "engines": Col("list"), **_SOURCE, "notes": Col("str", False),
-}
-ENGINE_SCHEMA = {
-    "engine_id": Col("str"), "aliases": Col("list", False), "name": Col("str"), "vendors": Col("list"),
-    "precision_kinds": Col("list"), "memory_utilization_frac": Col("frac"), "runtime_overhead_gb": Col("float0"),
-    "max_num_seqs": Col("int+"), "max_num_batched_tokens": Col("int+", False),
-    "kv_reservation": Col("str"), "kv_memory_basis": Col("str"), "int8_matmul_precisions": Col("list", False),
-    "layouts": Col("list"), "fp8_checkpoint_kv_dtype": Col("str", False), "policy_source_url": Col("url"),
-    **_SOURCE, "notes": Col("str", False),
-}
-ENGINE_CHOICES = {"kv_reservation": {"paged", "full_sequence"}, "kv_memory_basis": {"total", "free"}}
-ENGINE_LAYOUTS = {"tp", "pp", "dp", "ep", "layer"}
-
-EFFICIENCY_SCHEMA = {
-    "profile_id": Col("str"), "engine": Col("str"), "gpu_match": Col("str"), "mbu_frac": Col("frac"),
-    "moe_mbu_frac": Col("frac", False), "mfu_decode_frac": Col("frac"), "mfu_prefill_frac": Col("frac"),
-    "comm_bw_frac": Col("frac", False), "step_overhead_ms": Col("float0"), "comm_latency_us": Col("float0"),
-    "moe_expert_overhead_us": Col("float0", False), "overhead_overlap_frac": Col("frac", False),
-    "layer_overhead_us": Col("float0", False),
-    "range_low_factor": Col("frac"), "range_high_factor": Col("float+"), "n_points": Col("float0"),
-    "fit_mdape_frac": Col("float0", False), "holdout_mdape_frac": Col("float0", False), **_SOURCE,
-    "notes": Col("str", False),
-}
-
-PRICING_TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
-COMPUTE_FORMATS = ("bf16", "fp16", "fp8", "fp4", "int8")
-
-
-def _record(cls: type, row: dict[str, Any], **extra: Any) -> Any:
-    fields = {k: v for k, v in row.items() if not k.startswith("_")}
-    fields.update(extra)
-    return cls(**fields)
+# The efficiency.csv columns, read from the EfficiencyProfile declaration (planner.fit.profile_store writes them).
+EFFICIENCY_SCHEMA = columns(EfficiencyProfile)
 
 
 def _closest(name: str, names: Iterable[str], what: str) -> UnknownNameError:
@@ -275,83 +184,67 @@ def model_from_config_file(path: str | Path) -> Model:
 
 
 def _load_models(data_dir: Path, licenses: dict[str, License]) -> tuple[dict[str, Model], dict[str, str]]:
-    rows = read_rows(data_dir / "models.csv", MODEL_SCHEMA, id_column="model_id")
-    names = check_unique_names("models.csv", rows, "model_id", "aliases")
-    require_refs("models.csv", rows, "license_id", lambda v: v in licenses, "license_id (see licenses.csv)")
+    table = read_records(data_dir / "models.csv", Model, id_column="model_id")
+    names = table.names("model_id", "aliases")
+    table.require("license_id", lambda v: v in licenses, "license_id (see licenses.csv)")
     models = {}
-    for row in rows:
-        path = data_dir / "model_configs" / row["config_file"]
+    for row, model in table.numbered():
+        path = data_dir / "model_configs" / model.config_file
         if not path.is_file():
-            raise CatalogError("models.csv", row["_row"], "config_file", row["config_file"],
-                               "no such file in data/model_configs")
+            raise table.error(row, "config_file", model.config_file, "no such file in data/model_configs")
         try:
             arch = architecture_from_config(load_config(path))
         except PlannerError as err:
-            raise CatalogError("models.csv", row["_row"], "config_file", row["config_file"], str(err)) from None
-        if row["architecture"] not in ("dense", "moe"):
-            raise CatalogError("models.csv", row["_row"], "architecture", row["architecture"],
-                               "must be dense or moe")
-        if (row["architecture"] == "moe") != arch.is_moe:
-            raise CatalogError("models.csv", row["_row"], "architecture", row["architecture"],
-                               "disagrees with the config's expert layout")
-        models[row["model_id"]] = _record(Model, row, arch=arch)
+            raise table.error(row, "config_file", model.config_file, str(err)) from None
+        if (model.architecture == "moe") != arch.is_moe:
+            raise table.error(row, "architecture", model.architecture, "disagrees with the config's expert layout")
+        models[model.model_id] = replace(model, arch=arch)
     return models, names
 
 
-def _check_choice(label: str, rows: list[dict[str, Any]], column: str, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    require_refs(label, rows, column, lambda v: v in allowed, f"value (allowed: {', '.join(allowed)})")
+def _check_gpus(table: Table[Gpu]) -> None:
+    for row, gpu in table.numbered():
+        # Vendors' "80 GB" HBM is 80 GiB; what nvidia-smi / rocm-smi report (usable_memory_gb, decimal GB)
+        # may exceed the label in decimal GB but never the label read as GiB.
+        if gpu.usable_memory_gb > gpu.memory_gb * units.GIB / units.GB:
+            raise table.error(row, "usable_memory_gb", gpu.usable_memory_gb, "exceeds memory_gb (read as GiB)")
 
 
 def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
-    """Read and validate every catalog under `data_dir`."""
+    """Read and validate every catalog under `data_dir`.
+
+    Each file is checked against its record's declaration (records.py) by `read_records`; the checks
+    across tables (references, a model's config file, GPU memory) follow here.
+    """
     d = Path(data_dir)
-    lic_rows = read_rows(d / "licenses.csv", LICENSE_SCHEMA, id_column="license_id")
-    licenses = {r["license_id"]: _record(License, r) for r in lic_rows}
+    licenses = read_records(d / "licenses.csv", License, id_column="license_id").by("license_id")
     models, model_names = _load_models(d, licenses)
-    gpu_rows = read_rows(d / "gpus.csv", GPU_SCHEMA, id_column="gpu_id")
-    gpu_names = check_unique_names("gpus.csv", gpu_rows, "gpu_id", "aliases")
-    for row in gpu_rows:
-        # Vendors' "80 GB" HBM is 80 GiB; what nvidia-smi / rocm-smi report (usable_memory_gb, decimal GB)
-        # may exceed the label in decimal GB but never the label read as GiB.
-        if row["usable_memory_gb"] > row["memory_gb"] * units.GIB / units.GB:
-            raise CatalogError("gpus.csv", row["_row"], "usable_memory_gb", row["usable_memory_gb"],
-                               "exceeds memory_gb (read as GiB)")
-    gpus = {r["gpu_id"]: _record(Gpu, r) for r in gpu_rows}
-    price_rows = read_rows(d / "gpu_prices.csv", GPU_PRICE_SCHEMA)
-    require_refs("gpu_prices.csv", price_rows, "gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")
-    _check_choice("gpu_prices.csv", price_rows, "pricing", PRICING_TIERS)
-    _check_choice("gpu_prices.csv", price_rows, "provider_class", PROVIDER_CLASSES)
-    api_rows = read_rows(d / "api_prices.csv", API_PRICE_SCHEMA, id_column="api_id")
-    for label, rows in (("gpu_prices.csv", price_rows), ("api_prices.csv", api_rows)):
-        _check_choice(label, rows, "price_flag", PRICE_FLAGS)
-        require_not_after(label, rows, "price_as_of", "source_accessed")
-    prec_rows = read_rows(d / "precisions.csv", PRECISION_SCHEMA, id_column="precision_id")
-    _check_choice("precisions.csv", prec_rows, "compute_format", COMPUTE_FORMATS)
-    kv_rows = read_rows(d / "kv_dtypes.csv", KV_DTYPE_SCHEMA, id_column="kv_dtype_id")
-    eng_rows = read_rows(d / "engines.csv", ENGINE_SCHEMA, id_column="engine_id")
-    for column, allowed in ENGINE_CHOICES.items():
-        _check_choice("engines.csv", eng_rows, column, allowed)
-    require_refs("engines.csv", eng_rows, "layouts", lambda v: set(v) <= ENGINE_LAYOUTS,
-                 f"layout (allowed: {', '.join(sorted(ENGINE_LAYOUTS))})")
-    require_refs("engines.csv", eng_rows, "fp8_checkpoint_kv_dtype", lambda v: v in {r["kv_dtype_id"] for r in kv_rows},
-                 "kv dtype (see kv_dtypes.csv)")
-    eff_rows = read_rows(d / "efficiency.csv", EFFICIENCY_SCHEMA, id_column="profile_id")
-    require_refs("efficiency.csv", eff_rows, "engine", lambda v: v in {r["engine_id"] for r in eng_rows},
-                 "engine (see engines.csv)")
+    gpu_table = read_records(d / "gpus.csv", Gpu, id_column="gpu_id")
+    gpu_names = gpu_table.names("gpu_id", "aliases")
+    _check_gpus(gpu_table)
+    gpus = gpu_table.by("gpu_id")
+    prices = read_records(d / "gpu_prices.csv", GpuPrice)
+    prices.require("gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")
+    api = read_records(d / "api_prices.csv", ApiPrice, id_column="api_id")
+    for table in (prices, api):
+        table.require_not_after("price_as_of", "source_accessed")
+    precisions = read_records(d / "precisions.csv", Precision, id_column="precision_id")
+    kv_dtypes = read_records(d / "kv_dtypes.csv", KvDtype, id_column="kv_dtype_id")
+    engines = read_records(d / "engines.csv", Engine, id_column="engine_id")
+    kv_ids = {k.kv_dtype_id for k in kv_dtypes}
+    engines.require("fp8_checkpoint_kv_dtype", lambda v: v in kv_ids, "kv dtype (see kv_dtypes.csv)")
+    efficiency = read_records(d / "efficiency.csv", EfficiencyProfile, id_column="profile_id")
+    engine_ids = {e.engine_id for e in engines}
+    efficiency.require("engine", lambda v: v in engine_ids, "engine (see engines.csv)")
     return Catalog(
-        models=models, licenses=licenses, gpus=gpus,
-        gpu_prices=tuple(_record(GpuPrice, r) for r in price_rows),
-        api_prices={r["api_id"]: _record(ApiPrice, r) for r in api_rows},
-        precisions={r["precision_id"]: _record(Precision, r) for r in prec_rows},
-        kv_dtypes={r["kv_dtype_id"]: _record(KvDtype, r) for r in kv_rows},
-        engines={r["engine_id"]: _record(Engine, r) for r in eng_rows},
-        efficiency=tuple(_record(EfficiencyProfile, r) for r in eff_rows),
+        models=models, licenses=licenses, gpus=gpus, gpu_prices=prices.records,
+        api_prices=api.by("api_id"), precisions=precisions.by("precision_id"), kv_dtypes=kv_dtypes.by("kv_dtype_id"),
+        engines=engines.by("engine_id"), efficiency=efficiency.records,
         names={
             "model": model_names, "gpu": gpu_names,
-            "precision": check_unique_names("precisions.csv", prec_rows, "precision_id", "aliases"),
-            "kv_dtype": check_unique_names("kv_dtypes.csv", kv_rows, "kv_dtype_id", "aliases"),
-            "engine": check_unique_names("engines.csv", eng_rows, "engine_id", "aliases"),
-            "api": check_unique_names("api_prices.csv", api_rows, "api_id", None),
+            "precision": precisions.names("precision_id", "aliases"),
+            "kv_dtype": kv_dtypes.names("kv_dtype_id", "aliases"),
+            "engine": engines.names("engine_id", "aliases"),
+            "api": api.names("api_id"),
         },
     )

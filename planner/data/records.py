@@ -1,15 +1,48 @@
-"""The typed, frozen records the catalog loader builds from data/*.csv (one dataclass per table).
+"""The typed, frozen records of the catalog tables in data/*.csv: one declaration per table.
 
-Fields mirror the CSV columns (units in the names); `catalog.py` validates the files and builds
-these. Kept apart from the loader so other modules can import the record types alone.
+Each record's annotations are its CSV columns (units in the names): the type and check, the
+plausible band with its source, key columns, and columns that may be empty (`X | None`) or absent
+from older files (see `columns.py`). The loader (`catalog.py`, through `_csvschema.read_records`)
+validates each file against these declarations; below that boundary the records are plain frozen
+dataclasses (attribute access, `dataclasses.replace`, hashing) that nothing validates again. Kept
+apart from the loader so other modules can import the record types alone.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from planner.data.columns import (
+    DERIVED,
+    KEY,
+    MAY_BE_ABSENT,
+    Band,
+    Count,
+    Date,
+    Flag,
+    Frac,
+    Names,
+    NamesOrEmpty,
+    NonNegative,
+    OneOf,
+    PastDate,
+    Positive,
+    Url,
+    Words,
+)
 from planner.model.architecture import Architecture
+
+PRICING_TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
+COMPUTE_FORMATS = ("bf16", "fp16", "fp8", "fp4", "int8")
+ENGINE_LAYOUTS = ("tp", "pp", "dp", "ep", "layer")
+# Plausible price bands: a value outside is a unit or typing error (per-token price read as per-Mtok, 1e300),
+# not a price. Shipped data/gpu_prices.csv spans 0.148-14.1 $/GPU-h and data/api_prices.csv 0.025-600 $/Mtok
+# (o1-pro output); the bands leave more than 10x either way.
+GPU_HOUR_BAND = Band(0.01, 200.0, "shipped GPU prices span $0.15-14.1 per GPU-hour, data/gpu_prices.csv")
+MTOK_BAND = Band(0.0, 10_000.0, "the dearest shipped API price is $600 per Mtok, data/api_prices.csv")
+UsdPerGpuHour = Annotated[Positive, GPU_HOUR_BAND]
+UsdPerMtok = Annotated[NonNegative, MTOK_BAND]
 
 
 @dataclass(frozen=True)
@@ -17,68 +50,68 @@ class License:
     license_id: str
     name: str
     spdx_id: str | None
-    commercial_use: bool
-    mau_limit: int | None
-    attribution_required: bool
+    commercial_use: Flag
+    mau_limit: Count | None
+    attribution_required: Flag
     naming_requirement: str | None
-    acceptable_use_policy: bool
-    research_only: bool
-    osi_approved: bool
+    acceptable_use_policy: Flag
+    research_only: Flag
+    osi_approved: Flag
     summary: str
-    source_url: str
-    source_accessed: dt.date
+    source_url: Url
+    source_accessed: PastDate
 
 
 @dataclass(frozen=True)
 class Model:
     model_id: str
-    aliases: tuple[str, ...]
+    aliases: NamesOrEmpty
     name: str
     family: str
     developer: str
     developer_country: str | None
-    release_date: dt.date
+    release_date: Date
     config_file: str
-    architecture: str
+    architecture: Annotated[str, OneOf(("dense", "moe"))]
     license_id: str
     openness: str
-    context_length_tokens: int
-    languages: tuple[str, ...]
-    languages_count: int | None
+    context_length_tokens: Count
+    languages: NamesOrEmpty
+    languages_count: Count | None
     native_precision: str
-    published_total_params_b: float | None
-    published_active_params_b: float | None
-    strengths: tuple[str, ...]
-    source_url: str
-    source_accessed: dt.date
+    published_total_params_b: Positive | None
+    published_active_params_b: Positive | None
+    strengths: NamesOrEmpty
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
-    arch: Architecture = field(repr=False, compare=False)
+    arch: Annotated[Architecture, DERIVED] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class Gpu:
     gpu_id: str
-    aliases: tuple[str, ...]
+    aliases: NamesOrEmpty
     name: str
     vendor: str
     generation: str
     category: str
-    memory_gb: float
-    usable_memory_gb: float
-    memory_bandwidth_tb_s: float
-    bf16_dense_tflops: float
-    fp8_dense_tflops: float | None
-    fp4_dense_tflops: float | None
-    int8_dense_tops: float | None
-    tdp_w: float | None
+    memory_gb: Positive
+    usable_memory_gb: Positive
+    memory_bandwidth_tb_s: Positive
+    bf16_dense_tflops: Positive
+    fp8_dense_tflops: Positive | None
+    fp4_dense_tflops: Positive | None
+    int8_dense_tops: Positive | None
+    tdp_w: Positive | None
     interconnect: str
-    interconnect_bandwidth_gb_s: float
-    max_gpus_per_node: int
-    purchase_usd: float | None
-    purchase_source_url: str | None
-    purchase_source_accessed: dt.date | None
-    source_url: str
-    source_accessed: dt.date
+    interconnect_bandwidth_gb_s: Positive
+    max_gpus_per_node: Count
+    purchase_usd: Positive | None
+    purchase_source_url: Url | None
+    purchase_source_accessed: Date | None
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
 
     def supports(self, compute_format: str) -> bool:
@@ -119,19 +152,19 @@ class GpuPrice:
     `source_accessed` when a row omits it); `provider_class` defaults to `provider_class_for(provider)`;
     `price_flag` is "stale" (superseded by a known later price) or "undated" (the source gives no date)."""
 
-    gpu_id: str
-    provider: str
-    pricing: str
-    usd_per_gpu_hour: float
-    region: str | None
-    instance_type: str | None
-    gpus_per_instance: int | None
-    source_url: str
-    source_accessed: dt.date
+    gpu_id: Annotated[str, KEY]
+    provider: Annotated[str, KEY]
+    pricing: Annotated[str, OneOf(PRICING_TIERS), KEY]
+    usd_per_gpu_hour: UsdPerGpuHour
+    region: Annotated[str | None, KEY]
+    instance_type: Annotated[str | None, KEY]
+    gpus_per_instance: Count | None
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
-    price_as_of: dt.date | None = None
-    provider_class: str | None = None
-    price_flag: str | None = None
+    price_as_of: Annotated[PastDate | None, MAY_BE_ABSENT] = None
+    provider_class: Annotated[Annotated[str, OneOf(PROVIDER_CLASSES)] | None, MAY_BE_ABSENT] = None
+    price_flag: Annotated[Annotated[str, OneOf(PRICE_FLAGS)] | None, MAY_BE_ABSENT] = None
 
     def __post_init__(self) -> None:
         if self.price_as_of is None:
@@ -151,18 +184,19 @@ class ApiPrice:
     model_name: str
     category: str
     catalog_model_id: str | None
-    input_usd_per_mtok: float
-    output_usd_per_mtok: float
-    cached_input_usd_per_mtok: float | None
-    cache_write_usd_per_mtok: float | None
-    batch_input_usd_per_mtok: float | None
-    batch_output_usd_per_mtok: float | None
-    max_input_tokens: int | None
-    source_url: str
-    source_accessed: dt.date
+    input_usd_per_mtok: UsdPerMtok
+    output_usd_per_mtok: UsdPerMtok
+    cached_input_usd_per_mtok: UsdPerMtok | None
+    cache_write_usd_per_mtok: UsdPerMtok | None
+    batch_input_usd_per_mtok: UsdPerMtok | None
+    batch_output_usd_per_mtok: UsdPerMtok | None
+    max_input_tokens: Count | None
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
-    price_as_of: dt.date | None = None  # the date the source gives for the price (None: source_accessed)
-    price_flag: str | None = None  # "stale" | "undated" (see GpuPrice)
+    # the date the source gives for the price (None: source_accessed)
+    price_as_of: Annotated[PastDate | None, MAY_BE_ABSENT] = None
+    price_flag: Annotated[Annotated[str, OneOf(PRICE_FLAGS)] | None, MAY_BE_ABSENT] = None  # see GpuPrice
 
     def __post_init__(self) -> None:
         if self.price_as_of is None:
@@ -176,27 +210,27 @@ class ApiPrice:
 @dataclass(frozen=True)
 class Precision:
     precision_id: str
-    aliases: tuple[str, ...]
+    aliases: NamesOrEmpty
     kind: str  # float | int | gguf
-    weight_bits_per_param: float
-    compute_format: str
-    quantizes_embeddings: bool
+    weight_bits_per_param: Positive
+    compute_format: Annotated[str, OneOf(COMPUTE_FORMATS)]
+    quantizes_embeddings: Flag
     quality_risk: str
-    engines: tuple[str, ...]
-    source_url: str
-    source_accessed: dt.date
+    engines: Names
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
 
 
 @dataclass(frozen=True)
 class KvDtype:
     kv_dtype_id: str
-    aliases: tuple[str, ...]
-    bytes_per_elem: float
-    requires_native_fp8: bool
-    engines: tuple[str, ...]
-    source_url: str
-    source_accessed: dt.date
+    aliases: NamesOrEmpty
+    bytes_per_elem: Positive
+    requires_native_fp8: Flag
+    engines: Names
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
 
 
@@ -208,43 +242,46 @@ class EfficiencyProfile:
     profile_id: str
     engine: str
     gpu_match: str
-    mbu_frac: float
-    mfu_decode_frac: float
-    mfu_prefill_frac: float
-    step_overhead_ms: float
-    comm_latency_us: float
-    range_low_factor: float
-    range_high_factor: float
-    n_points: float
-    fit_mdape_frac: float | None
-    source_url: str
-    source_accessed: dt.date
+    mbu_frac: Frac
+    mfu_decode_frac: Frac
+    mfu_prefill_frac: Frac
+    step_overhead_ms: NonNegative
+    comm_latency_us: NonNegative
+    range_low_factor: Frac
+    range_high_factor: Positive
+    n_points: NonNegative
+    fit_mdape_frac: NonNegative | None
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
-    moe_mbu_frac: float | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
-    comm_bw_frac: float | None = None  # achieved / peak interconnect bandwidth in collectives (None: 1)
-    moe_expert_overhead_us: float | None = None  # per MoE layer and routed slot (top-k) per step (None: 0)
-    holdout_mdape_frac: float | None = None  # median APE on the rows held out of the fit
-    overhead_overlap_frac: float | None = None  # share of a step's GPU time hiding the step overhead (None: 0)
-    layer_overhead_us: float | None = None  # GPU time per layer per step beyond the roofline (None: 0)
+    moe_mbu_frac: Frac | None = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
+    comm_bw_frac: Frac | None = None  # achieved / peak interconnect bandwidth in collectives (None: 1)
+    moe_expert_overhead_us: NonNegative | None = None  # per MoE layer and routed slot (top-k) per step (None: 0)
+    holdout_mdape_frac: NonNegative | None = None  # median APE on the rows held out of the fit
+    overhead_overlap_frac: Frac | None = None  # share of a step's GPU time hiding the step overhead (None: 0)
+    layer_overhead_us: NonNegative | None = None  # GPU time per layer per step beyond the roofline (None: 0)
 
 
 @dataclass(frozen=True)
 class Engine:
     engine_id: str
-    aliases: tuple[str, ...]
+    aliases: NamesOrEmpty
     name: str
-    vendors: tuple[str, ...]
-    precision_kinds: tuple[str, ...]
-    memory_utilization_frac: float
-    runtime_overhead_gb: float
-    max_num_seqs: int
-    source_url: str
-    source_accessed: dt.date
+    vendors: Names
+    precision_kinds: Names
+    memory_utilization_frac: Frac
+    runtime_overhead_gb: NonNegative
+    max_num_seqs: Count
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
-    max_num_batched_tokens: int | None = None  # tokens one forward step processes (prefill chunks + decodes)
-    kv_reservation: str = "paged"  # paged: KV grows as tokens arrive; full_sequence: prompt + full output reserved
-    kv_memory_basis: str = "total"  # total: the KV budget is a fraction of the GPU; free: of the memory after weights
-    int8_matmul_precisions: tuple[str, ...] = ()  # precision kinds or ids whose matmuls run on int8 units
-    layouts: tuple[str, ...] = ("tp", "pp", "dp", "ep")  # tp, pp, dp, ep; "layer" = sequential layer split
+    policy_source_url: Url  # where the engine's policy columns (KV reservation, layouts, ...) are documented
+    max_num_batched_tokens: Count | None = None  # tokens one forward step processes (prefill chunks + decodes)
+    # paged: KV grows as tokens arrive; full_sequence: prompt + full output reserved
+    kv_reservation: Annotated[str, OneOf(("paged", "full_sequence"))] = "paged"
+    # total: the KV budget is a fraction of the GPU; free: of the memory after weights
+    kv_memory_basis: Annotated[str, OneOf(("total", "free"))] = "total"
+    int8_matmul_precisions: NamesOrEmpty = ()  # precision kinds or ids whose matmuls run on int8 units
+    # tp, pp, dp, ep; "layer" = sequential layer split
+    layouts: Annotated[tuple[str, ...], Words(allowed=ENGINE_LAYOUTS)] = ("tp", "pp", "dp", "ep")
     fp8_checkpoint_kv_dtype: str | None = None  # default KV dtype for an fp8 checkpoint (None: bf16/fp16)
-    policy_source_url: str | None = None

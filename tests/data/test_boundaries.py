@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
-from planner.data._csvschema import read_rows
-from planner.data.catalog import GPU_PRICE_SCHEMA
+from planner.data._csvschema import read_records
 from planner.data.importers._provenance import MalformedInputError, source_from_bytes
 from planner.data.importers.litellm import parse_litellm
 from planner.data.importers.skypilot import find_vms_files, import_skypilot_dir, parse_vms_csv
 from planner.data.importers.usage import import_usage_file, read_requests, scenario_fields_and_warnings
+from planner.data.records import GpuPrice
 from planner.errors import CatalogError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -112,7 +112,7 @@ def test_uploaded_price_rows_refused(cells, match):
     text = ("gpu_id,provider,pricing,usd_per_gpu_hour,region,instance_type,gpus_per_instance,source_url,"
             f"source_accessed,notes\nH100-SXM,x,on_demand,2.5,,,,https://x.example,{cells},\n")
     with pytest.raises(CatalogError, match=match):
-        read_rows(text.encode(), GPU_PRICE_SCHEMA, name="upload.csv")
+        read_records(text.encode(), GpuPrice, name="upload.csv")
 
 
 def test_uploaded_price_band_and_conflict():
@@ -120,9 +120,9 @@ def test_uploaded_price_band_and_conflict():
             "source_accessed,notes\n")
     row = "H100-SXM,x,on_demand,{},us,i,8,https://x.example,2025-01-01,\n"
     with pytest.raises(CatalogError, match=r"row 2, column 'usd_per_gpu_hour': is outside the plausible band"):
-        read_rows((head + row.format("1e300")).encode(), GPU_PRICE_SCHEMA, name="upload.csv")
+        read_records((head + row.format("1e300")).encode(), GpuPrice, name="upload.csv")
     with pytest.raises(CatalogError, match=r"row 3, column 'usd_per_gpu_hour': differs .* from row 2"):
-        read_rows((head + row.format("2.5") + row.format("3.5")).encode(), GPU_PRICE_SCHEMA, name="upload.csv")
+        read_records((head + row.format("2.5") + row.format("3.5")).encode(), GpuPrice, name="upload.csv")
 
 
 def _usage(rows: list[str]) -> bytes:

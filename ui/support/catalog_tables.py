@@ -1,5 +1,5 @@
 """Catalog tables for the app: price tables from edits and uploads, models with license terms and minimum
-hardware, and the hardware-fit grid. Wiring of `_csvschema`, `estimate()` and `hardware_fit`.
+hardware, and the hardware-fit grid. Wiring of `_csvschema.read_records`, `estimate()` and `hardware_fit`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from planner.data._csvschema import Col, read_rows, require_refs
-from planner.data.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, ApiPrice, Catalog, GpuPrice, Model
+from planner.data._csvschema import read_records
+from planner.data.catalog import ApiPrice, Catalog, GpuPrice, Model
+from planner.data.columns import Col
 from planner.errors import DoesNotFitError, InvalidInputError, PlannerError
 from planner.perf.estimate import Estimate, EstimateRequest, estimate
 from planner.perf.hardware_fit import hardware_fit
@@ -31,32 +32,26 @@ def price_rows(prices: Iterable[Any], schema: Mapping[str, Col]) -> list[dict[st
     return out
 
 
-def _fields(cls: type, row: dict[str, Any]) -> Any:
-    return cls(**{k: v for k, v in row.items() if not k.startswith("_")})
-
-
 def gpu_prices_from_csv(data: bytes, catalog: Catalog, *, name: str = "uploaded GPU prices") -> tuple[GpuPrice, ...]:
     """Parse and validate a GPU price table (the columns of data/gpu_prices.csv).
 
     Raises CatalogError naming the row (header = row 1), column and value of the first problem,
-    including a gpu_id the catalog does not know and a pricing tier outside PRICING_TIERS.
+    including a gpu_id the catalog does not know and a pricing tier outside records.PRICING_TIERS.
     """
-    rows = read_rows(data, GPU_PRICE_SCHEMA, name=name)
-    if not rows:
+    table = read_records(data, GpuPrice, name=name)
+    if not table:
         raise InvalidInputError(f"{name}: has no price rows")
-    require_refs(name, rows, "gpu_id", lambda v: v in catalog.gpus, "gpu_id (see the GPU catalog)")
-    require_refs(name, rows, "pricing", lambda v: v in PRICING_TIERS,
-                 f"pricing tier (allowed: {', '.join(PRICING_TIERS)})")
-    return tuple(_fields(GpuPrice, r) for r in rows)
+    table.require("gpu_id", lambda v: v in catalog.gpus, "gpu_id (see the GPU catalog)")
+    return table.records
 
 
 def api_prices_from_csv(data: bytes, catalog: Catalog | None = None, *,
                         name: str = "uploaded API prices") -> tuple[ApiPrice, ...]:
     """Parse and validate an API price table (the columns of data/api_prices.csv); ids must be unique."""
-    rows = read_rows(data, API_PRICE_SCHEMA, name=name, id_column="api_id")
-    if not rows:
+    table = read_records(data, ApiPrice, name=name, id_column="api_id")
+    if not table:
         raise InvalidInputError(f"{name}: has no price rows")
-    return tuple(_fields(ApiPrice, r) for r in rows)
+    return table.records
 
 
 # --- models ---------------------------------------------------------------------------------------------------

@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from planner import units
-from planner.data.catalog import MTOK_BAND, ApiPrice, Catalog
+from planner.data.catalog import Catalog
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
+from planner.data.records import MTOK_BAND, ApiPrice
 from planner.data.safe_io import InputFileError, loads_json
 from planner.errors import brief, is_finite_real
 
@@ -168,13 +169,13 @@ def _record(key: str, entry: dict[str, Any], src: SourceFile, catalog: Catalog |
 
 
 def _check_band(src: SourceFile, key: str, entry: dict[str, Any]) -> None:
-    low, high, why = MTOK_BAND
+    band = MTOK_BAND
     for field in COST_FIELDS:
         value = entry.get(field)
-        if value is not None and not low <= value * units.TOKENS_PER_MTOK <= high:
+        if value is not None and band.problem(value * units.TOKENS_PER_MTOK):
             raise bad(src.label, _locate(src.text, key, field), field, value,
                       f"of {brief(key)} is ${value * units.TOKENS_PER_MTOK:.4g} per Mtok, outside the plausible band "
-                      f"[{low:g}, {high:g}] ({why}); LiteLLM costs are USD per token")
+                      f"[{band.low:g}, {band.high:g}] ({band.source}); LiteLLM costs are USD per token")
 
 
 def _check_case_duplicates(src: SourceFile, records: list[ApiPrice]) -> None:

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.data.catalog import GPU_HOUR_BAND, Catalog, GpuPrice
+from planner.data.catalog import Catalog
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
+from planner.data.records import GPU_HOUR_BAND, GpuPrice
 from planner.data.safe_io import MAX_DIR_FILES, InputFileError, iter_csv_rows, refused_root
 from planner.errors import UnknownNameError
 
@@ -197,12 +198,12 @@ def _gcp_hosts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, fl
 
 
 def _check_band(label: str, row: dict[str, Any], tier: str, usd_per_gpu_hour: float) -> None:
-    low, high, why = GPU_HOUR_BAND
-    if not low <= usd_per_gpu_hour <= high:
+    band = GPU_HOUR_BAND
+    if band.problem(usd_per_gpu_hour):
         field = "Price" if tier == "on_demand" else "SpotPrice"
         raise bad(label, row["_line"], field, row[field],
                   f"gives ${usd_per_gpu_hour:.4g} per GPU-hour ({tier}), outside the plausible band "
-                  f"[{low:g}, {high:g}] ({why})")
+                  f"[{band.low:g}, {band.high:g}] ({band.source})")
 
 
 def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped: Counter[str],

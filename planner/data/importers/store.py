@@ -1,7 +1,7 @@
 """The user's price store: imported GPU and API price tables, kept as CSVs in the catalog's own schemas.
 
 Where: `$PLANNER_PRICES_DIR` if set, else `~/.config/llm-planner/prices/`. Two files,
-`gpu_prices.csv` (GPU_PRICE_SCHEMA) and `api_prices.csv` (API_PRICE_SCHEMA), so the same
+`gpu_prices.csv` (GpuPrice's columns) and `api_prices.csv` (ApiPrice's columns), so the same
 validation as `data/` applies when they are read back. Every write is atomic: the imported
 rows are first checked on their own (a failure is the input's fault: InvalidInputError naming
 the input, exit 2), then the merged table is serialised, re-read through the catalog's schema
@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from planner.data._csvschema import Col, read_rows, require_refs
-from planner.data.catalog import API_PRICE_SCHEMA, GPU_PRICE_SCHEMA, PRICING_TIERS, ApiPrice, Catalog, GpuPrice
+from planner.data._csvschema import read_records
+from planner.data.catalog import Catalog
+from planner.data.columns import columns
+from planner.data.records import ApiPrice, GpuPrice
 from planner.data.safe_io import InputFileError, read_bytes, refused_root, write_text_atomic
 from planner.errors import CatalogError, InvalidInputError, brief, truncate
 
@@ -61,29 +63,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def to_csv(records: Sequence[Any], schema: dict[str, Col]) -> str:
-    """Price records as CSV text with the schema's columns in order (the format of data/*.csv)."""
+def to_csv(records: Sequence[Any], record_type: type) -> str:
+    """Records as CSV text with the columns `record_type` declares, in order (the format of data/*.csv)."""
+    names = list(columns(record_type))
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(list(schema))
+    writer.writerow(names)
     for record in records:
         values = dataclasses.asdict(record)
-        writer.writerow([_cell(values[col]) for col in schema])
+        writer.writerow([_cell(values[col]) for col in names])
     return out.getvalue()
 
 
 def _gpu_rows(text: bytes, label: str, catalog: Catalog | None) -> tuple[GpuPrice, ...]:
-    rows = read_rows(text, GPU_PRICE_SCHEMA, name=label)
-    require_refs(label, rows, "pricing", lambda v: v in PRICING_TIERS,
-                 f"pricing tier (allowed: {', '.join(PRICING_TIERS)})")
+    table = read_records(text, GpuPrice, name=label)
     if catalog is not None:
-        require_refs(label, rows, "gpu_id", lambda v: v in catalog.gpus, "gpu_id (see `planner gpus`)")
-    return tuple(GpuPrice(**{k: v for k, v in r.items() if not k.startswith("_")}) for r in rows)
+        table.require("gpu_id", lambda v: v in catalog.gpus, "gpu_id (see `planner gpus`)")
+    return table.records
 
 
 def _api_rows(text: bytes, label: str) -> tuple[ApiPrice, ...]:
-    rows = read_rows(text, API_PRICE_SCHEMA, name=label, id_column="api_id")
-    return tuple(ApiPrice(**{k: v for k, v in r.items() if not k.startswith("_")}) for r in rows)
+    return read_records(text, ApiPrice, name=label, id_column="api_id").records
 
 
 def _read(path: Path) -> bytes | None:
@@ -119,11 +119,11 @@ def _store_dir(directory: str | Path | None) -> Path:
     return base
 
 
-def _check_imported(records: Sequence[Any], schema: dict[str, Col], source: str,
+def _check_imported(records: Sequence[Any], record_type: type, source: str,
                     check: Callable[[bytes, str], Any]) -> None:
     """The imported rows alone pass the store's checks; a failure is the input's (InvalidInputError)."""
     try:
-        check(to_csv(records, schema).encode(), source)
+        check(to_csv(records, record_type).encode(), source)
     except CatalogError as err:
         where = "" if err.column is None else f"{err.column}: "
         shown = "" if err.value is None else f", value {brief(err.value)}"
@@ -188,11 +188,11 @@ def merge_api_prices(existing: Sequence[ApiPrice], new: Sequence[ApiPrice]) -> l
 def save_gpu_prices(new: Sequence[GpuPrice], catalog: Catalog, directory: str | Path | None = None, *,
                     source: str = "the imported prices") -> Path:
     """Merge `new` into the store's GPU table and write it atomically; returns the file written."""
-    _check_imported(new, GPU_PRICE_SCHEMA, source, lambda text, label: _gpu_rows(text, label, catalog))
+    _check_imported(new, GpuPrice, source, lambda text, label: _gpu_rows(text, label, catalog))
     path = _store_dir(directory) / GPU_FILE
     current = _read(path)
     existing = _gpu_rows(current, str(path), None) if current is not None else ()
-    text = to_csv(merge_gpu_prices(existing, new), GPU_PRICE_SCHEMA)
+    text = to_csv(merge_gpu_prices(existing, new), GpuPrice)
     _gpu_rows(text.encode(), str(path), catalog)  # the table we are about to write passes the catalog check
     write_text_atomic(path, text, what="price store file")
     return path
@@ -201,11 +201,11 @@ def save_gpu_prices(new: Sequence[GpuPrice], catalog: Catalog, directory: str | 
 def save_api_prices(new: Sequence[ApiPrice], directory: str | Path | None = None, *,
                     source: str = "the imported prices") -> Path:
     """Merge `new` into the store's API table and write it atomically; returns the file written."""
-    _check_imported(new, API_PRICE_SCHEMA, source, _api_rows)
+    _check_imported(new, ApiPrice, source, _api_rows)
     path = _store_dir(directory) / API_FILE
     current = _read(path)
     existing = _api_rows(current, str(path)) if current is not None else ()
-    text = to_csv(merge_api_prices(existing, new), API_PRICE_SCHEMA)
+    text = to_csv(merge_api_prices(existing, new), ApiPrice)
     _api_rows(text.encode(), str(path))
     write_text_atomic(path, text, what="price store file")
     return path
