@@ -181,18 +181,200 @@ def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.log(np.clip(erlang_c, 1e-300, 1.0))
 
 
+# Own prefill with varying prompt lengths: the prompt-length distribution cut into bins of probability (finer in
+# the upper tail, where TTFT's p95/p99 sit), the own prefill taken as uniform between its values at a bin's edges
+# (the first bin starts at the 0.0003 quantile, the last ends at the 0.9997 quantile)
+_U_EDGES = np.array([0.0, 0.25, 0.5, 0.75, 0.9, 0.96, 0.99, 0.997, 1.0])
+_U_LAST = 0.9997
+# The chunk steps an arrival may land in (residual): two prompt lengths, at these quantiles with these
+# probabilities, before length-biasing
+_R_NODES = np.array([0.5, 0.95])
+_R_WEIGHTS = np.array([0.75, 0.25])
+# step_s(n, p) evaluated at these fractions of the chunk c and interpolated (varying prompt lengths); dense at
+# small p, where a bandwidth-bound step's prompt tokens ride free up to a kink
+_PREFILL_TABLE = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0])
+_SLOT_WAIT_FACTOR = 0.5  # Allen-Cunneen (1 + cs^2) / 2 with cs = 0 (see `_latency`)
+_BLOCK = 65_536  # elements of the tail's temporaries per block of rows
+_GRID = 24  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
+
+
+@dataclass(frozen=True)
+class _Ttft:
+    """TTFT = slot wait + prompt wait + residual of the running step + own prefill, as one distribution.
+
+    Quantiles come from the distribution of the sum, not the sum of the parts' quantiles (which overstates a
+    tail and understates the median when some parts are mostly zero). Parts, independent:
+    - slot wait S: P(S > x) = C exp(-gamma x) (Erlang C, exponential beyond);
+    - prompt wait W: P(W > x) = rho exp(-x / theta);
+    - residual R: the engine admits at step boundaries; an arrival lands in a step with probability
+      proportional to its length (length-biased, renewal theory [2]): in a plain decode step of tau0 or in
+      a step carrying a prompt chunk (its length varies with the prompt), and waits U(0, tau) of it; none
+      when the engine is idle;
+    - own prefill X: full chunks of step_s(n, c) plus the rest, at the prompt length's quantiles.
+    R + X is held as a mixture of uniforms (offset a, width d, weight w): with fixed lengths X is one value
+    and R's three parts are exact; with varying lengths X is piecewise uniform over probability bins, and each
+    (residual part, bin) pair is the uniform with the mean and variance of their sum.
+    P(T > t) = sum w (1/d) int_0^d H(t - a - u) du with H(x) = P(S + W > x) = sum_k c_k exp(-r_k x) (x >= 0),
+    in closed form.
+    """
+
+    offset_s: np.ndarray  # (n, M)
+    width_s: np.ndarray  # (n, M)
+    weight: np.ndarray  # (n, M)
+    coef: np.ndarray  # (n, 3): H(x) = sum_k coef_k exp(-rates_k x), x >= 0
+    rates: np.ndarray  # (n, 3)
+    lo_s: np.ndarray  # (n,) T >= this (own prefill at the lowest quantile asked: set by `quantiles`)
+    xq: Callable[[float], np.ndarray]  # own prefill at a prompt-length quantile
+    s_frac: np.ndarray
+    s_rate: np.ndarray
+    w_frac: np.ndarray
+    w_slow_mean_s: np.ndarray  # the slower phase's mean: P(W > x) <= rho exp(-x / this)
+
+    @staticmethod
+    def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
+              slot_rate_per_s, prompt_wait_frac, prompt_wait_mean_s, prompt_wait_scv) -> _Ttft:
+        n = nbar.size
+        chunk = np.maximum(budget - nbar, 1.0)
+        sigma = np.sqrt(np.log1p(cv_in ** 2))
+        varying = bool(np.any(cv_in > 0))
+        if varying:
+            table = np.stack([step_s(nbar, chunk * frac) for frac in _PREFILL_TABLE], axis=1)  # (n, J)
+            full_step = table[:, -1]
+
+            def step_at(p: np.ndarray) -> np.ndarray:  # p (n, K), 0 <= p <= chunk: linear in the table
+                frac = np.clip(p / chunk[:, None], 0.0, 1.0)
+                j = np.clip(np.searchsorted(_PREFILL_TABLE, frac, side="right") - 1, 0, _PREFILL_TABLE.size - 2)
+                w = (frac - _PREFILL_TABLE[j]) / (_PREFILL_TABLE[j + 1] - _PREFILL_TABLE[j])
+                lo = np.take_along_axis(table, j, axis=1)
+                return lo + w * (np.take_along_axis(table, j + 1, axis=1) - lo)
+        else:
+            full_step = step_s(nbar, chunk)
+            exact = step_s(nbar, np.minimum(inp, chunk))
+
+            def step_at(p: np.ndarray) -> np.ndarray:  # fixed lengths: the prompt's one length, evaluated exactly
+                return np.broadcast_to(exact[:, None], p.shape)
+
+        def length_at(u: np.ndarray) -> np.ndarray:  # prompt length at quantiles u (K,): lognormal with mean inp
+            z = ndtri(u)[None, :]
+            return inp[:, None] * np.exp(sigma[:, None] * z - sigma[:, None] ** 2 / 2)
+
+        def own(u: np.ndarray) -> np.ndarray:  # own prefill (n, K) at prompt-length quantiles u (K,)
+            length = length_at(u)
+            full = np.floor(length / chunk[:, None])
+            rest = length - full * chunk[:, None]
+            return full * full_step[:, None] + np.where(rest > 0.5, step_at(np.where(rest > 0.5, rest, 1.0)), 0.0)
+
+        # residual: a fraction f of the steps carries a prompt chunk (prompts arrive whole, `chunked_step_s`); with
+        # varying prompts the chunk steps vary too, and an arrival lands in a long one more often (length-biased)
+        busy = -np.expm1(-nbar)
+        f = np.clip(rate * inp * tau / np.maximum(np.minimum(inp, chunk), 1.0), 0.0, 1.0)
+        in_chunk = f * chunk_step_s / np.maximum(f * chunk_step_s + (1.0 - f) * plain_step_s, 1e-300)
+        if varying:
+            steps = step_at(np.minimum(length_at(_R_NODES), chunk[:, None]))  # (n, R)
+            biased = _R_WEIGHTS[None, :] * steps
+            biased = biased / biased.sum(axis=1, keepdims=True)
+        else:
+            steps, biased = chunk_step_s[:, None], np.ones((n, 1))
+        res_w = np.concatenate([(1.0 - busy)[:, None], (busy * (1.0 - in_chunk))[:, None],
+                                (busy * in_chunk)[:, None] * biased], axis=1)  # (n, 2 + R)
+        res_len = np.concatenate([np.zeros((n, 1)), plain_step_s[:, None], steps], axis=1)
+        if varying:
+            edges = own(np.concatenate([[1.0 - _U_LAST], _U_EDGES[1:-1], [_U_LAST]]))  # (n, K + 1)
+            bins = np.diff(_U_EDGES)
+            # each (residual part, prompt bin) pair: the sum of two uniforms, held as one uniform of the same mean
+            # and variance (width sqrt(d_R^2 + d_X^2))
+            d_x = np.diff(edges, axis=1)[:, None, :]  # (n, 1, K)
+            d_r = res_len[:, :, None]  # (n, 2 + R, 1)
+            width = np.sqrt(d_x ** 2 + d_r ** 2)
+            offset = (edges[:, None, :-1] + (d_x + d_r - width) / 2.0).reshape(n, -1)
+            width = width.reshape(n, -1)
+            weight = (res_w[:, :, None] * bins[None, None, :]).reshape(n, -1)
+        else:
+            offset = np.broadcast_to(own(np.array([0.5])), (n, res_len.shape[1]))
+            width, weight = res_len, res_w
+        c, g = np.clip(slot_wait_frac, 0.0, 1.0), np.maximum(slot_rate_per_s, 1e-12)
+        rho = np.clip(prompt_wait_frac, 0.0, 1.0)
+        # the prompt wait beyond its atom: exponential, or where its squared CV exceeds 1 (varying prompts) the
+        # two-phase hyperexponential with balanced means that has its first two moments
+        m1 = np.maximum(prompt_wait_mean_s, 1e-300)
+        scv = np.maximum(prompt_wait_scv, 1.0)
+        p1 = 0.5 * (1.0 + np.sqrt((scv - 1.0) / (scv + 1.0)))
+        probs = np.stack([p1, 1.0 - p1], axis=1)
+        betas = np.stack([2.0 * p1 / m1, 2.0 * np.maximum(1.0 - p1, 1e-12) / m1], axis=1)
+        betas = np.where(np.abs(betas - g[:, None]) < 1e-4 * np.maximum(betas, g[:, None]), betas * (1.0 + 1e-4),
+                         betas)
+        # P(S + W > x) = C (1 - rho) e^-gx
+        #                + sum_j p_j [(1 - C) rho e^-b_j x + C rho (b_j e^-gx - g e^-b_j x) / (b_j - g)]
+        coef_g = c * (1.0 - rho) + c * rho * np.sum(probs * betas / (betas - g[:, None]), axis=1)
+        coef_b = probs * ((1.0 - c) * rho)[:, None] - probs * (c * rho * g)[:, None] / (betas - g[:, None])
+        return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
+                     np.concatenate([coef_g[:, None], coef_b], axis=1), np.concatenate([g[:, None], betas], axis=1),
+                     offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1))
+
+    def tail(self, t: np.ndarray) -> np.ndarray:
+        """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
+        stay small (large ones cost more in page faults than in arithmetic)."""
+        t = np.asarray(t, dtype=float)
+        grid = t if t.ndim == 2 else t[:, None]
+        rows = max(1, _BLOCK // (grid.shape[1] * self.offset_s.shape[1]))
+        out = np.empty(grid.shape)
+        for s in range(0, grid.shape[0], rows):
+            e = min(s + rows, grid.shape[0])
+            y = grid[s:e, :, None] - self.offset_s[s:e, None, :]  # (rows, G, M): what S + W must exceed
+            d = self.width_s[s:e, None, :]
+            yp = np.maximum(y, 0.0)
+            m = np.minimum(yp, d)
+            part = np.clip(d - y, 0.0, d) / d  # the share of the uniform lying beyond t: H = 1 there
+            for k in range(self.rates.shape[1]):
+                rk = self.rates[s:e, k, None, None]
+                # exponents floored at -300: exp() of far-negative arguments returns subnormals (slow), and a term
+                # below e^-300 is zero for a probability
+                part += (self.coef[s:e, k, None, None] * np.exp(np.maximum(-rk * (yp - m), -300.0))
+                         * -np.expm1(np.maximum(-rk * m, -300.0)) / (rk * d))
+            out[s:e] = np.einsum("rgm,rm->rg", part, self.weight[s:e])
+        out = np.clip(out, 0.0, 1.0)
+        return out if t.ndim == 2 else out[:, 0]
+
+    def quantiles(self, qs: tuple[float, ...]) -> dict[float, np.ndarray]:
+        """TTFT quantiles: the tail on a geometric grid between a lower bound (T >= the smallest offset, and >= own
+        prefill at q) and an upper bound (the sum of the parts' (1 - (1 - q) / 3)-quantiles plus the longest step:
+        a union bound, P(T > that) <= 1 - q), log-tail interpolated linearly in t between grid points."""
+        q_hi = max(qs)
+        q3 = 1.0 - (1.0 - q_hi) / 3.0
+        s_q = np.maximum(0.0, np.log(np.maximum(self.s_frac, 1e-300) / (1.0 - q3)) / self.s_rate)
+        w_q = np.maximum(0.0, np.log(np.maximum(self.w_frac, 1e-300) / (1.0 - q3)) * self.w_slow_mean_s)
+        # just above the bound: at it exactly a zero-width part (the idle residual) would still count as beyond t
+        lo = np.maximum(np.minimum(self.lo_s, self.xq(min(qs))), 1e-9) * (1.0 + 1e-9)
+        hi = np.maximum(self.xq(q3) + s_q + w_q + np.max(self.width_s + self.offset_s, axis=1)
+                        - np.min(self.offset_s, axis=1), lo * 1.001)
+        grid = lo[:, None] * (hi / lo)[:, None] ** (np.arange(_GRID) / (_GRID - 1))[None, :]  # (n, G)
+        tails = self.tail(grid)
+        tails[:, -1] = np.minimum(tails[:, -1], 1.0 - q_hi)  # the union bound holds at hi
+        out = {}
+        for q in qs:
+            p = 1.0 - q
+            j = np.clip(np.argmax(tails <= p, axis=1), 1, _GRID - 1)  # first grid point at or below the tail p
+            rows = np.arange(grid.shape[0])
+            t0, t1, f0, f1 = grid[rows, j - 1], grid[rows, j], tails[rows, j - 1], tails[rows, j]
+            l0, l1, lp = np.log(np.maximum(f0, 1e-300)), np.log(np.maximum(f1, 1e-300)), np.log(p)
+            frac = np.clip(np.where(l0 > l1, (l0 - lp) / np.maximum(l0 - l1, 1e-300), 1.0), 0.0, 1.0)
+            below = tails[:, 0] <= p  # already at or below p at the lower bound
+            out[q] = np.where(below, lo, t0 + (t1 - t0) * frac)  # log-tail linear in t (exact for an exponential)
+        return out
+
+
 def latency_percentiles(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
                         token_budget: Any, input_tokens_cv: Any = 0.0, output_tokens_cv: Any = 0.0
                         ) -> LatencyPercentiles:
     """TTFT and TPOT quantiles of each configuration at `rate_per_s` requests/s (see the module docstring)."""
     return _latency(step_s, rate_per_s=rate_per_s, input_tokens=input_tokens, output_tokens=output_tokens,
                     max_batch=max_batch, token_budget=token_budget, input_tokens_cv=input_tokens_cv,
-                    output_tokens_cv=output_tokens_cv, quantiles=PERCENTILES)
+                    output_tokens_cv=output_tokens_cv, quantiles=PERCENTILES)[0]
 
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
-             token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any,
-             quantiles: tuple[float, ...]) -> LatencyPercentiles:
+             token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any, quantiles: tuple[float, ...],
+             ttft_quantiles: bool = True) -> tuple[LatencyPercentiles, _Ttft]:
     n = _n_of(rate_per_s, input_tokens, output_tokens, max_batch, token_budget)
     rate = _arr("rate_per_s", rate_per_s, n)
     inp, out = _arr("input_tokens", input_tokens, n), _arr("output_tokens", output_tokens, n)
@@ -200,7 +382,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     if np.any(b < 1):
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
-    cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
+    _arr("output_tokens_cv", output_tokens_cv, n, positive=False)  # validated; the slot wait does not use it
     sat = saturation_rate_per_s(step_s, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)
     util = rate / sat
     stable = util < 1.0
@@ -213,43 +395,39 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     x2 = x_mean ** 2 * (1.0 + cv_in ** 2)
     rho_p = np.minimum(r * x_mean, 1 - 1e-9)
     theta_p = x2 / (2.0 * x_mean * (1.0 - rho_p))
+    # its second moment (Takacs): E[W^2] = 2 E[W]^2 + rate E[X^3] / (3 (1 - rho)), E[X^3] = E[X]^3 (1 + cv^2)^3
+    # for lognormal prompts; the squared CV of the wait given that it waits
+    x3 = x_mean ** 3 * (1.0 + cv_in ** 2) ** 3
+    ew = rho_p * theta_p
+    ew2 = 2.0 * ew ** 2 + r * x3 / (3.0 * (1.0 - rho_p))
+    scv_p = (ew2 / np.maximum(rho_p, 1e-300)) / np.maximum(theta_p, 1e-300) ** 2 - 1.0
     # slot queue (M/G/c): requests wait for a slot only while all max_batch are taken; then every step carries
     # the full batch and the prompts admitted at the completion rate (b P / O tokens a step, as at saturation),
     # so the service time is O such steps (state-dependent service). P(wait) from Erlang C; the wait beyond is
-    # exponential with the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] (cs = the output-length CV)
+    # exponential with rate c mu - rate and the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] with cs = 0:
+    # in the simulation the slot wait does not grow with the output-length spread (docs/queueing.md), so the
+    # M/D/c factor 1/2 holds for every output CV
     tau_full = full_batch_step_s(step_s, b, inp, out, budget)
     service = out * tau_full
     a = np.minimum(r * service, b * (1 - 1e-9))
     log_c = _log_erlang_c(b, a)
-    slot_rate = np.maximum(b / service - r, 1e-12) / ((1.0 + cv_out ** 2) / 2.0 + 1e-12)
-
-    def wait(q: float) -> np.ndarray:
-        w_p = np.maximum(0.0, np.log(rho_p / (1.0 - q)) * theta_p)
-        w_s = np.maximum(0.0, (log_c - np.log(1.0 - q)) / slot_rate)
-        return w_p + w_s
-
-    def own_prefill(q: float) -> np.ndarray:
-        z = ndtri(q)
-        sigma = np.sqrt(np.log1p(cv_in ** 2))
-        length = inp * np.exp(sigma * z - sigma ** 2 / 2.0)  # lognormal quantile with the mean inp
-        chunk = np.maximum(budget - nbar, 1.0)
-        steps = np.ceil(length / chunk)
-        return steps * step_s(nbar, np.minimum(length, chunk))
-
-    chunk0 = np.maximum(budget - nbar, 1.0)
+    slot_rate = np.maximum(b / service - r, 1e-12) / _SLOT_WAIT_FACTOR
     n0 = np.maximum(nbar, 1.0)
+    chunk0 = np.maximum(np.minimum(inp, budget - nbar), 1.0)
     plain = step_s(n0, np.zeros_like(n0))
-    extra = np.ceil(inp / chunk0) * np.maximum(step_s(n0, np.minimum(inp, chunk0)) - plain, 0.0)
+    chunk_step = step_s(n0, chunk0)
+    ttft = _Ttft.build(step_s, nbar=nbar, rate=r, tau=tau, inp=inp, cv_in=cv_in, budget=budget,
+                       plain_step_s=plain, chunk_step_s=chunk_step, slot_wait_frac=np.exp(log_c),
+                       slot_rate_per_s=slot_rate, prompt_wait_frac=rho_p, prompt_wait_mean_s=theta_p,
+                       prompt_wait_scv=scv_p)
+    extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(
+        step_s(n0, np.minimum(inp, np.maximum(budget - nbar, 1.0))) - plain, 0.0)
     out_fields: dict[str, np.ndarray] = {f"{w}_p{round(q * 100)}_s": np.full(n, np.nan) for w in ("ttft", "tpot")
                                          for q in PERCENTILES}
+    ttft_qs = ttft.quantiles(quantiles) if ttft_quantiles else {}
     for q in quantiles:
         k = round(q * 100)
-        # the arrival first waits for the running step to end (the engine admits at step boundaries): with the
-        # engine busy (P = 1 - exp(-nbar)) the residual is ~ uniform on (0, tau); the prompt's last chunk step
-        # emits the first token
-        busy = -np.expm1(-nbar)
-        residual = tau * np.clip(1.0 - (1.0 - q) / np.maximum(busy, 1e-12), 0.0, 1.0)
-        ttft = wait(q) + own_prefill(q) + residual
+        ttft_q = ttft_qs[q] if ttft_quantiles else np.full(n, np.nan)
         z = ndtri(q)
         n_q = np.clip(nbar + z * np.sqrt(np.maximum(nbar, 0.0)), 1.0, b)
         # prefill interference: the prompts that arrive during a request's decode (Poisson, mean m = rate x
@@ -267,7 +445,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         tpot = plain_q + (k_q * extra + max(z, 0.0) * np.sqrt(k_q) * extra * cv_in) / out
         tpot = np.maximum(tpot, plain_q)
         nan = np.where(stable, 1.0, np.inf)
-        out_fields[f"ttft_p{k}_s"] = ttft * nan
+        out_fields[f"ttft_p{k}_s"] = ttft_q * nan
         out_fields[f"tpot_p{k}_s"] = tpot * nan
     # quantiles must not decrease (the normal approximation can dip below the mean batch at q=0.5 by rounding)
     for what in ("ttft", "tpot"):
@@ -277,7 +455,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
             if prev is not None:
                 out_fields[key] = np.maximum(out_fields[key], out_fields[prev])
             prev = key
-    return LatencyPercentiles(**out_fields, running_batch_mean=nbar, utilisation_frac=util, stable=stable)
+    return LatencyPercentiles(**out_fields, running_batch_mean=nbar, utilisation_frac=util, stable=stable), ttft
 
 
 def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: float, tpot_target_s: float, percentile: float,
@@ -299,8 +477,10 @@ def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: float, tpot_target_s:
                                 max_batch=kw["max_batch"], token_budget=kw["token_budget"])
 
     def misses(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lat = _latency(step_s, rate_per_s=rate, quantiles=(percentile,), **kw)
-        return lat.ttft_at(percentile) > ttft_target_s, lat.tpot_at(percentile) > tpot_target_s
+        # TTFT meets its target at the percentile iff P(TTFT > target) <= 1 - percentile: one tail evaluation
+        lat, ttft = _latency(step_s, rate_per_s=rate, quantiles=(percentile,), ttft_quantiles=False, **kw)
+        ttft_miss = (ttft.tail(np.full(rate.shape, float(ttft_target_s))) > 1.0 - percentile) | ~lat.stable
+        return ttft_miss, lat.tpot_at(percentile) > tpot_target_s
 
     lo = sat * 1e-6
     t0, p0 = misses(lo)

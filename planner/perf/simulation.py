@@ -87,22 +87,26 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
     waiting: deque[int] = deque()  # arrived, no slot yet
     prefilling: deque[int] = deque()  # slot held, prompt not finished (FCFS)
     left = {}  # prompt tokens still to process
-    decoding: dict[int, int] = {}  # request -> tokens still to emit
+    # a decoding sequence emits one token a step, so the step that emits its last token is known when its prompt
+    # finishes: finish_at[step] lists those sequences (no per-step countdown over the whole batch)
+    finish_at: dict[int, list[int]] = {}
+    step_cache: dict[tuple[int, int], float] = {}
+    n_dec = 0
     t, nxt, steps, busy, batch_sum = 0.0, 0, 0, 0.0, 0.0
-    while steps < max_steps and (nxt < n_requests or waiting or prefilling or decoding):
+    while steps < max_steps and (nxt < n_requests or waiting or prefilling or n_dec):
         while nxt < n_requests and arrivals[nxt] <= t:
             waiting.append(nxt)
             nxt += 1
-        while waiting and len(prefilling) + len(decoding) < max_batch:
+        while waiting and len(prefilling) + n_dec < max_batch:
             i = waiting.popleft()
             prefilling.append(i)
             left[i] = int(prompt[i])
-        if not prefilling and not decoding:
+        if not prefilling and not n_dec:
             t = arrivals[nxt]  # idle until the next arrival
             continue
-        room = token_budget - len(decoding)
-        chunk, finished_prompts = 0, []
-        for i in prefilling:
+        room = token_budget - n_dec
+        chunk, n_finished = 0, 0
+        for i in prefilling:  # FCFS: only the last prompt taken can be left partial
             if room <= 0:
                 break
             take = min(room, left[i])
@@ -110,24 +114,27 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
             room -= take
             chunk += take
             if left[i] == 0:
-                finished_prompts.append(i)
-        n_dec = len(decoding)
-        dt = float(step_s(float(n_dec), float(chunk)))
+                n_finished += 1
+        key = (n_dec, chunk)
+        dt = step_cache.get(key)
+        if dt is None:
+            if len(step_cache) > 200_000:
+                step_cache.clear()
+            dt = step_cache[key] = float(step_s(float(n_dec), float(chunk)))
         t += dt
         steps += 1
         busy += dt
         batch_sum += dt * (n_dec + len(prefilling))
-        for i in list(decoding):
-            decoding[i] -= 1
-            if decoding[i] == 0:
-                done[i] = t
-                del decoding[i]
-        for i in finished_prompts:
-            prefilling.remove(i)
+        for i in finish_at.pop(steps, ()):
+            done[i] = t
+            n_dec -= 1
+        for _ in range(n_finished):
+            i = prefilling.popleft()
             del left[i]
             first[i] = t
             if outputs[i] > 1:
-                decoding[i] = int(outputs[i]) - 1
+                finish_at.setdefault(steps + int(outputs[i]) - 1, []).append(i)
+                n_dec += 1
             else:
                 done[i] = t
     start = int(warmup_frac * n_requests)
