@@ -6,7 +6,8 @@ holds one published score per model x benchmark, each with the model card or tec
 report it was copied from and the date it was read. A model x benchmark with no row is
 *unknown*: nothing here fills it in.
 
-The whole of both files is checked at load (see `_csvschema`): unknown task categories,
+The whole of both files is checked at load against the records below (see `_csvschema.read_records`):
+unknown task categories,
 scores for benchmarks that `task_benchmarks.csv` does not define, a task category or unit
 that disagrees with the benchmark's definition, scores outside the benchmark's scale,
 duplicate model x benchmark rows and, when model ids are given, scores for models the
@@ -15,15 +16,15 @@ catalog does not know. The first problem raises `CatalogError(file, row, column,
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from planner.data._csvschema import Col, read_rows, require_refs
+from planner.data._csvschema import Table, read_records
 from planner.data.catalog import DATA_DIR
-from planner.errors import CatalogError
+from planner.data.columns import Count, Date, Flag, NonNegative, OneOf, Positive, Url
 
 SCORES_FILE = "benchmark_scores.csv"
 TASKS_FILE = "task_benchmarks.csv"
@@ -31,21 +32,7 @@ CONTEXTS_FILE = "task_contexts.csv"  # optional: a data_dir without it has no ty
 
 TASK_CATEGORIES = ("coding", "reasoning", "knowledge", "multilingual", "long-context", "tool-use", "general")
 
-_SOURCE = {"source_url": Col("url"), "source_accessed": Col("date")}
-
-TASK_BENCHMARK_SCHEMA = {
-    "benchmark": Col("str"), "task_category": Col("str"), "name": Col("str"), "description": Col("str"),
-    "score_unit": Col("str"), "score_min": Col("float0"), "score_max": Col("float+"),
-    "higher_is_better": Col("bool"), **_SOURCE, "notes": Col("str", False),
-}
-TASK_CONTEXT_SCHEMA = {
-    "task_category": Col("str"), "typical_context_tokens": Col("int+"), "typical_input_tokens": Col("int+"),
-    "typical_output_tokens": Col("int+"), **_SOURCE, "notes": Col("str", False),
-}
-BENCHMARK_SCORE_SCHEMA = {
-    "model_id": Col("str"), "benchmark": Col("str"), "task_category": Col("str"), "score": Col("float0"),
-    "score_unit": Col("str"), "setting": Col("str", False), **_SOURCE, "notes": Col("str", False),
-}
+TaskCategory = Annotated[str, OneOf(TASK_CATEGORIES)]
 
 
 @dataclass(frozen=True)
@@ -53,15 +40,15 @@ class TaskBenchmark:
     """One benchmark: the task it evidences, its scale, and where it is described."""
 
     benchmark: str
-    task_category: str
+    task_category: TaskCategory
     name: str
     description: str
     score_unit: str
-    score_min: float
-    score_max: float
-    higher_is_better: bool
-    source_url: str
-    source_accessed: dt.date
+    score_min: NonNegative
+    score_max: Positive
+    higher_is_better: Flag
+    source_url: Url
+    source_accessed: Date
     notes: str | None
 
 
@@ -69,12 +56,12 @@ class TaskBenchmark:
 class TaskContext:
     """The context one request of a task typically holds (prompt + output), from a published trace or benchmark."""
 
-    task_category: str
-    typical_context_tokens: int
-    typical_input_tokens: int
-    typical_output_tokens: int
-    source_url: str
-    source_accessed: dt.date
+    task_category: TaskCategory
+    typical_context_tokens: Count
+    typical_input_tokens: Count
+    typical_output_tokens: Count
+    source_url: Url
+    source_accessed: Date
     notes: str | None
 
 
@@ -85,11 +72,11 @@ class BenchmarkScore:
     model_id: str
     benchmark: str
     task_category: str
-    score: float
+    score: NonNegative
     score_unit: str
     setting: str | None
-    source_url: str
-    source_accessed: dt.date
+    source_url: Url
+    source_accessed: Date
     notes: str | None
 
 
@@ -126,41 +113,33 @@ class Benchmarks:
         return None
 
 
-def _fields(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith("_")}
+def _check_tasks(table: Table[TaskBenchmark]) -> None:
+    for row, bench in table.numbered():
+        if bench.score_max <= bench.score_min:
+            raise table.error(row, "score_max", bench.score_max, "must exceed score_min")
 
 
-def _check_tasks(rows: list[dict]) -> None:
-    require_refs(TASKS_FILE, rows, "task_category", lambda v: v in TASK_CATEGORIES,
-                 f"task category (allowed: {', '.join(TASK_CATEGORIES)})")
-    for row in rows:
-        if row["score_max"] <= row["score_min"]:
-            raise CatalogError(TASKS_FILE, row["_row"], "score_max", row["score_max"], "must exceed score_min")
-
-
-def _check_scores(rows: list[dict], tasks: dict[str, TaskBenchmark], model_ids: set[str] | None) -> None:
+def _check_scores(table: Table[BenchmarkScore], tasks: dict[str, TaskBenchmark], model_ids: set[str] | None) -> None:
     seen: dict[tuple[str, str], int] = {}
-    for row in rows:
-        where = row["_row"]
-        bench = tasks.get(row["benchmark"])
+    for where, score in table.numbered():
+        bench = tasks.get(score.benchmark)
         if bench is None:
-            raise CatalogError(SCORES_FILE, where, "benchmark", row["benchmark"],
-                               f"unknown benchmark (define it in {TASKS_FILE})")
-        if row["task_category"] != bench.task_category:
-            raise CatalogError(SCORES_FILE, where, "task_category", row["task_category"],
-                               f"disagrees with {TASKS_FILE} ({bench.benchmark} evidences {bench.task_category})")
-        if row["score_unit"] != bench.score_unit:
-            raise CatalogError(SCORES_FILE, where, "score_unit", row["score_unit"],
-                               f"disagrees with {TASKS_FILE} ({bench.benchmark} is scored in {bench.score_unit})")
-        if not bench.score_min <= row["score"] <= bench.score_max:
-            raise CatalogError(SCORES_FILE, where, "score", row["score"],
-                               f"outside {bench.benchmark}'s scale [{bench.score_min:g}, {bench.score_max:g}]")
-        if model_ids is not None and row["model_id"] not in model_ids:
-            raise CatalogError(SCORES_FILE, where, "model_id", row["model_id"], "unknown model_id (see models.csv)")
-        key = (row["model_id"], row["benchmark"])
+            raise table.error(where, "benchmark", score.benchmark, f"unknown benchmark (define it in {TASKS_FILE})")
+        if score.task_category != bench.task_category:
+            raise table.error(where, "task_category", score.task_category,
+                              f"disagrees with {TASKS_FILE} ({bench.benchmark} evidences {bench.task_category})")
+        if score.score_unit != bench.score_unit:
+            raise table.error(where, "score_unit", score.score_unit,
+                              f"disagrees with {TASKS_FILE} ({bench.benchmark} is scored in {bench.score_unit})")
+        if not bench.score_min <= score.score <= bench.score_max:
+            raise table.error(where, "score", score.score,
+                              f"outside {bench.benchmark}'s scale [{bench.score_min:g}, {bench.score_max:g}]")
+        if model_ids is not None and score.model_id not in model_ids:
+            raise table.error(where, "model_id", score.model_id, "unknown model_id (see models.csv)")
+        key = (score.model_id, score.benchmark)
         if key in seen:
-            raise CatalogError(SCORES_FILE, where, "benchmark", row["benchmark"],
-                               f"second score for {row['model_id']} (first on row {seen[key]}); keep one per model")
+            raise table.error(where, "benchmark", score.benchmark,
+                              f"second score for {score.model_id} (first on row {seen[key]}); keep one per model")
         seen[key] = where
 
 
@@ -168,27 +147,25 @@ def _load_contexts(d: Path) -> dict[str, TaskContext]:
     path = d / CONTEXTS_FILE
     if not path.exists():
         return {}
-    rows = read_rows(path, TASK_CONTEXT_SCHEMA, id_column="task_category")
-    require_refs(CONTEXTS_FILE, rows, "task_category", lambda v: v in TASK_CATEGORIES,
-                 f"task category (allowed: {', '.join(TASK_CATEGORIES)})")
-    for row in rows:
-        total = row["typical_input_tokens"] + row["typical_output_tokens"]
-        if row["typical_context_tokens"] != total:
-            raise CatalogError(CONTEXTS_FILE, row["_row"], "typical_context_tokens", row["typical_context_tokens"],
-                               f"must equal typical_input_tokens + typical_output_tokens ({total})")
-    return {r["task_category"]: TaskContext(**_fields(r)) for r in rows}
+    table = read_records(path, TaskContext, id_column="task_category")
+    for row, ctx in table.numbered():
+        total = ctx.typical_input_tokens + ctx.typical_output_tokens
+        if ctx.typical_context_tokens != total:
+            raise table.error(row, "typical_context_tokens", ctx.typical_context_tokens,
+                              f"must equal typical_input_tokens + typical_output_tokens ({total})")
+    return table.by("task_category")
 
 
 def load_benchmarks(data_dir: str | Path = DATA_DIR, *, model_ids: Iterable[str] | None = None) -> Benchmarks:
     """Read and validate the files under `data_dir` (task_contexts.csv optional); pass the catalog's model ids
     to check references."""
     d = Path(data_dir)
-    task_rows = read_rows(d / TASKS_FILE, TASK_BENCHMARK_SCHEMA, id_column="benchmark")
-    _check_tasks(task_rows)
-    tasks = {r["benchmark"]: TaskBenchmark(**_fields(r)) for r in task_rows}
-    score_rows = read_rows(d / SCORES_FILE, BENCHMARK_SCORE_SCHEMA)
-    _check_scores(score_rows, tasks, set(model_ids) if model_ids is not None else None)
-    scores = tuple(BenchmarkScore(**_fields(r)) for r in score_rows)
+    task_table = read_records(d / TASKS_FILE, TaskBenchmark, id_column="benchmark")
+    _check_tasks(task_table)
+    tasks = task_table.by("benchmark")
+    score_table = read_records(d / SCORES_FILE, BenchmarkScore)
+    _check_scores(score_table, tasks, set(model_ids) if model_ids is not None else None)
+    scores = score_table.records
     by_bench: dict[str, list[BenchmarkScore]] = defaultdict(list)
     by_model: dict[str, list[BenchmarkScore]] = defaultdict(list)
     for s in scores:

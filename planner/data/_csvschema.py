@@ -185,36 +185,3 @@ def _check_key(label: str, number: int, record: dict[str, Any], key_columns: lis
     what = f"differs in {differing!r} from" if differing else "repeats"
     raise CatalogError(label, number, differing or key_columns[0], record.get(differing) if differing else None,
                        f"{what} row {first['_row']} with the same {', '.join(key_columns)} (conflicting duplicate)")
-
-
-def check_unique_names(label: str, rows: list[dict[str, Any]], id_column: str,
-                       alias_column: str | None) -> dict[str, str]:
-    """Map every lower-cased id and alias to its id; CatalogError if an alias is taken twice."""
-    names: dict[str, str] = {}
-    for row in rows:
-        canonical = row[id_column]
-        for name in (canonical, *(row.get(alias_column) or () if alias_column else ())):
-            key = str(name).lower()
-            if key in names and names[key] != canonical:
-                raise CatalogError(label, row["_row"], alias_column or id_column, name,
-                                   f"name already used by {names[key]!r}")
-            names[key] = canonical
-    return names
-
-
-def require_not_after(label: str, rows: list[dict[str, Any]], column: str, bound_column: str) -> None:
-    """CatalogError on the first row whose date `column` is later than its date `bound_column`."""
-    for row in rows:
-        value, bound = row.get(column), row.get(bound_column)
-        if value is not None and bound is not None and value > bound:
-            raise CatalogError(label, row["_row"], column, value.isoformat(),
-                               f"is later than {bound_column} ({bound.isoformat()})")
-
-
-def require_refs(label: str, rows: list[dict[str, Any]], column: str, valid: Callable[[Any], bool],
-                 what: str) -> None:
-    """CatalogError on the first row whose `column` fails `valid` (a dangling reference)."""
-    for row in rows:
-        value = row.get(column)
-        if value is not None and not valid(value):
-            raise CatalogError(label, row["_row"], column, value, f"unknown {what}")

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner import units
-from planner.data._csvschema import Col, read_rows
+from planner.data._csvschema import read_records
 from planner.data.catalog import DATA_DIR, Catalog, GpuPrice
+from planner.data.columns import Date, NonNegative, Url
 from planner.econ.sizing import Fleet, gpu_hours_per_month
 from planner.errors import (
-    CatalogError,
     InvalidInputError,
     require_frac,
     require_non_negative,
@@ -47,8 +47,6 @@ _TIER_WORDS = {"on_demand": "on-demand"}
 # doubling of the fleet, so the plan asks for a measured throughput before the number is used.
 WIDE_RANGE_RATIO = 2.0
 
-COST_DEFAULT_SCHEMA = {"parameter": Col("str"), "value": Col("float0"), "unit": Col("str"), "source_url": Col("url"),
-                       "source_accessed": Col("date"), "notes": Col("str", False)}
 COST_DEFAULT_PARAMETERS = (
     "pue", "electricity_usd_per_kwh", "colocation_usd_per_kw_month", "server_to_gpu_power_ratio", "power_load_frac",
     "server_network_capex_frac", "amortisation_years", "cost_of_capital_frac_per_year", "residual_value_frac",
@@ -62,25 +60,25 @@ class CostDefault:
     """One sourced default of data/cost_defaults.csv."""
 
     parameter: str
-    value: float
+    value: NonNegative
     unit: str
-    source_url: str
-    source_accessed: dt.date
+    source_url: Url
+    source_accessed: Date
     notes: str | None
 
 
 def load_cost_defaults(path: str | Path = DATA_DIR / "cost_defaults.csv") -> dict[str, CostDefault]:
     """Read and check the owned-hardware and pricing defaults; every expected parameter must be there."""
-    rows = read_rows(path, COST_DEFAULT_SCHEMA, id_column="parameter")
-    table = {r["parameter"]: CostDefault(**{k: v for k, v in r.items() if not k.startswith("_")}) for r in rows}
-    for row in rows:
-        if row["parameter"] not in COST_DEFAULT_PARAMETERS:
-            raise CatalogError(Path(path).name, row["_row"], "parameter", row["parameter"], "unknown parameter")
-        if row["parameter"].endswith("_frac") and not row["parameter"].startswith("cost_of") and row["value"] > 1:
-            raise CatalogError(Path(path).name, row["_row"], "value", row["value"], "a fraction must be <= 1")
+    defaults = read_records(path, CostDefault, id_column="parameter")
+    defaults.require("parameter", lambda v: v in COST_DEFAULT_PARAMETERS, "parameter")
+    for row, default in defaults.numbered():
+        name = default.parameter
+        if name.endswith("_frac") and not name.startswith("cost_of") and default.value > 1:
+            raise defaults.error(row, "value", default.value, "a fraction must be <= 1")
+    table = defaults.by("parameter")
     missing = [p for p in COST_DEFAULT_PARAMETERS if p not in table]
     if missing:
-        raise CatalogError(Path(path).name, None, "parameter", missing[0], "missing parameter")
+        raise defaults.error(None, "parameter", missing[0], "missing parameter")
     return table
 
 

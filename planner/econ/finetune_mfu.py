@@ -29,34 +29,24 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from planner import units
-from planner.data._csvschema import Col, read_rows
+from planner.data._csvschema import read_records
 from planner.data.catalog import DATA_DIR, Catalog
+from planner.data.columns import Count, Date, Frac, Names, NamesOrEmpty, NonNegative, OneOf, Positive, Url, columns
 from planner.data.records import Gpu
 from planner.econ.finetune_memory import METHODS, lora_adapter_params
-from planner.errors import CatalogError, InvalidInputError
+from planner.errors import InvalidInputError
 from planner.model.architecture import Architecture
 
 REFERENCES_FILE = "finetune_references.csv"
 MFU_FILE = "finetune_mfu.csv"
 DEQUANT_OPS_PER_WEIGHT = 2  # table lookup + multiply by the block scale (NF4 dequantisation, QLoRA Sec. 3)
 
-REFERENCE_SCHEMA = {
-    "reference_id": Col("str"), "source_id": Col("str"), "method": Col("str"), "model_id": Col("str"),
-    "gpu_id": Col("str"), "num_gpus": Col("int+"), "seq_len_tokens": Col("int+"), "micro_batch": Col("int+", False),
-    "lora_rank": Col("int+", False), "gradient_checkpointing": Col("str"),
-    "published_gpu_hours": Col("float+", False), "published_tokens_trained": Col("float+", False),
-    "published_tokens_per_s": Col("float+", False), "source_url": Col("url"), "source_accessed": Col("date"),
-    "notes": Col("str", False),
-}
-MFU_SCHEMA = {
-    "method": Col("str"), "gpu_class": Col("str"), "mfu_frac": Col("frac"), "n_points": Col("float0"),
-    "fit_rmse_log": Col("float0"), "reference_ids": Col("list"), "held_out_sources": Col("list", False),
-    "fitted_from": Col("str"), "fitted_on": Col("date"), "notes": Col("str", False),
-}
+Method = Annotated[str, OneOf(METHODS)]
 
 
 @dataclass(frozen=True)
@@ -65,19 +55,19 @@ class Reference:
 
     reference_id: str
     source_id: str
-    method: str
+    method: Method
     model_id: str
     gpu_id: str
-    num_gpus: int
-    seq_len_tokens: int
-    micro_batch: int | None
-    lora_rank: int | None
-    gradient_checkpointing: str
-    published_gpu_hours: float | None
-    published_tokens_trained: float | None
-    published_tokens_per_s: float | None
-    source_url: str
-    source_accessed: dt.date
+    num_gpus: Count
+    seq_len_tokens: Count
+    micro_batch: Count | None
+    lora_rank: Count | None
+    gradient_checkpointing: Annotated[str, OneOf(("true", "false", "unknown"))]
+    published_gpu_hours: Positive | None
+    published_tokens_trained: Positive | None
+    published_tokens_per_s: Positive | None
+    source_url: Url
+    source_accessed: Date
     notes: str | None
 
     @property
@@ -88,19 +78,22 @@ class Reference:
         return self.published_tokens_trained / (self.published_gpu_hours * units.S_PER_HOUR)
 
 
+REFERENCE_SCHEMA = columns(Reference)  # the columns of data/finetune_references.csv
+
+
 @dataclass(frozen=True)
 class MfuRow:
     """One fitted MFU (a row of data/finetune_mfu.csv)."""
 
-    method: str
+    method: Method
     gpu_class: str
-    mfu_frac: float
-    n_points: float
-    fit_rmse_log: float
-    reference_ids: tuple[str, ...]
-    held_out_sources: tuple[str, ...]
+    mfu_frac: Frac
+    n_points: NonNegative
+    fit_rmse_log: NonNegative
+    reference_ids: Names
+    held_out_sources: NamesOrEmpty
     fitted_from: str
-    fitted_on: dt.date
+    fitted_on: Date
     notes: str | None
 
 
@@ -142,32 +135,21 @@ def training_flops_per_token(arch: Architecture, *, method: str, seq_len_tokens:
     return flops
 
 
-def _choice(label: str, row: dict, column: str, allowed: tuple[str, ...]) -> None:
-    if row[column] not in allowed:
-        raise CatalogError(label, row["_row"], column, row[column], f"must be one of {', '.join(allowed)}")
-
-
 def load_references(catalog: Catalog, path: str | Path = DATA_DIR / REFERENCES_FILE) -> tuple[Reference, ...]:
     """Read and check data/finetune_references.csv: schema, methods, catalog model/GPU ids, one figure per row."""
-    label = Path(path).name
-    rows = read_rows(path, REFERENCE_SCHEMA, id_column="reference_id")
-    out = []
-    for row in rows:
-        _choice(label, row, "method", METHODS)
-        _choice(label, row, "gradient_checkpointing", ("true", "false", "unknown"))
+    table = read_records(path, Reference, id_column="reference_id")
+    for row, ref in table.numbered():
         for column, known in (("model_id", catalog.models), ("gpu_id", catalog.gpus)):
-            if row[column] not in known:
-                raise CatalogError(label, row["_row"], column, row[column], "not a catalog id")
-        by_hours = row["published_gpu_hours"] is not None and row["published_tokens_trained"] is not None
-        by_rate = row["published_tokens_per_s"] is not None
-        if by_hours == by_rate or (not by_hours and (row["published_gpu_hours"] or row["published_tokens_trained"])):
-            raise CatalogError(label, row["_row"], "published_tokens_per_s", row["published_tokens_per_s"],
-                               "give either published_tokens_per_s or published_gpu_hours with "
-                               "published_tokens_trained")
-        if row["method"] != "full" and row["lora_rank"] is None:
-            raise CatalogError(label, row["_row"], "lora_rank", None, "required for lora and qlora rows")
-        out.append(Reference(**{k: v for k, v in row.items() if not k.startswith("_")}))
-    return tuple(out)
+            if getattr(ref, column) not in known:
+                raise table.error(row, column, getattr(ref, column), "not a catalog id")
+        by_hours = ref.published_gpu_hours is not None and ref.published_tokens_trained is not None
+        by_rate = ref.published_tokens_per_s is not None
+        if by_hours == by_rate or (not by_hours and (ref.published_gpu_hours or ref.published_tokens_trained)):
+            raise table.error(row, "published_tokens_per_s", ref.published_tokens_per_s,
+                              "give either published_tokens_per_s or published_gpu_hours with published_tokens_trained")
+        if ref.method != "full" and ref.lora_rank is None:
+            raise table.error(row, "lora_rank", None, "required for lora and qlora rows")
+    return table.records
 
 
 def implied_mfu(catalog: Catalog, ref: Reference) -> float:
@@ -219,7 +201,7 @@ def mfu_csv_text(rows: tuple[MfuRow, ...]) -> str:
     """The fitted rows as data/finetune_mfu.csv text (values rounded to 4 significant digits)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(MFU_SCHEMA))
+    writer.writerow(list(columns(MfuRow)))
     for r in rows:
         writer.writerow([r.method, r.gpu_class, f"{r.mfu_frac:.4g}", f"{r.n_points:g}", f"{r.fit_rmse_log:.4g}",
                          ";".join(r.reference_ids), ";".join(r.held_out_sources), r.fitted_from,
@@ -229,18 +211,16 @@ def mfu_csv_text(rows: tuple[MfuRow, ...]) -> str:
 
 def load_mfu(path: str | Path = DATA_DIR / MFU_FILE) -> dict[tuple[str, str], MfuRow]:
     """Read and check data/finetune_mfu.csv, keyed by (method, gpu_class)."""
-    label = Path(path).name
-    rows = read_rows(path, MFU_SCHEMA)
+    rows = read_records(path, MfuRow)
     table: dict[tuple[str, str], MfuRow] = {}
-    for row in rows:
-        _choice(label, row, "method", METHODS)
-        key = (row["method"], row["gpu_class"])
+    for row, mfu in rows.numbered():
+        key = (mfu.method, mfu.gpu_class)
         if key in table:
-            raise CatalogError(label, row["_row"], "gpu_class", row["gpu_class"], "duplicate method x gpu_class")
-        table[key] = MfuRow(**{k: v for k, v in row.items() if not k.startswith("_")})
+            raise rows.error(row, "gpu_class", mfu.gpu_class, "duplicate method x gpu_class")
+        table[key] = mfu
     for method in METHODS:
         if (method, "*") not in table:
-            raise CatalogError(label, None, "gpu_class", "*", f"missing the '*' row of method {method}")
+            raise rows.error(None, "gpu_class", "*", f"missing the '*' row of method {method}")
     return table
 
 

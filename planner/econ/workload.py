@@ -13,17 +13,18 @@ Everything here is a pure function of numbers, except the two readers of CSV fil
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from planner import units
-from planner.data._csvschema import Col, read_rows
+from planner.data._csvschema import read_records
 from planner.data.catalog import DATA_DIR
+from planner.data.columns import Count, Date, Number, Positive, Share, Url, columns
 from planner.errors import (
     CatalogError,
     InvalidInputError,
@@ -33,14 +34,6 @@ from planner.errors import (
     require_positive,
 )
 
-PRESET_SCHEMA = {
-    "preset_id": Col("str"), "name": Col("str"), "input_tokens_mean": Col("float+"),
-    "output_tokens_mean": Col("float+"), "peak_to_average_ratio": Col("float+"), "ttft_target_s": Col("float+"),
-    "tpot_target_s": Col("float+"), "offline_frac": Col("float0"), "prompt_cache_hit_frac": Col("float0"),
-    "source_url": Col("url"), "slo_source_url": Col("url"), "traffic_source_url": Col("url"),
-    "source_accessed": Col("date"), "notes": Col("str", False),
-}
-REQUEST_SIZE_SCHEMA = {"input_tokens": Col("int+"), "output_tokens": Col("int+")}
 HOURS_PER_PROFILE = 24  # one value per hour of the day
 
 
@@ -50,31 +43,34 @@ class WorkloadPreset:
 
     preset_id: str
     name: str
-    input_tokens_mean: float
-    output_tokens_mean: float
-    peak_to_average_ratio: float
-    ttft_target_s: float
-    tpot_target_s: float
-    offline_frac: float
-    prompt_cache_hit_frac: float
-    source_url: str
-    slo_source_url: str
-    traffic_source_url: str
-    source_accessed: dt.date
+    input_tokens_mean: Positive
+    output_tokens_mean: Positive
+    peak_to_average_ratio: Annotated[float, Number(ge=1)]  # a peak is never below the average
+    ttft_target_s: Positive
+    tpot_target_s: Positive
+    offline_frac: Share
+    prompt_cache_hit_frac: Share
+    source_url: Url
+    slo_source_url: Url
+    traffic_source_url: Url
+    source_accessed: Date
     notes: str | None
+
+
+PRESET_SCHEMA = columns(WorkloadPreset)  # the columns of data/workload_presets.csv
+
+
+@dataclass(frozen=True)
+class RequestSize:
+    """One request of an uploaded request-size CSV (other columns are ignored)."""
+
+    input_tokens: Count
+    output_tokens: Count
 
 
 def load_presets(path: str | Path = DATA_DIR / "workload_presets.csv") -> dict[str, WorkloadPreset]:
     """Read and check the preset table; CatalogError names the file, row and column of a problem."""
-    rows = read_rows(path, PRESET_SCHEMA, id_column="preset_id")
-    for row in rows:
-        for column in ("offline_frac", "prompt_cache_hit_frac"):
-            if row[column] > 1:
-                raise CatalogError(Path(path).name, row["_row"], column, row[column], "must be in [0, 1]")
-        if row["peak_to_average_ratio"] < 1:
-            raise CatalogError(Path(path).name, row["_row"], "peak_to_average_ratio", row["peak_to_average_ratio"],
-                               "must be >= 1 (a peak is never below the average)")
-    return {r["preset_id"]: WorkloadPreset(**{k: v for k, v in r.items() if not k.startswith("_")}) for r in rows}
+    return read_records(path, WorkloadPreset, id_column="preset_id").by("preset_id")
 
 
 def preset(presets: dict[str, WorkloadPreset], name: str) -> WorkloadPreset:
@@ -128,12 +124,12 @@ def request_sizes_from_csv(source: str | Path | bytes, *, name: str | None = Non
     the row and column.
     """
     try:
-        rows = read_rows(source, REQUEST_SIZE_SCHEMA, name=name, strict_columns=False)
+        rows = read_records(source, RequestSize, name=name, strict_columns=False)
     except CatalogError as err:
         raise InvalidInputError(f"request sizes CSV: {err}") from None
     if not rows:
         raise InvalidInputError(f"request sizes CSV {name or source!s}: no data rows")
-    return request_sizes([r["input_tokens"] for r in rows], [r["output_tokens"] for r in rows])
+    return request_sizes([r.input_tokens for r in rows], [r.output_tokens for r in rows])
 
 
 def normalised_profile(hourly_profile: Sequence[float]) -> tuple[float, ...]:
