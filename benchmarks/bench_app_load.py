@@ -4,51 +4,54 @@
 
 Starts `streamlit run app.py` on 127.0.0.1 (a free port), opens `--sessions` browser contexts
 (each its own Streamlit session) in one headless Debian Chromium (/usr/bin/chromium, driven by
-Playwright; nothing is downloaded) and runs them concurrently:
+Playwright; nothing is downloaded) and runs them concurrently. Every time is taken as the user sees it,
+inside the page (tests/ui/browser_support.TIMING_INIT_JS: a MutationObserver, no polling):
 
-- page load: from navigation to the Plan page's "API USD/month" figure on screen;
-- slider to numbers: `--moves` times, one ArrowRight on the traffic-volume slider (a new volume:
-  a plan not computed before in that session, though other sessions may have cached it) until
-  the "API USD/month" figure shows a new value.
+- page load: navigation start to the animation frame that first paints the Plan page's "API USD/month";
+- slider to numbers: `--moves` times, one ArrowRight on the traffic-volume slider (a new volume: a plan
+  not computed before in that session, though other sessions may have cached it), from the key event's
+  timestamp to the animation frame that paints the new "API USD/month".
 
-Prints median, p90 and max in seconds, the number of sessions that failed, and the CPU count;
-the target is a median slider-to-numbers of at most 2 s on 2 cores. Everything stops by itself
-at `--deadline-s` (the server is terminated in every case). Figures are those of the machine
-that runs it, including the browser's own CPU use on the same cores.
+And, from the WebSocket frames (Chrome DevTools Network events, timestamps taken by the browser's network
+stack, not its busy main thread): the server's share of each move, from the rerun request leaving the
+browser to the frame with the new "API USD/month" arriving, and the bytes the server sends per move.
+
+Prints median, p90 and max, the number of sessions that failed, the server's CPU seconds, the CPU count
+and the load average before the run; the target is a median slider-to-numbers of at most 2 s on 2 cores.
+Everything stops by itself at `--deadline-s` (the server is terminated in every case). The browsers share
+the machine's cores with the server, so the figures include their rendering work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tests" / "ui"))
+
+from browser_support import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HEADLINE_METRIC,
+    TIMING_INIT_JS,
+    ServerError,
+    start_server,
+    stop_server,
+)
+
 TARGET_SLIDER_MEDIAN_S = 2.0
 STARTUP_TIMEOUT_S = 90
-METRIC = "API USD/month"
-_METRIC_JS = """(label) => {
-  const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => e.innerText.includes(label));
-  const v = m && m.querySelector('[data-testid=stMetricValue]');
-  return v ? v.innerText : null;
-}"""
-_CHANGED_JS = """([label, before]) => {
-  const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => e.innerText.includes(label));
-  const v = m && m.querySelector('[data-testid=stMetricValue]');
-  return v !== null && v !== undefined && v.innerText !== before;
-}"""
+POLL_MS = 250  # how often the driver looks at the page's recorded times (the times themselves are exact)
+MS_PER_S = 1e3
 
 
 def _cpu_s(pid: int) -> float:
@@ -60,65 +63,96 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class _Wire:
+    """One session's WebSocket traffic: per rerun request, when the new headline figure arrived and the bytes."""
+
+    sent_at: float | None = None
+    received_bytes: int = 0
+    server_s: list[float] = field(default_factory=list)
+    bytes_per_rerun: list[int] = field(default_factory=list)
+
+    def on_sent(self, params: dict) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        msg = _decode(_payload(params), BackMsg)
+        if msg is not None and msg.WhichOneof("type") == "rerun_script":
+            self.sent_at, self.received_bytes = params["timestamp"], 0
+
+    def on_received(self, params: dict) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        if self.sent_at is None:
+            return
+        raw = _payload(params)
+        self.received_bytes += len(raw)
+        msg = _decode(raw, ForwardMsg)
+        if msg is None:
+            return
+        kind = msg.WhichOneof("type")
+        if (kind == "delta" and msg.delta.WhichOneof("type") == "new_element"
+                and msg.delta.new_element.WhichOneof("type") == "metric"
+                and msg.delta.new_element.metric.label == HEADLINE_METRIC):
+            self.server_s.append(params["timestamp"] - self.sent_at)
+        elif kind == "script_finished":
+            self.bytes_per_rerun.append(self.received_bytes)
+            self.sent_at = None
 
 
-def _start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return proc, url
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"streamlit did not become healthy in {STARTUP_TIMEOUT_S} s")
+def _payload(params: dict) -> bytes:
+    """A frame's bytes: Streamlit's messages are binary frames (opcode 2, base64 in the DevTools event)."""
+    response = params.get("response", {})
+    data = response.get("payloadData", "")
+    return base64.b64decode(data) if response.get("opcode") == 2 else data.encode()
 
 
-async def _session(browser, url: str, moves: int, timeout_ms: int) -> tuple[float, list[float]]:
+def _decode(raw: bytes, proto_type):
+    try:
+        return proto_type.FromString(raw)
+    except Exception:  # noqa: BLE001 - a frame that is not this message type is not counted
+        return None
+
+
+@dataclass
+class _Result:
+    load_s: float
+    moves_s: list[float]
+    wire: _Wire
+
+
+async def _session(browser, url: str, moves: int, timeout_ms: int) -> _Result:
     context = await browser.new_context(viewport={"width": 1400, "height": 1600})
     try:
+        await context.add_init_script(TIMING_INIT_JS)
         page = await context.new_page()
         page.set_default_timeout(timeout_ms)
-        start = time.perf_counter()
+        wire = _Wire()
+        cdp = await context.new_cdp_session(page)
+        cdp.on("Network.webSocketFrameSent", wire.on_sent)
+        cdp.on("Network.webSocketFrameReceived", wire.on_received)
+        await cdp.send("Network.enable")
         await page.goto(url)
-        await page.wait_for_function(f"() => ({_METRIC_JS})({METRIC!r}) !== null")
-        load_s = time.perf_counter() - start
+        await page.wait_for_function("() => window.__planTimes.loadMs !== null", polling=POLL_MS)
+        load_ms = await page.evaluate("() => window.__planTimes.loadMs")
         await page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
-        slider_s: list[float] = []
+        wire.server_s.clear()  # the first run's figure is the page load, not a move
+        wire.bytes_per_rerun.clear()
         slider = page.get_by_role("slider").first
-        for _ in range(moves):
-            before = await page.evaluate(_METRIC_JS, METRIC)
+        for done in range(moves):
             await slider.focus()
-            start = time.perf_counter()
             await page.keyboard.press("ArrowRight")
-            await page.wait_for_function(_CHANGED_JS, arg=[METRIC, before])
-            slider_s.append(time.perf_counter() - start)
+            await page.wait_for_function("n => window.__planTimes.movesMs.length > n", arg=done, polling=POLL_MS)
             await page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
-        return load_s, slider_s
+        moves_ms = await page.evaluate("() => window.__planTimes.movesMs")
+        return _Result(load_ms / MS_PER_S, [m / MS_PER_S for m in moves_ms], wire)
     finally:
         await context.close()
 
 
-async def _drive(url: str, sessions: int, moves: int, deadline_s: float) -> tuple[list, list[str]]:
+async def _drive(url: str, sessions: int, moves: int, deadline_s: float) -> tuple[list[_Result], list[str]]:
     from playwright.async_api import async_playwright
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            tasks = [asyncio.create_task(_session(browser, url, moves, int(deadline_s * 1000)))
+            tasks = [asyncio.create_task(_session(browser, url, moves, int(deadline_s * MS_PER_S)))
                      for _ in range(sessions)]
             done, pending = await asyncio.wait(tasks, timeout=deadline_s)
             for task in pending:
@@ -134,13 +168,16 @@ async def _drive(url: str, sessions: int, moves: int, deadline_s: float) -> tupl
             await browser.close()
 
 
-def _summary(label: str, values: list[float]) -> str:
+def _p90(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+def _summary(label: str, values: list[float], unit: str = "s", fmt: str = ".2f") -> str:
     if not values:
         return f"{label}: no samples"
     ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
-    return (f"{label}: median {statistics.median(ordered):.2f} s, p90 {p90:.2f} s, max {ordered[-1]:.2f} s "
-            f"({len(ordered)} samples)")
+    return (f"{label}: median {statistics.median(ordered):{fmt}} {unit}, p90 {_p90(ordered):{fmt}} {unit}, "
+            f"max {ordered[-1]:{fmt}} {unit} ({len(ordered)} samples)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,29 +191,33 @@ def main(argv: list[str] | None = None) -> int:
     if not CHROMIUM.exists():
         print(f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
         return 2
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
-        proc, url = _start_server(log)
+        try:
+            proc, url = start_server(log, timeout_s=STARTUP_TIMEOUT_S)
+        except ServerError as err:
+            print(str(err).splitlines()[0], file=sys.stderr)
+            return 1
         try:
             started, cpu_before = time.perf_counter(), _cpu_s(proc.pid)
             results, errors = asyncio.run(_drive(url, args.sessions, args.moves, args.deadline_s))
             wall_s, server_cpu_s = time.perf_counter() - started, _cpu_s(proc.pid) - cpu_before
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_server(proc)
         tracebacks = log.read_text().count("Traceback")
-    loads = [r[0] for r in results]
-    moves = [s for r in results for s in r[1]]
+    cpus = len(os.sched_getaffinity(0))
+    moves = [s for r in results for s in r.moves_s]
     print(f"{args.sessions} concurrent sessions x {args.moves} slider moves on {os.cpu_count()} CPUs "
-          f"(affinity {len(os.sched_getaffinity(0))}), {wall_s:.1f} s wall; the Streamlit server used "
-          f"{server_cpu_s:.1f} CPU-s of the {wall_s * len(os.sched_getaffinity(0)):.0f} available (the rest: "
-          f"the browsers and other processes)")
-    print(_summary("page load (to the first figures)", loads))
-    print(_summary("slider to numbers", moves))
+          f"(affinity {cpus}), load average before {load_before[0]:.1f} / {load_before[1]:.1f} (1 / 5 min); "
+          f"{wall_s:.1f} s wall; the Streamlit server used {server_cpu_s:.1f} CPU-s of the {wall_s * cpus:.0f} "
+          f"available (the rest: the browsers and other processes)")
+    print(_summary("page load (to the first figures painted)", [r.load_s for r in results]))
+    print(_summary("slider to numbers (key event to the new figure painted)", moves))
+    print(_summary("  of which the server (rerun request sent to the new figure received)",
+                   [s for r in results for s in r.wire.server_s]))
+    print(_summary("  bytes the server sends per move", [b / 1e3 for r in results for b in r.wire.bytes_per_rerun],
+                   unit="kB", fmt=".1f"))
     print(f"failed sessions: {len(errors)}; server tracebacks: {tracebacks}")
     for error in errors[:5]:
         print(f"  {error}")

@@ -3,6 +3,10 @@
 Inputs are bound to the session's scenario (ui.state) and to the URL, so a page switch keeps them
 and the address bar is a shareable link. Every number comes from planner.plan.plan (cached per
 scenario and price table); infeasible scenarios show the engine's message and suggestions.
+
+The volume slider and everything that depends on it (share link, headline, exports, result tabs) are one
+`st.fragment`: moving the slider reruns only that part, not the ~40 sidebar inputs, so a move costs the
+server and the browser less. A sidebar input reruns the whole page as before.
 """
 
 from __future__ import annotations
@@ -167,17 +171,19 @@ def _volume_slider(fields: dict[str, Any]) -> None:
 
 
 def _exports(scenario: Scenario, result: Plan) -> None:
-    """CSV cost report, JSON scenario and saving for the side-by-side comparison, under the headline."""
+    """CSV cost report, JSON scenario and saving for the side-by-side comparison, under the headline.
+
+    The files are generated when a button is clicked (deferred downloads), not on every rerun."""
     c1, c4, c2, c3, _ = st.columns([1.2, 1.2, 1.2, 1.2, 0.8])
-    c1.download_button("Cost report (CSV)", state.plan_csv(result), file_name="cost_report.csv", mime="text/csv",
-                       key="dl_report", type="primary", icon=":material/download:", width="stretch",
+    c1.download_button("Cost report (CSV)", lambda: state.plan_csv(result), file_name="cost_report.csv",
+                       mime="text/csv", key="dl_report", type="primary", icon=":material/download:", width="stretch",
                        help="Every assumption with its unit and source, and the results: the exporter of "
                             "`python -m planner plan --csv` (spreadsheet formulas neutralised).")
-    c4.download_button("Monthly table (CSV)", state.plan_monthly_csv(result), file_name="monthly.csv",
+    c4.download_button("Monthly table (CSV)", lambda: state.plan_monthly_csv(result), file_name="monthly.csv",
                        mime="text/csv", key="dl_monthly", icon=":material/download:", width="stretch",
                        help="Month by month: traffic, the API bill and every tier's self-hosted bill (the second "
                             "file of `python -m planner plan --csv`).")
-    c2.download_button("Scenario (JSON)", state.scenario_json(scenario), file_name="scenario.json",
+    c2.download_button("Scenario (JSON)", lambda: state.scenario_json(scenario), file_name="scenario.json",
                        mime="application/json", key="dl_scenario", icon=":material/download:", width="stretch",
                        help="Load it again under 'Load and share', or with `python -m planner plan --scenario`.")
     with c3.popover("Save to compare", icon=":material/bookmark_add:", width="stretch"):
@@ -188,8 +194,9 @@ def _exports(scenario: Scenario, result: Plan) -> None:
             st.toast(f"Saved '{name or default_name}'; compare it under Sensitivity and scenarios.")
 
 
-def _load_and_share(scenario: Scenario | None) -> None:
-    """Upload a scenario file; show the shareable link (the address bar holds the same)."""
+def _load_and_share() -> Any:
+    """Upload a scenario file; returns the slot for the shareable link, which the results fragment fills (the
+    address bar holds the same)."""
     with st.sidebar.expander("Load and share", icon=":material/share:"):
         upload = st.file_uploader("Load a scenario (JSON)", type=["json"], key="scenario_upload",
                                   help="A file saved with 'Scenario (JSON)'. Names must be catalog ids.")
@@ -202,9 +209,36 @@ def _load_and_share(scenario: Scenario | None) -> None:
                 st.session_state["_scenario_upload_id"] = upload.file_id
                 state.replace_scenario(loaded)
                 st.rerun()
-        if scenario is not None:
-            st.caption("Shareable link (the address bar holds the same):")
-            st.code(state.share_url(scenario), language=None, wrap_lines=True)
+        return st.empty()
+
+
+def _share_link(slot: Any, scenario: Scenario) -> None:
+    with slot.container():
+        st.caption("Shareable link (the address bar holds the same):")
+        st.code(state.share_url(scenario), language=None, wrap_lines=True)
+
+
+@st.fragment
+def _volume_and_results(link_slot: Any) -> None:
+    """The volume slider and the results: a slider move reruns only this function (st.fragment)."""
+    fields = state.scenario_fields()
+    _volume_slider(fields)
+    try:
+        scenario = Scenario(**fields)
+    except PlannerError as err:
+        widgets.show_error(err)
+        link_slot.empty()
+        return
+    state.write_url(scenario)
+    _share_link(link_slot, scenario)
+    try:
+        result = state.cached_plan(scenario)
+    except PlannerError as err:
+        widgets.show_error(err)
+        return
+    plan_results.render_headline(result)
+    _exports(scenario, result)
+    plan_results.render_details(result)
 
 
 def render() -> None:
@@ -218,23 +252,7 @@ def render() -> None:
     _workload_inputs(fields)
     _deployment_inputs(fields, cat)
     _owned_inputs(fields, cat)
-    _volume_slider(fields)
-    try:
-        scenario = Scenario(**fields)
-    except PlannerError as err:
-        widgets.show_error(err)
-        _load_and_share(None)
-        return
-    state.write_url(scenario)
-    _load_and_share(scenario)
-    try:
-        result = state.cached_plan(scenario)
-    except PlannerError as err:
-        widgets.show_error(err)
-        return
-    plan_results.render_headline(result)
-    _exports(scenario, result)
-    plan_results.render_details(result)
+    _volume_and_results(_load_and_share())
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

@@ -18,6 +18,7 @@ from planner.errors import PlannerError
 from planner.handoff.deploy_targets import deployment_files, deployment_from_plan
 from planner.optimizer import end_to_end_s
 from planner.plan import Plan
+from planner.scenario import Scenario
 from ui import state, widgets
 
 TIER_LABELS = {"on_demand": "on-demand", "spot": "spot", "reserved_1y": "reserved 1 y", "reserved_3y": "reserved 3 y",
@@ -103,7 +104,8 @@ def _breakeven_range(value: float, head: TierCost) -> str:
     return _num(value)
 
 
-def _chart(p: Plan) -> None:
+def breakeven_figure(p: Plan) -> go.Figure:
+    """The break-even chart of a plan: every tier's step function, the API line, the crossings, your volume."""
     data = breakeven_chart(p)
     fig = go.Figure()
     for curve in data.tiers:
@@ -116,15 +118,16 @@ def _chart(p: Plan) -> None:
         fig.add_trace(go.Scatter(x=data.api.requests_per_day, y=data.api.usd_per_month, mode="lines",
                                  name=f"API: {p.api.api_id}", line={"color": API_COLOUR, "dash": "dash", "width": 3},
                                  hovertemplate="%{x:,.0f} requests/day<br>%{y:$,.0f} per month<extra>API</extra>"))
-    for tier, x, y in data.crossovers:
-        label = f"break-even {x:,.0f}/day" if tier == p.headline_tier else None
-        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text" if label else "markers", showlegend=False,
-                                 text=[label] if label else None, textposition="top left",
-                                 textfont={"size": 13, "color": TIER_COLOURS.get(tier)},
-                                 marker={"size": 13, "color": TIER_COLOURS.get(tier), "symbol": "diamond",
-                                         "line": {"color": "black", "width": 1}},
-                                 hovertemplate=f"break-even ({TIER_LABELS.get(tier, tier)}): "
-                                               "%{x:,.0f} requests/day<extra></extra>"))
+    if data.crossovers:  # one trace for every tier's break-even marker (fewer traces for the browser to draw)
+        tiers, xs, ys = zip(*data.crossovers, strict=True)
+        fig.add_trace(go.Scatter(
+            x=list(xs), y=list(ys), mode="markers+text", showlegend=False, textposition="top left",
+            text=[f"break-even {x:,.0f}/day" if t == p.headline_tier else "" for t, x, _ in data.crossovers],
+            textfont={"size": 13, "color": [TIER_COLOURS.get(t) for t in tiers]},
+            customdata=[TIER_LABELS.get(t, t) for t in tiers],
+            marker={"size": 13, "color": [TIER_COLOURS.get(t) for t in tiers], "symbol": "diamond",
+                    "line": {"color": "black", "width": 1}},
+            hovertemplate="break-even (%{customdata}): %{x:,.0f} requests/day<extra></extra>"))
     here_y = [v for v in (p.headline.monthly_usd if p.headline.available else None,
                           p.api.monthly_usd if p.api else None) if v is not None]
     fig.add_trace(go.Scatter(x=[data.current_requests_per_day] * len(here_y), y=here_y, mode="markers",
@@ -136,6 +139,17 @@ def _chart(p: Plan) -> None:
     fig.update_yaxes(type="log", title="cost (USD/month, log scale)", dtick=1, tickformat="$~s")
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
+    return fig
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _cached_breakeven_figure(scenario: Scenario, prices_key: str, _plan: Plan) -> go.Figure:
+    """One figure per scenario and price table, shared by every session (st.plotly_chart only reads it)."""
+    return breakeven_figure(_plan)
+
+
+def _chart(p: Plan) -> None:
+    fig = _cached_breakeven_figure(p.scenario, state.catalog_key(), p)
     st.plotly_chart(fig, key="breakeven_chart", config={"displaylogo": False})
     st.caption("Along these curves the replica configuration is held fixed (the one chosen for your volume) and only "
                "the number of replicas changes; move the volume slider to re-optimise the configuration at another "
@@ -264,7 +278,9 @@ def _monthly(p: Plan) -> None:
         "month": cc.NumberColumn("Month"), "requests_per_day": cc.NumberColumn("Requests/day", format="localized"),
         "api_usd": cc.NumberColumn("API (USD)", format="dollar"),
         **{t: cc.NumberColumn(f"{TIER_LABELS.get(t, t)} (USD)", format="dollar") for t in tiers}})
-    st.caption("Fixed fleets (owned, reserved) never shrink once grown; the full table is in the CSV report.")
+    st.caption("The growth plan keeps the configuration chosen for month 1 (GPU, layout, precision, engine) and adds "
+               "replicas as the volume grows; it does not re-optimise per month. Fixed fleets (owned, reserved) never "
+               "shrink once grown; the full table is in the CSV report.")
 
 
 def _deploy(p: Plan) -> None:
