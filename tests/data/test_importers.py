@@ -195,7 +195,7 @@ def _replace_cell(cloud: str, line: int, column: str, value: str) -> str:
 @pytest.mark.parametrize("cloud, text, line, field, problem", [
     ("aws", "\n".join(_lines("aws")[1:]) + "\n", 1, "InstanceType", "missing column"),  # the headerless slice
     ("lambda", _replace_cell("lambda", 3, "Price", "abc"), 3, "Price", "must be a number"),
-    ("runpod", _replace_cell("runpod", 4, "SpotPrice", "-2.69"), 4, "SpotPrice", "must be a finite number >= 0"),
+    ("runpod", _replace_cell("runpod", 4, "SpotPrice", "-2.69"), 4, "SpotPrice", "must be >= 0"),
     ("runpod", _replace_cell("runpod", 2, "AcceleratorCount", "0.5"), 2, "AcceleratorCount", "whole number >= 1"),
     ("vast", _replace_cell("vast", 2, "Region", ""), 2, "Region", "is empty but required"),
     ("gcp", _replace_cell("gcp", 4, "Price", "inf"), 4, "Price", "finite"),

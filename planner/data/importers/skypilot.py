@@ -29,17 +29,17 @@ import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
+from planner.data._csvschema import read_records
 from planner.data.catalog import Catalog
+from planner.data.columns import MAY_BE_ABSENT, NonNegative, columns
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
 from planner.data.records import GPU_HOUR_BAND, GpuPrice
-from planner.data.safe_io import MAX_DIR_FILES, InputFileError, iter_csv_rows, refused_root
-from planner.errors import UnknownNameError
+from planner.data.safe_io import MAX_DIR_FILES, refused_root
+from planner.errors import CatalogError, UnknownNameError
 
 CATALOG_URL = "https://github.com/skypilot-org/skypilot-catalog/blob/master/catalogs/v7/{cloud}/vms.csv"
-REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
-OPTIONAL = ("SpotPrice", "AvailabilityZone")
 
 # GCP host VM families per accelerator and count (SkyPilot sky/catalog/gcp_catalog.py _ACC_INSTANCE_TYPE_DICTS).
 GCP_HOSTS = {
@@ -108,64 +108,51 @@ def find_vms_files(directory: str | Path) -> list[Path]:
     return files
 
 
-def _number(label: str, line: int, field: str, text: str, *, whole: bool = False) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise bad(label, line, field, text, "must be a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise bad(label, line, field, text, "must be a finite number >= 0")
-    if whole and (value < 1 or value != int(value)):
-        raise bad(label, line, field, text, "must be a whole number >= 1")
-    return value
+@dataclass(frozen=True)
+class VmsRow:
+    """One row of a SkyPilot vms.csv, as far as the importer reads it (SkyPilot's column names; other
+    columns are ignored). A row with an AcceleratorName prices that many accelerators; one without is a
+    host VM (GCP)."""
+
+    InstanceType: str | None
+    AcceleratorName: str | None
+    AcceleratorCount: NonNegative | None  # SkyPilot writes counts as decimals ("8.0")
+    Price: NonNegative | None  # USD per instance-hour, on demand (empty: no such offer)
+    Region: str
+    SpotPrice: Annotated[NonNegative | None, MAY_BE_ABSENT]
+    AvailabilityZone: Annotated[str | None, MAY_BE_ABSENT]
 
 
-def _rows(src: SourceFile) -> list[dict[str, Any]]:
-    """Checked rows with numbers parsed and the file line of each."""
+def _rows(src: SourceFile) -> list[tuple[int, VmsRow]]:
+    """(line, row) of every distinct row, checked against VmsRow; exact repeats are dropped."""
     try:
-        numbered = list(iter_csv_rows(src.text, what=src.label))
-    except InputFileError as err:
-        raise bad(src.label, err.line, None, None, err.problem) from None
-    table = [cells for _, cells in numbered]
-    if not table:
-        raise bad(src.label, 1, None, None, "is empty (no header row)")
-    header = [h.strip() for h in table[0]]
-    for column in REQUIRED:
-        if column not in header:
-            raise bad(src.label, 1, column, None, "missing column (a SkyPilot vms.csv header has "
-                      f"{', '.join(REQUIRED)}, ...)")
+        table = read_records(src.text.encode(), VmsRow, name=src.label, strict_columns=False)
+    except CatalogError as err:
+        problem = err.problem
+        if err.row == 1 and problem.startswith("missing column"):
+            required = [c for c, col in columns(VmsRow).items() if not col.may_be_absent]
+            problem = f"missing column (a SkyPilot vms.csv header has {', '.join(required)}, ...)"
+        raise bad(src.label, err.row, err.column, err.value, problem) from None
     rows = []
-    seen: dict[tuple[str, ...], dict[str, Any]] = {}
-    for line, cells in numbered[1:]:
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            raise bad(src.label, line, None, None, f"has {len(cells)} cells, the header has {len(header)}")
-        row = dict(zip(header, (c.strip() for c in cells), strict=True))
-        row["_line"] = line
-        for field in ("Price", "SpotPrice"):
-            row[field] = _number(src.label, line, field, row.get(field, ""))
-        if row["AcceleratorName"]:
-            row["AcceleratorCount"] = _number(src.label, line, "AcceleratorCount", row["AcceleratorCount"],
-                                              whole=True)
-            if row["AcceleratorCount"] is None:
+    seen: dict[tuple[str, ...], tuple[int, VmsRow]] = {}
+    for line, row in table.numbered():
+        if row.AcceleratorName:
+            count = row.AcceleratorCount
+            if count is None:
                 raise bad(src.label, line, "AcceleratorCount", "", "is empty but the row names an accelerator")
-        if not row["Region"]:
-            raise bad(src.label, line, "Region", "", "is empty but required")
-        key = tuple(str(row.get(c) or "") for c in ("InstanceType", "AcceleratorName", "AcceleratorCount",
-                                                     "Region", "AvailabilityZone"))
+            if count < 1 or count != int(count):
+                raise bad(src.label, line, "AcceleratorCount", count, "must be a whole number >= 1")
+        key = tuple(str(getattr(row, c) or "") for c in ("InstanceType", "AcceleratorName", "AcceleratorCount",
+                                                         "Region", "AvailabilityZone"))
         first = seen.get(key)
         if first is not None:
-            if (first["Price"], first["SpotPrice"]) != (row["Price"], row["SpotPrice"]):
-                raise bad(src.label, line, "Price", cells[header.index("Price")],
-                          f"conflicts with line {first['_line']} (same instance type, accelerator and zone, "
-                          f"price {first['Price']})")
+            if (first[1].Price, first[1].SpotPrice) != (row.Price, row.SpotPrice):
+                raise bad(src.label, line, "Price", row.Price,
+                          f"conflicts with line {first[0]} (same instance type, accelerator and zone, "
+                          f"price {first[1].Price})")
             continue  # an exact repeat adds nothing
-        seen[key] = row
-        rows.append(row)
+        seen[key] = (line, row)
+        rows.append((line, row))
     return rows
 
 
@@ -186,54 +173,54 @@ def _gpu_id(catalog: Catalog, provider: str, name: str, instance_type: str) -> s
     return gpu_id
 
 
-def _gcp_hosts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+def _gcp_hosts(rows: list[tuple[int, VmsRow]]) -> dict[tuple[str, str], dict[str, float]]:
     """(zone, instance type) -> {tier: host price} for GCP host VM rows."""
     hosts: dict[tuple[str, str], dict[str, float]] = {}
-    for row in rows:
-        if row["InstanceType"] and not row["AcceleratorName"]:
-            zone = row.get("AvailabilityZone") or row["Region"]
-            hosts[(zone, row["InstanceType"])] = {t: v for t, v in (("on_demand", row["Price"]),
-                                                                    ("spot", row["SpotPrice"])) if v}
+    for _, row in rows:
+        if row.InstanceType and not row.AcceleratorName:
+            zone = row.AvailabilityZone or row.Region
+            hosts[(zone, row.InstanceType)] = {t: v for t, v in (("on_demand", row.Price),
+                                                                 ("spot", row.SpotPrice)) if v}
     return hosts
 
 
-def _check_band(label: str, row: dict[str, Any], tier: str, usd_per_gpu_hour: float) -> None:
+def _check_band(label: str, line: int, row: VmsRow, tier: str, usd_per_gpu_hour: float) -> None:
     band = GPU_HOUR_BAND
     if band.problem(usd_per_gpu_hour):
         field = "Price" if tier == "on_demand" else "SpotPrice"
-        raise bad(label, row["_line"], field, row[field],
+        raise bad(label, line, field, getattr(row, field),
                   f"gives ${usd_per_gpu_hour:.4g} per GPU-hour ({tier}), outside the plausible band "
                   f"[{band.low:g}, {band.high:g}] ({band.source})")
 
 
-def _offers(rows: list[dict[str, Any]], provider: str, catalog: Catalog, skipped: Counter[str],
+def _offers(rows: list[tuple[int, VmsRow]], provider: str, catalog: Catalog, skipped: Counter[str],
             src_label: str) -> list[Offer]:
-    hosts = _gcp_hosts(rows) if any(not r["InstanceType"] and r["AcceleratorName"] for r in rows) else {}
+    hosts = _gcp_hosts(rows) if any(not r.InstanceType and r.AcceleratorName for _, r in rows) else {}
     offers = []
-    for row in rows:
-        name, count = row["AcceleratorName"], row["AcceleratorCount"]
-        if not name:
+    for line, row in rows:
+        name, count = row.AcceleratorName, row.AcceleratorCount
+        if not name or count is None:
             continue
-        gpu_id = _gpu_id(catalog, provider, name, row["InstanceType"])
+        gpu_id = _gpu_id(catalog, provider, name, row.InstanceType or "")
         if gpu_id is None:
             why = "TPUs (not GPUs)" if name.lower().startswith("tpu") else f"accelerator {name} not in the GPU catalog"
             skipped[why] += 1
             continue
         n = int(count)
-        instance, extra = row["InstanceType"], {"on_demand": 0.0, "spot": 0.0}
+        instance, extra = row.InstanceType or "", {"on_demand": 0.0, "spot": 0.0}
         if not instance:  # a GCP GPU row: add the cheapest allowed host VM of the same zone
-            zone = row.get("AvailabilityZone") or row["Region"]
+            zone = row.AvailabilityZone or row.Region
             choices = [(h, hosts[(zone, h)]) for h in GCP_HOSTS.get(name, {}).get(n, ()) if (zone, h) in hosts]
             if not choices:
                 skipped[f"{name} x{n}: no host VM listed in the same zone"] += 1
                 continue
             instance, host = min(choices, key=lambda c: c[1].get("on_demand", math.inf))
             extra = {"on_demand": host.get("on_demand", math.nan), "spot": host.get("spot", math.nan)}
-        for tier, price in (("on_demand", row["Price"]), ("spot", row["SpotPrice"])):
+        for tier, price in (("on_demand", row.Price), ("spot", row.SpotPrice)):
             total = (price or 0.0) + extra[tier]
             if price and math.isfinite(total) and total > 0:  # empty or 0.00 = no offer in that tier
-                _check_band(src_label, row, tier, total / n)
-                offers.append(Offer(gpu_id, provider, tier, total / n, row["Region"], instance, n))
+                _check_band(src_label, line, row, tier, total / n)
+                offers.append(Offer(gpu_id, provider, tier, total / n, row.Region, instance, n))
     return offers
 
 
