@@ -48,13 +48,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from planner.data._csvschema import Col, read_rows
+from planner.data._csvschema import read_records
 from planner.data.catalog import DATA_DIR
-from planner.errors import CatalogError, InvalidInputError, brief
+from planner.data.columns import Names, NonNegative, OneOf, PastDate, Positive, Url, Whole
+from planner.errors import InvalidInputError, brief
 from planner.model.architecture import Architecture
 from planner.perf import evaluator
 
@@ -68,32 +69,26 @@ MAX_DRAFT_TOKENS = 16  # engines' draft lengths in use are 1-8 (vLLM num_specula
 ENGINES = ("vllm", "sglang", "trtllm")
 SPECULATIVE_CSV = DATA_DIR / "speculative.csv"
 
-_SCHEMA = {
-    "row_id": Col("str"), "method": Col("str"), "applies_to": Col("list"), "measured_on": Col("str"),
-    "engine": Col("str"), "draft_tokens": Col("int+"), "acceptance_basis": Col("str"),
-    "acceptance_value": Col("float+"), "workload": Col("str"), "temperature": Col("float0", False),
-    "draft_model": Col("str", False), "source_url": Col("url"), "source_accessed": Col("past_date"),
-    "notes": Col("str", False),
-}
 
 
 @dataclass(frozen=True)
 class AcceptanceRow:
-    """One sourced acceptance measurement of a draft method on a model (one row of data/speculative.csv)."""
+    """One sourced acceptance measurement of a draft method on a model (one row of data/speculative.csv; the
+    annotations are its columns, read by `_csvschema.read_records`)."""
 
     row_id: str
-    method: str  # mtp | eagle3
-    applies_to: tuple[str, ...]  # catalog model ids the measurement stands for
+    method: Annotated[str, OneOf(METHODS[1:])]  # mtp | eagle3
+    applies_to: Names  # catalog model ids the measurement stands for
     measured_on: str
     engine: str
-    draft_tokens: int
-    acceptance_basis: str  # per_position_frac | mean_tokens_per_step
-    acceptance_value: float
+    draft_tokens: Annotated[int, Whole(le=MAX_DRAFT_TOKENS)]
+    acceptance_basis: Annotated[str, OneOf(ACCEPTANCE_BASES)]
+    acceptance_value: Positive  # a fraction (per_position_frac) or tokens in (1, k + 1] (mean_tokens_per_step)
     workload: str
-    temperature: float | None
+    temperature: NonNegative | None
     draft_model: str | None  # the draft head's repository (EAGLE-3); None for a built-in MTP module
-    source_url: str
-    source_accessed: Any
+    source_url: Url
+    source_accessed: PastDate
     notes: str | None
 
     @property
@@ -215,27 +210,16 @@ def check_setting(*, draft_tokens: object, acceptance_frac: object) -> None:
 
 
 def load_acceptance(path: str | Path = SPECULATIVE_CSV) -> tuple[AcceptanceRow, ...]:
-    """data/speculative.csv, schema-checked; CatalogError on a bad method, basis or value."""
-    label = Path(path).name
-    rows = read_rows(path, _SCHEMA, name=label, id_column="row_id")
-    out = []
-    for raw in rows:
-        row = {k: v for k, v in raw.items() if k != "_row"}
-        number = raw["_row"]
-        if row["method"] not in METHODS[1:]:
-            raise CatalogError(label, number, "method", row["method"], f"must be one of {', '.join(METHODS[1:])}")
-        if row["acceptance_basis"] not in ACCEPTANCE_BASES:
-            raise CatalogError(label, number, "acceptance_basis", row["acceptance_basis"],
-                               f"must be one of {', '.join(ACCEPTANCE_BASES)}")
-        if row["draft_tokens"] > MAX_DRAFT_TOKENS:
-            raise CatalogError(label, number, "draft_tokens", row["draft_tokens"], f"must be <= {MAX_DRAFT_TOKENS}")
-        value, k = row["acceptance_value"], row["draft_tokens"]
-        per_position = row["acceptance_basis"] == "per_position_frac"
+    """data/speculative.csv, checked against `AcceptanceRow`'s columns; CatalogError on a bad cell, or an
+    acceptance value outside what its basis allows."""
+    table = read_records(path, AcceptanceRow, name=Path(path).name, id_column="row_id")
+    for number, row in table.numbered():
+        value, k = row.acceptance_value, row.draft_tokens
+        per_position = row.acceptance_basis == "per_position_frac"
         if (per_position and not value <= 1.0) or (not per_position and not 1.0 < value <= k + 1):
-            raise CatalogError(label, number, "acceptance_value", value,
-                               "must be in (0, 1]" if per_position else f"must be in (1, {k + 1}] (draft tokens + 1)")
-        out.append(AcceptanceRow(**row))
-    return tuple(out)
+            raise table.error(number, "acceptance_value", value,
+                              "must be in (0, 1]" if per_position else f"must be in (1, {k + 1}] (draft tokens + 1)")
+    return table.records
 
 
 def rows_for(rows: Sequence[AcceptanceRow], model_id: str, method: str) -> list[AcceptanceRow]:
