@@ -370,7 +370,8 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
 def speculative_setting(s: ReplicaSetup, req: EstimateRequest) -> speculative.SpeculativeSetting | None:
     """The request's speculative decoding, resolved against data/speculative.csv (None: off); InvalidInputError
     for a method the model does not ship, an engine that does not run it, or a bad draft length / acceptance."""
-    setting = speculative.resolve(s.model.arch, s.model.model_id, req.speculative, speculative.shipped_rows(),
+    rows = speculative.shipped_rows() if req.speculative != "off" else ()  # off: no file read
+    setting = speculative.resolve(s.model.arch, s.model.model_id, req.speculative, rows,
                                   draft_tokens=req.speculative_draft_tokens,
                                   acceptance_frac=req.speculative_acceptance_frac)
     if setting is not None:
