@@ -19,6 +19,7 @@ from planner.fit.calibration import (
     save_profile,
 )
 from planner.fit.profile_store import check_profile_name
+from planner.fit.slo_validation import report_dict, report_text, validate_slo
 from planner.fit.validation import (
     FAMILIES,
     GROUPINGS,
@@ -86,6 +87,13 @@ def _run_validate(args: argparse.Namespace) -> int:
         points = since(points, args.since)
         if not points:
             raise InvalidInputError(f"no rows with an engine built in {args.since} or later")
+    if args.slo:  # the queueing model against the measured serving runs (planner.fit.slo_validation)
+        runs, unused = validate_slo(catalog(), points, config_dir=config_dir)
+        if args.json:
+            print_json(report_dict(runs, unused))
+        else:
+            sys.stdout.write(report_text(runs, unused, per_row=not args.summary_only))
+        return 0
     results, skipped = predict_rows(catalog(), points, config_dir=config_dir, profile=args.profile)
     if not results:
         raise InvalidInputError(f"none of the {len(points)} rows can be expressed; first reason: "
@@ -194,6 +202,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--summary-only", action="store_true", help="skip the per-row table")
     v.add_argument("--loso", action="store_true", help="also refit without each source and score it "
                    f"(leave-one-source-out over {', '.join(FAMILIES)}; about a minute)")
+    v.add_argument("--slo", action="store_true", help="instead: the queueing model's latency and SLO-bound rate "
+                   "against the measured serving runs (about 40 s)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=_run_validate)
 

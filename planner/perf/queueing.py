@@ -229,6 +229,8 @@ class _Ttft:
     s_rate: np.ndarray
     w_frac: np.ndarray
     w_slow_mean_s: np.ndarray  # the slower phase's mean: P(W > x) <= rho exp(-x / this)
+    mean_s: np.ndarray  # E[TTFT] = E[R + X] + C / gamma + rho E[W | W > 0]
+    mean_step_s: np.ndarray  # the mean step at the running batch: E[TPOT] (a request's steps are a sample of all)
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
@@ -309,7 +311,8 @@ class _Ttft:
         coef_b = probs * ((1.0 - c) * rho)[:, None] - probs * (c * rho * g)[:, None] / (betas - g[:, None])
         return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
                      np.concatenate([coef_g[:, None], coef_b], axis=1), np.concatenate([g[:, None], betas], axis=1),
-                     offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1))
+                     offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1),
+                     np.sum(weight * (offset + width / 2.0), axis=1) + c / g + rho * m1, tau)
 
     def tail(self, t: np.ndarray) -> np.ndarray:
         """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
@@ -370,6 +373,19 @@ def latency_percentiles(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, o
     return _latency(step_s, rate_per_s=rate_per_s, input_tokens=input_tokens, output_tokens=output_tokens,
                     max_batch=max_batch, token_budget=token_budget, input_tokens_cv=input_tokens_cv,
                     output_tokens_cv=output_tokens_cv, quantiles=PERCENTILES)[0]
+
+
+def mean_latency_s(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
+                   token_budget: Any, input_tokens_cv: Any = 0.0, output_tokens_cv: Any = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean TTFT, mean TPOT, utilisation) of each configuration at `rate_per_s`: the mean of the TTFT distribution
+    the percentiles come from (closed form), and the mean step at the running batch for TPOT. +inf where unstable.
+    For comparing with benchmark tools, which report means."""
+    lat, ttft = _latency(step_s, rate_per_s=rate_per_s, input_tokens=input_tokens, output_tokens=output_tokens,
+                         max_batch=max_batch, token_budget=token_budget, input_tokens_cv=input_tokens_cv,
+                         output_tokens_cv=output_tokens_cv, quantiles=(0.5,), ttft_quantiles=False)
+    inf = np.where(lat.stable, 1.0, np.inf)
+    return ttft.mean_s * inf, ttft.mean_step_s * inf, lat.utilisation_frac
 
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
@@ -504,4 +520,4 @@ def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: float, tpot_target_s:
 
 
 __all__ = ["LatencyPercentiles", "PERCENTILES", "StepFn", "latency_percentiles", "max_rate_meeting_slo",
-           "saturation_rate_per_s"]
+           "mean_latency_s", "saturation_rate_per_s"]

@@ -1,0 +1,287 @@
+"""The queueing model's SLO-bound throughput checked against measured serving runs.
+
+A serving run (data/measured rows, scenario "serving") measured at a load — an open-loop request
+rate, or a closed-loop client at `concurrency` — reports its TTFT and TPOT (one row each; benchmark
+tools report means). For every run with both, this module asks the planner's queueing model
+(`planner.perf.queueing`, with the replica evaluator's step time of the run's setup):
+
+(a) latency at the measured load: the predicted mean TTFT and mean TPOT at the run's request rate,
+    against the measured ones;
+(b) SLO-bound rate: the largest Poisson request rate whose median TTFT and TPOT meet the run's
+    measured TTFT and TPOT (`max_rate_meeting_slo` at percentile 0.5, the allowed percentile nearest a
+    mean), against the run's measured rate.
+
+The measured rate is the open-loop `request_rate_per_s`, or for a closed loop Little's law on the
+measured latencies: rate = concurrency / (TTFT + (output - 1) x TPOT). The engine instance gets the
+slots its KV cache holds (the planner's memory model), as in the search. A closed loop never queues
+more than `concurrency` requests and its arrivals are not Poisson (fixed-length closed loops run in
+synchronised waves): that mismatch is part of what is measured here. Pure: rows and catalog in, results out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from planner import units
+from planner.data.catalog import Catalog
+from planner.errors import InvalidInputError
+from planner.fit.measured import MEASURED_DIR, MeasuredPoint, source_key
+from planner.fit.validation import Unexpressible, model_row
+from planner.perf import evaluator
+from planner.perf.estimate import max_running_sequences
+from planner.perf.queueing import max_rate_meeting_slo, mean_latency_s
+
+SLO_PERCENTILE = 0.5  # the allowed percentile nearest the means the benchmark tools report
+SUBSETS = ("all", "fit", "holdout")
+
+
+@dataclass(frozen=True)
+class SloRow:
+    """One measured serving run (its TTFT row and TPOT row) against the queueing model."""
+
+    ttft_row_id: str
+    tpot_row_id: str
+    split: str  # "fit": its source was used to fit the efficiency profiles (not independent); "holdout": not
+    engine: str
+    model: str
+    gpu: str
+    num_gpus: int
+    concurrency: int | None
+    measured_rate_per_s: float  # per replica: open-loop rate, or Little's law on the measured latencies
+    rate_from: str  # "request_rate" | "little"
+    lengths: str  # "fixed" (closed loops run in synchronised waves) | "variable"
+    measured_ttft_s: float
+    measured_tpot_s: float
+    predicted_ttft_s: float  # mean, at the measured rate (inf: beyond the predicted saturation)
+    predicted_tpot_s: float
+    utilisation_frac: float  # measured rate / predicted saturation rate
+    predicted_rate_per_s: float  # largest rate whose p50 TTFT and TPOT meet the measured ones (0: unreachable)
+    bound_by: str
+
+    @property
+    def ttft_error_frac(self) -> float:
+        return self.predicted_ttft_s / self.measured_ttft_s - 1.0
+
+    @property
+    def tpot_error_frac(self) -> float:
+        return self.predicted_tpot_s / self.measured_tpot_s - 1.0
+
+    @property
+    def rate_error_frac(self) -> float:
+        return self.predicted_rate_per_s / self.measured_rate_per_s - 1.0
+
+
+@dataclass(frozen=True)
+class SloStats:
+    """Errors of a group of runs: median |predicted / measured - 1| and the median signed error (bias)."""
+
+    n: int
+    ttft_median_abs_error_frac: float
+    ttft_bias_frac: float
+    tpot_median_abs_error_frac: float
+    tpot_bias_frac: float
+    rate_median_abs_error_frac: float
+    rate_bias_frac: float  # < 0: the model says the replica sustains less than it did
+    beyond_saturation: int  # runs whose measured rate the model puts at or beyond saturation (latency inf)
+
+
+def _pair_key(p: MeasuredPoint) -> tuple:
+    # one run: the same source (rows without one, as in a user's CSV, pair by their setup alone) and setup
+    return (source_key(p.source_url or "", p.source_group), p.model, p.model_config, p.gpu, p.num_gpus, p.tp, p.ep,
+            p.precision, p.kv_dtype, p.engine, p.engine_version, p.concurrency, p.request_rate_per_s, p.input_tokens,
+            p.output_tokens, p.lengths)
+
+
+def serving_pairs(points: Iterable[MeasuredPoint]) -> tuple[list[tuple[MeasuredPoint, MeasuredPoint]],
+                                                            list[MeasuredPoint]]:
+    """(ttft row, tpot row) of each serving run measured at a request rate or concurrency, and the latency rows
+    left without a partner (a run that reports only one of the two)."""
+    groups: dict[tuple, dict[str, MeasuredPoint]] = {}
+    for p in points:
+        if p.scenario != "serving" or p.metric not in ("ttft_ms", "tpot_ms"):
+            continue
+        if not (p.concurrency or p.request_rate_per_s):
+            continue
+        groups.setdefault(_pair_key(p), {}).setdefault(p.metric, p)
+    pairs, lone = [], []
+    for g in groups.values():
+        if len(g) == 2:
+            pairs.append((g["ttft_ms"], g["tpot_ms"]))
+        else:
+            lone.extend(g.values())
+    return pairs, lone
+
+
+def validate_slo(catalog: Catalog, points: Iterable[MeasuredPoint], *,
+                 config_dir: Path = MEASURED_DIR / "model_configs") -> tuple[list[SloRow], list[Unexpressible]]:
+    """Every serving run with a measured TTFT and TPOT, predicted by the queueing model (see the module docstring);
+    the runs the planner cannot express (and latency rows without a partner) with the reason."""
+    pairs, lone = serving_pairs(points)
+    skipped = [Unexpressible(p, "its run reports only one of TTFT and TPOT") for p in lone]
+    rows = []
+    for ttft_pt, tpot_pt in pairs:
+        model = model_row(catalog, ttft_pt, config_dir=config_dir)
+        if isinstance(model, Unexpressible):
+            skipped.append(model)
+            continue
+        row = _predict(model.setup, ttft_pt, tpot_pt)
+        if isinstance(row, str):
+            skipped.append(Unexpressible(ttft_pt, row))
+        else:
+            rows.append(row)
+    return rows, skipped
+
+
+def _predict(setup, ttft_pt: MeasuredPoint, tpot_pt: MeasuredPoint) -> SloRow | str:
+    inp, out = float(ttft_pt.input_tokens), float(ttft_pt.output_tokens)
+    ttft_m = ttft_pt.measured_value / units.MS_PER_S
+    tpot_m = tpot_pt.measured_value / units.MS_PER_S
+    dp = setup.candidate.layout.dp
+    capacity = max_running_sequences(setup, ttft_pt.input_tokens, ttft_pt.output_tokens) / dp
+    if ttft_pt.request_rate_per_s and not ttft_pt.concurrency:
+        rate, rate_from = float(ttft_pt.request_rate_per_s), "request_rate"
+    else:
+        # Little's law on the closed loop: `concurrency` requests each in flight for TTFT + (O - 1) TPOT
+        rate, rate_from = ttft_pt.concurrency / (ttft_m + (out - 1.0) * tpot_m), "little"
+    slots = math.floor(capacity)
+    if slots < 1:
+        return "fewer than one sequence per engine instance fits"
+    step = evaluator.step_time_fn(setup.model.arch, [setup.candidate], input_tokens=inp, output_tokens=out)
+    budget = float(setup.prefill_budget_tokens or 1e12)
+    kw = dict(input_tokens=inp, output_tokens=out, max_batch=float(slots), token_budget=budget)
+    per_instance = rate / dp
+    ttft_p, tpot_p, util = mean_latency_s(step, rate_per_s=per_instance, **kw)
+    best, bound = max_rate_meeting_slo(step, ttft_target_s=ttft_m, tpot_target_s=tpot_m, percentile=SLO_PERCENTILE,
+                                       **kw)
+    return SloRow(ttft_row_id=ttft_pt.row_id, tpot_row_id=tpot_pt.row_id, split=ttft_pt.split, engine=ttft_pt.engine,
+                  model=ttft_pt.model, gpu=ttft_pt.gpu, num_gpus=ttft_pt.num_gpus, concurrency=ttft_pt.concurrency,
+                  measured_rate_per_s=rate, rate_from=rate_from, lengths=ttft_pt.lengths or "fixed",
+                  measured_ttft_s=ttft_m, measured_tpot_s=tpot_m,
+                  predicted_ttft_s=float(ttft_p[0]), predicted_tpot_s=float(tpot_p[0]),
+                  utilisation_frac=float(util[0]), predicted_rate_per_s=float(best[0]) * dp, bound_by=str(bound[0]))
+
+
+def slo_stats(rows: Iterable[SloRow]) -> SloStats:
+    """Medians over the runs; latency errors over the runs the model finds stable at the measured rate."""
+    rows = list(rows)
+    if not rows:
+        raise InvalidInputError("no serving runs to summarise")
+    stable = [r for r in rows if math.isfinite(r.predicted_ttft_s) and math.isfinite(r.predicted_tpot_s)]
+
+    def med(values: list[float]) -> float:
+        return float(np.median(values)) if values else math.nan
+
+    return SloStats(
+        n=len(rows),
+        ttft_median_abs_error_frac=med([abs(r.ttft_error_frac) for r in stable]),
+        ttft_bias_frac=med([r.ttft_error_frac for r in stable]),
+        tpot_median_abs_error_frac=med([abs(r.tpot_error_frac) for r in stable]),
+        tpot_bias_frac=med([r.tpot_error_frac for r in stable]),
+        rate_median_abs_error_frac=med([abs(r.rate_error_frac) for r in rows]),
+        rate_bias_frac=med([r.rate_error_frac for r in rows]),
+        beyond_saturation=len(rows) - len(stable))
+
+
+def summarize_slo(rows: Iterable[SloRow]) -> dict[str, dict[str, SloStats]]:
+    """{subset: {engine or "overall": stats}}; subsets "all", "fit" (sources used in fitting the efficiency
+    profiles: not independent) and "holdout" (source-held-out)."""
+    rows = list(rows)
+    out: dict[str, dict[str, SloStats]] = {}
+    for subset in SUBSETS:
+        chosen = [r for r in rows if subset == "all" or r.split == subset]
+        if not chosen:
+            continue
+        groups: dict[str, list[SloRow]] = {}
+        for r in chosen:
+            groups.setdefault(r.engine, []).append(r)
+        out[subset] = {e: slo_stats(v) for e, v in sorted(groups.items())} | {"overall": slo_stats(chosen)}
+    return out
+
+
+def run_kind(row: SloRow) -> str:
+    """How the run loaded the engine: an open-loop rate, or a closed loop with fixed or variable lengths."""
+    if row.rate_from == "request_rate":
+        return "open loop"
+    return f"closed loop, {row.lengths} lengths"
+
+
+def summarize_by_kind(rows: Iterable[SloRow]) -> dict[str, SloStats]:
+    """{run kind: stats} over all runs (`run_kind`)."""
+    groups: dict[str, list[SloRow]] = {}
+    for r in rows:
+        groups.setdefault(run_kind(r), []).append(r)
+    return {k: slo_stats(v) for k, v in sorted(groups.items())}
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:+.0f}%"
+
+
+def _abs_pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def report_text(rows: list[SloRow], skipped: list[Unexpressible], *, per_row: bool = True) -> str:
+    """The section `planner validate --slo` prints."""
+    lines = ["SLO-bound throughput against measured serving runs (queueing model; error = predicted / measured - 1)",
+             "(a) mean TTFT and TPOT at the measured rate; (b) the largest rate whose p50 TTFT and TPOT meet the "
+             "measured ones, against the measured rate",
+             "'fit' runs come from sources used in fitting the efficiency profiles (not independent); 'holdout' runs "
+             "from source-held-out sources", ""]
+    if per_row:
+        lines.append(f"{'run (TTFT row)':44s} {'split':7s} {'engine':7s} {'rate/s':>8s} {'util':>5s} "
+                     f"{'TTFT':>6s} {'TPOT':>6s} {'rate':>6s}  bound")
+        for r in rows:
+            lines.append(f"{r.ttft_row_id[:44]:44s} {r.split:7s} {r.engine:7s} {r.measured_rate_per_s:8.3g} "
+                         f"{min(r.utilisation_frac, 9.99):5.2f} {_pct(r.ttft_error_frac):>6s} "
+                         f"{_pct(r.tpot_error_frac):>6s} {_pct(r.rate_error_frac):>6s}  {r.bound_by}")
+        lines.append("")
+    for subset, per in summarize_slo(rows).items():
+        lines.append(f"{subset} runs: median |error| (bias)")
+        lines.append(f"  {'engine':9s} {'n':>4s} {'TTFT':>14s} {'TPOT':>14s} {'SLO rate':>14s} {'beyond sat.':>11s}")
+        for engine, st in per.items():
+            lines.append(f"  {engine:9s} {st.n:4d} {_abs_pct(st.ttft_median_abs_error_frac):>6s} "
+                         f"({_pct(st.ttft_bias_frac):>5s}) {_abs_pct(st.tpot_median_abs_error_frac):>6s} "
+                         f"({_pct(st.tpot_bias_frac):>5s}) {_abs_pct(st.rate_median_abs_error_frac):>6s} "
+                         f"({_pct(st.rate_bias_frac):>5s}) {st.beyond_saturation:11d}")
+        lines.append("")
+    if rows:
+        lines.append("all runs by how they loaded the engine: median |error| (bias)")
+        for kind, st in summarize_by_kind(rows).items():
+            lines.append(f"  {kind:29s} {st.n:4d} TTFT {_abs_pct(st.ttft_median_abs_error_frac)} "
+                         f"({_pct(st.ttft_bias_frac)}), TPOT {_abs_pct(st.tpot_median_abs_error_frac)} "
+                         f"({_pct(st.tpot_bias_frac)}), SLO rate {_abs_pct(st.rate_median_abs_error_frac)} "
+                         f"({_pct(st.rate_bias_frac)}), {st.beyond_saturation} beyond saturation")
+        lines.append("")
+    lines.append(f"{len(rows)} runs predicted; {len(skipped)} rows not used")
+    reasons: dict[str, int] = {}
+    for u in skipped:
+        reasons[u.reason] = reasons.get(u.reason, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
+        lines.append(f"  {count} x {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def report_dict(rows: list[SloRow], skipped: list[Unexpressible]) -> dict:
+    """The same as JSON-ready data."""
+    def clean(v):
+        return v if not isinstance(v, float) or math.isfinite(v) else None
+
+    return {"runs": [{k: clean(v) for k, v in asdict(r).items()} | {
+                "ttft_error_frac": clean(r.ttft_error_frac), "tpot_error_frac": clean(r.tpot_error_frac),
+                "rate_error_frac": clean(r.rate_error_frac)} for r in rows],
+            "summary": {s: {e: {k: clean(v) for k, v in asdict(st).items()} for e, st in per.items()}
+                        for s, per in summarize_slo(rows).items()},
+            "by_run_kind": {kind: {k: clean(v) for k, v in asdict(st).items()}
+                            for kind, st in (summarize_by_kind(rows).items() if rows else ())},
+            "not_used": [{"row_id": u.point.row_id, "reason": u.reason} for u in skipped],
+            "percentile": SLO_PERCENTILE}
+
+
+__all__ = ["SLO_PERCENTILE", "SloRow", "SloStats", "report_dict", "report_text", "run_kind", "serving_pairs",
+           "slo_stats", "summarize_by_kind", "summarize_slo", "validate_slo"]
