@@ -12,7 +12,9 @@ from older files. For example
 writers and the app's table editors need), and `validator(columns)` compiles it into a
 pydantic-core `SchemaValidator` (pydantic v2's validation engine) the first time a table is read:
 nothing here imports pydantic at `import planner`, and records built in code below the boundary
-are plain frozen dataclasses that are not validated again.
+are plain frozen dataclasses that are not validated again. Each check's `parse` is its exact rule
+and the source of its one-line messages; numbers, words and URLs run as pydantic-core's native
+validators (no Python call per cell), and a failure there is re-read by `parse` for the message.
 
 The markers also implement `__get_pydantic_core_schema__`, so `pydantic.TypeAdapter(Record)` validates
 a row with the same checks (a test holds the two equal).
@@ -29,6 +31,8 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
+
+from planner.errors import brief
 
 MAX_COUNT = 10**12  # largest whole number a catalog cell may hold (token limits are < 1e8, counts < 1e6)
 
@@ -53,6 +57,7 @@ class _Check:
 
     kind = "str"
     takes_empty = False
+    refused = "is not accepted"
 
     def parse(self, value: Any) -> Any:
         raise NotImplementedError
@@ -76,7 +81,7 @@ class _Check:
             self.parse(error["input"])
         except ValueError as err:
             return str(err)
-        return str(error["msg"])
+        return self.refused  # the native check is stricter than `parse` here (digits of other scripts)
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         return self.core_schema()
@@ -124,6 +129,7 @@ class Number(_Check):
     gt: float | None = None
     ge: float | None = None
     le: float | None = None
+    refused = "must be a number"
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -170,6 +176,7 @@ class Whole(_Check):
     ge: int = 1
     le: int = MAX_COUNT
     kind = "int+"
+    refused = "must be a whole number"
 
     def parse(self, value: Any) -> int:
         if isinstance(value, bool):
@@ -275,7 +282,7 @@ class Words(_Check):
         if self.allowed is not None:
             for word in words:
                 if word not in self.allowed:
-                    raise ValueError(f"unknown value {word!r} (allowed: {', '.join(self.allowed)})")
+                    raise ValueError(f"unknown value {brief(word)} (allowed: {', '.join(self.allowed)})")
         return words
 
 
