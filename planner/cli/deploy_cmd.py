@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from planner.cli._output import catalog, int_arg, print_json, scenario_inputs, text_arg
+from planner.cli._output import catalog, float_arg, int_arg, print_json, scenario_inputs, text_arg
 from planner.data.catalog import Catalog
 from planner.data.importers.store import with_user_prices
 from planner.data.safe_io import check_output_path, write_text_atomic
@@ -19,6 +19,7 @@ from planner.handoff.deploy_targets import (
     serve_config_from_estimate,
 )
 from planner.perf.estimate import EstimateRequest, estimate
+from planner.perf.speculative import MAX_DRAFT_TOKENS, METHODS
 
 TARGETS = ("vllm", "sglang", "llama.cpp", "trtllm", "skypilot", "kubernetes")
 
@@ -43,7 +44,8 @@ def _from_request(args: argparse.Namespace, cat: Catalog, engine: str | None) ->
     est = estimate(cat, EstimateRequest(
         model=args.model, gpu=args.gpu, num_gpus=args.num_gpus, precision=args.precision, kv_dtype=args.kv_dtype,
         input_tokens=args.input_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
-        engine=engine, expert_parallel=args.expert_parallel))
+        engine=engine, expert_parallel=args.expert_parallel, speculative=args.speculative,
+        speculative_draft_tokens=args.draft_tokens, speculative_acceptance_frac=args.acceptance_frac))
     cfg = serve_config_from_estimate(est, cat, expert_parallel=args.expert_parallel,
                                      max_model_len_tokens=args.max_model_len, port=args.port,
                                      model_repo=args.model_repo)
@@ -95,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int_arg(1, MAX_NUM_SEQS),
                    help="without --scenario: sequences in flight (default: max that fit)")
     p.add_argument("--expert-parallel", action="store_true", help="without --scenario: MoE expert parallelism")
+    p.add_argument("--speculative", choices=METHODS, default="off",
+                   help="without --scenario: speculative decoding (the model's MTP layers or an EAGLE-3 head), "
+                        "launched where the estimate says it helps")
+    p.add_argument("--draft-tokens", type=int_arg(1, MAX_DRAFT_TOKENS),
+                   help="with --speculative: draft tokens per step (default: data/speculative.csv)")
+    p.add_argument("--acceptance-frac", type=float_arg(0, 1, low_open=True),
+                   help="with --speculative: per-position acceptance (default: data/speculative.csv)")
     p.add_argument("--replicas", type=int_arg(1, MAX_REPLICAS), default=1,
                    help="without --scenario: replicas (default 1)")
     p.add_argument("--spot", action="store_true", help="without --scenario: SkyPilot spot instances")

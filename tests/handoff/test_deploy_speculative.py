@@ -150,3 +150,18 @@ def test_scenario_speculative_reaches_the_plan_and_the_launch_command(real_catal
             "method": "mtp", "num_speculative_tokens": 2}
     else:
         assert config.speculative == "off"
+
+
+def test_cli_deploy_one_replica_with_speculation(capsys, monkeypatch, tmp_path):
+    from planner.cli import main
+
+    monkeypatch.setenv("PLANNER_PRICES_DIR", str(tmp_path / "prices"))
+    code = main(["deploy", "--target", "vllm", "--model", "deepseek-ai/DeepSeek-V3", "--gpu", "H200-SXM",
+                 "--num-gpus", "8", "--precision", "fp8", "--concurrency", "1", "--speculative", "mtp", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    argv = json.loads(out)["argv"]
+    assert json.loads(after(argv, "--speculative-config")) == {"method": "mtp", "num_speculative_tokens": 1}
+    code = main(["deploy", "--target", "vllm", "--model", "Qwen/Qwen3-8B", "--gpu", "H100-SXM", "--speculative", "mtp"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "does not ship mtp" in err
