@@ -153,7 +153,7 @@ def _chart(p: Plan) -> None:
     st.plotly_chart(fig, key="breakeven_chart", config={"displaylogo": False})
     st.caption("Along these curves the replica configuration is held fixed (the one chosen for your volume) and only "
                "the number of replicas changes; move the volume slider to re-optimise the configuration at another "
-               "volume. The Sensitivity page re-optimises at every point.")
+               "volume. The Sensitivity page re-runs the search at every point (engine and precision held).")
     st.caption("Self-hosting is a step function: each step adds a replica that is paid for whether busy or not. "
                "The API line is linear in volume. Month-1 prices; growth and API price decline are in the "
                "monthly table.")

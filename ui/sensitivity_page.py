@@ -2,7 +2,9 @@
 drivers of the current scenario, and saved scenarios side by side.
 
 Each driver is moved down and up by the chosen swing and the scenario is re-planned
-(planner.econ.sensitivity.sensitivity); model throughput swings over its calibrated range.
+(planner.econ.sensitivity.sensitivity: the configuration search runs again at every point, with the GPU,
+engine and weight precision held at the plan's choice, and the page says so); model throughput swings
+over its calibrated range.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
-from planner.econ.sensitivity import Swing
+from planner.econ.sensitivity import HELD_AXES, Swing, held_configuration
 from planner.errors import PlannerError
 from planner.scenario import Scenario
 from ui import state, widgets
@@ -45,6 +47,17 @@ def _tornado(swings: tuple[Swing, ...], base: float, low_attr: str, high_attr: s
     return fig
 
 
+def _held_note(result) -> str:
+    """What each bar re-optimises and what it holds at this plan's choice (planner.econ.sensitivity.HELD_AXES)."""
+    held = held_configuration(result)
+    searched = "GPUs per replica, layout, KV-cache dtype, batch limit, fleet size and GPU cloud"
+    if not held:
+        return f"Every bar re-runs the configuration search: {searched} are re-optimised at each end."
+    pinned = ", ".join(f"{HELD_AXES[k]} {v}" for k, v in held.items())
+    return (f"Every bar re-runs the configuration search at each end: {searched} are re-optimised; the "
+            f"{pinned} are held at this plan's choice (searching them too takes several times longer).")
+
+
 def _sensitivity(scenario: Scenario) -> None:
     st.subheader("Tornado: what moves the answer")
     swing = st.slider("Swing of each driver (down and up)", min_value=0.05, max_value=0.9, value=0.25, step=0.05,
@@ -57,6 +70,7 @@ def _sensitivity(scenario: Scenario) -> None:
     except PlannerError as err:
         widgets.show_error(err)
         return
+    st.caption(_held_note(result))
     head = result.headline
     be = result.breakeven.get(result.headline_tier)
     c1, c2 = st.columns(2)

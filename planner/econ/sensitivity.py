@@ -8,6 +8,14 @@ instead, which the plan already carries (`TierCost.*_low` / `*_high`), so it nee
 Only the drivers of the headline deployment are swung: the rental price for rented plans,
 purchase price and electricity for owned ones.
 
+Each swing re-runs the configuration search (`plan`), with the GPU (when the scenario says "auto"),
+the serving engine and the weight precision held at the plan's own choice (`HELD_AXES`, only those the
+scenario leaves to the search): GPUs per replica, layout, KV-cache dtype, batch limit, fleet size and
+provider are re-optimised at every point. Holding those three cuts the searched configurations about
+15-fold (9,112 to 592 for the default scenario), which is what makes the page's first load short: a
+token-size or latency-target swing changes every configuration's capacity, so nothing of the plan's
+own search can be reused. `hold=()` re-optimises every axis (the slow, complete answer).
+
 [1] T. G. Eschenbach, "Spiderplots versus Tornado Diagrams for Sensitivity Analysis",
     Interfaces 22(6):40-46, 1992, doi:10.1287/inte.22.6.40
 """
@@ -16,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from planner.data.catalog import Catalog
-from planner.errors import PlannerError, require_frac
+from planner.errors import InvalidInputError, PlannerError, require_frac
 from planner.plan import Plan, plan
 from planner.scenario import Scenario, clip_to_field
 
@@ -32,6 +41,8 @@ TORNADO_DRIVERS = {
 RENTED_PRICE_DRIVERS = {"gpu_price_usd_per_gpu_hour": "GPU rental price"}
 OWNED_PRICE_DRIVERS = {"gpu_purchase_usd": "GPU purchase price", "electricity_usd_per_kwh": "electricity price"}
 THROUGHPUT_DRIVER = "model throughput (calibrated range)"
+# Searched axes each swing holds at the plan's choice (scenario field -> label); see the module docstring.
+HELD_AXES = {"gpu": "GPU", "engine": "serving engine", "precision": "weight precision"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,17 +108,32 @@ def throughput_swing(p: Plan) -> Swing:
                  "low and high replica capacity (requests/s) from the efficiency profile's calibrated error")
 
 
+def held_configuration(p: Plan, hold: Sequence[str] = tuple(HELD_AXES)) -> dict[str, Any]:
+    """The scenario fields the swings pin to the plan's choice: each axis of `hold` that the scenario leaves
+    to the search (engine or precision empty, gpu "auto"), with the value the plan chose."""
+    chosen = {"gpu": p.estimate.gpu_id, "engine": p.estimate.engine, "precision": p.estimate.precision}
+    unknown = set(hold) - set(chosen)
+    if unknown:
+        raise InvalidInputError(f"hold: {sorted(unknown)[0]!r} is not one of {', '.join(chosen)}")
+    searched = {"gpu": p.scenario.gpu == "auto", "engine": p.scenario.engine is None,
+                "precision": p.scenario.precision is None}
+    return {axis: chosen[axis] for axis in hold if searched[axis]}
+
+
 def sensitivity(p: Plan, catalog: Catalog, *, swing_frac: float,
-                plan_fn: Callable[[Scenario], Plan] | None = None) -> tuple[Swing, ...]:
+                plan_fn: Callable[[Scenario], Plan] | None = None,
+                hold: Sequence[str] = tuple(HELD_AXES)) -> tuple[Swing, ...]:
     """Tornado swings of the headline monthly cost and break-even volume, widest first.
 
     Each driver of TORNADO_DRIVERS (plus the headline deployment's price drivers) moves to
     base x (1 -/+ swing_frac) and the scenario is re-planned with `plan_fn` (default:
-    `plan(s, catalog)`; the app passes a cached one). A re-plan that raises a PlannerError
-    (does not fit, target unreachable) gives NaN at that end and a note.
+    `plan(s, catalog)`; the app passes a cached one), the axes of `hold` pinned to the plan's
+    choice (`held_configuration`; `hold=()` searches every axis again). A re-plan that raises a
+    PlannerError (does not fit, target unreachable) gives NaN at that end and a note.
     """
     require_frac(swing_frac=swing_frac)
     run = plan_fn or (lambda s: plan(s, catalog))
+    pinned = held_configuration(p, hold)
     drivers = dict(TORNADO_DRIVERS)
     drivers.update(OWNED_PRICE_DRIVERS if p.scenario.mode == "owned" else RENTED_PRICE_DRIVERS)
     swings = []
@@ -121,7 +147,7 @@ def sensitivity(p: Plan, catalog: Catalog, *, swing_frac: float,
             outcome = (math.nan, math.nan)
             if value is not None:
                 try:
-                    outcome = headline_outcome(run(dataclasses.replace(p.scenario, **{field: value})))
+                    outcome = headline_outcome(run(dataclasses.replace(p.scenario, **pinned, **{field: value})))
                 except PlannerError as err:
                     notes.append(f"at {value:g}: {err}")
             results.append(outcome)
@@ -133,4 +159,5 @@ def sensitivity(p: Plan, catalog: Catalog, *, swing_frac: float,
 
 
 __all__ = ["Swing", "sensitivity", "base_value", "headline_outcome", "swing_ends", "throughput_swing",
-           "TORNADO_DRIVERS", "RENTED_PRICE_DRIVERS", "OWNED_PRICE_DRIVERS", "THROUGHPUT_DRIVER"]
+           "held_configuration", "HELD_AXES", "TORNADO_DRIVERS", "RENTED_PRICE_DRIVERS", "OWNED_PRICE_DRIVERS",
+           "THROUGHPUT_DRIVER"]

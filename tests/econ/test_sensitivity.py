@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from planner.econ.sensitivity import THROUGHPUT_DRIVER, base_value, headline_outcome, sensitivity, swing_ends
+from planner.econ.sensitivity import (
+    THROUGHPUT_DRIVER,
+    base_value,
+    headline_outcome,
+    held_configuration,
+    sensitivity,
+    swing_ends,
+)
 from planner.errors import InvalidInputError, UnreachableTargetError
 from planner.plan import plan
 from planner.scenario import Scenario
@@ -112,3 +119,31 @@ def test_a_dearer_gpu_never_costs_less(tiny_catalog):
     for s in sensitivity(p, tiny_catalog, swing_frac=0.3):
         if s.driver in ("gpu_price_usd_per_gpu_hour", "requests_per_day", "output_tokens_mean"):
             assert s.monthly_usd_at_high >= s.monthly_usd_at_low
+
+
+def test_swings_hold_the_plans_engine_and_precision_and_search_the_rest(tiny_catalog):
+    p = plan(tiny(), tiny_catalog)
+    seen: list[Scenario] = []
+
+    def recording(s: Scenario):
+        seen.append(s)
+        return plan(s, tiny_catalog)
+
+    held = held_configuration(p)
+    # gpu is fixed by the scenario (TEST-GPU), engine and precision are left to the search: those two are pinned
+    assert held == {"engine": p.estimate.engine, "precision": p.estimate.precision}
+    sensitivity(p, tiny_catalog, swing_frac=0.25, plan_fn=recording)
+    assert seen and all((s.engine, s.precision) == (p.estimate.engine, p.estimate.precision) for s in seen)
+    assert all(s.num_gpus_per_replica is None and s.kv_dtype is None for s in seen)  # still searched
+    seen.clear()
+    sensitivity(p, tiny_catalog, swing_frac=0.25, plan_fn=recording, hold=())
+    assert seen and all(s.engine is None and s.precision is None for s in seen)
+
+
+def test_only_axes_the_scenario_leaves_open_are_held(tiny_catalog):
+    fixed = plan(tiny(engine="vllm"), tiny_catalog)
+    assert "engine" not in held_configuration(fixed)
+    auto = plan(Scenario(model="tiny", gpu="auto", api_id="test-api"), tiny_catalog)
+    assert held_configuration(auto)["gpu"] == auto.estimate.gpu_id
+    with pytest.raises(InvalidInputError, match="hold"):
+        held_configuration(fixed, ("layout",))
