@@ -470,7 +470,7 @@ def _message(error: ErrorDetails, spec: FieldSpec, loc: tuple[Any, ...]) -> str:
         return f"{where} is required"
     if etype == "scenario_no_traffic":
         return f"{where} {error['msg']}"
-    if etype == "scenario_choice":
+    if etype == "scenario_choice" or spec.kind == "choice":
         return f"{where} must be one of {', '.join(_choice_text(c) for c in spec.choices)}, got {brief(value)}"
     if spec.kind == "profile" and len(loc) == 1:
         return f"{where} must be a list of {HOURS_PER_PROFILE} numbers, got {brief(value)}"

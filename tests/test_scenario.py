@@ -245,6 +245,20 @@ def test_bad_values_raise_the_planners_one_line_error_not_pydantics(fields):
     assert next(iter(fields)) in message
 
 
+@pytest.mark.parametrize("fields, match", [
+    ({"mode": 3}, "'mode' must be one of rented, owned, got 3"),
+    ({"tp": True}, r"'tp' must be a finite number in \[1, 4096\] \(gpus\), got True"),
+    ({"horizon_months": 10**400}, r"'horizon_months' must be in \[1, 120\] \(months\), got an integer of about 401"),
+    ({"pue": math.inf}, r"'pue' must be a finite number in \[1, 5\] \(ratio\), got inf"),
+    ({"model": "  "}, "'model' must be a non-empty string"),
+    ({"autoscale": None}, "'autoscale' is required"),
+    ({"hourly_profile": [0.0] * 24}, "'hourly_profile' must have some traffic"),
+])
+def test_messages_name_the_field_the_range_and_the_value(fields, match):
+    with pytest.raises(InvalidInputError, match=match):
+        Scenario(**fields)
+
+
 def test_replace_validates_and_keeps_the_types():
     s = Scenario()
     with pytest.raises(InvalidInputError, match=r"'pue' must be in \[1, 5\] \(ratio\), got 9"):
