@@ -213,9 +213,11 @@ def _load_and_share() -> Any:
 
 
 def _share_link(slot: Any, scenario: Scenario) -> None:
+    """Plain text, not st.code: the code block's syntax highlighter is a chunk every browser would parse on each
+    page load (about 0.4 s of CPU on a loaded 2-core machine) for one line."""
     with slot.container():
         st.caption("Shareable link (the address bar holds the same):")
-        st.code(state.share_url(scenario), language=None, wrap_lines=True)
+        st.text(state.share_url(scenario))
 
 
 @st.fragment
