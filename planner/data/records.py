@@ -260,6 +260,12 @@ class EfficiencyProfile:
     holdout_mdape_frac: NonNegative | None = None  # median APE on the rows held out of the fit
     overhead_overlap_frac: Frac | None = None  # share of a step's GPU time hiding the step overhead (None: 0)
     layer_overhead_us: NonNegative | None = None  # GPU time per layer per step beyond the roofline (None: 0)
+    # MFU multipliers for matmuls in fp8 / fp4 / int8 (16-bit float: 1), result capped at 1; None: 1
+    mfu_fp8_scale: Annotated[Positive | None, MAY_BE_ABSENT] = None
+    mfu_fp4_scale: Annotated[Positive | None, MAY_BE_ABSENT] = None
+    mfu_int8_scale: Annotated[Positive | None, MAY_BE_ABSENT] = None
+    request_overhead_ms: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # per served request before its first
+    # token, outside the GPU steps (API server, tokenisation); None: 0
 
 
 @dataclass(frozen=True)
