@@ -82,6 +82,9 @@ def test_words_cells_and_choices():
         (), ("nvidia", "amd"), ("tp", "dp"), ())  # an empty list cell is (), never None
     with pytest.raises(CatalogError, match=r"engines.csv, row 2, column 'layouts': unknown value 'zz' \(allowed: tp"):
         read_records((header + row.format(layout="zz")).encode(), Engine, name="engines.csv")
+    with pytest.raises(CatalogError) as info:  # a huge unknown word is cut in the one-line message
+        read_records((header + row.format(layout="z" * 60_000)).encode(), Engine, name="engines.csv")
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
     bad = row.format(layout="dp").replace("paged", "eager")
     with pytest.raises(CatalogError, match=r"column 'kv_reservation': unknown value \(allowed: paged, full_sequence\)"):
         read_records((header + bad).encode(), Engine, name="engines.csv")
