@@ -152,8 +152,17 @@ def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
         gpus = tuple(catalog.gpus.values())
     else:
         gpus = (catalog.gpu(s.gpu),)
+    engines = (catalog.engine(s.engine).engine_id,) if s.engine else None
+    if s.profile:  # a named profile fixes its engine and the GPUs it describes; elsewhere it would be wrong
+        prof = catalog.named_profile(s.profile)
+        engines = engines or (prof.engine,)
+        fits = tuple(g for g in gpus if catalog.profile_problem(prof, engines[0], g) is None)
+        if not fits:
+            raise InvalidInputError(f"scenario field 'profile': {catalog.profile_problem(prof, engines[0], gpus[0])}"
+                                    + (" (no catalog GPU matches it)" if s.gpu == "auto" else ""))
+        gpus = fits
     return SearchSpace(
-        model=model, gpus=gpus, engines=(catalog.engine(s.engine).engine_id,) if s.engine else None,
+        model=model, gpus=gpus, engines=engines,
         precisions=precisions_for(catalog, model, s.quality_policy, s.precision),
         kv_dtypes=kv_dtypes_for(catalog, s.quality_policy, s.kv_dtype),
         gpu_counts=(s.num_gpus_per_replica,) if s.num_gpus_per_replica else GPUS_PER_REPLICA,

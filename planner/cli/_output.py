@@ -33,6 +33,17 @@ def catalog() -> Catalog:
     return with_user_prices(load_catalog())
 
 
+def catalog_with_profile(name: str | None) -> Catalog:
+    """`catalog()`, and, where `name` names no shipped profile, the user's calibrated profiles (read here, at
+    the boundary, from $PLANNER_PROFILE_DIR or ~/.config/llm-planner/profiles) for that named lookup only."""
+    cat = catalog()
+    if not name or any(p.profile_id.lower() == name.lower() for p in cat.efficiency):
+        return cat
+    from planner.fit.profile_store import load_user_profiles
+
+    return cat.with_user_profiles(load_user_profiles())
+
+
 def scenario_inputs(path: str | None, overrides: Sequence[str] | None) -> tuple[Scenario, RequestSizes | None]:
     """The scenario of `--scenario FILE` (built-in defaults without one) with `--set` overrides, and the
     request sizes its `request_sizes_csv` names, read here at the boundary (plan() reads no file).

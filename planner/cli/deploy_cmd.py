@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from planner.cli._output import catalog, float_arg, int_arg, print_json, scenario_inputs, text_arg
+from planner.cli._output import catalog, catalog_with_profile, float_arg, int_arg, print_json, scenario_inputs, text_arg
 from planner.data.catalog import Catalog
-from planner.data.importers.store import with_user_prices
 from planner.data.safe_io import check_output_path, write_text_atomic
 from planner.errors import InvalidInputError
 from planner.handoff.deploy import ENGINES, MAX_GPUS, MAX_NUM_SEQS, MAX_REPLICAS, MAX_SEQUENCE_TOKENS, serve_command
@@ -28,6 +27,7 @@ def _from_scenario(args: argparse.Namespace, cat: Catalog, engine: str | None) -
     from planner.plan import plan  # the planning stack is imported only for --scenario
 
     scenario, sizes = scenario_inputs(args.scenario, args.set)
+    cat = catalog_with_profile(scenario.profile)
     result = plan(scenario, cat, request_sizes=sizes)
     deployment = deployment_from_plan(result, cat, engine=engine, max_model_len_tokens=args.max_model_len,
                                       port=args.port, model_repo=args.model_repo, accelerator=args.accelerator)
@@ -58,7 +58,7 @@ def _from_request(args: argparse.Namespace, cat: Catalog, engine: str | None) ->
 
 def _run(args: argparse.Namespace) -> int:
     output = check_output_path(Path(args.output).expanduser(), what="deploy output (-o)") if args.output else None
-    cat = with_user_prices(catalog())
+    cat = catalog()  # with the user's imported prices
     engine = args.target if args.target in ENGINES else args.engine
     deployment = _from_scenario(args, cat, engine) if args.scenario else _from_request(args, cat, engine)
     text = render_target(deployment, args.target, name=args.name, image=args.image)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from planner.cli._output import catalog, float_arg, int_arg, print_json, print_pairs, text_arg
+from planner.cli._output import catalog_with_profile, float_arg, int_arg, print_json, print_pairs, text_arg
 from planner.errors import DoesNotFitError, InvalidInputError
 from planner.perf.estimate import MAX_GPUS, MAX_TOKENS, EstimateRequest, estimate
 from planner.perf.speculative import MAX_DRAFT_TOKENS, METHODS
@@ -25,10 +25,10 @@ def _run(args: argparse.Namespace) -> int:
                                 "search runs without speculation); estimate one operating point instead")
     try:
         if args.ttft_target_s is not None or args.tpot_target_s is not None:
-            result, slo = slo_estimate(catalog(), req, ttft_target_s=args.ttft_target_s,
+            result, slo = slo_estimate(catalog_with_profile(req.profile), req, ttft_target_s=args.ttft_target_s,
                                        tpot_target_s=args.tpot_target_s, percentile=args.latency_percentile)
         else:
-            result = estimate(catalog(), req)
+            result = estimate(catalog_with_profile(req.profile), req)
     except DoesNotFitError as err:
         if args.json:
             print_json({"fits": False, "model": args.model, "gpu": args.gpu, "num_gpus": args.num_gpus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from planner.cli._output import catalog, fmt_number, print_pairs, print_table, scenario_inputs
+from planner.cli._output import catalog, catalog_with_profile, fmt_number, print_pairs, print_table, scenario_inputs
 from planner.data.safe_io import check_output_path, write_bytes_atomic, write_text_atomic
 from planner.econ.breakeven import BreakEven
 from planner.econ.costs import ALL_TIERS
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.csv_zip is not None:
         check_output_path(args.csv_zip, what="CSV report archive")
     scenario, sizes = scenario_inputs(args.scenario, args.set)
-    result = plan(scenario, catalog(), request_sizes=sizes)
+    result = plan(scenario, catalog_with_profile(scenario.profile), request_sizes=sizes)
     monthly_path = None
     if args.csv is not None:
         text, monthly = plan_to_csv(result, catalog=catalog()), plan_monthly_to_csv(result)

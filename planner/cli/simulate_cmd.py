@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from planner import units
-from planner.cli._output import catalog, int_arg, print_json, print_pairs, print_table, scenario_inputs
+from planner.cli._output import catalog_with_profile, int_arg, print_json, print_pairs, print_table, scenario_inputs
 from planner.errors import counted
 from planner.optimizer import option_candidates
 from planner.perf import evaluator
@@ -22,7 +22,7 @@ from planner.plan import plan
 
 def _run(args: argparse.Namespace) -> int:
     scenario, sizes = scenario_inputs(args.scenario, args.set)
-    cat = catalog()
+    cat = catalog_with_profile(scenario.profile)
     p = plan(scenario, cat, request_sizes=sizes)
     b, e = p.search.best, p.estimate
     model = resolve_model(cat, scenario.model)

@@ -72,6 +72,7 @@ class Catalog:
     engines: dict[str, Engine]
     efficiency: tuple[EfficiencyProfile, ...]
     names: dict[str, dict[str, str]] = field(repr=False, compare=False)
+    user_efficiency: tuple[EfficiencyProfile, ...] = field(default=(), repr=False)  # named lookup only
 
     @property
     def model_ids(self) -> list[str]:
@@ -102,21 +103,44 @@ class Catalog:
     def license(self, license_id: str) -> License:
         return _lookup(self.licenses, {k.lower(): k for k in self.licenses}, license_id, "license")
 
+    def named_profile(self, profile_id: str) -> EfficiencyProfile:
+        """The efficiency profile called `profile_id` (the catalog's, then the user's calibrated ones handed in
+        with `with_user_profiles`); UnknownNameError listing the closest names."""
+        for prof in (*self.efficiency, *self.user_efficiency):
+            if prof.profile_id.lower() == profile_id.lower():
+                return prof
+        raise _closest(profile_id, [p.profile_id.lower() for p in (*self.efficiency, *self.user_efficiency)],
+                       "efficiency profile")
+
+    @staticmethod
+    def _gpu_keys(gpu: Gpu) -> list[str]:
+        """What a profile's gpu_match may name for `gpu`, most specific first: gpu_id > generation > category >
+        vendor > '*'. Fitted classes are per vendor first (calibration.hardware_class): the consumer/workstation
+        profiles were fitted on NVIDIA cards, so other vendors' cards fall to their vendor's profile or '*'."""
+        by_category = [gpu.category.lower()] if gpu.vendor.lower() == "nvidia" else []
+        return [gpu.gpu_id.lower(), gpu.generation.lower(), *by_category, gpu.vendor.lower(), "*"]
+
+    def profile_problem(self, prof: EfficiencyProfile, engine_id: str, gpu: Gpu) -> str | None:
+        """Why a named profile does not describe `engine_id` on `gpu` (None: it does): a profile is fitted for
+        one engine and the GPUs its gpu_match names, and applying it elsewhere would be silently wrong."""
+        if prof.engine != engine_id:
+            return f"efficiency profile {prof.profile_id} was calibrated for {prof.engine}, not {engine_id}"
+        if prof.gpu_match.lower() not in self._gpu_keys(gpu):
+            return (f"efficiency profile {prof.profile_id} was calibrated on {prof.gpu_match} GPUs and does not "
+                    f"describe {gpu.gpu_id}")
+        return None
+
     def efficiency_for(self, engine_id: str, gpu: Gpu, *, profile_id: str | None = None) -> EfficiencyProfile:
-        """The most specific efficiency profile for an engine on a GPU (gpu_id > generation > category >
-        vendor > '*'), or the named profile."""
+        """The most specific efficiency profile for an engine on a GPU (see `_gpu_keys`), or the named profile,
+        which must describe that engine and GPU (InvalidInputError saying why not)."""
         if profile_id is not None:
-            for prof in self.efficiency:
-                if prof.profile_id.lower() == profile_id.lower():
-                    return prof
-            raise _closest(profile_id, [p.profile_id.lower() for p in self.efficiency], "efficiency profile")
-        vendor = gpu.vendor.lower()
-        # Fitted classes are per vendor first (calibration.hardware_class): the consumer/workstation
-        # profiles were fitted on NVIDIA cards, so other vendors' cards fall to their vendor's profile or '*'.
-        by_category = [gpu.category.lower()] if vendor == "nvidia" else []
-        keys = [gpu.gpu_id.lower(), gpu.generation.lower(), *by_category, vendor, "*"]
+            prof = self.named_profile(profile_id)
+            problem = self.profile_problem(prof, engine_id, gpu)
+            if problem:
+                raise InvalidInputError(problem)
+            return prof
         mine = [p for p in self.efficiency if p.engine == engine_id]
-        for key in keys:
+        for key in self._gpu_keys(gpu):
             for prof in mine:
                 if prof.gpu_match.lower() == key:
                     return prof
@@ -124,8 +148,14 @@ class Catalog:
                                 f"add one to data/efficiency.csv or run `planner calibrate`")
 
     def with_efficiency(self, profiles: Iterable[EfficiencyProfile]) -> Catalog:
-        """A copy with extra (user-calibrated) efficiency profiles, which take precedence."""
+        """A copy with extra efficiency profiles, which take precedence in the default choice too (the
+        calibration's refits); the user's own profiles go in with `with_user_profiles`."""
         return replace(self, efficiency=tuple(profiles) + self.efficiency)
+
+    def with_user_profiles(self, profiles: Iterable[EfficiencyProfile]) -> Catalog:
+        """A copy that also knows the user's calibrated profiles (`planner calibrate`), used only where a
+        profile is named (--profile, the scenario's `profile`), never picked by default."""
+        return replace(self, user_efficiency=tuple(profiles))
 
     def prices_for(self, gpu_id: str, pricing: str | None = None) -> list[GpuPrice]:
         return [p for p in self.gpu_prices if p.gpu_id == gpu_id and (pricing is None or p.pricing == pricing)]

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from planner import units
-from planner.data.catalog import Catalog, EfficiencyProfile, Gpu, Model, model_from_config_file
+from planner.data.catalog import Catalog, Gpu, Model, model_from_config_file
 from planner.errors import DoesNotFitError, InvalidInputError, require_positive_int
-from planner.fit.profile_store import load_user_profiles  # the user's calibrated profiles (no perf import: no cycle)
 from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.model.quantization import check_compatible, weight_format
 from planner.perf import evaluator, speculative
@@ -159,14 +158,6 @@ class ReplicaSetup:
     prefill_budget_tokens = property(lambda self: self.candidate.engine.max_num_batched_tokens)
 
 
-def _find_profile(catalog: Catalog, engine_id: str, gpu: Gpu, name: str | None) -> EfficiencyProfile:
-    """The catalog's profile; a named profile missing from the catalog is looked up among the user's
-    calibrated profiles (`planner calibrate`, see calibration.profile_dir)."""
-    if name is None or any(p.profile_id.lower() == name.lower() for p in catalog.efficiency):
-        return catalog.efficiency_for(engine_id, gpu, profile_id=name)
-    return catalog.with_efficiency(load_user_profiles()).efficiency_for(engine_id, gpu, profile_id=name)
-
-
 def _check_request(req: EstimateRequest) -> None:
     require_positive_int(num_gpus=req.num_gpus, input_tokens=req.input_tokens, output_tokens=req.output_tokens)
     if req.num_gpus > MAX_GPUS:
@@ -188,7 +179,9 @@ def prepare(catalog: Catalog, req: EstimateRequest, layout: Layout | None = None
     model = resolve_model(catalog, req.model)
     gpu = catalog.gpu(req.gpu)
     prec = catalog.precision(req.precision) if req.precision else None
-    engine = catalog.engine(req.engine or _default_engine(gpu, prec.kind if prec else None))
+    named = catalog.named_profile(req.profile) if req.profile else None  # its engine unless one is asked for
+    engine_id = req.engine or (named.engine if named else _default_engine(gpu, prec.kind if prec else None))
+    engine = catalog.engine(engine_id)
     prec = prec or catalog.precision(_default_precision(catalog, model, engine.engine_id))
     kv = catalog.kv_dtype(req.kv_dtype or evaluator.default_kv_dtype_id(engine, prec, gpu))
     check_compatible(prec, kv, gpu, engine)
@@ -208,7 +201,7 @@ def prepare(catalog: Catalog, req: EstimateRequest, layout: Layout | None = None
         raise InvalidInputError(f"{model.model_id} on {req.num_gpus} x {gpu.gpu_id} with {engine.engine_id}, "
                                 f"layout {layout.label}: {problem}")
     cand = Candidate(gpu, engine, prec, kv, weight_format(prec, gpu, model_native_precision=model.native_precision),
-                     layout, _find_profile(catalog, engine.engine_id, gpu, req.profile),
+                     layout, catalog.efficiency_for(engine.engine_id, gpu, profile_id=req.profile),
                      req.max_num_seqs or engine.max_num_seqs)
     return ReplicaSetup(model, cand)
 

@@ -203,7 +203,8 @@ def test_estimate_finds_a_user_profile(real_catalog, profiles_in):
                                gpu_match="H100-SXM", mbu_frac=0.1, moe_mbu_frac=0.1, mfu_decode_frac=0.1,
                                mfu_prefill_frac=0.1)
     save_profile(prof)
-    slow = estimate(real_catalog, dataclasses.replace(req, profile="slow"))
+    with_user = real_catalog.with_user_profiles(load_user_profiles())  # read by the caller: estimate reads no file
+    slow = estimate(with_user, dataclasses.replace(req, profile="slow"))
     assert slow.efficiency_profile == "slow"
     assert slow.output_tokens_per_s < base.output_tokens_per_s
 
