@@ -540,8 +540,9 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
-    """Every field, in declaration order (the profile as a list)."""
-    out = dataclasses.asdict(scenario)
+    """Every field, in declaration order (the profile as a list). The values are immutable (numbers, text, a
+    tuple), so no deep copy is needed."""
+    out = {name: getattr(scenario, name) for name in Scenario.__pydantic_fields__}
     if out["hourly_profile"] is not None:
         out["hourly_profile"] = list(out["hourly_profile"])
     return out
