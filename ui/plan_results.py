@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -104,53 +105,89 @@ def _breakeven_range(value: float, head: TierCost) -> str:
     return _num(value)
 
 
-def breakeven_figure(p: Plan) -> go.Figure:
-    """The break-even chart of a plan: every tier's step function, the API line, the crossings, your volume."""
+def _decades(values: pd.Series) -> list[float]:
+    """Powers of ten spanning the values: one tick and grid line per decade on a log axis."""
+    return [10.0 ** k for k in range(math.floor(math.log10(values.min())), math.ceil(math.log10(values.max())) + 1)]
+
+
+def breakeven_chart_spec(p: Plan) -> tuple[pd.DataFrame, dict]:
+    """The break-even chart as one table and a Vega-Lite spec: every tier's step function, the API line, the
+    crossings and your volume, on log axes.
+
+    Vega-Lite, not Plotly, because it is the Plan page's first view: Plotly's 4.7 MB script is what a browser
+    then parses on every page load (measured: about 1 s of the ~5 s of browser CPU a load costs on this 2-core
+    machine); the other pages and tabs keep Plotly."""
     data = breakeven_chart(p)
-    fig = go.Figure()
+    rows: list[dict] = []
+    domain, colours = [], []
+
+    def add_series(label: str, colour: str | None, xs, ys, width: float, dash: str) -> None:
+        domain.append(label)
+        colours.append(colour or "#7f7f7f")
+        rows.extend({"layer": "curve", "series": label, "requests_per_day": float(x), "usd_per_month": float(y),
+                     "width": width, "dash": dash} for x, y in zip(xs, ys, strict=True))
+
     for curve in data.tiers:
-        fig.add_trace(go.Scatter(
-            x=curve.requests_per_day, y=curve.usd_per_month, mode="lines", line_shape="hv",
-            name=f"self-hosted, {TIER_LABELS.get(curve.name, curve.name)}",
-            line={"color": TIER_COLOURS.get(curve.name), "width": 3 if curve.name == p.headline_tier else 1.5},
-            hovertemplate="%{x:,.0f} requests/day<br>%{y:$,.0f} per month<extra>%{fullData.name}</extra>"))
+        add_series(f"self-hosted, {TIER_LABELS.get(curve.name, curve.name)}", TIER_COLOURS.get(curve.name),
+                   curve.requests_per_day, curve.usd_per_month, 3 if curve.name == p.headline_tier else 1.5, "solid")
     if data.api is not None:
-        fig.add_trace(go.Scatter(x=data.api.requests_per_day, y=data.api.usd_per_month, mode="lines",
-                                 name=f"API: {p.api.api_id}", line={"color": API_COLOUR, "dash": "dash", "width": 3},
-                                 hovertemplate="%{x:,.0f} requests/day<br>%{y:$,.0f} per month<extra>API</extra>"))
-    if data.crossovers:  # one trace for every tier's break-even marker (fewer traces for the browser to draw)
-        tiers, xs, ys = zip(*data.crossovers, strict=True)
-        fig.add_trace(go.Scatter(
-            x=list(xs), y=list(ys), mode="markers+text", showlegend=False, textposition="top left",
-            text=[f"break-even {x:,.0f}/day" if t == p.headline_tier else "" for t, x, _ in data.crossovers],
-            textfont={"size": 13, "color": [TIER_COLOURS.get(t) for t in tiers]},
-            customdata=[TIER_LABELS.get(t, t) for t in tiers],
-            marker={"size": 13, "color": [TIER_COLOURS.get(t) for t in tiers], "symbol": "diamond",
-                    "line": {"color": "black", "width": 1}},
-            hovertemplate="break-even (%{customdata}): %{x:,.0f} requests/day<extra></extra>"))
-    here_y = [v for v in (p.headline.monthly_usd if p.headline.available else None,
-                          p.api.monthly_usd if p.api else None) if v is not None]
-    fig.add_trace(go.Scatter(x=[data.current_requests_per_day] * len(here_y), y=here_y, mode="markers",
-                             name="your volume", marker={"size": 11, "color": "black", "symbol": "circle-open",
-                                                         "line": {"width": 2}},
-                             hovertemplate="your volume: %{x:,.0f} requests/day<br>%{y:$,.0f} per month"
-                                           "<extra></extra>"))
-    fig.update_xaxes(type="log", title="traffic (requests/day, log scale)", dtick=1, tickformat="~s")
-    fig.update_yaxes(type="log", title="cost (USD/month, log scale)", dtick=1, tickformat="$~s")
-    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
-    return fig
+        add_series(f"API: {p.api.api_id}", API_COLOUR, data.api.requests_per_day, data.api.usd_per_month, 3, "dash")
+    for tier, x, y in data.crossovers:
+        rows.append({"layer": "crossing", "series": f"break-even ({TIER_LABELS.get(tier, tier)})",
+                     "requests_per_day": float(x), "usd_per_month": float(y), "colour": TIER_COLOURS.get(tier),
+                     "text": f"break-even {x:,.0f}/day" if tier == p.headline_tier else ""})
+    for y in (p.headline.monthly_usd if p.headline.available else None, p.api.monthly_usd if p.api else None):
+        if y is not None:
+            rows.append({"layer": "here", "series": "your volume", "requests_per_day": data.current_requests_per_day,
+                         "usd_per_month": float(y)})
+    frame = pd.DataFrame([r for r in rows if math.isfinite(r["usd_per_month"]) and r["usd_per_month"] > 0
+                          and math.isfinite(r["requests_per_day"]) and r["requests_per_day"] > 0])
+    x = {"field": "requests_per_day", "type": "quantitative", "scale": {"type": "log"},
+         "axis": {"title": "traffic (requests/day, log scale)", "format": "~s",
+                  "values": _decades(frame["requests_per_day"]) if len(frame) else []}}
+    y = {"field": "usd_per_month", "type": "quantitative", "scale": {"type": "log"},
+         "axis": {"title": "cost (USD/month, log scale)", "format": "$~s",
+                  "values": _decades(frame["usd_per_month"]) if len(frame) else []}}
+    tooltip = [{"field": "series", "title": "line"},
+               {"field": "requests_per_day", "title": "requests/day", "format": ",.0f"},
+               {"field": "usd_per_month", "title": "USD/month", "format": "$,.0f"}]
+
+    def only(layer: str) -> list[dict]:
+        return [{"filter": {"field": "layer", "equal": layer}}]
+
+    spec = {"height": 460, "layer": [
+        {"transform": only("curve"), "mark": {"type": "line", "interpolate": "step-after"},
+         "encoding": {"x": x, "y": y, "tooltip": tooltip,
+                      "color": {"field": "series", "type": "nominal", "title": None,
+                                "scale": {"domain": domain, "range": colours},
+                                "legend": {"orient": "top", "columns": 3, "labelLimit": 320}},
+                      "strokeWidth": {"field": "width", "type": "quantitative", "scale": None},
+                      "strokeDash": {"field": "dash", "type": "nominal", "legend": None,
+                                     "scale": {"domain": ["solid", "dash"], "range": [[1, 0], [7, 4]]}}}},
+        {"transform": only("crossing"), "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 170,
+                                                 "stroke": "black", "strokeWidth": 1, "opacity": 1},
+         "encoding": {"x": x, "y": y, "tooltip": tooltip,
+                      "fill": {"field": "colour", "type": "nominal", "scale": None}}},
+        {"transform": only("crossing"), "mark": {"type": "text", "align": "right", "dx": -8, "dy": -12,
+                                                 "fontSize": 13},
+         "encoding": {"x": x, "y": y, "text": {"field": "text"},
+                      "color": {"field": "colour", "type": "nominal", "scale": None}}},
+        {"transform": only("here"), "mark": {"type": "point", "shape": "circle", "filled": False, "size": 130,
+                                             "color": "black", "strokeWidth": 2, "opacity": 1},
+         "encoding": {"x": x, "y": y, "tooltip": tooltip}},
+    ]}
+    return frame, spec
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def _cached_breakeven_figure(scenario: Scenario, prices_key: str, _plan: Plan) -> go.Figure:
-    """One figure per scenario and price table, shared by every session (st.plotly_chart only reads it)."""
-    return breakeven_figure(_plan)
+@st.cache_data(max_entries=256, show_spinner=False)
+def _cached_chart_spec(scenario: Scenario, prices_key: str, _plan: Plan) -> tuple[pd.DataFrame, dict]:
+    """One chart per scenario and price table, computed once for every session (each gets its own copy)."""
+    return breakeven_chart_spec(_plan)
 
 
 def _chart(p: Plan) -> None:
-    fig = _cached_breakeven_figure(p.scenario, state.catalog_key(), p)
-    st.plotly_chart(fig, key="breakeven_chart", config={"displaylogo": False})
+    frame, spec = _cached_chart_spec(p.scenario, state.catalog_key(), p)
+    st.vega_lite_chart(frame, spec, width="stretch", key="breakeven_chart")
     st.caption("Along these curves the replica configuration is held fixed (the one chosen for your volume) and only "
                "the number of replicas changes; move the volume slider to re-optimise the configuration at another "
                "volume. The Sensitivity page re-runs the search at every point (engine and precision held).")
