@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from planner.data.catalog import load_catalog
+from planner.econ.cost_curves import breakeven_chart
 from planner.errors import CatalogError, InvalidInputError
 from planner.plan import plan
 from planner.scenario import Scenario
+from ui.plan_results import breakeven_chart_spec
 from ui.support import (
     ModelFilter,
     filter_models,
@@ -205,6 +208,44 @@ def test_sensitivity_shows_saved_scenarios_side_by_side() -> None:
     tornado = next(t for t in tables if "driver" in t.columns)
     assert tornado["driver"].str.contains("traffic volume").any()
 
+
+
+def test_sensitivity_page_says_what_each_bar_holds_and_searches() -> None:
+    at = _app()
+    at.switch_page(_page_file("sensitivity")).run()
+    assert not at.exception, at.exception
+    captions = " ".join(_texts(at, "caption"))
+    # the default scenario leaves engine and precision to the search: the bars hold the plan's choice of both
+    result = plan(Scenario(), load_catalog())
+    assert (f"serving engine {result.estimate.engine}, weight precision {result.estimate.precision} are held at "
+            "this plan's choice") in captions, captions
+    searched = "GPUs per replica, layout, KV-cache dtype, batch limit, fleet size and GPU cloud are re-optimised"
+    assert searched in captions, captions
+
+
+def test_breakeven_chart_spec_has_every_line_and_the_crossings() -> None:
+    result = plan(Scenario(requests_per_day=3_000_000.0), load_catalog())
+    data = breakeven_chart(result)
+    frame, spec = breakeven_chart_spec(result)
+    curves = frame[frame["layer"] == "curve"]
+    # one series per priced tier plus the API, each with all of its (positive) points
+    assert curves["series"].nunique() == len(data.tiers) + (data.api is not None)
+    assert len(curves) == sum(len(c.requests_per_day) for c in data.tiers) + len(data.api.requests_per_day)
+    crossings = frame[frame["layer"] == "crossing"]
+    assert len(crossings) == len(data.crossovers)
+    labelled = crossings[crossings["text"] != ""]
+    assert len(labelled) <= 1  # only the headline tier's crossing carries its label
+    here = frame[frame["layer"] == "here"]
+    assert set(here["requests_per_day"]) == {3_000_000.0}
+    x_ticks = spec["layer"][0]["encoding"]["x"]["axis"]["values"]
+    assert x_ticks[0] <= curves["requests_per_day"].min() and x_ticks[-1] >= curves["requests_per_day"].max()
+    assert all(b / a == pytest.approx(10.0) for a, b in zip(x_ticks, x_ticks[1:], strict=False))  # a tick a decade
+
+
+def test_the_plan_page_draws_the_breakeven_chart_without_plotly() -> None:
+    at = _app()
+    assert len(at.get("vega_lite_chart")) == 1
+    assert not at.get("plotly_chart")  # the first view loads no Plotly script in the browser
 
 # --- Prices ---------------------------------------------------------------------------------------------------
 
