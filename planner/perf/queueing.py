@@ -242,7 +242,7 @@ class _Ttft:
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
-              slot_rate_per_s, prompt_wait_frac, prompt_wait_mean_s, prompt_wait_scv) -> _Ttft:
+              slot_rate_per_s, prompt_wait_frac, prompt_wait_mean_s, prompt_wait_scv, full_step_s) -> _Ttft:
         n = nbar.size
         chunk = np.maximum(budget - nbar, 1.0)
         sigma = np.sqrt(np.log1p(cv_in ** 2))
@@ -258,7 +258,7 @@ class _Ttft:
                 lo = np.take_along_axis(table, j, axis=1)
                 return lo + w * (np.take_along_axis(table, j + 1, axis=1) - lo)
         else:
-            full_step = step_s(nbar, chunk)
+            full_step = full_step_s  # step_s(n, c): a full chunk (the prompt queue's service step)
             exact = step_s(nbar, np.minimum(inp, chunk))
 
             def step_at(p: np.ndarray) -> np.ndarray:  # fixed lengths: the prompt's one length, evaluated exactly
@@ -450,9 +450,9 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     ttft = _Ttft.build(step_s, nbar=nbar, rate=r, tau=tau, inp=inp, cv_in=cv_in, budget=budget,
                        plain_step_s=plain, chunk_step_s=chunk_step, slot_wait_frac=np.exp(log_c),
                        slot_rate_per_s=slot_rate, prompt_wait_frac=rho_p, prompt_wait_mean_s=theta_p,
-                       prompt_wait_scv=scv_p)
-    extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(
-        step_s(n0, np.minimum(inp, np.maximum(budget - nbar, 1.0))) - plain, 0.0)
+                       prompt_wait_scv=scv_p, full_step_s=full_step)
+    # a prompt's chunks each lengthen a step by their extra time (chunk0 = min(P, budget - n), at least 1)
+    extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(chunk_step - plain, 0.0)
     out_fields: dict[str, np.ndarray] = {f"{w}_p{round(q * 100)}_s": np.full(n, np.nan) for w in ("ttft", "tpot")
                                          for q in PERCENTILES}
     ttft_qs = ttft.quantiles(quantiles) if ttft_quantiles else {}
