@@ -76,7 +76,8 @@ def _roofline(catalog):
     """Every profile at 100 % of peak with no fixed costs: the analytical tools' assumption."""
     perfect = [dataclasses.replace(p, mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0,
                                    comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
-                                   moe_expert_overhead_us=0.0, layer_overhead_us=0.0)
+                                   moe_expert_overhead_us=0.0, layer_overhead_us=0.0, request_overhead_ms=0.0,
+                                   mfu_fp8_scale=None, mfu_fp4_scale=None, mfu_int8_scale=None)
                for p in catalog.efficiency]
     return replace_profiles(catalog, perfect)
 
@@ -98,7 +99,10 @@ def main() -> int:
                   f"mfu_p {p.mfu_prefill_frac:.3f} comm_bw {p.comm_bw_frac:.3f} overhead {p.step_overhead_ms:.2f} ms "
                   f"(overlap {p.overhead_overlap_frac:.2f}) layer {p.layer_overhead_us:.1f} us "
                   f"latency {p.comm_latency_us:.1f} us expert {p.moe_expert_overhead_us:.2f} us "
+                  f"request {p.request_overhead_ms or 0.0:.1f} ms "
                   f"range {p.range_low_factor:.2f}-{p.range_high_factor:.2f}")
+        print("  MFU scale per GEMM format (fp8, fp4, int8; 16-bit float = 1): "
+              + ", ".join(f"{e} " + "/".join(f"{v:.2f}" for v in s) for e, s in (fit.format_scales or {}).items()))
         print("  older-build (engine_date before " + RECENT_FROM + ") offset, link scale: "
               + ", ".join(f"{n} {v:+.2f}" for n, v in zip(PARAMS, fit.era_offset, strict=True)))
         catalog = replace_profiles(catalog, profiles)

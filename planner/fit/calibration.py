@@ -69,10 +69,11 @@ from planner.fit.validation import (
     model_row,
     stack_terms,
 )
+from planner.perf.evaluator import GEMM_FORMATS, SCALE_FIELD, gemm_format_of, mfu_scale
 from planner.perf.performance import Efficiency
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
-          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us")
+          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us", "request_overhead_ms")
 N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
@@ -90,7 +91,7 @@ class FitSettings:
     the fitted values replace it wherever the data constrain them.
     """
 
-    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0)  # in PARAMS order, natural units
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0)  # PARAMS order, natural units
     prior_sd: float = 1.5  # base: weak
     offset_sd: float = 1.5  # engine and class offsets of the fractions: shrink towards the reference
     time_offset_sd: float = 3.0  # engine and class offsets of the fixed costs (log scale): software stacks differ
@@ -102,6 +103,8 @@ class FitSettings:
     era_offset_sd: float = 1.0  # prior sd of the older-build offsets (link scale; 0: no era factor)
     interaction_sd: float = 0.5  # prior sd of the engine x class interactions (link scale; 0: purely additive): an
     # engine's kernels for a class (vLLM's on GeForce cards, llama.cpp's MMQ) need not move with its other classes
+    format_sd: float = 0.7  # prior sd of each engine's MFU scale per GEMM format (fp8, fp4, int8 vs 16-bit float;
+    # log scale, centred on 1; 0: no format factor): the data show it (docs/performance.md section 4)
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
@@ -156,7 +159,8 @@ class FitResult:
     engines: tuple[str, ...]
     cost: float
     rows_used: int
-    era_offset: tuple[float, ...] = (0.0,) * 10  # link-scale offset of builds before RECENT_FROM, PARAMS order
+    era_offset: tuple[float, ...] = (0.0,) * len(PARAMS)  # link-scale offset of builds before RECENT_FROM, PARAMS order
+    format_scales: dict[str, tuple[float, ...]] | None = None  # engine -> MFU scale per GEMM_FORMATS entry
 
 
 def fit_additive(catalog: Catalog, points: Iterable[MeasuredPoint], *, settings: FitSettings = FitSettings(),
@@ -183,7 +187,7 @@ def _solve(models: list[RowModel], engines: tuple[str, ...], settings: FitSettin
            x0: np.ndarray | None = None) -> tuple[FitResult, np.ndarray]:
     """The least-squares fit of `fit_additive` on prepared rows (from `x0`, else the prior); also returns the
     solution vector (link scale, laid out as `_unpack` reads it) to warm-start a refit."""
-    residuals, start, sparsity, eng_idx, cls_idx = _problem(models, engines, settings)
+    residuals, start, sparsity, eng_idx, cls_idx, fmt_idx = _problem(models, engines, settings)
     sol = least_squares(residuals, start if x0 is None else x0, jac=_grouped_jacobian(residuals, sparsity),
                         method="trf", max_nfev=4000)
     table = _factor_table(sol.x, engines)
@@ -193,24 +197,28 @@ def _solve(models: list[RowModel], engines: tuple[str, ...], settings: FitSettin
             factors[(e, c)] = tuple(float(v) for v in table[ei, ci])
             counts[(e, c)] = int(np.sum((eng_idx == ei) & (cls_idx == ci)))
     era = tuple(float(v) for v in _unpack(sol.x, engines)[2])
-    return FitResult(factors, counts, engines, float(sol.cost), len(models), era), sol.x
+    scales = _format_scales(sol.x, engines)
+    fmt_scales = {e: tuple(float(v) for v in scales[ei]) for ei, e in enumerate(engines)}
+    return FitResult(factors, counts, engines, float(sol.cost), len(models), era, fmt_scales), sol.x
 
 
 def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSettings) -> tuple[Any, ...]:
-    """(residual function, prior start vector, Jacobian sparsity, engine index and class index per row) of a fit."""
+    """(residual function, prior start vector, Jacobian sparsity, engine, class and GEMM-format index per row) of a
+    fit. The solution vector ends in one log MFU scale per engine and GEMM format (`_format_scales`)."""
     stack = stack_terms([m.terms for m in models])
     measured = np.array([m.point.measured_value for m in models])
     row_sd = np.sqrt(np.array([settings.older_weight if m.point.era == "older" else 1.0 for m in models]))
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in models])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in models])
     older = np.array([m.point.era == "older" for m in models], dtype=float)[:, None]
+    fmt_idx = np.array([_format_index(m) for m in models])
     k = len(PARAMS)
     prior = _to_link(settings.prior)
 
     def residuals(x: np.ndarray) -> np.ndarray:
         base, pair, era = _unpack(x, engines)
         theta = base + pair[eng_idx, cls_idx] + older * era
-        pred = _predict_rows(stack, _from_link(theta))
+        pred = _predict_rows(stack, _scaled(_from_link(theta), _row_scales(x, engines, eng_idx, fmt_idx)))
         data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
         priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
         return np.concatenate([data, priors])
@@ -221,11 +229,40 @@ def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSett
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
     era_sd = np.full(k, max(settings.era_offset_sd, 1e-6))  # ~0: the era factor switched off
     inter_sd = np.tile(np.full(k, max(settings.interaction_sd, 1e-6)), n_free_e * (len(HW_CLASSES) - 1))
+    fmt_sd = np.full(len(engines) * len(GEMM_FORMATS), max(settings.format_sd, 1e-6))  # ~0: no format factor
     offset_sd = np.concatenate([np.tile(per_param, n_free_e), np.tile(per_class, len(HW_CLASSES) - 1), era_sd,
-                                inter_sd])
+                                inter_sd, fmt_sd])
     start = np.concatenate([prior, np.zeros(len(offset_sd))])
-    sparsity = _jac_sparsity(eng_idx, cls_idx, older[:, 0] > 0, engines, len(start))
-    return residuals, start, sparsity, eng_idx, cls_idx
+    sparsity = _jac_sparsity(eng_idx, cls_idx, older[:, 0] > 0, engines, len(start), fmt_idx)
+    return residuals, start, sparsity, eng_idx, cls_idx, fmt_idx
+
+
+def _format_index(m: RowModel) -> int:
+    """Index of a row's GEMM format in GEMM_FORMATS (-1: 16-bit float, the reference)."""
+    gemm = gemm_format_of(m.setup.candidate)
+    return GEMM_FORMATS.index(gemm) if gemm in GEMM_FORMATS else -1
+
+
+def _format_scales(x: np.ndarray, engines: tuple[str, ...]) -> np.ndarray:
+    """MFU scale of every (engine, GEMM format) from the solution vector's last block: shape (engines, formats)."""
+    n = len(engines) * len(GEMM_FORMATS)
+    return np.exp(x[len(x) - n:]).reshape(len(engines), len(GEMM_FORMATS))
+
+
+def _row_scales(x: np.ndarray, engines: tuple[str, ...], eng_idx: np.ndarray, fmt_idx: np.ndarray) -> np.ndarray:
+    return np.where(fmt_idx >= 0, _format_scales(x, engines)[eng_idx, np.maximum(fmt_idx, 0)], 1.0)
+
+
+MFU_COLUMNS = (PARAMS.index("mfu_decode_frac"), PARAMS.index("mfu_prefill_frac"))
+
+
+def _scaled(natural: np.ndarray, scale: Any) -> np.ndarray:
+    """Factors (..., PARAMS) with both MFU fractions times `scale` (per row), capped at 1, as
+    `evaluator.efficiency_of` applies a profile's per-format scale."""
+    out = np.array(natural, dtype=float, copy=True)
+    for j in MFU_COLUMNS:
+        out[..., j] = np.minimum(out[..., j] * scale, 1.0)
+    return out
 
 
 def _grouped_jacobian(fun: Any, sparsity: Any) -> Any:
@@ -271,7 +308,7 @@ def _grouped_jacobian(fun: Any, sparsity: Any) -> Any:
 
 
 def _jac_sparsity(eng_idx: np.ndarray, cls_idx: np.ndarray, older: np.ndarray, engines: tuple[str, ...],
-                  n_params: int) -> Any:
+                  n_params: int, fmt_idx: np.ndarray | None = None) -> Any:
     """Which parameters each residual depends on (data rows: the base, their engine's and class's offsets, the era
     offset when older, their engine x class interaction; priors: one parameter each), so the finite-difference
     Jacobian perturbs unrelated blocks together (one step per colour of the column graph, not per parameter)."""
@@ -297,6 +334,8 @@ def _jac_sparsity(eng_idx: np.ndarray, cls_idx: np.ndarray, older: np.ndarray, e
             cols += range(k + len(free_e) * k + (c - 1) * k, k + len(free_e) * k + c * k)
         if older[i]:
             cols += range(era0, era0 + k)
+        if fmt_idx is not None and fmt_idx[i] >= 0:
+            cols.append(n_params - len(engines) * len(GEMM_FORMATS) + eng_idx[i] * len(GEMM_FORMATS) + fmt_idx[i])
         m[i, cols] = 1
     for j in range(n_params):
         m[n + j, j] = 1
@@ -364,15 +403,18 @@ def loso_results(catalog: Catalog, points: list[MeasuredPoint], *, settings: Fit
     eng_idx = np.array([engines.index(m.setup.engine_id) for m in rows])
     cls_idx = np.array([HW_CLASSES.index(hardware_class(m.setup.gpu)) for m in rows])
     older = np.array([m.point.era == "older" for m in rows])
+    fmt_idx = np.array([_format_index(m) for m in rows])
 
-    def fit(train: np.ndarray) -> np.ndarray:
+    def fit(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         chosen = [m for m, t, c in zip(rows, train, closed, strict=True) if t and c]
         x = _solve(chosen, engines, settings, x0=x_all)[1] if chosen else x_all
-        return np.stack([_factor_table(x, engines), _factor_table(x, engines, older=True)])
+        return np.stack([_factor_table(x, engines), _factor_table(x, engines, older=True)]), x
 
-    def predict(tables: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    def predict(model: tuple[np.ndarray, np.ndarray], mine: np.ndarray) -> np.ndarray:
+        tables, x = model
         idx = np.flatnonzero(mine)
-        natural = tables[older[idx].astype(int), eng_idx[idx], cls_idx[idx]]
+        natural = _scaled(tables[older[idx].astype(int), eng_idx[idx], cls_idx[idx]],
+                          _row_scales(x, engines, eng_idx[idx], fmt_idx[idx]))
         out = np.empty(idx.size)
         shut = closed[idx]
         if shut.any():
@@ -396,10 +438,12 @@ def loso_results(catalog: Catalog, points: list[MeasuredPoint], *, settings: Fit
 def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[float, ...], *,
                 range_factors: tuple[float, float], n_points: float, fit_mdape_frac: float | None,
                 holdout_mdape_frac: float | None, source_url: str, notes: str,
-                accessed: dt.date | None = None) -> EfficiencyProfile:
-    """An EfficiencyProfile from fitted factors (rounded to what the data supports)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us = factors
+                accessed: dt.date | None = None, format_scales: Iterable[float] | None = None) -> EfficiencyProfile:
+    """An EfficiencyProfile from fitted factors (rounded to what the data supports); `format_scales`: the MFU scale
+    per GEMM_FORMATS entry (None: 1 for each)."""
+    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us, request_ms = factors
     lo, hi = range_factors
+    scales = {SCALE_FIELD[f]: round(float(v), 3) for f, v in zip(GEMM_FORMATS, format_scales or (), strict=False)}
     return EfficiencyProfile(
         profile_id=profile_id, engine=engine, gpu_match=gpu_match, mbu_frac=round(mbu, 3),
         mfu_decode_frac=round(mfu_d, 3), mfu_prefill_frac=round(mfu_p, 3), step_overhead_ms=round(overhead_ms, 3),
@@ -409,7 +453,8 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         source_accessed=accessed or dt.date.today(), notes=notes, moe_mbu_frac=round(moe, 3),
         comm_bw_frac=round(comm_bw, 3), moe_expert_overhead_us=round(expert_us, 3),
         overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
-        holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3))
+        holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3),
+        request_overhead_ms=round(request_ms, 2), **scales)
 
 
 MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
@@ -434,7 +479,7 @@ def fit_catalog_profiles(catalog: Catalog, points: list[MeasuredPoint], *, sourc
     pid = {k: f"{k[0]}-{MATCH_SUFFIX[k[2]]}" for k in keys}
     provisional = [profile_row(pid[k], k[0], k[2], result.factors[k[:2]], range_factors=(1.0, 1.0), n_points=0,
                                fit_mdape_frac=None, holdout_mdape_frac=None, source_url=source_url, notes="",
-                               accessed=accessed) for k in keys]
+                               accessed=accessed, format_scales=result.format_scales[k[0]]) for k in keys]
     rows, _ = predict_rows(replace_profiles(catalog, provisional), points)
     by_profile: dict[str, dict[str, list]] = {}
     for r in rows:
@@ -459,7 +504,8 @@ def fit_catalog_profiles(catalog: Catalog, points: list[MeasuredPoint], *, sourc
         out.append(profile_row(prof.profile_id, k[0], k[2], result.factors[k[:2]], range_factors=(lo, hi),
                                n_points=n_fit, fit_mdape_frac=float(np.median(fit_ape)) if fit_ape else None,
                                holdout_mdape_frac=float(np.median(hold_ape)) if hold_ape else None,
-                               source_url=url, notes=notes, accessed=accessed))
+                               source_url=url, notes=notes, accessed=accessed,
+                               format_scales=result.format_scales[k[0]]))
     return out, result
 
 
@@ -498,7 +544,8 @@ def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
     comm_bw = profile.comm_bw_frac if profile.comm_bw_frac is not None else 1.0
     return (profile.mbu_frac, moe, profile.mfu_decode_frac, profile.mfu_prefill_frac, comm_bw,
             profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
-            profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0)
+            profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0,
+            profile.request_overhead_ms or 0.0)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -531,42 +578,46 @@ def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: st
     closed = [m for m in models if m.serve is None]
     stack = stack_terms([m.terms for m in closed]) if closed else None
     measured = np.array([m.point.measured_value for m in closed])
+    scale = {id(m): mfu_scale(base, gemm_format_of(m.setup.candidate)) for m in models}  # the catalog's, kept
+    closed_scale = np.array([scale[id(m)] for m in closed])
 
     def residuals(x: np.ndarray) -> np.ndarray:
         natural = _from_link(prior + x)
         data = []
         if stack is not None:
-            pred = _predict_rows(stack, np.broadcast_to(natural, (len(closed), len(PARAMS))))
-            data.append(np.log(pred / measured))
+            rows = _scaled(np.broadcast_to(natural, (len(closed), len(PARAMS))), closed_scale)
+            data.append(np.log(_predict_rows(stack, rows) / measured))
         for m in models:
             if m.serve is not None:
-                data.append(np.array([math.log(m.predict(_efficiency(natural)) / m.point.measured_value)]))
+                value = m.predict(_efficiency(_scaled(natural, scale[id(m)])))
+                data.append(np.array([math.log(value / m.point.measured_value)]))
         return np.concatenate([_robust(np.concatenate(data), settings.loss_scale), x / settings.offset_sd])
 
     sol = least_squares(residuals, np.zeros(len(PARAMS)), method="trf", max_nfev=400)
     natural = tuple(float(v) for v in _from_link(prior + sol.x))
-    before = [m.predict(_efficiency(_from_link(prior))) for m in models]
-    after = [m.predict(_efficiency(np.array(natural))) for m in models]
+    before = [m.predict(_efficiency(_scaled(_from_link(prior), scale[id(m)]))) for m in models]
+    after = [m.predict(_efficiency(_scaled(np.array(natural), scale[id(m)]))) for m in models]
     ape = [abs(a - m.point.measured_value) / m.point.measured_value for a, m in zip(after, models, strict=True)]
     gpu_id = models[0].setup.gpu.gpu_id
     profile = profile_row(name, models[0].setup.engine_id, gpu_id, natural,
                           range_factors=(base.range_low_factor, base.range_high_factor), n_points=len(models),
                           fit_mdape_frac=float(np.median(ape)), holdout_mdape_frac=None,
-                          source_url=base.source_url,
+                          source_url=base.source_url, format_scales=[mfu_scale(base, f) for f in GEMM_FORMATS],
                           notes=f"user calibration on {len(models)} point(s) for {models[0].setup.engine_id} on "
                                 f"{gpu_id}; prior {base.profile_id}; range factors inherited from {base.profile_id}")
     return profile, [(m.point, b, a) for m, b, a in zip(models, before, after, strict=True)]
 
 
 def _efficiency(natural: np.ndarray) -> Efficiency:
-    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 10)."""
+    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 11)."""
     v = {name: np.asarray(natural, dtype=float)[..., i] for i, name in enumerate(PARAMS)}
     return Efficiency(mbu_frac=v["mbu_frac"], mfu_decode_frac=v["mfu_decode_frac"],
                       mfu_prefill_frac=v["mfu_prefill_frac"], step_overhead_s=v["step_overhead_ms"] / units.MS_PER_S,
                       comm_latency_s=v["comm_latency_us"] / units.MILLION, moe_mbu_frac=v["moe_mbu_frac"],
                       comm_bw_frac=v["comm_bw_frac"], expert_overhead_s=v["moe_expert_overhead_us"] / units.MILLION,
                       overhead_overlap_frac=v["overhead_overlap_frac"],
-                      layer_overhead_s=v["layer_overhead_us"] / units.MILLION)
+                      layer_overhead_s=v["layer_overhead_us"] / units.MILLION,
+                      request_overhead_s=v["request_overhead_ms"] / units.MS_PER_S)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

@@ -61,6 +61,7 @@ from planner.perf.estimate import (
     prepare,
     terms_of,
 )
+from planner.perf.evaluator import gemm_format_of
 from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, decode_terms, prefill_steps
 from planner.perf.serving import PointTerms, arrival_concurrency, queued_ttft_s, wave_tpot_s, wave_ttft_s
 
@@ -100,6 +101,8 @@ class RowTerms:
     prefill: PrefillTerms  # one prompt
     static_step: StepTerms  # decode-only step of a static batch or wave (= step for other rows)
     static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
+    served: np.ndarray | None = None  # 1 where requests went through an API server (serving rows): their TTFT adds
+    # the efficiency's per-request overhead (None: none of them)
 
     def predict(self, eff: Efficiency) -> Any:
         """Predicted values of the rows under `eff` (scalar fields, or arrays with one value per row)."""
@@ -112,6 +115,9 @@ class RowTerms:
         s_total = s_prefill + self.output_tokens * s_tpot
         burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
         s_ttft = wave_ttft_s(**burst)
+        if self.served is not None:
+            api_s = self.served * eff.request_overhead_s
+            ttft, s_ttft = ttft + api_s, s_ttft + api_s
         s_tpot_mean = wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
         choices = [self.running / tpot, ttft * units.MS_PER_S, tpot * units.MS_PER_S,
                    self.running * self.output_tokens / s_total, s_ttft * units.MS_PER_S,
@@ -134,7 +140,12 @@ def stack_terms(rows: list[RowTerms]) -> RowTerms:
                     output_tokens=np.concatenate([r.output_tokens for r in rows]),
                     step=_cat([r.step for r in rows], StepTerms), prefill=_cat([r.prefill for r in rows], PrefillTerms),
                     static_step=_cat([r.static_step for r in rows], StepTerms),
-                    static_prefill=_cat([r.static_prefill for r in rows], PrefillTerms))
+                    static_prefill=_cat([r.static_prefill for r in rows], PrefillTerms),
+                    served=np.concatenate([_served(r) for r in rows]))
+
+
+def _served(r: RowTerms) -> np.ndarray:
+    return np.zeros(r.kind.shape) if r.served is None else np.asarray(r.served, dtype=float)
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,8 @@ def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, 
                     input_tokens=one(point.input_tokens), output_tokens=one(point.output_tokens),
                     step=_cat([terms.step], StepTerms), prefill=_cat([terms.prefill], PrefillTerms),
                     static_step=_cat([static_step or terms.step], StepTerms),
-                    static_prefill=_cat([static_prefill or terms.prefill], PrefillTerms))
+                    static_prefill=_cat([static_prefill or terms.prefill], PrefillTerms),
+                    served=one(1.0 if point.scenario == "serving" else 0.0))
 
 
 def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
@@ -204,7 +216,7 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Call
         ttft, tpot = at(c, eff)
         saturated = c >= capacity
         tput = c / tpot if saturated else rate * out
-        return tput, ttft, tpot
+        return tput, ttft + float(np.asarray(eff.request_overhead_s, dtype=float)), tpot
 
     return serve
 
@@ -312,7 +324,7 @@ def predict_rows(catalog: Catalog, points: Iterable[MeasuredPoint], *, config_di
         if isinstance(model, Unexpressible):
             skipped.append(model)
             continue
-        value = model.predict(efficiency_of(model.setup.profile))
+        value = model.predict(efficiency_of(model.setup.profile, gemm_format_of(model.setup.candidate)))
         if not (math.isfinite(value) and value > 0):
             skipped.append(Unexpressible(point, f"prediction is not a positive number ({value!r})"))
             continue

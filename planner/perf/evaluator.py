@@ -209,6 +209,30 @@ def int8_matmuls(engine: Engine, precision: Precision) -> bool:
     return precision.kind in listed or precision.precision_id in listed
 
 
+GEMM_FORMATS = ("fp8", "fp4", "int8")  # formats with their own MFU scale on a profile; 16-bit float is the reference
+SCALE_FIELD = {"fp8": "mfu_fp8_scale", "fp4": "mfu_fp4_scale", "int8": "mfu_int8_scale"}  # EfficiencyProfile fields
+
+
+def gemm_format(engine: Engine, precision: Precision, fmt: WeightFormat, gpu: Gpu) -> str:
+    """The format the matmuls run in, as the per-format MFU scales key it: "int8" where the engine runs the
+    precision on int8 units (llama.cpp MMQ; its MXFP4 kernel is "fp4"), else the weight format's compute format
+    when it is 8- or 4-bit ("fp8", "fp4", "int8"), else "16bit" (bf16 / fp16, also weight-only formats that are
+    dequantized, and formats the GPU lacks, which run at bf16)."""
+    if int8_matmuls(engine, precision) and gpu.int8_dense_tops:
+        return "fp4" if precision.compute_format == "fp4" else "int8"
+    return fmt.compute_format if fmt.compute_format in GEMM_FORMATS else "16bit"
+
+
+def gemm_format_of(c: Candidate) -> str:
+    return gemm_format(c.engine, c.precision, c.fmt, c.gpu)
+
+
+def mfu_scale(prof: EfficiencyProfile, gemm: str) -> float:
+    """The profile's MFU scale for a GEMM format (1 for 16-bit float, and where the profile has none)."""
+    value = getattr(prof, SCALE_FIELD[gemm]) if gemm in SCALE_FIELD else None
+    return 1.0 if value is None else float(value)
+
+
 def tflops_of(c: Candidate) -> float:
     """Per-GPU peak the matmuls run at: the format's tensor rate, or int8 where the engine uses int8 units."""
     if int8_matmuls(c.engine, c.precision) and c.gpu.int8_dense_tops:
@@ -332,7 +356,8 @@ class _Table:
         bases = cs.bases
         f = lambda values: np.fromiter(values, dtype=float, count=len(bases))[cs.base_index]  # noqa: E731
         b = lambda values: np.fromiter(values, dtype=bool, count=len(bases))[cs.base_index]  # noqa: E731
-        eff = np.array([_eff_row(c.profile) for c in bases], dtype=float).reshape(len(bases), -1)[cs.base_index]
+        eff = np.array([_eff_row(c.profile, gemm_format_of(c)) for c in bases],
+                       dtype=float).reshape(len(bases), -1)[cs.base_index]
         return cls(
             n=len(cs), tp=cs.tp, pp=cs.pp, dp=cs.dp, ep=cs.ep, layer=cs.layer_split,
             kv_bytes=f(c.kv.bytes_per_elem for c in bases), expert_b=f(c.fmt.expert_bytes_per_param for c in bases),
@@ -353,21 +378,25 @@ class _Table:
 
 
 @functools.lru_cache(maxsize=4096)
-def _eff_row(profile: EfficiencyProfile) -> np.ndarray:
+def _eff_row(profile: EfficiencyProfile, gemm: str = "16bit") -> np.ndarray:
     """A profile's efficiency as an EFFICIENCY_FIELDS array, cached by the profile's value (frozen, hashable)."""
-    return efficiency_of(profile).to_array()
+    return efficiency_of(profile, gemm).to_array()
 
 
-def efficiency_of(prof: EfficiencyProfile) -> Efficiency:
-    """The performance model's `Efficiency` from a catalog or user profile row (unit conversions only)."""
-    return Efficiency(mbu_frac=prof.mbu_frac, mfu_decode_frac=prof.mfu_decode_frac,
-                      mfu_prefill_frac=prof.mfu_prefill_frac,
+def efficiency_of(prof: EfficiencyProfile, gemm: str = "16bit") -> Efficiency:
+    """The performance model's `Efficiency` from a catalog or user profile row, for matmuls in the GEMM format
+    `gemm` (`gemm_format`): both MFU fractions times the profile's scale for that format, at most 1 (so no
+    prediction beats the roofline). Otherwise unit conversions only."""
+    scale = mfu_scale(prof, gemm)
+    return Efficiency(mbu_frac=prof.mbu_frac, mfu_decode_frac=min(1.0, prof.mfu_decode_frac * scale),
+                      mfu_prefill_frac=min(1.0, prof.mfu_prefill_frac * scale),
                       step_overhead_s=prof.step_overhead_ms / units.MS_PER_S,
                       comm_latency_s=prof.comm_latency_us / units.MILLION, moe_mbu_frac=prof.moe_mbu_frac,
                       comm_bw_frac=1.0 if prof.comm_bw_frac is None else prof.comm_bw_frac,
                       expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION,
                       overhead_overlap_frac=prof.overhead_overlap_frac or 0.0,
-                      layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION)
+                      layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION,
+                      request_overhead_s=(prof.request_overhead_ms or 0.0) / units.MS_PER_S)
 
 
 @dataclass(frozen=True)
@@ -512,7 +541,7 @@ def evaluate(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, *, i
     roof_tpot = terms.step.parts(ROOFLINE)[0]
     roof_prefill = terms.prefill.total_s(ROOFLINE)
     nan = np.where(fits, 1.0, np.nan)
-    ttft = prefill + tpot
+    ttft = prefill + tpot + t.eff.request_overhead_s
     lo, hi = t.range_low, t.range_high
     tput = t.dp * c / tpot
     roof_tput = t.dp * c / roof_tpot

@@ -63,7 +63,7 @@ from planner.perf.step_work import (
 
 EFFICIENCY_FIELDS = ("mbu_frac", "expert_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac",
                      "step_overhead_s", "comm_latency_s", "expert_overhead_s", "overhead_overlap_frac",
-                     "layer_overhead_s")  # the column order of Efficiency.to_array / from_array
+                     "layer_overhead_s", "request_overhead_s")  # the column order of Efficiency.to_array / from_array
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class Efficiency:
     expert_overhead_s: Any = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
     overhead_overlap_frac: Any = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
     layer_overhead_s: Any = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
+    request_overhead_s: Any = 0.0  # per served request, before its first token, outside the engine's GPU steps (the
+    # API server: HTTP, chat template, tokenisation, hand-off to the engine core, the first token's detokenisation)
 
     def __post_init__(self) -> None:
         fracs = dict(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
@@ -98,7 +100,8 @@ class Efficiency:
         if not np.all(np.isfinite(v) & (v >= 0) & (v <= 1)):  # 0 is allowed: a fully serial engine
             raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
                                     f"{self.overhead_overlap_frac!r}")
-        for name in ("step_overhead_s", "comm_latency_s", "expert_overhead_s", "layer_overhead_s"):
+        for name in ("step_overhead_s", "comm_latency_s", "expert_overhead_s", "layer_overhead_s",
+                     "request_overhead_s"):
             v = np.asarray(getattr(self, name), dtype=float)
             if not np.all(np.isfinite(v) & (v >= 0)):
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")

@@ -164,14 +164,18 @@ def test_budget_splits_a_long_prefill_into_steps_that_each_pay_the_overhead():
     assert float(four.total_s(eff) - one.total_s(eff)) == pytest.approx(3e-3, rel=1e-6)
 
 
-def test_collective_latency_grows_with_ring_steps():
+def test_collective_latency_is_paid_once_per_call_whatever_the_group():
     from planner.perf.performance import prefill_terms
     arch = architecture_from_config(TINY_DENSE)
     kw = dict(prompt_tokens=16, pp=1, memory_bandwidth_tb_s=1.0, compute_tflops=100.0,
               interconnect_bandwidth_gb_s=100.0)
-    # 2 all-reduces per layer x 2 layers x 2 (tp-1) ring steps: 8 hops at tp=2, 56 at tp=8
-    assert float(prefill_terms(arch, BF16, tp=2, **kw).collectives) == pytest.approx(8.0)
-    assert float(prefill_terms(arch, BF16, tp=8, **kw).collectives) == pytest.approx(56.0)
+    # 2 all-reduces per layer x 2 layers = 4 calls at tp=2 and at tp=8 (custom all-reduce: flat latency); none at tp=1
+    assert float(prefill_terms(arch, BF16, tp=1, **kw).collectives) == pytest.approx(0.0)
+    assert float(prefill_terms(arch, BF16, tp=2, **kw).collectives) == pytest.approx(4.0)
+    assert float(prefill_terms(arch, BF16, tp=8, **kw).collectives) == pytest.approx(4.0)
+    # the bytes still grow as 2 (tp-1)/tp: 1 at tp=2, 1.75 at tp=8
+    two, eight = (float(prefill_terms(arch, BF16, tp=t, **kw).transfer_s) for t in (2, 8))
+    assert eight / two == pytest.approx(1.75)
 
 
 def test_wave_ttft_is_the_mean_wait_in_the_burst():
@@ -240,3 +244,35 @@ def test_new_efficiency_fields_validate(kwargs, match):
     base = dict(mbu_frac=0.5, mfu_decode_frac=0.5, mfu_prefill_frac=0.5, step_overhead_s=0.0, comm_latency_s=0.0)
     with pytest.raises(InvalidInputError, match=match):
         Efficiency(**base, **kwargs)
+
+
+def test_per_format_mfu_scale_multiplies_both_mfus_and_is_capped_at_one(real_catalog):
+    """A profile's mfu_<format>_scale multiplies both MFU fractions of matmuls in that format, capped at 1 (no
+    prediction beats the roofline); 16-bit float and a format without a scale keep the profile's values."""
+    import dataclasses
+
+    from planner.perf.evaluator import efficiency_of
+    prof = dataclasses.replace(real_catalog.efficiency[0], mfu_decode_frac=0.5, mfu_prefill_frac=0.4,
+                               mfu_fp8_scale=1.5, mfu_fp4_scale=3.0, mfu_int8_scale=None)
+    fp8, fp4, int8, bf16 = (efficiency_of(prof, g) for g in ("fp8", "fp4", "int8", "16bit"))
+    assert (fp8.mfu_decode_frac, fp8.mfu_prefill_frac) == pytest.approx((0.75, 0.6))  # 0.5 x 1.5, 0.4 x 1.5
+    assert (fp4.mfu_decode_frac, fp4.mfu_prefill_frac) == pytest.approx((1.0, 1.0))  # 1.5 and 1.2, capped
+    assert (int8.mfu_decode_frac, bf16.mfu_prefill_frac) == pytest.approx((0.5, 0.4))
+    assert fp8.mbu_frac == bf16.mbu_frac == prof.mbu_frac
+
+
+@pytest.mark.parametrize("engine, precision, gpu, gemm", [
+    ("llama.cpp", "q4_0", "RTX-4090", "int8"),  # MMQ: int8 units
+    ("llama.cpp", "mxfp4", "RTX-4090", "fp4"),  # llama.cpp's MXFP4 kernel, on int8 units too
+    ("llama.cpp", "fp16", "RTX-4090", "16bit"),  # cuBLAS
+    ("llama.cpp", "q4_0", "M2-Ultra", "16bit"),  # no int8 units listed: dequantized to 16-bit
+    ("vllm", "fp8", "H100-SXM", "fp8"),
+    ("vllm", "fp8", "A100-80GB", "16bit"),  # no fp8 units: runs at bf16
+    ("vllm", "nvfp4", "B200", "fp4"),
+    ("vllm", "int4-awq", "H100-SXM", "16bit"),  # weight-only: dequantized
+])
+def test_gemm_format_names_the_units_the_matmuls_run_on(real_catalog, engine, precision, gpu, gemm):
+    from planner.model.quantization import weight_format
+    from planner.perf.evaluator import gemm_format
+    g, prec = real_catalog.gpu(gpu), real_catalog.precisions[precision]
+    assert gemm_format(real_catalog.engines[engine], prec, weight_format(prec, g), g) == gemm
