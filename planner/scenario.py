@@ -1,8 +1,9 @@
 """Scenarios: every input of a plan as one flat, unit-suffixed, validated record.
 
-`Scenario` is a frozen pydantic v2 dataclass, and its class body is the one declaration of every
-field: the type, the bounds (`ge` / `gt` / `le`), the description, the unit, the group and the
-source of the default (`_about(...)`). Everything else is derived from it:
+`Scenario` is a frozen dataclass whose class body is the one declaration of every field, written in
+pydantic v2: each annotation is `Annotated[type, _about(group, unit, description, source, ge= / gt= /
+le=), ...]` (`_about` is a `pydantic.Field`). A pydantic model of the same fields, built from those
+annotations on the first construction (`_model`), validates them. Everything else is derived too:
 
 - validation of every way a scenario comes in: `Scenario(...)`, `dataclasses.replace`, files,
   `--set key=value` (`apply_overrides`), URL parameters (`coerce_field`, `clip_to_field`);
@@ -29,13 +30,9 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pydantic.dataclasses
 import tomli_w
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_core import ArgsKwargs, ErrorDetails, PydanticCustomError, PydanticUndefined, ValidationError, core_schema
 
 from planner.data.safe_io import read_json, read_toml
 from planner.econ.costs import RENTAL_TIERS, CostDefault, load_cost_defaults
@@ -43,6 +40,15 @@ from planner.econ.workload import HOURS_PER_PROFILE, WorkloadPreset, load_preset
 from planner.errors import InvalidInputError, brief, truncate
 from planner.perf.speculative import MAX_DRAFT_TOKENS
 from planner.perf.speculative import METHODS as SPECULATIVE_METHODS
+
+if TYPE_CHECKING:  # pydantic is imported on first use (`_model`), not at import: see "Laziness" below
+    from pydantic import BaseModel, TypeAdapter
+    from pydantic.fields import FieldInfo
+    from pydantic_core import ErrorDetails, core_schema
+
+    Text = Choice = str
+    Hourly = tuple[float, ...]
+    WHOLE: Any = None
 
 
 @functools.cache
@@ -94,18 +100,23 @@ _COST_SOURCE = "data/cost_defaults.csv"  # resolved to the row's source URL and 
 
 # --- the value types: pydantic's strict checks (no text for a number, no bool for an int, floats finite) -----------
 
+def _error(kind: str, message: str) -> Exception:
+    from pydantic_core import PydanticCustomError
+    return PydanticCustomError(kind, message)
+
+
 def _whole(value: Any) -> Any:
     """Before pydantic's strict int check: a float that is a whole number is taken as that int (JSON writers
     emit 4096.0); 1.5, NaN, inf and bools are refused. Other values go on to pydantic's check as they are."""
     if isinstance(value, bool):
-        raise PydanticCustomError("scenario_number", "must be a number")
+        raise _error("scenario_number", "must be a number")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise PydanticCustomError("scenario_number", "must be a finite number")
+            raise _error("scenario_number", "must be a finite number")
         if abs(value) >= _LARGEST_WHOLE:
-            raise PydanticCustomError("scenario_range", "out of range")
+            raise _error("scenario_range", "out of range")
         if not value.is_integer():
-            raise PydanticCustomError("scenario_whole", "must be a whole number")
+            raise _error("scenario_whole", "must be a whole number")
         return int(value)
     return value
 
@@ -118,13 +129,13 @@ def _hourly(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
     if not isinstance(value, tuple):
-        raise PydanticCustomError("scenario_profile", "must be a list of numbers")
+        raise _error("scenario_profile", "must be a list of numbers")
     return value
 
 
 def _some_traffic(value: tuple[float, ...]) -> tuple[float, ...]:
     if sum(value) <= 0:
-        raise PydanticCustomError("scenario_no_traffic", "must have some traffic (all values are 0)")
+        raise _error("scenario_no_traffic", "must have some traffic (all values are 0)")
     return value
 
 
@@ -140,29 +151,38 @@ class OneOf:
 
     def _check(self, value: Any) -> Any:
         if value not in self.names():
-            raise PydanticCustomError("scenario_choice", "must be one of the choices")
+            raise _error("scenario_choice", "must be one of the choices")
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        from pydantic_core import core_schema
         return core_schema.no_info_after_validator_function(self._check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any) -> dict[str, Any]:
         return {**handler(schema), "enum": list(self.names())}
 
 
-# WHOLE goes after a field's bounds (`_about`): pydantic then checks the bounds natively (and publishes them as
-# minimum / maximum in the JSON Schema); a validator before them would hide them from the schema.
-WHOLE = BeforeValidator(_whole)
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
-Choice = Annotated[str, BeforeValidator(_lower)]
-Hourly = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
-                   Field(min_length=HOURS_PER_PROFILE, max_length=HOURS_PER_PROFILE), BeforeValidator(_hourly),
-                   AfterValidator(_some_traffic)]
+@functools.cache
+def _value_types() -> dict[str, Any]:
+    """The pydantic types the field annotations name (Text, Choice, Hourly, WHOLE), built on first use.
+
+    WHOLE goes after a field's bounds (`_about`): pydantic then checks the bounds natively (and publishes them
+    as minimum / maximum in the JSON Schema); a validator before them would hide them from the schema."""
+    from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+    return {
+        "WHOLE": BeforeValidator(_whole),
+        "Text": Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)],
+        "Choice": Annotated[str, BeforeValidator(_lower)],
+        "Hourly": Annotated[tuple[Annotated[float, Field(ge=0)], ...],
+                            Field(min_length=HOURS_PER_PROFILE, max_length=HOURS_PER_PROFILE),
+                            BeforeValidator(_hourly), AfterValidator(_some_traffic)],
+    }
 
 
 def _about(group: str, unit: str, help_: str, source: str, **bounds: float) -> Any:
     """A field's description, group, unit and source of its default (published in the JSON Schema as
     description, x-group, x-unit and x-default-source) with its bounds (ge=, gt=, le=)."""
+    from pydantic import Field
     return Field(description=help_, json_schema_extra={"x-group": group, "x-unit": unit, "x-default-source": source},
                  **bounds)
 
@@ -173,17 +193,20 @@ def _cost_value(name: str) -> float:
 
 def _cost(name: str) -> Any:
     """The default of a cost field: data/cost_defaults.csv's row `name`, read when a Scenario is first built."""
-    return Field(default_factory=functools.partial(_cost_value, name))
+    return dataclasses.field(default_factory=functools.partial(_cost_value, name))
 
 
 # strict: no text for a number, no number for a bool, no bool for a number; allow_inf_nan=False: floats finite
-_VALUES = ConfigDict(strict=True, allow_inf_nan=False)
-_CONFIG = ConfigDict(**_VALUES, extra="forbid", title="Scenario", defer_build=True)
+_VALUES: dict[str, Any] = {"strict": True, "allow_inf_nan": False}
 
 
-@pydantic.dataclasses.dataclass(frozen=True, config=_CONFIG)
+@dataclass(frozen=True)
 class Scenario:
-    """Every input of a plan. None: take the value from the preset, the catalog or the planner's search."""
+    """Every input of a plan. None: take the value from the preset, the catalog or the planner's search.
+
+    Each annotation is the field's pydantic type: `Annotated[type, _about(group, unit, description, source,
+    ge= / gt= / le=), ...]`. `__post_init__` validates every field with the pydantic model built from them
+    (`_model`), so `Scenario(...)` and `dataclasses.replace` raise one InvalidInputError line."""
 
     # --- model and deployment layout
     model: Annotated[Text, _about("model", "", "catalog model id or alias, or a path to a config.json",
@@ -363,33 +386,46 @@ class Scenario:
     finetune_lora_rank: Annotated[int, _about("finetune", "rank", "LoRA / QLoRA adapter rank", "16 unless set",
                                                 ge=1, le=65536), WHOLE] = 16
 
-    @model_validator(mode="after")
-    def _cache_shares_add_up(self) -> Scenario:
-        hit, write = self.prompt_cache_hit_frac, self.prompt_cache_write_frac
-        if hit is not None and hit + write > 1:
-            raise PydanticCustomError("scenario_rule", f"scenario fields prompt_cache_hit_frac + "
-                                      f"prompt_cache_write_frac must be <= 1, got {hit:g} + {write:g}")
-        return self
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
-# --- construction: pydantic validates, errors become one line ------------------------------------------------------
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Scenario))
 
-def _validating_init(self: Scenario, *args: Any, **kwargs: Any) -> None:
-    """pydantic's dataclass __init__ (validate the arguments into `self`) with its ValidationError turned into one
-    InvalidInputError line, so `Scenario(...)` and `dataclasses.replace` raise the planner's error.
 
-    `defer_build` leaves the validator to be built on the first construction (~30-60 ms, not at import); that
-    build re-sets the generated __init__, so this one is put back afterwards."""
+# --- Laziness: pydantic is imported and the validator built on the first construction, not at import -------------
+# The annotations above are strings (PEP 563) that nothing evaluates at import. `_model` evaluates them with the
+# pydantic types of `_value_types` and builds a pydantic model of the same fields, which also gives
+# SCENARIO_FIELDS, `coerce_field` and the JSON Schema. `import planner` pays neither pydantic's import nor the
+# schema build (about 100 ms together).
+
+@functools.cache
+def _model() -> type[BaseModel]:
+    """The pydantic model of Scenario's fields, from its annotations and defaults (built once, on first use)."""
+    from pydantic import ConfigDict, Field, create_model
+    hints = typing.get_type_hints(Scenario, localns=_value_types(), include_extras=True)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(Scenario):
+        default = Field(default_factory=f.default_factory) if f.default is dataclasses.MISSING else f.default
+        fields[f.name] = (hints[f.name], default)
+    config = ConfigDict(**_VALUES, extra="forbid", title="Scenario")  # type: ignore[typeddict-item]
+    return create_model("Scenario", __config__=config, __doc__=Scenario.__doc__, **fields)
+
+
+def _validate(scenario: Scenario) -> None:
+    """Every field validated and normalised in place (4096.0 -> 4096, " Owned " -> "owned", a list -> a tuple);
+    the first bad field raises one InvalidInputError line."""
+    from pydantic_core import ValidationError
+    values = scenario.__dict__
     try:
-        Scenario.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=self)
+        valid = _model().__pydantic_validator__.validate_python({name: values[name] for name in _FIELD_NAMES})
     except ValidationError as err:
         raise InvalidInputError(_one_line(err.errors(include_url=False))) from None
-    finally:
-        if Scenario.__init__ is not _validating_init:
-            Scenario.__init__ = _validating_init  # type: ignore[method-assign]
-
-
-Scenario.__init__ = _validating_init  # type: ignore[method-assign]
+    values.update(valid.__dict__)  # the instance's own dict: frozen forbids setattr, not this
+    hit, write = scenario.prompt_cache_hit_frac, scenario.prompt_cache_write_frac
+    if hit is not None and hit + write > 1:
+        raise InvalidInputError(f"scenario fields prompt_cache_hit_frac + prompt_cache_write_frac must be <= 1, "
+                                f"got {hit:g} + {write:g}")
 
 
 @dataclass(frozen=True)
@@ -438,14 +474,14 @@ def _spec(name: str, info: FieldInfo) -> FieldSpec:
     if source == _COST_SOURCE:
         row = cost_defaults()[name]
         source = f"{row.source_url} ({row.source_accessed})"
-    default = info.default_factory() if info.default is PydanticUndefined else info.default  # type: ignore[call-arg]
+    default = info.get_default(call_default_factory=True)
     return FieldSpec(name, kind, str(extra["x-group"]), str(extra["x-unit"]), default, info.description or "",
                      source, low, high, low_open, nullable, one_of.names() if one_of else ())
 
 
 @functools.cache
 def _fields_by_name() -> dict[str, FieldSpec]:
-    return {name: _spec(name, info) for name, info in Scenario.__pydantic_fields__.items()}
+    return {name: _spec(name, info) for name, info in _model().model_fields.items()}
 
 
 SCENARIO_FIELDS: Mapping[str, FieldSpec] = _LazyMapping(_fields_by_name)
@@ -542,7 +578,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """Every field, in declaration order (the profile as a list). The values are immutable (numbers, text, a
     tuple), so no deep copy is needed."""
-    out = {name: getattr(scenario, name) for name in Scenario.__pydantic_fields__}
+    out = {name: getattr(scenario, name) for name in _FIELD_NAMES}
     if out["hourly_profile"] is not None:
         out["hourly_profile"] = list(out["hourly_profile"])
     return out
@@ -592,7 +628,8 @@ def clip_to_field(name: str, value: float) -> float | None:
 @functools.cache
 def _field_validator(name: str) -> TypeAdapter:
     """pydantic's validator of one field, from the same declaration (built on first use)."""
-    return TypeAdapter(Scenario.__pydantic_fields__[name].rebuild_annotation(), config=_VALUES)
+    from pydantic import ConfigDict, TypeAdapter
+    return TypeAdapter(_model().model_fields[name].rebuild_annotation(), config=ConfigDict(**_VALUES))
 
 
 def coerce_field(name: str, value: Any) -> Any:
@@ -601,6 +638,7 @@ def coerce_field(name: str, value: Any) -> Any:
     if spec is None:
         raise InvalidInputError(f"unknown scenario field {brief(name)}{_closest_field(truncate(name))}")
     parsed = _parse_text(spec, value) if isinstance(value, str) else value
+    from pydantic_core import ValidationError
     try:
         return _field_validator(name).validate_python(parsed)
     except ValidationError as err:
@@ -651,8 +689,7 @@ def dump_scenario(scenario: Scenario, path: str | Path) -> None:
 def scenario_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a scenario file: pydantic's schema of `Scenario` (docs/scenario.schema.json),
     with the defaults read from data/ filled in and each field's source of the default resolved."""
-    _default_scenario()  # the deferred validator is built (and the converting __init__ in place)
-    schema = TypeAdapter(Scenario).json_schema()
+    schema = _model().model_json_schema()
     for name, prop in schema["properties"].items():
         spec = SCENARIO_FIELDS[name]
         prop.pop("title", None)
