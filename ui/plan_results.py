@@ -142,6 +142,8 @@ def breakeven_chart_spec(p: Plan) -> tuple[pd.DataFrame, dict]:
                          "usd_per_month": float(y)})
     frame = pd.DataFrame([r for r in rows if math.isfinite(r["usd_per_month"]) and r["usd_per_month"] > 0
                           and math.isfinite(r["requests_per_day"]) and r["requests_per_day"] > 0])
+    # the repeated labels as categories: Arrow sends each once (dictionary-encoded), not on every row
+    frame = frame.astype({c: "category" for c in ("layer", "series", "dash", "colour", "text") if c in frame})
     x = {"field": "requests_per_day", "type": "quantitative", "scale": {"type": "log"},
          "axis": {"title": "traffic (requests/day, log scale)", "format": "~s",
                   "values": _decades(frame["requests_per_day"]) if len(frame) else []}}
