@@ -18,7 +18,8 @@ TIMEOUT_S = 60
 NON_DEFAULT = {
     "model": "meta-llama/Llama-3.1-8B", "gpu": "H200", "num_gpus_per_replica": 2, "tp": 2, "pp": 1,
     "precision": "fp8", "kv_dtype": "fp8", "engine": "sglang", "profile": "my-profile", "expert_parallel": True,
-    "max_num_seqs": 128, "quality_policy": "any", "provider_policy": "any", "preset": "rag",
+    "max_num_seqs": 128, "speculative": "eagle3", "speculative_draft_tokens": 3, "speculative_acceptance_frac": 0.7,
+    "quality_policy": "any", "provider_policy": "any", "preset": "rag",
     "requests_per_day": 250_000.0, "tokens_per_month": 3e9, "input_tokens_mean": 1500.0,
     "output_tokens_mean": 250.0, "peak_to_average_ratio": 3.5, "hourly_profile": tuple(float(h + 1) for h in range(24)),
     "monthly_growth_frac": 0.02, "prompt_cache_hit_frac": 0.3, "prompt_cache_write_frac": 0.1, "offline_frac": 0.2,
