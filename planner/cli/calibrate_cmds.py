@@ -203,7 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--loso", action="store_true", help="also refit without each source and score it "
                    f"(leave-one-source-out over {', '.join(FAMILIES)}; about a minute)")
     v.add_argument("--slo", action="store_true", help="instead: the queueing model's latency and SLO-bound rate "
-                   "against the measured serving runs (about 40 s)")
+                   "against the measured serving runs (about 10 s)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=_run_validate)
 

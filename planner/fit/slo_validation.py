@@ -33,7 +33,7 @@ from planner.errors import InvalidInputError
 from planner.fit.measured import MEASURED_DIR, MeasuredPoint, source_key
 from planner.fit.validation import Unexpressible, model_row
 from planner.perf import evaluator
-from planner.perf.estimate import max_running_sequences
+from planner.perf.estimate import ReplicaSetup, max_running_sequences
 from planner.perf.queueing import max_rate_meeting_slo, mean_latency_s
 
 SLO_PERCENTILE = 0.5  # the allowed percentile nearest the means the benchmark tools report
@@ -123,47 +123,54 @@ def validate_slo(catalog: Catalog, points: Iterable[MeasuredPoint], *,
     the runs the planner cannot express (and latency rows without a partner) with the reason."""
     pairs, lone = serving_pairs(points)
     skipped = [Unexpressible(p, "its run reports only one of TTFT and TPOT") for p in lone]
-    rows = []
+    # runs of one model at one request shape share a vectorised step function (one evaluator call per group)
+    groups: dict[tuple, list[tuple[ReplicaSetup, MeasuredPoint, MeasuredPoint]]] = {}
     for ttft_pt, tpot_pt in pairs:
         model = model_row(catalog, ttft_pt, config_dir=config_dir)
         if isinstance(model, Unexpressible):
             skipped.append(model)
             continue
-        row = _predict(model.setup, ttft_pt, tpot_pt)
-        if isinstance(row, str):
-            skipped.append(Unexpressible(ttft_pt, row))
-        else:
-            rows.append(row)
-    return rows, skipped
+        capacity = max_running_sequences(model.setup, ttft_pt.input_tokens, ttft_pt.output_tokens)
+        if math.floor(capacity / model.setup.candidate.layout.dp) < 1:
+            skipped.append(Unexpressible(ttft_pt, "fewer than one sequence per engine instance fits"))
+            continue
+        key = (id(model.setup.model.arch), ttft_pt.input_tokens, ttft_pt.output_tokens)
+        groups.setdefault(key, []).append((model.setup, ttft_pt, tpot_pt))
+    rows = []
+    for runs in groups.values():
+        rows.extend(_predict(runs))
+    order = {p.row_id: i for i, (p, _) in enumerate(pairs)}
+    return sorted(rows, key=lambda r: order[r.ttft_row_id]), skipped
 
 
-def _predict(setup, ttft_pt: MeasuredPoint, tpot_pt: MeasuredPoint) -> SloRow | str:
-    inp, out = float(ttft_pt.input_tokens), float(ttft_pt.output_tokens)
-    ttft_m = ttft_pt.measured_value / units.MS_PER_S
-    tpot_m = tpot_pt.measured_value / units.MS_PER_S
-    dp = setup.candidate.layout.dp
-    capacity = max_running_sequences(setup, ttft_pt.input_tokens, ttft_pt.output_tokens) / dp
-    if ttft_pt.request_rate_per_s and not ttft_pt.concurrency:
-        rate, rate_from = float(ttft_pt.request_rate_per_s), "request_rate"
-    else:
-        # Little's law on the closed loop: `concurrency` requests each in flight for TTFT + (O - 1) TPOT
-        rate, rate_from = ttft_pt.concurrency / (ttft_m + (out - 1.0) * tpot_m), "little"
-    slots = math.floor(capacity)
-    if slots < 1:
-        return "fewer than one sequence per engine instance fits"
-    step = evaluator.step_time_fn(setup.model.arch, [setup.candidate], input_tokens=inp, output_tokens=out)
-    budget = float(setup.prefill_budget_tokens or 1e12)
-    kw = dict(input_tokens=inp, output_tokens=out, max_batch=float(slots), token_budget=budget)
-    per_instance = rate / dp
-    ttft_p, tpot_p, util = mean_latency_s(step, rate_per_s=per_instance, **kw)
+def _predict(runs: list[tuple[ReplicaSetup, MeasuredPoint, MeasuredPoint]]) -> list[SloRow]:
+    """The runs of one model at one request shape, in one vectorised pass."""
+    first = runs[0][1]
+    inp, out = float(first.input_tokens), float(first.output_tokens)
+    ttft_m = np.array([t.measured_value for _, t, _ in runs]) / units.MS_PER_S
+    tpot_m = np.array([p.measured_value for _, _, p in runs]) / units.MS_PER_S
+    dp = np.array([s.candidate.layout.dp for s, _, _ in runs], dtype=float)
+    slots = np.floor(np.array([max_running_sequences(s, t.input_tokens, t.output_tokens) for s, t, _ in runs]) / dp)
+    open_loop = np.array([bool(t.request_rate_per_s and not t.concurrency) for _, t, _ in runs])
+    # closed loops: Little's law, `concurrency` requests each in flight for TTFT + (O - 1) TPOT
+    rate = np.array([float(t.request_rate_per_s) if o else t.concurrency / (tt + (out - 1.0) * tp)
+                     for (_, t, _), o, tt, tp in zip(runs, open_loop, ttft_m, tpot_m, strict=True)])
+    setup = runs[0][0]
+    step = evaluator.step_time_fn(setup.model.arch, [s.candidate for s, _, _ in runs], input_tokens=inp,
+                                  output_tokens=out)
+    budget = np.array([float(s.prefill_budget_tokens or 1e12) for s, _, _ in runs])
+    kw = dict(input_tokens=inp, output_tokens=out, max_batch=slots, token_budget=budget)
+    ttft_p, tpot_p, util = mean_latency_s(step, rate_per_s=rate / dp, **kw)
     best, bound = max_rate_meeting_slo(step, ttft_target_s=ttft_m, tpot_target_s=tpot_m, percentile=SLO_PERCENTILE,
                                        **kw)
-    return SloRow(ttft_row_id=ttft_pt.row_id, tpot_row_id=tpot_pt.row_id, split=ttft_pt.split, engine=ttft_pt.engine,
-                  model=ttft_pt.model, gpu=ttft_pt.gpu, num_gpus=ttft_pt.num_gpus, concurrency=ttft_pt.concurrency,
-                  measured_rate_per_s=rate, rate_from=rate_from, lengths=ttft_pt.lengths or "fixed",
-                  measured_ttft_s=ttft_m, measured_tpot_s=tpot_m,
-                  predicted_ttft_s=float(ttft_p[0]), predicted_tpot_s=float(tpot_p[0]),
-                  utilisation_frac=float(util[0]), predicted_rate_per_s=float(best[0]) * dp, bound_by=str(bound[0]))
+    return [SloRow(ttft_row_id=t.row_id, tpot_row_id=p.row_id, split=t.split, engine=t.engine, model=t.model,
+                   gpu=t.gpu, num_gpus=t.num_gpus, concurrency=t.concurrency, measured_rate_per_s=float(rate[i]),
+                   rate_from="request_rate" if open_loop[i] else "little", lengths=t.lengths or "fixed",
+                   measured_ttft_s=float(ttft_m[i]), measured_tpot_s=float(tpot_m[i]),
+                   predicted_ttft_s=float(ttft_p[i]), predicted_tpot_s=float(tpot_p[i]),
+                   utilisation_frac=float(util[i]), predicted_rate_per_s=float(best[i] * dp[i]),
+                   bound_by=str(bound[i]))
+            for i, (_, t, p) in enumerate(runs)]
 
 
 def slo_stats(rows: Iterable[SloRow]) -> SloStats:

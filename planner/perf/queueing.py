@@ -489,16 +489,23 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     return LatencyPercentiles(**out_fields, running_batch_mean=nbar, utilisation_frac=util, stable=stable), ttft
 
 
-def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: float, tpot_target_s: float, percentile: float,
+def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: Any, tpot_target_s: Any, percentile: float,
                          input_tokens: Any, output_tokens: Any, max_batch: Any, token_budget: Any,
                          input_tokens_cv: Any = 0.0, output_tokens_cv: Any = 0.0,
                          iterations: int = 14) -> tuple[np.ndarray, np.ndarray]:
     """(highest rate per instance meeting both targets at `percentile`, what binds: "ttft", "tpot",
-    "saturation" or "unreachable"). Rate 0 where even a trickle misses a target. Bisection over the rate."""
+    "saturation" or "unreachable"). Rate 0 where even a trickle misses a target. Bisection over the rate.
+    The targets are numbers, or arrays with one per configuration."""
     _pct(percentile)
-    if not (np.isfinite(ttft_target_s) and ttft_target_s > 0 and np.isfinite(tpot_target_s) and tpot_target_s > 0):
+    try:
+        targets = np.asarray(ttft_target_s, dtype=float), np.asarray(tpot_target_s, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInputError("latency targets must be finite and > 0") from None
+    if not all(np.all(np.isfinite(t) & (t > 0)) for t in targets):
         raise InvalidInputError("latency targets must be finite and > 0")
-    n = _n_of(input_tokens, output_tokens, max_batch, token_budget)
+    n = _n_of(input_tokens, output_tokens, max_batch, token_budget, *targets)
+    ttft_target = np.broadcast_to(targets[0], (n,)).astype(float)
+    tpot_target = np.broadcast_to(targets[1], (n,)).astype(float)
     kw = dict(input_tokens=np.broadcast_to(np.asarray(input_tokens, float), (n,)),
               output_tokens=np.broadcast_to(np.asarray(output_tokens, float), (n,)),
               max_batch=np.broadcast_to(np.asarray(max_batch, float), (n,)),
@@ -510,8 +517,8 @@ def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: float, tpot_target_s:
     def misses(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # TTFT meets its target at the percentile iff P(TTFT > target) <= 1 - percentile: one tail evaluation
         lat, ttft = _latency(step_s, rate_per_s=rate, quantiles=(percentile,), ttft_quantiles=False, **kw)
-        ttft_miss = (ttft.tail(np.full(rate.shape, float(ttft_target_s))) > 1.0 - percentile) | ~lat.stable
-        return ttft_miss, lat.tpot_at(percentile) > tpot_target_s
+        ttft_miss = (ttft.tail(ttft_target) > 1.0 - percentile) | ~lat.stable
+        return ttft_miss, lat.tpot_at(percentile) > tpot_target
 
     lo = sat * 1e-6
     t0, p0 = misses(lo)
