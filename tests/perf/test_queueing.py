@@ -216,6 +216,18 @@ def test_max_rate_meeting_slo():
     assert sim.percentile("ttft", 0.95) <= 1.15 * 1.0 and sim.percentile("tpot", 0.95) <= 1.15 * 0.045
 
 
+def test_max_rate_per_configuration_targets():
+    # one target per configuration gives each configuration the rate its own scalar target gives
+    kw = dict(input_tokens=1000, output_tokens=250, max_batch=64, token_budget=8192)
+    both, _ = max_rate_meeting_slo(dense, ttft_target_s=np.array([0.5, 2.0]), tpot_target_s=np.array([0.04, 0.06]),
+                                   percentile=0.95, **kw)
+    one, _ = max_rate_meeting_slo(dense, ttft_target_s=0.5, tpot_target_s=0.04, percentile=0.95, **kw)
+    two, _ = max_rate_meeting_slo(dense, ttft_target_s=2.0, tpot_target_s=0.06, percentile=0.95, **kw)
+    assert both[0] == pytest.approx(one[0]) and both[1] == pytest.approx(two[0]) and both[0] < both[1]
+    with pytest.raises(InvalidInputError, match="target"):
+        max_rate_meeting_slo(dense, ttft_target_s=np.array([1.0, -1.0]), tpot_target_s=0.05, percentile=0.9, **kw)
+
+
 @pytest.mark.parametrize("kwargs, field", [
     (dict(rate_per_s=0.0), "rate_per_s"), (dict(rate_per_s=-1.0), "rate_per_s"),
     (dict(rate_per_s=float("nan")), "rate_per_s"), (dict(input_tokens=float("nan")), "input_tokens"),
