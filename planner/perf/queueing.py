@@ -12,19 +12,21 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   a fixed point, found by iteration.
 - Saturation: the rate at which the batch reaches max_batch, or the prompt tokens fill the
   token budget, whichever comes first.
-- Prompt queue (TTFT): prompts are served by the steps' spare token budget, c = budget - n
+- Prompt wait W (TTFT): prompts are served by the steps' spare token budget, c = budget - n
   tokens a step of length step_s(n, c): an M/G/1 queue whose service time is a prompt's share
-  P x step_s(n, c) / c. Waiting time tail: P(W > t) = rho exp(-t / theta) with theta =
-  E[X^2] / (2 E[X] (1 - rho)) (the exponential approximation whose mean is the Pollaczek-
-  Khinchine mean [2]).
-- Slot queue (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
+  P x step_s(n, c) / c. P(W > 0) = rho; given that it waits, exponential with the Pollaczek-Khinchine
+  mean [2], or the balanced two-phase hyperexponential matching the Takacs second moment where
+  the wait's squared CV exceeds 1 (varying prompt lengths).
+- Slot wait S (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
   c = max_batch; then every step carries the full batch plus the prompts admitted at the completion
   rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait)
   from Erlang C (log space, stable for c in the thousands); the wait beyond it exponential with
-  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] (cs = output-length CV).
-- TTFT at quantile q = slot wait(q) + prompt wait(q) + the residual of the running step (the engine
-  admits at step boundaries) + the prompt's own prefill steps (its length at quantile q when lengths
-  vary); the step that finishes the prompt emits the first token. Adding the quantiles is conservative.
+  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] with cs = 0 (the
+  simulation's slot wait does not grow with the output-length spread; docs/queueing.md).
+- TTFT = S + W + R + X: R the residual of the running step (the engine admits at step boundaries;
+  length-biased over plain and chunk-carrying steps), X the prompt's own prefill steps (the step
+  that finishes the prompt emits the first token). Its quantiles are those of the sum (`_Ttft`: a
+  closed-form tail over a mixture of uniforms), not the sum of the parts' quantiles.
 - TPOT at quantile q: the decode step time with the running batch at its quantile (the batch of
   an M/G/inf system is Poisson with mean n [4]; normal approximation, capped at max_batch), plus
   prefill interference: the prompts met during the request's decode each lengthen their steps by
