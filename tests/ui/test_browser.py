@@ -105,6 +105,12 @@ def test_volume_slider_changes_the_plan_and_the_csv_report(page: object, server:
     volume_after = slider.get_attribute("aria-valuetext")
     assert _metric(page, "GPUs") != gpus_before
     assert _metric(page, "API USD/month") != api_before
+    # the slider reruns only the results fragment: the address bar and the sidebar's share link follow it too
+    volume = float(volume_after.replace(",", ""))
+    assert float(parse_qs(urlsplit(page.url).query)["requests_per_day"][0]) == volume
+    page.get_by_text("Load and share").click()
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stText"]').filter(has_text="requests_per_day=")
+    assert float(parse_qs(urlsplit(link.inner_text()).query)["requests_per_day"][0]) == volume
 
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Cost report (CSV)").click()
