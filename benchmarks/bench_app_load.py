@@ -1,11 +1,12 @@
 """The app under load: concurrent browser sessions against `streamlit run app.py`.
 
-    python benchmarks/bench_app_load.py [--sessions 20] [--moves 3] [--deadline-s 300]
+    python benchmarks/bench_app_load.py [--sessions 20] [--moves 3] [--ramp-s 0] [--deadline-s 300]
 
 Starts `streamlit run app.py` on 127.0.0.1 (a free port), opens `--sessions` browser contexts
 (each its own Streamlit session) in one headless Debian Chromium (/usr/bin/chromium, driven by
-Playwright; nothing is downloaded) and runs them concurrently. Every time is taken as the user sees it,
-inside the page (tests/ui/browser_support.TIMING_INIT_JS: a MutationObserver, no polling):
+Playwright; nothing is downloaded) and runs them concurrently: all at once (the default, the issue's
+condition), or with `--ramp-s R` session i opening the page at i x R / sessions seconds. Every time is
+taken as the user sees it, inside the page (tests/ui/browser_support.TIMING_INIT_JS: a MutationObserver, no polling):
 
 - page load: navigation start to the animation frame that first paints the Plan page's "API USD/month";
 - slider to numbers: `--moves` times, one ArrowRight on the traffic-volume slider (a new volume: a plan
@@ -118,7 +119,8 @@ class _Result:
     wire: _Wire
 
 
-async def _session(browser, url: str, moves: int, timeout_ms: int) -> _Result:
+async def _session(browser, url: str, moves: int, timeout_ms: int, delay_s: float) -> _Result:
+    await asyncio.sleep(delay_s)
     context = await browser.new_context(viewport={"width": 1400, "height": 1600})
     try:
         await context.add_init_script(TIMING_INIT_JS)
@@ -147,13 +149,14 @@ async def _session(browser, url: str, moves: int, timeout_ms: int) -> _Result:
         await context.close()
 
 
-async def _drive(url: str, sessions: int, moves: int, deadline_s: float) -> tuple[list[_Result], list[str]]:
+async def _drive(url: str, sessions: int, moves: int, ramp_s: float,
+                 deadline_s: float) -> tuple[list[_Result], list[str]]:
     from playwright.async_api import async_playwright
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            tasks = [asyncio.create_task(_session(browser, url, moves, int(deadline_s * MS_PER_S)))
-                     for _ in range(sessions)]
+            tasks = [asyncio.create_task(_session(browser, url, moves, int(deadline_s * MS_PER_S),
+                                                  i * ramp_s / sessions)) for i in range(sessions)]
             done, pending = await asyncio.wait(tasks, timeout=deadline_s)
             for task in pending:
                 task.cancel()
@@ -184,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
     parser.add_argument("--moves", type=int, default=3, help="slider moves per session (default 3)")
+    parser.add_argument("--ramp-s", type=float, default=0.0,
+                        help="spread the sessions' start over this many seconds (default 0: all at once)")
     parser.add_argument("--deadline-s", type=float, default=300.0, help="stop everything after this (default 300)")
     args = parser.parse_args(argv)
-    if not 1 <= args.sessions <= 100 or not 1 <= args.moves <= 20 or not 10 <= args.deadline_s <= 1800:
-        parser.error("--sessions 1..100, --moves 1..20, --deadline-s 10..1800")
+    if (not 1 <= args.sessions <= 100 or not 1 <= args.moves <= 20 or not 10 <= args.deadline_s <= 1800
+            or not 0 <= args.ramp_s < args.deadline_s):
+        parser.error("--sessions 1..100, --moves 1..20, --deadline-s 10..1800, --ramp-s 0..deadline")
     if not CHROMIUM.exists():
         print(f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
         return 2
@@ -201,14 +207,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         try:
             started, cpu_before = time.perf_counter(), _cpu_s(proc.pid)
-            results, errors = asyncio.run(_drive(url, args.sessions, args.moves, args.deadline_s))
+            results, errors = asyncio.run(_drive(url, args.sessions, args.moves, args.ramp_s, args.deadline_s))
             wall_s, server_cpu_s = time.perf_counter() - started, _cpu_s(proc.pid) - cpu_before
         finally:
             stop_server(proc)
         tracebacks = log.read_text().count("Traceback")
     cpus = len(os.sched_getaffinity(0))
     moves = [s for r in results for s in r.moves_s]
-    print(f"{args.sessions} concurrent sessions x {args.moves} slider moves on {os.cpu_count()} CPUs "
+    ramp = f" started over {args.ramp_s:g} s" if args.ramp_s else " started at once"
+    print(f"{args.sessions} concurrent sessions{ramp} x {args.moves} slider moves on {os.cpu_count()} CPUs "
           f"(affinity {cpus}), load average before {load_before[0]:.1f} / {load_before[1]:.1f} (1 / 5 min); "
           f"{wall_s:.1f} s wall; the Streamlit server used {server_cpu_s:.1f} CPU-s of the {wall_s * cpus:.0f} "
           f"available (the rest: the browsers and other processes)")
