@@ -10,6 +10,7 @@ optional) into `MeasuredPoint`s; `planner.fit.validation` predicts them.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import re
@@ -35,7 +36,7 @@ MEASURED_SCHEMA = {
     "concurrency": Col("int+", False), "request_rate_per_s": Col("float+", False), "input_tokens": Col("int+"),
     "output_tokens": Col("int+"), "metric": Col("str"), "measured_value": Col("float+"), "notes": Col("str", False),
     "lengths": Col("str", False), "engine_date": Col("str", False), "ep": Col("int+", False),
-    "source_group": Col("str", False),
+    "source_group": Col("str", False), "dp": Col("int+", False),
 }
 # A user's own points (`planner calibrate --csv`): provenance and bookkeeping columns are optional.
 POINT_SCHEMA = {**MEASURED_SCHEMA, **_SOURCE_OPTIONAL, "row_id": Col("str", False), "split": Col("str", False)}
@@ -52,7 +53,7 @@ LENGTHS = ("fixed", "variable")
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 RECENT_FROM = "2025-07"  # engines built from this month on count as current (vLLM V1 default, SGLang 0.4.9+, TRT 1.0)
 # Columns added after the file's format settled: an older CSV may leave them out.
-LATE_COLUMNS = ("lengths", "engine_date", "ep", "source_group")
+LATE_COLUMNS = ("lengths", "engine_date", "ep", "source_group", "dp")
 # Source-held-out split: a source (one document, PR, issue or results commit) is wholly in the fit set or
 # wholly held out, decided by a hash of its key, so no held-out row shares a source (an author, a benchmark
 # harness, a build) with a fit row. Half the sources are held out.
@@ -96,6 +97,7 @@ class MeasuredPoint:
     engine_date: str | None = None  # YYYY-MM of the engine build
     ep: int | None = None  # expert-parallel group size (None or 1: experts split by tensor parallelism)
     source_group: str | None = None  # names one source spread over several URLs (files of one results commit)
+    dp: int | None = None  # data-parallel instances the num_gpus are split into (None: one instance over all)
 
     @property
     def source_key(self) -> str:
@@ -114,6 +116,21 @@ class MeasuredPoint:
         if not self.engine_date:
             return "undated"
         return "current" if self.engine_date >= RECENT_FROM else "older"
+
+
+def per_instance(point: MeasuredPoint) -> MeasuredPoint:
+    """The row as one of its `dp` identical engine instances sees it: num_gpus, concurrency, request rate and
+    throughput divided by dp (TTFT and TPOT unchanged), the layout inside the instance kept. MLPerf-style
+    systems run N data-parallel replicas of K GPUs; the step model describes one instance."""
+    dp = point.dp or 1
+    if dp == 1:
+        return point
+    speed = point.metric.endswith("_per_s") and point.metric != "batch1_decode_tokens_per_s"
+    return dataclasses.replace(
+        point, num_gpus=point.num_gpus // dp, dp=None,
+        concurrency=max(1, round(point.concurrency / dp)) if point.concurrency else None,
+        request_rate_per_s=point.request_rate_per_s / dp if point.request_rate_per_s else None,
+        measured_value=point.measured_value / dp if speed else point.measured_value)
 
 
 def source_key(url: str, group: str | None = None) -> str:

@@ -47,6 +47,7 @@ from planner.fit.measured import (  # noqa: F401  (re-exported: callers import t
     SCENARIOS,
     SPLITS,
     MeasuredPoint,
+    per_instance,
     read_measured,
     read_points,
     since,
@@ -223,7 +224,11 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Call
 
 def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEASURED_DIR / "model_configs",
               profile: str | None = None) -> RowModel | Unexpressible:
-    """Resolve one measured row into a RowModel, or say why it cannot be expressed."""
+    """Resolve one measured row into a RowModel, or say why it cannot be expressed (a row of `dp` data-parallel
+    instances as one instance: `measured.per_instance`)."""
+    if point.dp and (point.num_gpus % point.dp or (point.tp and (point.num_gpus // point.dp) % point.tp)):
+        return Unexpressible(point, f"dp {point.dp} (x tp {point.tp}) does not divide num_gpus {point.num_gpus}")
+    point = per_instance(point)
     try:
         req = _request(point, config_dir)
         setup = prepare(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}))
@@ -325,6 +330,7 @@ def predict_rows(catalog: Catalog, points: Iterable[MeasuredPoint], *, config_di
             skipped.append(model)
             continue
         value = model.predict(efficiency_of(model.setup.profile, gemm_format_of(model.setup.candidate)))
+        value *= point.measured_value / model.point.measured_value  # dp instances: back to the whole system
         if not (math.isfinite(value) and value > 0):
             skipped.append(Unexpressible(point, f"prediction is not a positive number ({value!r})"))
             continue
