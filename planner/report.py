@@ -107,7 +107,9 @@ def _resolved(plan: Plan, name: str, catalog: Catalog | None) -> Any:
                 "tpot_target_s": plan.tpot_target_s, "num_gpus_per_replica": plan.num_gpus_per_replica,
                 "precision": plan.estimate.precision, "kv_dtype": plan.estimate.kv_dtype,
                 "engine": plan.estimate.engine, "profile": plan.estimate.efficiency_profile,
-                "api_id": plan.api.api_id if plan.api else None}
+                "api_id": plan.api.api_id if plan.api else None,
+                "speculative_draft_tokens": (e.speculative or {}).get("draft_tokens"),
+                "speculative_acceptance_frac": (e.speculative or {}).get("acceptance_frac")}
     return resolved.get(name)
 
 

@@ -117,7 +117,9 @@ def test_provenance_distinguishes_you_default_and_planner(tiny_catalog):
     assert rows["gpu_purchase_usd"][4].startswith("default: data/gpus.csv")
     assert all(r[2] is not None for name, r in rows.items()
                if name not in ("request_sizes_csv", "hourly_profile", "finetune_dataset_tokens", "finetune_gpu",
-                               "finetune_num_gpus", "profile", "tp", "pp", "expert_parallel")), \
+                               "finetune_num_gpus", "profile", "tp", "pp", "expert_parallel",
+                               # draft length and acceptance exist only where speculation is on (default off)
+                               "speculative_draft_tokens", "speculative_acceptance_frac")), \
         [name for name, r in rows.items() if r[2] is None]
 
 
@@ -151,3 +153,12 @@ def test_json_report_is_strict_json(tiny_plan):
     assert plan_to_dict(tiny_plan)["api"]["api_id"] == "test-api"
     # NaN fields (an unavailable quantity) become null, never the invalid token NaN
     assert "NaN" not in plan_to_json(tiny_plan)
+
+
+def test_speculative_draft_and_acceptance_are_reported_from_the_data(real_catalog):
+    s = Scenario(model="deepseek-ai/DeepSeek-V3", gpu="H200-SXM", num_gpus_per_replica=8, precision="fp8",
+                 requests_per_day=20_000, speculative="mtp")
+    p = plan(s, real_catalog)
+    rows = {r[1]: r for r in plan_to_rows(p, catalog=real_catalog) if r[0] == "assumption"}
+    assert rows["speculative_draft_tokens"][2] == p.estimate.speculative["draft_tokens"] == 1  # data's shortest
+    assert rows["speculative_acceptance_frac"][2] == p.estimate.speculative["acceptance_frac"]
