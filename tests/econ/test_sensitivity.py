@@ -97,9 +97,11 @@ def test_throughput_bar_reads_the_plans_range(tiny_catalog):
     profiles = tuple(dataclasses.replace(prof, range_low_factor=0.5, range_high_factor=1.5)
                      for prof in tiny_catalog.efficiency)
     catalog = dataclasses.replace(tiny_catalog, efficiency=profiles)
-    capacity = plan(tiny(peak_to_average_ratio=1.0), catalog).capacity_requests_per_s_per_replica
+    # one configuration at both volumes (the search may otherwise pick another replica at the larger one)
+    fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")
+    capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
     # 9.99 replicas of flat traffic: 20 replicas at half the capacity, 7 at 1.5x (see test_plan)
-    p = plan(tiny(peak_to_average_ratio=1.0, requests_per_day=9.99 * capacity * 86_400), catalog)
+    p = plan(tiny(**fixed, requests_per_day=9.99 * capacity * 86_400), catalog)
     bar = next(s for s in sensitivity(p, catalog, swing_frac=0.1) if s.driver == "throughput")
     assert bar.label == THROUGHPUT_DRIVER
     assert (bar.low_value, bar.high_value) == (pytest.approx(0.5 * capacity), pytest.approx(1.5 * capacity))
