@@ -378,7 +378,7 @@ def scenario_fields_and_warnings(workload: UsageWorkload) -> tuple[dict[str, Any
     A real trace may be burstier than the scenario's bounds (a 10-day trace with a busiest hour at
     236x the mean): the measurement stands and is printed; only the snippet leaves the field out.
     """
-    from planner.scenario import coerce_field  # the scenario module loads its default tables on import
+    from planner.scenario import coerce_field  # the scenario sits above data/ in the layers: imported on use
 
     fields: dict[str, Any] = {
         "requests_per_day": workload.requests_per_day,
