@@ -86,7 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refit", action="store_true", help="refit the profiles on the fit rows first")
     parser.add_argument("--write", action="store_true", help="with --refit: rewrite data/efficiency.csv")
-    parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits (~1 min)")
+    parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits (a few minutes)")
     args = parser.parse_args()
     catalog = load_catalog()
     points = read_measured()

@@ -143,7 +143,7 @@ def _run_validate(args: argparse.Namespace) -> int:
     if loso is not None:
         _family_table("leave-one-source-out (every row predicted by a refit without its source), by family", loso)
     else:
-        sys.stdout.write("leave-one-source-out errors: add --loso (one refit per source, about a minute)\n\n")
+        sys.stdout.write("leave-one-source-out errors: add --loso (one refit per source, a few minutes)\n\n")
     sys.stdout.write(f"{len(results)} of {len(points)} rows predicted; {len(skipped)} not expressible:\n")
     for u in skipped:
         sys.stdout.write(f"  {u.point.row_id}: {u.reason}\n")
@@ -201,7 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--profile", help="predict every row with this efficiency profile")
     v.add_argument("--summary-only", action="store_true", help="skip the per-row table")
     v.add_argument("--loso", action="store_true", help="also refit without each source and score it "
-                   f"(leave-one-source-out over {', '.join(FAMILIES)}; about a minute)")
+                   f"(leave-one-source-out over {', '.join(FAMILIES)}; a few minutes)")
     v.add_argument("--slo", action="store_true", help="instead: the queueing model's latency and SLO-bound rate "
                    "against the measured serving runs (about 10 s)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
