@@ -43,6 +43,7 @@ def _model_inputs(fields: dict[str, Any], cat: Any) -> None:
                              auto_label="searched (every engine that runs it)")
         widgets.choice_field(fields, "num_gpus_per_replica", "GPUs per replica", NUM_GPUS_CHOICES,
                              auto_label="searched (cheapest fleet)")
+        _profile_input(fields, cat)
         with st.popover("More: search policies, KV cache, expert parallelism", width="stretch"):
             widgets.choice_field(fields, "quality_policy", "Quality policy", ["lossless", "low-risk", "any"],
                                  help_extra="lossless: bf16/fp16 weights and KV; low-risk: also fp8/int8 where the "
@@ -54,6 +55,22 @@ def _model_inputs(fields: dict[str, Any], cat: Any) -> None:
             widgets.choice_field(fields, "kv_dtype", "KV cache dtype", list(cat.kv_dtypes),
                                  auto_label="searched (engine default; 8-bit beyond lossless)")
             widgets.bool_field(fields, "expert_parallel", "Expert parallelism (MoE)")
+
+
+def _profile_input(fields: dict[str, Any], cat: Any) -> None:
+    """The scenario's named efficiency profile: only those that describe its GPU and engine are offered (a
+    profile fixes its engine where the scenario leaves it to the search); plan() refuses a mismatch."""
+    gpu = cat.gpus.get(fields.get("gpu"))
+    engine = fields.get("engine")
+    every = list({p.profile_id: p for p in (*cat.efficiency, *cat.user_efficiency)}.values())
+    fitting = [p.profile_id for p in every
+               if gpu is None or cat.profile_problem(p, engine or p.engine, gpu) is None]
+    widgets.choice_field(fields, "profile", "Efficiency profile", fitting, auto_label="catalog default",
+                         help_extra="Calibrate your own on the Calibrate page; a profile describes one engine "
+                                    "on the GPUs it names.")
+    if len(every) > len(fitting):
+        st.caption(f"{len(every) - len(fitting)} other profiles describe other GPUs or engines "
+                   "(listed on the Calibrate page).")
 
 
 def _preset_placeholder(fields: dict[str, Any], field: str, fmt: str = "g") -> str:

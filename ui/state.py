@@ -4,6 +4,10 @@ The shipped catalog is loaded once per server (`st.cache_resource`); a session t
 uploads prices gets its own copy through `Catalog.with_gpu_prices` / `with_api_prices`, and a
 digest of those prices (`catalog_key()`) keys every cached computation, so sessions never see
 each other's prices.
+
+Calibrated efficiency profiles (the Calibrate page) live in the session too, never on the server's
+disk: the session catalog knows them through `Catalog.with_user_profiles`, beside the profiles in the
+server's profile folder ($PLANNER_PROFILE_DIR, read once per server process), and the digest covers them.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import streamlit as st
 
 from planner.advice.advisor import Constraints, Recommendation, recommend
 from planner.advice.benchmarks_data import Benchmarks, load_benchmarks
-from planner.data.catalog import ApiPrice, Catalog, GpuPrice, load_catalog
+from planner.data.catalog import ApiPrice, Catalog, EfficiencyProfile, GpuPrice, load_catalog
 from planner.econ.sensitivity import sensitivity as sensitivity_swings
+from planner.errors import PlannerError
+from planner.fit.profile_store import load_user_profiles, profile_dir
 from planner.plan import Plan, plan
 from planner.report import plan_monthly_to_csv, plan_to_csv, plan_to_zip, write_csv
 from planner.scenario import Scenario, scenario_to_dict
@@ -29,6 +35,7 @@ _GPU_PRICES = "_gpu_price_override"
 _API_PRICES = "_api_price_override"
 _CATALOG = "_session_catalog"
 _CATALOG_KEY = "_session_catalog_key"
+_PROFILES = "_session_profiles"  # profile_id -> EfficiencyProfile calibrated in this session
 SHIPPED = "shipped"
 
 
@@ -38,29 +45,66 @@ def shipped_catalog() -> Catalog:
     return load_catalog()
 
 
+@st.cache_resource(show_spinner=False)
+def server_profiles() -> tuple[tuple[EfficiencyProfile, ...], str | None]:
+    """The calibrated profiles in the server's profile folder (`planner calibrate` writes there), read once per
+    server process, and a note when the folder could not be read (then no profiles, never a crash)."""
+    try:
+        return load_user_profiles(), None
+    except (PlannerError, OSError, ValueError, RecursionError) as err:
+        return (), f"the server's profile folder {profile_dir()} could not be read: {str(err)[:300]}"
+
+
+def _base_catalog() -> Catalog:
+    """The shipped catalog plus the server folder's profiles (a fixed pair per server process)."""
+    folder = server_profiles()[0]
+    return shipped_catalog().with_user_profiles(folder) if folder else shipped_catalog()
+
+
 def catalog() -> Catalog:
-    """The catalog every page uses: the shipped data with this session's edited or uploaded prices."""
-    return st.session_state.get(_CATALOG) or shipped_catalog()
+    """The catalog every page uses: the shipped data with this session's edited or uploaded prices and its
+    calibrated profiles."""
+    return st.session_state.get(_CATALOG) or _base_catalog()
 
 
 def catalog_key() -> str:
-    """Identifies this session's prices for the caches ('shipped' when nothing was changed)."""
+    """Identifies this session's prices and profiles for the caches ('shipped' when nothing was changed)."""
     return st.session_state.get(_CATALOG_KEY, SHIPPED)
 
 
 def _rebuild() -> None:
     gpu, api = st.session_state.get(_GPU_PRICES), st.session_state.get(_API_PRICES)
-    if gpu is None and api is None:
+    mine = tuple(session_profiles().values())
+    if gpu is None and api is None and not mine:
         for key in (_CATALOG, _CATALOG_KEY):
             st.session_state.pop(key, None)
         return
-    cat = shipped_catalog()
+    cat = _base_catalog()
     if gpu is not None:
         cat = cat.with_gpu_prices(gpu)
     if api is not None:
         cat = cat.with_api_prices(api)
+    if mine:  # this session's first: named_profile takes the first match
+        cat = cat.with_user_profiles((*mine, *server_profiles()[0]))
     st.session_state[_CATALOG] = cat
-    st.session_state[_CATALOG_KEY] = hashlib.sha256(repr((gpu, api)).encode()).hexdigest()[:16]
+    st.session_state[_CATALOG_KEY] = hashlib.sha256(repr((gpu, api, mine)).encode()).hexdigest()[:16]
+
+
+def session_profiles() -> dict[str, EfficiencyProfile]:
+    """The efficiency profiles calibrated in this session, by profile id (gone when the session ends)."""
+    return st.session_state.get(_PROFILES, {})
+
+
+def add_session_profile(profile: EfficiencyProfile) -> None:
+    """Keep a calibrated profile for the rest of the session (one of the same name is replaced); plans
+    that name it use it from now on."""
+    st.session_state[_PROFILES] = {**session_profiles(), profile.profile_id: profile}
+    _rebuild()
+
+
+def reserved_profile_names() -> list[str]:
+    """Names a session profile may not take: the shipped profiles and the server folder's."""
+    return [p.profile_id for p in (*shipped_catalog().efficiency, *server_profiles()[0])]
 
 
 def set_gpu_prices(prices: Iterable[GpuPrice] | None) -> None:
@@ -141,6 +185,8 @@ def pages() -> dict[str, st.Page]:
         "prices": st.Page("ui/prices_page.py", title="Prices", icon=":material/sell:", url_path="prices"),
         "finetune": st.Page("ui/finetune_page.py", title="Fine-tune", icon=":material/model_training:",
                             url_path="finetune"),
+        "calibrate": st.Page("ui/calibrate_page.py", title="Calibrate", icon=":material/speed:",
+                             url_path="calibrate"),
     }
 
 
@@ -153,7 +199,7 @@ def pages_navigation() -> Any:
     p = pages()
     return st.navigation({"Plan": [p["plan"], p["sensitivity"], p["finetune"]],
                           "Explore": [p["advisor"], p["compare"], p["hardware"]],
-                          "Settings": [p["prices"]]})
+                          "Settings": [p["prices"], p["calibrate"]]})
 
 
 # --- scenario ----------------------------------------------------------------------------------------------

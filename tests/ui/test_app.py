@@ -29,7 +29,7 @@ from ui.support import (
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT_S = 60
-PAGES = ["plan", "advisor", "compare", "hardware", "sensitivity", "prices"]
+PAGES = ["plan", "advisor", "compare", "hardware", "sensitivity", "prices", "calibrate"]
 GPU_PRICE_HEADER = ("gpu_id,provider,pricing,usd_per_gpu_hour,region,instance_type,gpus_per_instance,source_url,"
                     "source_accessed,notes")
 
@@ -112,7 +112,7 @@ def _no_none_or_nan_shown(at: AppTest) -> None:
         assert not {"None", "nan", "NaN"} & cells
 
 
-@pytest.mark.parametrize("name", ["hardware", "sensitivity", "prices", "compare"])
+@pytest.mark.parametrize("name", ["hardware", "sensitivity", "prices", "compare", "calibrate"])
 def test_no_table_shows_none_or_nan(name: str) -> None:
     at = _open(name)
     if name == "hardware":  # spot: several GPUs have no spot offer, so the price column has gaps

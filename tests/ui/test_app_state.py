@@ -17,7 +17,7 @@ TIMEOUT_S = 60
 # One valid, non-default value for every field a link may carry (a new field must be added here).
 NON_DEFAULT = {
     "model": "meta-llama/Llama-3.1-8B", "gpu": "H200", "num_gpus_per_replica": 2, "tp": 2, "pp": 1,
-    "precision": "fp8", "kv_dtype": "fp8", "engine": "sglang", "profile": "my-profile", "expert_parallel": True,
+    "precision": "fp8", "kv_dtype": "fp8", "engine": "sglang", "profile": "sglang-datacenter", "expert_parallel": True,
     "max_num_seqs": 128, "speculative": "eagle3", "speculative_draft_tokens": 3, "speculative_acceptance_frac": 0.7,
     "quality_policy": "any", "provider_policy": "any", "preset": "rag",
     "requests_per_day": 250_000.0, "tokens_per_month": 3e9, "input_tokens_mean": 1500.0,

@@ -24,7 +24,8 @@ RENDER_TIMEOUT_MS = 60_000
 # (screenshot name, URL path, page title)
 PAGES = [("plan", "", "Plan"), ("sensitivity", "sensitivity", "Sensitivity and scenarios"),
          ("choose", "choose", "Choose a model"), ("compare", "compare", "Compare models"),
-         ("hardware", "hardware", "Hardware fit"), ("prices", "prices", "Prices")]
+         ("hardware", "hardware", "Hardware fit"), ("prices", "prices", "Prices"),
+         ("calibrate", "calibrate", "Calibrate")]
 FORMULA_PREFIXES = ("=", "+", "@", "\t", "\r")  # a leading "-" is fine on numbers, checked separately
 
 if not CHROMIUM.exists():

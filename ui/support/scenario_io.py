@@ -32,7 +32,8 @@ SERVER_PATH_FIELDS = ("request_sizes_csv",)
 # field -> (Catalog lookup method, id attribute of the record it returns)
 _CATALOG_LOOKUPS = {"model": ("model", "model_id"), "gpu": ("gpu", "gpu_id"), "finetune_gpu": ("gpu", "gpu_id"),
                     "precision": ("precision", "precision_id"), "kv_dtype": ("kv_dtype", "kv_dtype_id"),
-                    "engine": ("engine", "engine_id"), "api_id": ("api_price", "api_id")}
+                    "engine": ("engine", "engine_id"), "api_id": ("api_price", "api_id"),
+                    "profile": ("named_profile", "profile_id")}
 
 
 def _canonical_name(catalog: Catalog, field: str, value: Any) -> Any:
