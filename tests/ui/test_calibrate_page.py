@@ -224,3 +224,16 @@ def test_an_unreadable_server_folder_is_a_note(monkeypatch, tmp_path) -> None:
     assert not at.exception and not at.error, _texts(at, "error")
     assert any("could not be read" in i for i in _texts(at, "info")), _texts(at, "info")
     assert "vllm-datacenter" in _profiles(at)
+
+
+def test_the_page_module_does_not_import_scipy() -> None:
+    """scipy (the fit) is imported on the first "Calibrate" click, not when the page or the app loads."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, ui.calibrate_page, ui.plan_page, ui.state; "
+            "print(sorted(m for m in ('scipy', 'planner.fit.calibration') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
