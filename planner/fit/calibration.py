@@ -599,13 +599,39 @@ def calibrate_profile(catalog: Catalog, points: list[MeasuredPoint], *, name: st
     after = [m.predict(_efficiency(_scaled(np.array(natural), scale[id(m)]))) for m in models]
     ape = [abs(a - m.point.measured_value) / m.point.measured_value for a, m in zip(after, models, strict=True)]
     gpu_id = models[0].setup.gpu.gpu_id
+    low, high = user_range(base, [_speed_ratio(m.point, a) for m, a in zip(models, after, strict=True)])
+    urls = sorted({m.point.source_url for m in models if (m.point.source_url or "").startswith(("http://", "https://"))})
+    labels = sorted({m.point.row_id.rsplit(":", 1)[0] for m in models})
     profile = profile_row(name, models[0].setup.engine_id, gpu_id, natural,
-                          range_factors=(base.range_low_factor, base.range_high_factor), n_points=len(models),
+                          range_factors=(low, high), n_points=len(models),
                           fit_mdape_frac=float(np.median(ape)), holdout_mdape_frac=None,
-                          source_url=base.source_url, format_scales=[mfu_scale(base, f) for f in GEMM_FORMATS],
-                          notes=f"user calibration on {len(models)} point(s) for {models[0].setup.engine_id} on "
-                                f"{gpu_id}; prior {base.profile_id}; range factors inherited from {base.profile_id}")
+                          source_url=urls[0] if len(urls) == 1 else USER_MEASUREMENT_URL,
+                          format_scales=[mfu_scale(base, f) for f in GEMM_FORMATS],
+                          notes=f"user measurement ({', '.join(labels)[:200]}): calibration on {len(models)} point(s) "
+                                f"for {models[0].setup.engine_id} on {gpu_id}; prior {base.profile_id}; range "
+                                f"{low:.3f}-{high:.3f} from the points' residuals (spread x (1 + 0.25/sqrt(n)), "
+                                f"within the prior's {base.range_low_factor:.3f}-{base.range_high_factor:.3f})")
     return profile, [(m.point, b, a) for m, b, a in zip(models, before, after, strict=True)]
+
+
+# A user's own points have no published source: the profile cites the tool that measured them.
+USER_MEASUREMENT_URL = "https://docs.vllm.ai/en/latest/cli/bench/serve.html"
+
+
+def _speed_ratio(point: MeasuredPoint, predicted: float) -> float:
+    """measured / predicted as a speed (a latency row inverted), the convention of the range factors."""
+    ratio = point.measured_value / predicted
+    return 1.0 / ratio if point.metric in ("ttft_ms", "tpot_ms") else ratio
+
+
+def user_range(base: EfficiencyProfile, ratios: list[float]) -> tuple[float, float]:
+    """Range factors of a user calibration: the spread of its points' measured/predicted speed after the fit,
+    widened by (1 + 0.25/sqrt(n)) for the few points it has, containing 1, and never wider than the prior's
+    range (`base`, fitted on many sources). One point gives about +-25 %, nine about +-8 %."""
+    widen = 1.0 + 0.25 / math.sqrt(len(ratios))
+    low = min(min(ratios), 1.0) / widen
+    high = max(max(ratios), 1.0) * widen
+    return max(low, base.range_low_factor), min(high, base.range_high_factor)
 
 
 def _efficiency(natural: np.ndarray) -> Efficiency:
