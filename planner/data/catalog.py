@@ -16,7 +16,6 @@ from typing import Any
 
 from planner import units
 from planner.data._csvschema import Table, read_records
-from planner.data.columns import columns
 from planner.data.records import (
     ApiPrice,
     EfficiencyProfile,
@@ -35,8 +34,6 @@ from planner.model.architecture import architecture_from_config
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 MAX_NAME_CHARS = 200  # longest catalog id or alias compared when suggesting close names (the longest is ~60)
 DEFAULT_CONTEXT_TOKENS = 4096  # a user config.json without max_position_embeddings: the oldest common context
-# The efficiency.csv columns, read from the EfficiencyProfile declaration (planner.fit.profile_store writes them).
-EFFICIENCY_SCHEMA = columns(EfficiencyProfile)
 
 
 def _closest(name: str, names: Iterable[str], what: str) -> UnknownNameError:

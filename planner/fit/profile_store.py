@@ -1,7 +1,7 @@
 """Profile files: write efficiency profiles as CSV, store and load the user's calibrated ones, and turn
 `vllm bench serve --save-result` JSON into measured points.
 
-Profiles use the data/efficiency.csv schema (catalog.EFFICIENCY_SCHEMA). A user's calibrated
+Profiles use the data/efficiency.csv columns (the EfficiencyProfile record's declaration). A user's calibrated
 profile is a one-row CSV named <profile_id>.csv in $PLANNER_PROFILE_DIR, else
 ~/.config/llm-planner/profiles.
 """
@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from planner.data._csvschema import read_rows
-from planner.data.catalog import EFFICIENCY_SCHEMA, EfficiencyProfile
+from planner.data._csvschema import read_records
+from planner.data.columns import columns
+from planner.data.records import EfficiencyProfile
 from planner.data.safe_io import loads_json
 from planner.errors import InvalidInputError, bounded_float, bounded_int, brief, require_positive
 from planner.fit.measured import MeasuredPoint
@@ -26,10 +27,10 @@ DEFAULT_PROFILE_DIR = Path("~/.config/llm-planner/profiles")
 
 
 def write_efficiency_csv(profiles: Iterable[EfficiencyProfile], path: Path) -> None:
-    """Write profiles in the efficiency.csv schema (the column order of EFFICIENCY_SCHEMA)."""
+    """Write profiles in the efficiency.csv columns (the order the EfficiencyProfile record declares)."""
     import csv
 
-    cols = list(EFFICIENCY_SCHEMA)
+    cols = list(columns(EfficiencyProfile))
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(cols)
@@ -90,8 +91,7 @@ def load_user_profiles(directory: Path | None = None) -> tuple[EfficiencyProfile
         return ()
     out = []
     for path in sorted(folder.glob("*.csv")):
-        for row in read_rows(path, EFFICIENCY_SCHEMA, id_column="profile_id"):
-            out.append(EfficiencyProfile(**{k: v for k, v in row.items() if not k.startswith("_")}))
+        out.extend(read_records(path, EfficiencyProfile, id_column="profile_id"))
     return tuple(out)
 
 
