@@ -28,7 +28,7 @@ import numpy as np
 from planner import units
 from planner.data.catalog import Catalog, Gpu, KvDtype, Model, Precision
 from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError, counted
-from planner.perf import evaluator
+from planner.perf import evaluator, speculative
 from planner.perf.evaluator import CandidateSet, Layout
 
 QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": ("none", "low", "moderate", "high")}
@@ -58,6 +58,9 @@ class SearchSpace:
     batch_limits: tuple[int | None, ...] = BATCH_LIMITS
     profile: str | None = None
     native_only: bool = False  # only formats the GPU computes natively (quality policies other than "any")
+    # speculative decoding (`speculative.resolve`; None: off): every step of the search is the speculative one
+    # where it helps, per batch, on the engines that run it (`speculative.ENGINES`), the plain one elsewhere
+    speculative: speculative.SpeculativeSetting | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,33 @@ def _fleet(cap_per_s: np.ndarray, traffic: Traffic) -> tuple[np.ndarray, np.ndar
     return total, hours, serving
 
 
+def step_time_fn(arch, cs: CandidateSet, setting: speculative.SpeculativeSetting | None,
+                 traffic: Traffic) -> evaluator.StepFn:
+    """The step model every queueing call of the search runs on: `evaluator.step_time_fn` without speculation;
+    with it, `speculative.step_time_fn` (per output token, the plain step where speculation loses at that batch)
+    for the configurations whose engine runs drafts (`speculative.ENGINES`), the plain step for the others."""
+    kw = dict(input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    if setting is None:
+        return evaluator.step_time_fn(arch, cs, **kw)
+    drafts = np.array([cs.bases[b].engine.engine_id in speculative.ENGINES for b in cs.base_index], dtype=bool)
+    if drafts.all():
+        return speculative.step_time_fn(arch, cs, setting, **kw)
+    plain_fn = evaluator.step_time_fn(arch, cs, **kw)
+    if not drafts.any():
+        return plain_fn
+    idx, n = np.flatnonzero(drafts), len(drafts)
+    spec_fn = speculative.step_time_fn(arch, cs.take(idx), setting, **kw)
+
+    def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
+        b = np.broadcast_to(np.asarray(decode_batch, dtype=float), (n,))
+        p = np.broadcast_to(np.asarray(prefill_tokens, dtype=float), (n,))
+        out = np.array(plain_fn(b, p), dtype=float)
+        out[idx] = spec_fn(b[idx], p[idx])
+        return out
+
+    return step_s
+
+
 @dataclass(frozen=True)
 class _Capacities:
     """The volume-independent half of a search: every fitting configuration's rate at the targets."""
@@ -236,7 +266,7 @@ def _capacity_key(catalog: Catalog, space: SearchSpace, targets: Targets, traffi
             tuple(k.kv_dtype_id if k is not None else None for k in space.kv_dtypes), space.gpu_counts, space.tp,
             space.pp, space.expert_parallel, space.batch_limits, space.profile, space.native_only, targets,
             traffic.input_tokens, traffic.output_tokens, traffic.prefill_tokens, traffic.input_tokens_cv,
-            traffic.output_tokens_cv, id(space.model))
+            traffic.output_tokens_cv, id(space.model), space.speculative)
 
 
 def _capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> _Capacities:
@@ -292,7 +322,7 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
                               f"({_space_words(space)}) holds the weights and one sequence's KV cache; allow more "
                               f"GPUs per replica or lighter precisions")
     sub = cs.take(fit_idx)
-    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    step = step_time_fn(arch, sub, space.speculative, traffic)
     budget = np.array([sub.bases[i].engine.max_num_batched_tokens or 1e12 for i in sub.base_index], dtype=float)
     max_batch = ev.max_concurrency[fit_idx].astype(float)
     rate, bound = max_rate_meeting_slo(step, ttft_target_s=targets.ttft_target_s, tpot_target_s=targets.tpot_target_s,
@@ -306,8 +336,12 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
 
 
 def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic, price_of: PriceFn, *,
-           n_options: int = 10) -> SearchResult:
-    """The cheapest configuration meeting the targets (DoesNotFitError / UnreachableTargetError when none)."""
+           n_options: int = 10, extras: bool = True) -> SearchResult:
+    """The cheapest configuration meeting the targets (DoesNotFitError / UnreachableTargetError when none).
+
+    `extras=False` leaves out what only the report shows: the cost-latency frontier and the per-axis
+    alternatives (with their explanation lines); the choice, its fleet and its latency are the same.
+    """
     start = time.perf_counter()
     model, arch = space.model, space.model.arch
     found = _capacities(catalog, space, targets, traffic)
@@ -335,27 +369,32 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     idx = np.flatnonzero(ok)
     # cheapest (to the cent), then fewer GPUs, then more spare rate per replica (lower latency)
     order = idx[np.lexsort((-cap[idx] / gpus_per_replica[idx], total_gpus[idx], np.round(monthly[idx], 2)))]
-    order = _latency_tie_break(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget)
+    spec = space.speculative
+    order = _latency_tie_break(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget,
+                               spec)
     options = [_option(sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price,
                        monthly=monthly, prices=prices, gpu_ids=gpu_ids, bound=bound) for i in order[:n_options]]
-    best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving)
-    alternatives = _alternatives(sub, order, best, lambda i: _option(
-        sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price, monthly=monthly,
-        prices=prices, gpu_ids=gpu_ids, bound=bound))
-    frontier = _frontier(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget)
+    best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving, spec)
+    alternatives, frontier = [], ()
+    if extras:
+        alternatives = _alternatives(sub, order, best, lambda i: _option(
+            sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price, monthly=monthly,
+            prices=prices, gpu_ids=gpu_ids, bound=bound))
+        frontier = _frontier(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget,
+                             spec)
     return SearchResult(best=best, alternatives=tuple(alternatives), explanation=tuple(_explain(best, alternatives)),
                         n_configurations=n_total, n_fitting=found.n_fit, n_meeting_targets=int(idx.size),
                         elapsed_s=time.perf_counter() - start, options=(best, *options[1:]), frontier=frontier)
 
 
 def _design_load_latency(arch, cs: CandidateSet, idx: np.ndarray, serving: np.ndarray, traffic: Traffic,
-                         max_batch: np.ndarray, budget: np.ndarray):
+                         max_batch: np.ndarray, budget: np.ndarray,
+                         setting: speculative.SpeculativeSetting | None = None):
     """Latency percentiles of configurations `idx` with the fleet's design load spread over their serving
     instances (replicas x dp)."""
     from planner.perf.queueing import latency_percentiles  # scipy.special: loaded when a search runs, not at import
 
-    sub = cs.take(idx)
-    step = evaluator.step_time_fn(arch, sub, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    step = step_time_fn(arch, cs.take(idx), setting, traffic)
     rate = traffic.design_rate_per_s / (np.maximum(serving[idx], 1.0) * cs.dp[idx])
     return latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=traffic.prompt_tokens,
                                output_tokens=traffic.output_tokens, max_batch=max_batch[idx], token_budget=budget[idx],
@@ -378,11 +417,12 @@ FRONTIER_CANDIDATES = 2000  # the cheapest configurations whose latency the fron
 
 def _frontier(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
               serving: np.ndarray, traffic: Traffic, targets: Targets, max_batch: np.ndarray,
-              budget: np.ndarray) -> tuple[FrontierPoint, ...]:
+              budget: np.ndarray, setting: speculative.SpeculativeSetting | None = None
+              ) -> tuple[FrontierPoint, ...]:
     """The cost-vs-latency frontier among the cheapest configurations that meet the targets: walking up in cost,
     each point has a lower end-to-end latency (TTFT + (output - 1) x TPOT at the percentile) than all cheaper."""
     top = order[:FRONTIER_CANDIDATES]
-    lat = _design_load_latency(arch, cs, top, serving, traffic, max_batch, budget)
+    lat = _design_load_latency(arch, cs, top, serving, traffic, max_batch, budget, setting)
     ttft, tpot = np.asarray(lat.ttft_at(targets.percentile)), np.asarray(lat.tpot_at(targets.percentile))
     e2e = _end_to_end_s(lat, traffic, targets.percentile)
     labels = cs.take(top).labels()
@@ -401,7 +441,7 @@ def _frontier(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, to
 
 def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
                        serving: np.ndarray, traffic: Traffic, targets: Targets, max_batch: np.ndarray,
-                       budget: np.ndarray) -> np.ndarray:
+                       budget: np.ndarray, setting: speculative.SpeculativeSetting | None = None) -> np.ndarray:
     """Among the options as cheap as the cheapest (to the cent) on as few GPUs, the lowest end-to-end latency at the
     percentile under the design load comes first: TTFT + (output - 1) x TPOT."""
     first = order[0]
@@ -410,7 +450,7 @@ def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.nd
     if tied.size < 2:
         return order
     tied = tied[:512]
-    e2e = _end_to_end_s(_design_load_latency(arch, cs, tied, serving, traffic, max_batch, budget), traffic,
+    e2e = _end_to_end_s(_design_load_latency(arch, cs, tied, serving, traffic, max_batch, budget, setting), traffic,
                         targets.percentile)
     ranked = tied[np.argsort(e2e, kind="stable")]
     rest = order[~np.isin(order, ranked)]
@@ -430,9 +470,10 @@ def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, mo
 
 
 def _with_latency(arch, cs: CandidateSet, i: int, opt: Option, traffic: Traffic, targets: Targets,
-                  max_batch: np.ndarray, budget: np.ndarray, serving: np.ndarray) -> Option:
+                  max_batch: np.ndarray, budget: np.ndarray, serving: np.ndarray,
+                  setting: speculative.SpeculativeSetting | None = None) -> Option:
     """The option with its latency at the percentile under the fleet's design load (per engine instance)."""
-    lat = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget)
+    lat = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget, setting)
     latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[0])
                for what in ("ttft", "tpot") for q in LATENCY_PERCENTILES}
     running = float(np.asarray(lat.running_batch_mean)[0])
@@ -508,4 +549,4 @@ def _space_words(space: SearchSpace) -> str:
 
 __all__ = ["BATCH_LIMITS", "GPUS_PER_REPLICA", "LATENCY_PERCENTILES", "QUALITY_POLICIES", "FrontierPoint", "Option",
            "SearchResult", "SearchSpace", "Targets", "Traffic", "end_to_end_s", "kv_dtypes_for", "option_candidates",
-           "precisions_for", "search"]
+           "precisions_for", "search", "step_time_fn"]

@@ -14,7 +14,7 @@ central estimate. Chart data over volume is in `planner.econ.cost_curves`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -80,6 +80,7 @@ from planner.optimizer import (
     precisions_for,
     search,
 )
+from planner.perf import speculative
 from planner.perf.estimate import Estimate, EstimateRequest, estimate, prepare, resolve_model
 from planner.scenario import PRESETS, Scenario
 
@@ -146,7 +147,9 @@ class Plan:
 
 
 def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
-    """What the scenario leaves to the search: every field it sets stays fixed."""
+    """What the scenario leaves to the search: every field it sets stays fixed. Speculative decoding is
+    resolved here (one InvalidInputError for a method the model does not ship, or a fixed engine that does not
+    run it), so that the search sizes the fleet with the speculative step."""
     model = resolve_model(catalog, s.model)
     if s.gpu == "auto":
         gpus = tuple(catalog.gpus.values())
@@ -161,6 +164,12 @@ def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
             raise InvalidInputError(f"scenario field 'profile': {catalog.profile_problem(prof, engines[0], gpus[0])}"
                                     + (" (no catalog GPU matches it)" if s.gpu == "auto" else ""))
         gpus = fits
+    setting = speculative.resolve(model.arch, model.model_id, s.speculative,
+                                  speculative.shipped_rows() if s.speculative != "off" else (),
+                                  draft_tokens=s.speculative_draft_tokens,
+                                  acceptance_frac=s.speculative_acceptance_frac)
+    if setting is not None and engines is not None:  # a fixed engine must run the drafts; searched ones may not
+        speculative.check_engine(engines[0])
     return SearchSpace(
         model=model, gpus=gpus, engines=engines,
         precisions=precisions_for(catalog, model, s.quality_policy, s.precision),
@@ -168,7 +177,7 @@ def _search_space(catalog: Catalog, s: Scenario) -> SearchSpace:
         gpu_counts=(s.num_gpus_per_replica,) if s.num_gpus_per_replica else GPUS_PER_REPLICA,
         tp=s.tp, pp=s.pp, expert_parallel=s.expert_parallel,
         batch_limits=(s.max_num_seqs,) if s.max_num_seqs else BATCH_LIMITS, profile=s.profile,
-        native_only=s.quality_policy != "any" and s.precision is None)
+        native_only=s.quality_policy != "any" and s.precision is None, speculative=setting)
 
 
 def _traffic(s: Scenario, w: Workload, sizes: RequestSizes | None, headline: str, elastic_ok: bool) -> Traffic:
@@ -210,22 +219,32 @@ def _price_fn(catalog: Catalog, s: Scenario, headline: str, elastic_ok: bool):
 
 
 def _operating_point(catalog: Catalog, s: Scenario, w: Workload, sizes: RequestSizes | None, ttft_target_s: float,
-                     tpot_target_s: float, headline: str, elastic_ok: bool) -> tuple[Estimate, SearchResult]:
+                     tpot_target_s: float, headline: str, elastic_ok: bool, *, extras: bool = True
+                     ) -> tuple[Estimate, SearchResult]:
     """The cheapest configuration meeting the targets at the percentile (`optimizer.search`), as an Estimate at its
-    operating concurrency (the mean running batch of one engine instance at the design load)."""
+    operating concurrency (the mean running batch of one engine instance at the design load). With speculative
+    decoding the search sized the fleet with the speculative step and the estimate applies the same setting;
+    where the search chose an engine that runs no drafts (`speculative.ENGINES`) both are plain, with a warning."""
     space = _search_space(catalog, s)
     traffic = _traffic(s, w, sizes, headline, elastic_ok)
     result = search(catalog, space, Targets(ttft_target_s, tpot_target_s, s.latency_percentile), traffic,
-                    _price_fn(catalog, s, headline, elastic_ok))
+                    _price_fn(catalog, s, headline, elastic_ok), extras=extras)
     best = result.best
+    drafts = space.speculative is not None and best.engine in speculative.ENGINES
     request = EstimateRequest(
         model=s.model, gpu=best.gpu_id, num_gpus=best.num_gpus_per_replica, precision=best.precision,
         kv_dtype=best.kv_dtype, input_tokens=int(traffic.input_tokens), output_tokens=int(traffic.output_tokens),
         engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
         expert_parallel=best.layout.ep, profile=s.profile, max_num_seqs=best.max_num_seqs,
-        concurrency=best.operating_concurrency, speculative=s.speculative,
-        speculative_draft_tokens=s.speculative_draft_tokens, speculative_acceptance_frac=s.speculative_acceptance_frac)
-    return estimate(catalog, request), result
+        concurrency=best.operating_concurrency, speculative=s.speculative if drafts else "off",
+        speculative_draft_tokens=s.speculative_draft_tokens if drafts else None,
+        speculative_acceptance_frac=s.speculative_acceptance_frac if drafts else None)
+    est = estimate(catalog, request)
+    if space.speculative is not None and not drafts:
+        est = replace(est, warnings=est.warnings + (
+            f"speculative {s.speculative}: the cheapest configuration runs on {best.engine}, which runs no drafts "
+            f"here ({', '.join(speculative.ENGINES)} do); sized and estimated without speculation",))
+    return est, result
 
 
 def _finetune_monthly(catalog: Catalog, s: Scenario, serving_gpu: str, tier: str, warnings: list[str]) -> float:
@@ -330,9 +349,13 @@ def _tier_rates(catalog: Catalog, s: Scenario, gpu_id: str, elastic_ok: bool
     return rates, prices, capex
 
 
-def plan(scenario: Scenario, catalog: Catalog, *, request_sizes: RequestSizes | None = None) -> Plan:
+def plan(scenario: Scenario, catalog: Catalog, *, request_sizes: RequestSizes | None = None,
+         extras: bool = True) -> Plan:
     """Size, cost and compare one scenario against `catalog` (loaded once by the caller: plan reads no
-    catalog file). Raises DoesNotFitError / UnreachableTargetError when infeasible."""
+    catalog file). Raises DoesNotFitError / UnreachableTargetError when infeasible.
+
+    `extras=False` (the sensitivity re-plans): the search skips the cost-latency frontier and the per-axis
+    alternatives (`search.frontier` and `alternatives` empty); every cost, fleet and latency is the same."""
     s = scenario
     warnings: list[str] = []
     if s.request_sizes_csv and request_sizes is None:
@@ -352,7 +375,8 @@ def plan(scenario: Scenario, catalog: Catalog, *, request_sizes: RequestSizes | 
         sources[name] = "scenario" if value is not None else preset.slo_source_url
     elastic_ok = s.autoscale and w.hourly_profile is not None
     headline = OWNED if s.mode == "owned" else s.rental_tier
-    est, found = _operating_point(catalog, s, w, sizes, ttft_target, tpot_target, headline, elastic_ok)
+    est, found = _operating_point(catalog, s, w, sizes, ttft_target, tpot_target, headline, elastic_ok,
+                                  extras=extras)
     bound_by = found.best.bound_by
     warnings.extend(est.warnings)
     capacity = found.best.capacity_requests_per_s_per_replica

@@ -187,3 +187,128 @@ def test_explanation_counts_in_the_right_number():
     from planner.errors import counted
 
     assert (counted(1, "replica"), counted(2, "GPU"), counted(1_000, "GPU")) == ("1 replica", "2 GPUs", "1,000 GPUs")
+
+
+# --- speculative decoding inside the search (SearchSpace.speculative) ---
+
+DSV3_TIGHT = dict(model="deepseek-v3", gpu="H200-SXM", preset="chat", requests_per_day=200_000, tpot_target_s=0.03,
+                  gpu_price_usd_per_gpu_hour=3.0)
+
+
+@pytest.fixture(scope="module")
+def dsv3_plans(real_catalog):
+    return {spec: plan(Scenario(**DSV3_TIGHT, speculative=spec), real_catalog) for spec in ("off", "mtp")}
+
+
+def test_off_searches_with_the_plain_step_bit_for_bit(real_catalog, default_plan):
+    # speculative off: the search's step model is the evaluator's plain step, and the chosen capacity is the
+    # queueing model's rate on that plain step, exactly (no speculative arithmetic on the way)
+    from planner.optimizer import option_candidates, step_time_fn
+    from planner.perf.queueing import max_rate_meeting_slo
+
+    p, b = default_plan, default_plan.search.best
+    assert p.estimate.speculative is None
+    model = real_catalog.model(p.scenario.model)
+    cands = option_candidates(real_catalog, model, b)
+    traffic = _traffic_of(p)
+    plain = evaluator.step_time_fn(model.arch, cands, input_tokens=traffic.input_tokens,
+                                   output_tokens=traffic.output_tokens)
+    got = step_time_fn(model.arch, cands, None, traffic)
+    for batch, prompt in ((1.0, 0.0), (7.0, 300.0), (64.0, 2048.0)):
+        assert np.array_equal(got(np.array([batch]), np.array([prompt])), plain(np.array([batch]), np.array([prompt])))
+    rate, _ = max_rate_meeting_slo(plain, ttft_target_s=p.ttft_target_s, tpot_target_s=p.tpot_target_s,
+                                   percentile=p.latency_percentile, input_tokens=traffic.prompt_tokens,
+                                   output_tokens=traffic.output_tokens, max_batch=[float(p.estimate.max_concurrency)],
+                                   token_budget=[float(real_catalog.engine(b.engine).max_num_batched_tokens or 1e12)],
+                                   input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    assert b.capacity_requests_per_s_per_replica == b.layout.dp * float(rate[0])
+
+
+def _traffic_of(p):
+    from planner.plan import _traffic
+
+    return _traffic(p.scenario, p.workload, p.request_sizes, p.headline_tier, False)
+
+
+def test_mtp_at_a_tight_tpot_needs_no_more_gpus_and_serves_more_per_replica(dsv3_plans):
+    off, mtp = dsv3_plans["off"], dsv3_plans["mtp"]
+    assert off.search.best.bound_by == "tpot_target_s"  # latency-bound: the TPOT target caps the rate
+    assert mtp.search.best.total_gpus <= off.search.best.total_gpus
+    assert mtp.headline.monthly_usd <= off.headline.monthly_usd + 0.01
+    assert mtp.capacity_requests_per_s_per_replica >= off.capacity_requests_per_s_per_replica
+    assert mtp.estimate.speculative["applied"] and mtp.estimate.speculative["method"] == "mtp"
+    assert off.estimate.speculative is None
+    # the targets still hold at the percentile under the design load, with the speculative step
+    assert mtp.search.best.tpot_s_at_percentile <= mtp.tpot_target_s * (1 + 1e-6)
+
+
+def test_the_same_configuration_serves_at_least_as_much_with_mtp(real_catalog, dsv3_plans):
+    # off's own choice forced, mtp on: min(plain, speculative) per token never slows a step, so the rate can only rise
+    b = dsv3_plans["off"].search.best
+    fixed = dict(engine=b.engine, precision=b.precision, kv_dtype=b.kv_dtype,
+                 num_gpus_per_replica=b.num_gpus_per_replica, tp=b.layout.tp, pp=b.layout.pp,
+                 max_num_seqs=b.max_num_seqs)
+    off = plan(Scenario(**DSV3_TIGHT, **fixed), real_catalog)
+    mtp = plan(Scenario(**DSV3_TIGHT, **fixed, speculative="mtp"), real_catalog)
+    assert mtp.capacity_requests_per_s_per_replica >= off.capacity_requests_per_s_per_replica
+    assert mtp.search.best.total_gpus <= off.search.best.total_gpus
+
+
+def test_the_plans_capacity_is_what_its_estimate_implies(real_catalog, dsv3_plans):
+    # the estimate's speculative setting (draft tokens, acceptance) and the chosen configuration, re-run through the
+    # queueing model on `speculative.step_time_fn` alone, give the plan's capacity; at the operating concurrency the
+    # estimate's speedup is the plain step over the speculative step per token of that same step model
+    from planner.optimizer import option_candidates
+    from planner.perf import speculative as sp
+    from planner.perf.queueing import max_rate_meeting_slo
+
+    p = dsv3_plans["mtp"]
+    b, est = p.search.best, p.estimate
+    model = real_catalog.model(p.scenario.model)
+    cands = option_candidates(real_catalog, model, b)
+    setting = sp.SpeculativeSetting("mtp", est.speculative["draft_tokens"], est.speculative["acceptance_frac"], "")
+    traffic = _traffic_of(p)
+    kw = dict(input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens)
+    spec_fn = sp.step_time_fn(model.arch, cands, setting, **kw)
+    plain_fn = sp.step_time_fn(model.arch, cands, None, **kw)
+    rate, _ = max_rate_meeting_slo(spec_fn, ttft_target_s=p.ttft_target_s, tpot_target_s=p.tpot_target_s,
+                                   percentile=p.latency_percentile, input_tokens=traffic.prompt_tokens,
+                                   output_tokens=traffic.output_tokens, max_batch=[float(est.max_concurrency)],
+                                   token_budget=[float(real_catalog.engine(b.engine).max_num_batched_tokens or 1e12)],
+                                   input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    assert p.capacity_requests_per_s_per_replica == pytest.approx(b.layout.dp * float(rate[0]), rel=1e-12)
+    n, zero = np.array([float(est.concurrency)]), np.zeros(1)
+    assert est.speculative["speedup_factor"] == pytest.approx(float(plain_fn(n, zero)[0] / spec_fn(n, zero)[0]),
+                                                              rel=1e-9)
+
+
+def test_search_with_speculation_equals_exhaustive_one_configuration_at_a_time(real_catalog):
+    # the brute force of test_search_equals_exhaustive_one_configuration_at_a_time with EAGLE-3 drafts on
+    # (Llama-3.3-70B has sourced EAGLE-3 acceptance): the search's choice is still the cheapest of them
+    s = _scenario(engine="vllm", quality_policy="low-risk", requests_per_day=100_000, speculative="eagle3")
+    whole = plan(dataclasses.replace(s, num_gpus_per_replica=2), real_catalog)
+    assert whole.estimate.speculative is not None
+    costs = []
+    for prec, tp, limit in itertools.product(("bf16", "fp8"), (1, 2), (None, 64)):
+        one = dataclasses.replace(s, num_gpus_per_replica=2, precision=prec, tp=tp, pp=2 // tp if tp == 2 else None,
+                                  max_num_seqs=limit)
+        try:
+            p = plan(one, real_catalog)
+        except PlannerError:
+            continue
+        costs.append(p.headline.monthly_usd)
+    assert costs and whole.headline.monthly_usd <= min(costs) + 0.01
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (dict(model="llama-3.1-8b", speculative="mtp"), "does not ship mtp"),
+    (dict(model="llama-3.1-8b", engine="llama.cpp", precision="q4_k_m", speculative="eagle3"),
+     "modelled for vllm, sglang, trtllm"),
+    (dict(model="llama-3.1-8b", speculative_draft_tokens=3), "need speculative mtp or eagle3"),
+])
+def test_a_refused_speculative_setting_is_one_invalid_input_error(real_catalog, extra, match):
+    from planner.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=match) as err:
+        plan(Scenario(gpu="H100-SXM", **extra), real_catalog)
+    assert "\n" not in str(err.value)

@@ -300,3 +300,17 @@ def test_fine_tuning_runs_enter_every_tier_and_the_breakdown(real_catalog):
     assert p1.costs["on_demand"].drivers_usd_per_month["fine_tuning"] == pytest.approx(p1.finetune_usd_per_month)
     with pytest.raises(InvalidInputError, match="finetune_dataset_tokens"):
         plan(dataclasses.replace(base, finetune_runs_per_year=1), real_catalog)
+
+
+def test_extras_false_skips_the_frontier_and_alternatives_and_changes_no_figure(real_catalog):
+    # the sensitivity re-plans: only the cost is needed, so the search leaves out the report's extras
+    s = Scenario()
+    full, lean = plan(s, real_catalog), plan(s, real_catalog, extras=False)
+    assert full.search.frontier and full.alternatives  # the default scenario has both
+    assert lean.search.frontier == () and lean.alternatives == () and lean.search.alternatives == ()
+    assert len(lean.search.explanation) == 1  # the choice's line; no per-axis comparison without alternatives
+    assert lean.search.best == full.search.best
+    # repr: unavailable tiers carry NaN, which == never matches
+    assert repr((lean.estimate, lean.costs, lean.breakeven, lean.monthly)) == repr(
+        (full.estimate, full.costs, full.breakeven, full.monthly))
+    assert lean.capacity_requests_per_s_per_replica == full.capacity_requests_per_s_per_replica

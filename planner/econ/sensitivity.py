@@ -14,7 +14,9 @@ scenario leaves to the search): GPUs per replica, layout, KV-cache dtype, batch 
 provider are re-optimised at every point. Holding those three cuts the searched configurations about
 15-fold (9,112 to 592 for the default scenario), which is what makes the page's first load short: a
 token-size or latency-target swing changes every configuration's capacity, so nothing of the plan's
-own search can be reused. `hold=()` re-optimises every axis (the slow, complete answer).
+own search can be reused. `hold=()` re-optimises every axis (the slow, complete answer). The re-plans
+need only the headline cost and break-even, so they run with `plan(..., extras=False)`: the search skips
+the cost-latency frontier and the per-axis alternatives, which change no cost (`plan`).
 
 [1] T. G. Eschenbach, "Spiderplots versus Tornado Diagrams for Sensitivity Analysis",
     Interfaces 22(6):40-46, 1992, doi:10.1287/inte.22.6.40
@@ -127,12 +129,13 @@ def sensitivity(p: Plan, catalog: Catalog, *, swing_frac: float,
 
     Each driver of TORNADO_DRIVERS (plus the headline deployment's price drivers) moves to
     base x (1 -/+ swing_frac) and the scenario is re-planned with `plan_fn` (default:
-    `plan(s, catalog)`; the app passes a cached one), the axes of `hold` pinned to the plan's
-    choice (`held_configuration`; `hold=()` searches every axis again). A re-plan that raises a
-    PlannerError (does not fit, target unreachable) gives NaN at that end and a note.
+    `plan(s, catalog, extras=False)`: no frontier or alternatives; the app passes a cached one), the
+    axes of `hold` pinned to the plan's choice (`held_configuration`; `hold=()` searches every axis
+    again). A re-plan that raises a PlannerError (does not fit, target unreachable) gives NaN at that
+    end and a note.
     """
     require_frac(swing_frac=swing_frac)
-    run = plan_fn or (lambda s: plan(s, catalog))
+    run = plan_fn or (lambda s: plan(s, catalog, extras=False))
     pinned = held_configuration(p, hold)
     drivers = dict(TORNADO_DRIVERS)
     drivers.update(OWNED_PRICE_DRIVERS if p.scenario.mode == "owned" else RENTED_PRICE_DRIVERS)

@@ -149,3 +149,12 @@ def test_only_axes_the_scenario_leaves_open_are_held(tiny_catalog):
     assert held_configuration(auto)["gpu"] == auto.estimate.gpu_id
     with pytest.raises(InvalidInputError, match="hold"):
         held_configuration(fixed, ("layout",))
+
+
+def test_lean_re_plans_give_the_same_bars_as_full_ones(real_catalog):
+    # the default re-plan is plan(..., extras=False) (no frontier, no alternatives); the bars equal those of full
+    # re-plans on the default scenario, bit for bit
+    p = plan(Scenario(), real_catalog)
+    lean = sensitivity(p, real_catalog, swing_frac=0.4)
+    full = sensitivity(p, real_catalog, swing_frac=0.4, plan_fn=lambda s: plan(s, real_catalog))
+    assert repr(lean) == repr(full) and len(lean) >= 7  # repr: a NaN end (no break-even) compares equal too
