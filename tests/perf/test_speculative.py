@@ -253,3 +253,31 @@ def test_step_fn_for_the_queueing_model(real_catalog):
     assert spec[0] < plain[0] and spec[2] == pytest.approx(plain[2])
     # a prompt chunk riding along keeps its plain cost
     assert spec_fn(batch, prompt) - spec == pytest.approx(plain_fn(batch, prompt) - plain)
+
+
+def test_the_searchs_step_speculates_only_on_engines_that_run_drafts(real_catalog):
+    # optimizer.step_time_fn over a mixed set: vLLM rows take speculative.step_time_fn (EAGLE-3, k = 3), the
+    # llama.cpp row (no drafts modelled) keeps evaluator.step_time_fn bit for bit; None is the plain step everywhere
+    from planner.optimizer import Traffic, step_time_fn
+    from planner.perf import evaluator
+
+    model = real_catalog.model("llama-3.1-8b")
+    gpu = real_catalog.gpu("H100-SXM")
+    kw = dict(gpus=[gpu], kv_dtypes=[None], gpu_counts=[1])
+    vllm = evaluator.candidates(real_catalog, model.arch, model.native_precision, engines=[real_catalog.engine("vllm")],
+                                precisions=[real_catalog.precision("fp8")], **kw)[:1]
+    gguf = evaluator.candidates(real_catalog, model.arch, model.native_precision,
+                                engines=[real_catalog.engine("llama.cpp")], precisions=[real_catalog.precision("q8_0")],
+                                **kw)[:1]
+    cs = evaluator.CandidateSet.expand([*vllm, *gguf], lambda c: [c.layout], (None,))
+    assert [cs.bases[b].engine.engine_id for b in cs.base_index] == ["vllm", "llama.cpp"]
+    traffic = Traffic(input_tokens=128, output_tokens=128, design_rate_per_s=1.0, average_rate_per_s=1.0)
+    setting = sp.resolve(model.arch, model.model_id, "eagle3", sp.shipped_rows(), draft_tokens=3)
+    tkw = dict(input_tokens=128, output_tokens=128)
+    batch, prompt = np.array([1.0, 1.0]), np.array([0.0, 64.0])
+    mixed = step_time_fn(model.arch, cs, setting, traffic)(batch, prompt)
+    plain = evaluator.step_time_fn(model.arch, cs, **tkw)(batch, prompt)
+    spec_vllm = sp.step_time_fn(model.arch, cs.take(np.array([0])), setting, **tkw)(batch[:1], prompt[:1])
+    assert mixed[0] == spec_vllm[0] < plain[0]  # batch 1: speculation wins on vLLM
+    assert mixed[1] == plain[1]
+    assert np.array_equal(step_time_fn(model.arch, cs, None, traffic)(batch, prompt), plain)
