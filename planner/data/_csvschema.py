@@ -10,9 +10,6 @@ NUL bytes and with cells of at most 65,536 characters (read through `safe_io`). 
 validated by a pydantic-core validator compiled from the declaration (`columns.validator`); the
 first problem raises `CatalogError(file, row, column, value)` with the row number as a spreadsheet
 shows it (header = row 1), in the file's column order.
-
-`read_rows(source, {column: Col})` is the same check for a table given as a Col dict; it returns
-dicts (with the row under "_row").
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from planner.errors import CatalogError
 
 R = TypeVar("R")
 
-__all__ = ["Col", "Table", "read_records", "read_rows"]
+__all__ = ["Col", "Table", "read_records"]
 
 
 def _checked_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None,
@@ -96,18 +93,6 @@ def _checked_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: s
     return label, out
 
 
-def read_rows(source: str | Path | bytes, schema: dict[str, Col], *, name: str | None = None,
-              id_column: str | None = None, strict_columns: bool = True) -> list[dict[str, Any]]:
-    """Parse a CSV (path or bytes) against a Col dict; CatalogError on the first problem.
-
-    Empty optional cells become None; each dict carries its spreadsheet row under "_row".
-    `strict_columns=False` ignores unknown extra columns (user uploads with notes of their own),
-    never missing ones.
-    """
-    _, rows = _checked_rows(source, schema, name=name, id_column=id_column, strict_columns=strict_columns)
-    return [{**values, "_row": number} for number, values in rows]
-
-
 @dataclass(frozen=True)
 class Table(Generic[R]):
     """The validated records of one CSV, with the spreadsheet row of each (header = row 1)."""
@@ -164,7 +149,9 @@ def read_records(source: str | Path | bytes, record: type[R], *, name: str | Non
     """Parse a CSV (path or bytes) into `record`s, checked against the columns the record declares.
 
     CatalogError on the first problem (see the module docstring); fields the record derives (not
-    CSV columns) are None until the loader sets them. Other arguments as for `read_rows`.
+    CSV columns) are None until the loader sets them. `id_column` must be unique (case-insensitive);
+    `strict_columns=False` ignores unknown extra columns (user uploads with notes of their own), never
+    missing ones.
     """
     label, rows = _checked_rows(source, columns(record), name=name, id_column=id_column,
                                 strict_columns=strict_columns)

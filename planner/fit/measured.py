@@ -16,30 +16,17 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from planner.data._csvschema import Col, read_rows
+from planner.data._csvschema import read_records
 from planner.data.catalog import DATA_DIR
+from planner.data.columns import MAY_BE_ABSENT, Count, Date, OneOf, Positive, Url, columns
 from planner.data.safe_io import iter_csv_rows
 from planner.errors import CatalogError, InvalidInputError
 
 MEASURED_DIR = DATA_DIR / "measured"
 MEASURED_FILE = MEASURED_DIR / "throughput.csv"
-
-_SOURCE_OPTIONAL = {"source_url": Col("url", False), "source_accessed": Col("date", False)}
-MEASURED_SCHEMA = {
-    "row_id": Col("str"), "split": Col("str"), "source_url": Col("url"), "source_accessed": Col("date"),
-    "source_detail": Col("str", False), "model": Col("str"), "model_config": Col("str", False), "gpu": Col("str"),
-    "num_gpus": Col("int+"), "tp": Col("int+", False), "precision": Col("str"), "kv_dtype": Col("str", False),
-    "engine": Col("str"), "engine_version": Col("str", False), "scenario": Col("str"),
-    "concurrency": Col("int+", False), "request_rate_per_s": Col("float+", False), "input_tokens": Col("int+"),
-    "output_tokens": Col("int+"), "metric": Col("str"), "measured_value": Col("float+"), "notes": Col("str", False),
-    "lengths": Col("str", False), "engine_date": Col("str", False), "ep": Col("int+", False),
-    "source_group": Col("str", False), "dp": Col("int+", False),
-}
-# A user's own points (`planner calibrate --csv`): provenance and bookkeeping columns are optional.
-POINT_SCHEMA = {**MEASURED_SCHEMA, **_SOURCE_OPTIONAL, "row_id": Col("str", False), "split": Col("str", False)}
 
 SCENARIOS = ("offline", "static_batch", "serving", "batch1")
 METRICS = ("output_tokens_per_s", "batch1_decode_tokens_per_s", "prefill_tokens_per_s", "ttft_ms", "tpot_ms")
@@ -52,8 +39,6 @@ LENGTHS = ("fixed", "variable")
 # faster than hardware, so the error report separates current engines from older builds.
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 RECENT_FROM = "2025-07"  # engines built from this month on count as current (vLLM V1 default, SGLang 0.4.9+, TRT 1.0)
-# Columns added after the file's format settled: an older CSV may leave them out.
-LATE_COLUMNS = ("lengths", "engine_date", "ep", "source_group", "dp")
 # Source-held-out split: a source (one document, PR, issue or results commit) is wholly in the fit set or
 # wholly held out, decided by a hash of its key, so no held-out row shares a source (an author, a benchmark
 # harness, a build) with a fit row. Half the sources are held out.
@@ -71,33 +56,41 @@ METRIC_GROUPS = {
 
 @dataclass(frozen=True)
 class MeasuredPoint:
-    """One measured figure and the setup that produced it (columns of MEASURED_SCHEMA)."""
+    """One measured figure and the setup that produced it: the one declaration of the data/measured/*.csv
+    columns (their checks are the annotations; `columns(MeasuredPoint)`), also built by hand from a
+    `vllm bench serve` result. Provenance is required in the project's files (`read_measured`), optional in a
+    user's CSV (`read_points(..., user=True)`); columns added after the format settled may be absent."""
 
     row_id: str
-    split: str
+    split: Annotated[str, OneOf(SPLITS)]
     model: str
     gpu: str
-    num_gpus: int
+    num_gpus: Count
     precision: str
     engine: str
-    scenario: str
-    input_tokens: int
-    output_tokens: int
-    metric: str
-    measured_value: float
+    scenario: Annotated[str, OneOf(SCENARIOS)]
+    input_tokens: Count
+    output_tokens: Count
+    metric: Annotated[str, OneOf(METRICS)]
+    measured_value: Positive
     model_config: str | None = None
-    tp: int | None = None
+    tp: Count | None = None
     kv_dtype: str | None = None
-    concurrency: int | None = None
-    request_rate_per_s: float | None = None
+    concurrency: Count | None = None
+    request_rate_per_s: Positive | None = None
     engine_version: str | None = None
-    source_url: str | None = None
+    source_url: Url | None = None
+    source_accessed: Date | None = None
+    source_detail: str | None = None
     notes: str | None = None
-    lengths: str | None = None  # "fixed" (default) or "variable"
-    engine_date: str | None = None  # YYYY-MM of the engine build
-    ep: int | None = None  # expert-parallel group size (None or 1: experts split by tensor parallelism)
-    source_group: str | None = None  # names one source spread over several URLs (files of one results commit)
-    dp: int | None = None  # data-parallel instances the num_gpus are split into (None: one instance over all)
+    lengths: Annotated[Annotated[str, OneOf(LENGTHS)] | None, MAY_BE_ABSENT] = None  # "fixed" (default) or "variable"
+    engine_date: Annotated[str | None, MAY_BE_ABSENT] = None  # YYYY-MM of the engine build (MONTH)
+    # expert-parallel group size (None or 1: experts split by tensor parallelism)
+    ep: Annotated[Count | None, MAY_BE_ABSENT] = None
+    # names one source spread over several URLs (files of one results commit)
+    source_group: Annotated[str | None, MAY_BE_ABSENT] = None
+    # data-parallel instances the num_gpus are split into (None: one instance over all)
+    dp: Annotated[Count | None, MAY_BE_ABSENT] = None
 
     @property
     def source_key(self) -> str:
@@ -157,41 +150,33 @@ def since(points: list[MeasuredPoint], month: str) -> list[MeasuredPoint]:
     return [p for p in points if p.engine_date and p.engine_date >= month]
 
 
-def _check_choice(label: str, rows: list[dict[str, Any]], column: str, allowed: tuple[str, ...]) -> None:
-    for row in rows:
-        if row.get(column) is not None and row[column] not in allowed:
-            raise CatalogError(label, row["_row"], column, row[column], f"must be one of {', '.join(allowed)}")
+PROVENANCE = ("source_url", "source_accessed")  # required in the project's files
 
 
 def read_points(source: str | Path | bytes, *, name: str | None = None, user: bool = False) -> list[MeasuredPoint]:
     """Read measured rows (the project's file, or a user's CSV when `user`) into MeasuredPoints.
 
-    CatalogError names the file, row, column and value of the first problem.
+    CatalogError names the file, row, column and value of the first problem. A user's file may leave
+    out every optional column and the row_id / split columns (rows are then row-N, held out) and may
+    carry columns of its own.
     """
-    schema = POINT_SCHEMA if user else MEASURED_SCHEMA
     label = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "uploaded CSV")
-    # a user's file may leave out every optional column; the project's only those added after its format settled
-    source = _with_optional_columns(source, schema if user else {c: schema[c] for c in LATE_COLUMNS}, label)
-    rows = read_rows(source, schema, name=label, id_column=None if user else "row_id", strict_columns=not user)
-    _check_choice(label, rows, "scenario", SCENARIOS)
-    _check_choice(label, rows, "metric", METRICS)
-    _check_choice(label, rows, "split", SPLITS)
-    _check_choice(label, rows, "lengths", LENGTHS)
-    for row in rows:
-        if row.get("engine_date") is not None and not MONTH.match(row["engine_date"]):
-            raise CatalogError(label, row["_row"], "engine_date", row["engine_date"], "must be a month YYYY-MM")
-    fields = set(MeasuredPoint.__dataclass_fields__)
-    points = []
-    for row in rows:
-        data = {k: v for k, v in row.items() if k in fields}
-        data["row_id"] = data.get("row_id") or f"row-{row['_row']}"
-        data["split"] = data.get("split") or "holdout"
-        points.append(MeasuredPoint(**data))
-    return points
+    if user:
+        source = _user_csv(source, label)
+    table = read_records(source, MeasuredPoint, name=label, id_column=None if user else "row_id",
+                         strict_columns=not user)
+    for number, point in table.numbered():
+        if point.engine_date is not None and not MONTH.match(point.engine_date):
+            raise CatalogError(label, number, "engine_date", point.engine_date, "must be a month YYYY-MM")
+        for column in () if user else PROVENANCE:
+            if getattr(point, column) is None:
+                raise CatalogError(label, number, column, None, "is empty but required")
+    return list(table)
 
 
-def _with_optional_columns(source: str | Path | bytes, schema: dict[str, Col], name: str | None) -> bytes:
-    """A user's CSV with every optional column it leaves out added empty (the reader wants them all present)."""
+def _user_csv(source: str | Path | bytes, name: str) -> bytes:
+    """A user's CSV with the optional columns it leaves out added empty, and row_id / split filled where
+    missing or empty (row-N, holdout), so the record's checks apply as to the project's files."""
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
@@ -202,19 +187,26 @@ def _with_optional_columns(source: str | Path | bytes, schema: dict[str, Col], n
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data  # read_rows reports it
+        return data  # read_records reports it
     lines = [cells for _, cells in iter_csv_rows(text, what="measured-points CSV", path=name)]  # bounded cells/rows
     if not lines:
         return data
     header = [h.strip() for h in lines[0]]
-    extra = [c for c, spec in schema.items() if not spec.required and c not in header]
-    if not extra:
-        return data
+    extra = [c for c, col in columns(MeasuredPoint).items()
+             if c not in header and (not col.required or c in ("row_id", "split"))]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header + extra)
-    for row in lines[1:]:
-        writer.writerow(row + [""] * len(extra) if any(c.strip() for c in row) else row)
+    at = {c: i for i, c in enumerate(header + extra)}
+    for number, row in enumerate(lines[1:], start=2):
+        if not any(c.strip() for c in row):
+            writer.writerow(row)
+            continue
+        cells = row + [""] * len(extra)
+        for column, fill in (("row_id", f"row-{number}"), ("split", "holdout")):
+            if at[column] < len(cells) and not cells[at[column]].strip():
+                cells[at[column]] = fill
+        writer.writerow(cells)
     return out.getvalue().encode("utf-8")
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from planner.data._csvschema import read_records, read_rows
-from planner.data.columns import Col, columns
+from planner.data._csvschema import read_records
+from planner.data.columns import columns
 from planner.data.records import GPU_HOUR_BAND, ApiPrice, EfficiencyProfile, Engine, GpuPrice, Model
 from planner.errors import CatalogError
 
@@ -118,18 +118,13 @@ def test_pydantic_type_adapter_validates_the_same_declaration():
             read_records(csv({**cells, column: value}), GpuPrice)
 
 
-def test_api_price_bands_and_col_dicts_still_read():
+def test_api_price_bands():
     header = ("api_id,provider,model_name,category,catalog_model_id,input_usd_per_mtok,output_usd_per_mtok,"
               "cached_input_usd_per_mtok,cache_write_usd_per_mtok,batch_input_usd_per_mtok,batch_output_usd_per_mtok,"
               "max_input_tokens,source_url,source_accessed,notes\n")
     row = "a,p,m,closed,,1,{out},,,,,1000,https://x.example,2025-01-01,\n"
     with pytest.raises(CatalogError, match=r"column 'output_usd_per_mtok': is outside the plausible band"):
         read_records((header + row.format(out="20000")).encode(), ApiPrice)
-    # a table still given as a Col dict (planner.fit.measured) is read by the same validator
-    rows = read_rows(b"n,x\n3,0.5\n4,\n", {"n": Col("int+"), "x": Col("frac", False)}, name="t.csv")
-    assert rows == [{"n": 3, "x": 0.5, "_row": 2}, {"n": 4, "x": None, "_row": 3}]
-    with pytest.raises(CatalogError, match=r"t.csv, row 2, column 'x': must be in \(0, 1\]"):
-        read_rows(b"n,x\n3,1.5\n", {"n": Col("int+"), "x": Col("frac", False)}, name="t.csv")
 
 
 def test_no_validator_is_built_at_import():

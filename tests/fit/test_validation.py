@@ -70,9 +70,10 @@ def test_read_points_parses_the_schema(tmp_path):
 
 
 @pytest.mark.parametrize("column, bad, problem", [
-    ("scenario", "weird", "must be one of"), ("metric", "tokens", "must be one of"),
+    ("scenario", "weird", "unknown value \\(allowed: offline"), ("metric", "tokens", "unknown value \\(allowed"),
     ("measured_value", "nan", "finite"), ("measured_value", "-3", "> 0"), ("measured_value", "0", "> 0"),
-    ("input_tokens", "0", ">= 1"), ("split", "train", "must be one of"), ("source_url", "ftp://x", "http"),
+    ("input_tokens", "0", ">= 1"), ("split", "train", "unknown value \\(allowed: fit, holdout"),
+    ("source_url", "ftp://x", "http"), ("source_url", "", "is empty but required"),
 ])
 def test_read_points_rejects_bad_cells(tmp_path, column, bad, problem):
     cells = dict(zip(HEADER.split(","), GOOD.split(","), strict=True))
