@@ -30,6 +30,7 @@ that differ only in case (the price store's ids are case-insensitive) are refuse
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections import Counter
@@ -42,7 +43,7 @@ from planner.data.catalog import Catalog
 from planner.data.importers._provenance import ImportResult, SourceFile, bad, read_source
 from planner.data.records import MTOK_BAND, ApiPrice
 from planner.data.safe_io import InputFileError, loads_json
-from planner.errors import brief, is_finite_real
+from planner.errors import brief
 
 LITELLM_URL = "https://github.com/BerriAI/litellm/blob/main/model_prices_and_context_window.json"
 FILE_NAMES = ("model_prices_and_context_window.json", "model_prices_and_context_window_backup.json")
@@ -107,27 +108,46 @@ def _parse_json(src: SourceFile) -> dict[str, Any]:
     return data
 
 
+# the message per field kind, after "<field> of <key> " (the file, line and field come from _locate)
+_PROBLEM = {"cost": "must be a finite number >= 0 (USD per token)",
+            "tokens": f"must be a whole number of tokens in [0, {MAX_TOKENS:,}]", "text": "must be a string"}
+
+
+@functools.cache
+def _entry_model() -> Any:
+    """The pydantic model of one LiteLLM entry: the fields the importer reads, declared once (costs finite
+    numbers >= 0, token limits whole numbers in [0, MAX_TOKENS], text fields strings); other fields are
+    LiteLLM's own and ignored. Built on first use (pydantic is not imported with the planner)."""
+    from pydantic import ConfigDict, Field, create_model
+
+    cost = (float | None, Field(default=None, ge=0, allow_inf_nan=False, json_schema_extra={"x-kind": "cost"}))
+    tokens = (int | None, Field(default=None, ge=0, le=MAX_TOKENS, json_schema_extra={"x-kind": "tokens"}))
+    text = (str | None, Field(default=None, json_schema_extra={"x-kind": "text"}))
+    fields = {**dict.fromkeys(COST_FIELDS, cost), **dict.fromkeys(TOKEN_FIELDS, tokens),
+              **dict.fromkeys(TEXT_FIELDS, text)}
+    return create_model("LiteLLMEntry", __config__=ConfigDict(strict=True, extra="ignore"), **fields)
+
+
+def _kind(field: str) -> str:
+    return "cost" if field in COST_FIELDS else "tokens" if field in TOKEN_FIELDS else "text"
+
+
 def _check_entry(src: SourceFile, key: str, entry: Any) -> None:
+    """MalformedInputError naming the file, line and field of the entry's first bad field (pydantic's check of
+    the declaration in `_entry_model`; a strict int refuses 1.5 and true, a strict float refuses "1e-6")."""
     if not isinstance(entry, dict):
         raise bad(src.label, _locate(src.text, key), key, None, "must be an object of prices and limits")
-    for field in COST_FIELDS:
-        value = entry.get(field)
-        if value is None:
-            continue
-        if not is_finite_real(value) or value < 0:
-            raise bad(src.label, _locate(src.text, key, field), field, value,
-                      f"of {brief(key)} must be a finite number >= 0 (USD per token)")
-    for field in TOKEN_FIELDS:
-        value = entry.get(field)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
-            raise bad(src.label, _locate(src.text, key, field), field, value,
-                      f"of {brief(key)} must be a whole number of tokens in [0, {MAX_TOKENS:,}]")
-    for field in TEXT_FIELDS:
-        value = entry.get(field)
-        if value is not None and not isinstance(value, str):
-            raise bad(src.label, _locate(src.text, key, field), field, value, f"of {brief(key)} must be a string")
+    from pydantic import ValidationError
+
+    model = _entry_model()
+    try:
+        model.model_validate(entry)
+    except ValidationError as err:
+        order = list(model.model_fields)
+        first = min(err.errors(include_url=False), key=lambda e: order.index(str(e["loc"][0])))
+        field = str(first["loc"][0])
+        raise bad(src.label, _locate(src.text, key, field), field, entry.get(field),
+                  f"of {brief(key)} {_PROBLEM[_kind(field)]}") from None
 
 
 def _catalog_model_id(key: str, catalog: Catalog | None) -> str | None:
