@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,13 +201,22 @@ def dsv3_plans(real_catalog):
     return {spec: plan(Scenario(**DSV3_TIGHT, speculative=spec), real_catalog) for spec in ("off", "mtp")}
 
 
-def test_off_searches_with_the_plain_step_bit_for_bit(real_catalog, default_plan):
-    # speculative off: the search's step model is the evaluator's plain step, and the chosen capacity is the
-    # queueing model's rate on that plain step, exactly (no speculative arithmetic on the way)
+EXAMPLES = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "examples").iterdir())
+
+
+@pytest.mark.parametrize("example", [None, *EXAMPLES])
+def test_off_searches_with_the_plain_step_bit_for_bit(real_catalog, default_plan, example):
+    # speculative off (the default and every shipped example): the search's step model is the evaluator's plain
+    # step, and the chosen capacity is the queueing model's rate on that plain step, exactly (no speculative
+    # arithmetic on the way), so replicas, GPUs and cost are those of the plain search
     from planner.optimizer import option_candidates, step_time_fn
     from planner.perf.queueing import max_rate_meeting_slo
+    from planner.scenario import load_scenario
 
-    p, b = default_plan, default_plan.search.best
+    p = default_plan if example is None else plan(
+        load_scenario(Path(__file__).resolve().parent.parent / "examples" / example), real_catalog)
+    b = p.search.best
+    assert p.scenario.speculative == "off"
     assert p.estimate.speculative is None
     model = real_catalog.model(p.scenario.model)
     cands = option_candidates(real_catalog, model, b)
