@@ -187,11 +187,13 @@ def _with_range(catalog, low: float, high: float):
 
 def test_ranges_resize_the_fleet_at_each_end(tiny_catalog):
     catalog = _with_range(tiny_catalog, 0.5, 1.5)
-    capacity = plan(tiny(peak_to_average_ratio=1.0), catalog).capacity_requests_per_s_per_replica
+    # one configuration at both volumes (at 10x the search may take int8 PP2 for the same 10 GPUs and cost)
+    fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")
+    capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
     # 9.99 replicas' worth of traffic at a flat rate: 10 replicas; at 1.5x capacity ceil(6.66) = 7;
     # at 0.5x capacity ceil(19.98) = 20. One GPU per replica at $2 x 730 h = $1,460 each.
     volume = 9.99 * capacity * 86_400
-    p = plan(tiny(peak_to_average_ratio=1.0, requests_per_day=volume), catalog)
+    p = plan(tiny(**fixed, requests_per_day=volume), catalog)
     c = p.costs["on_demand"]
     assert (c.fleet.total_gpus, c.total_gpus_low, c.total_gpus_high) == (10, 7, 20)
     assert (c.monthly_usd, c.monthly_usd_low, c.monthly_usd_high) == (
