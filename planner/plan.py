@@ -279,10 +279,17 @@ def slo_estimate(catalog: Catalog, req: EstimateRequest, *, ttft_target_s: float
     model = resolve_model(catalog, req.model)
     gpu = catalog.gpu(req.gpu)
     base = prepare(catalog, req)
+    setting = None
+    if req.speculative != "off":  # the rate at the targets with the speculative step, as the plan sizes it
+        setting = speculative.resolve(model.arch, model.model_id, req.speculative, speculative.shipped_rows(),
+                                      draft_tokens=req.speculative_draft_tokens,
+                                      acceptance_frac=req.speculative_acceptance_frac)
+        speculative.check_engine(base.engine_id)
     space = SearchSpace(model=model, gpus=(gpu,), engines=(base.engine_id,), precisions=(catalog.precision(
         base.precision_id),), kv_dtypes=(catalog.kv_dtype(base.kv_dtype_id),), gpu_counts=(req.num_gpus,),
         tp=req.tp, pp=req.pp, expert_parallel=req.expert_parallel if req.expert_parallel else None,
-        batch_limits=(req.max_num_seqs,) if req.max_num_seqs else BATCH_LIMITS, profile=req.profile)
+        batch_limits=(req.max_num_seqs,) if req.max_num_seqs else BATCH_LIMITS, profile=req.profile,
+        speculative=setting)
     targets = Targets(ttft_target_s or 3600.0, tpot_target_s or 60.0, percentile)
     # a huge demand at one price: the cheapest fleet is the one whose replica serves the most requests per second
     traffic = Traffic(input_tokens=req.input_tokens, output_tokens=req.output_tokens, design_rate_per_s=1e6,

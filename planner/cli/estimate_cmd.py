@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from planner.cli._output import catalog_with_profile, float_arg, int_arg, print_json, print_pairs, text_arg
-from planner.errors import DoesNotFitError, InvalidInputError
+from planner.errors import DoesNotFitError
 from planner.perf.estimate import MAX_GPUS, MAX_TOKENS, EstimateRequest, estimate
 from planner.perf.speculative import MAX_DRAFT_TOKENS, METHODS
 from planner.plan import slo_estimate
@@ -20,9 +20,6 @@ def _run(args: argparse.Namespace) -> int:
         speculative_draft_tokens=args.draft_tokens, speculative_acceptance_frac=args.acceptance_frac,
     )
     slo = None
-    if args.speculative != "off" and (args.ttft_target_s is not None or args.tpot_target_s is not None):
-        raise InvalidInputError("--speculative is not combined with --ttft-target-s/--tpot-target-s (the queueing "
-                                "search runs without speculation); estimate one operating point instead")
     try:
         if args.ttft_target_s is not None or args.tpot_target_s is not None:
             result, slo = slo_estimate(catalog_with_profile(req.profile), req, ttft_target_s=args.ttft_target_s,

@@ -281,3 +281,13 @@ def test_the_searchs_step_speculates_only_on_engines_that_run_drafts(real_catalo
     assert mixed[0] == spec_vllm[0] < plain[0]  # batch 1: speculation wins on vLLM
     assert mixed[1] == plain[1]
     assert np.array_equal(step_time_fn(model.arch, cs, None, traffic)(batch, prompt), plain)
+
+
+def test_slo_estimate_with_speculation_serves_at_least_the_plain_rate(real_catalog):
+    from planner.plan import slo_estimate
+
+    req = EstimateRequest(model="deepseek-ai/DeepSeek-V3", gpu="H200-SXM", num_gpus=8, precision="fp8")
+    off = slo_estimate(real_catalog, req, ttft_target_s=2.0, tpot_target_s=0.03)[1]["requests_per_s"]
+    est, slo = slo_estimate(real_catalog, dataclasses.replace(req, speculative="mtp"), ttft_target_s=2.0,
+                            tpot_target_s=0.03)
+    assert est.speculative["applied"] and slo["requests_per_s"] >= off
