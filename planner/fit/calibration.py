@@ -67,6 +67,7 @@ from planner.fit.validation import (
     gpu_family,
     leave_one_out,
     model_row,
+    predict_rows,
     stack_terms,
 )
 from planner.perf.evaluator import GEMM_FORMATS, SCALE_FIELD, gemm_format_of, mfu_scale
@@ -471,8 +472,6 @@ def fit_catalog_profiles(catalog: Catalog, points: list[MeasuredPoint], *, sourc
                          ) -> tuple[list[EfficiencyProfile], FitResult]:
     """Refit every engine x class profile on the `fit` rows; range factors and held-out error from the
     `holdout` rows (percentiles of measured / predicted, pooled when a profile has few held-out rows)."""
-    from planner.fit.validation import predict_rows
-
     fit_points = [p for p in points if p.split == "fit"]
     result = fit_additive(catalog, fit_points, settings=settings)
     keys = [(e, c, m) for (e, c) in result.factors for m in CLASS_GPU_MATCH[c] if _vendor_ok(catalog, e, c)]

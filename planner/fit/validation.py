@@ -56,6 +56,7 @@ from planner.perf.estimate import (
     EstimateRequest,
     ReplicaSetup,
     efficiency_of,
+    hardware_of,
     max_running_sequences,
     prepare,
     terms_of,
@@ -287,8 +288,6 @@ def _offered(point: MeasuredPoint, running: float) -> float:
 
 
 def _hw_of(setup: ReplicaSetup) -> dict[str, float]:
-    from planner.perf.estimate import hardware_of
-
     hw = hardware_of(setup)
     return dict(memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
                 interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s)
