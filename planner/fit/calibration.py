@@ -104,8 +104,9 @@ class FitSettings:
     era_offset_sd: float = 1.0  # prior sd of the older-build offsets (link scale; 0: no era factor)
     interaction_sd: float = 0.5  # prior sd of the engine x class interactions (link scale; 0: purely additive): an
     # engine's kernels for a class (vLLM's on GeForce cards, llama.cpp's MMQ) need not move with its other classes
-    format_sd: float = 0.7  # prior sd of each engine's MFU scale per GEMM format (fp8, fp4, int8 vs 16-bit float;
-    # log scale, centred on 1; 0: no format factor): the data show it (docs/performance.md section 4)
+    format_sd: float = 3.0  # prior sd of each engine's MFU scale per GEMM format (fp8, fp4, int8 vs 16-bit float;
+    # log scale, centred on 1; 0: no format factor): loose, the data set them (llama.cpp MMQ int8 at a third of its
+    # 16-bit MFU); 0.7 and 1.5 scored worse held out and leave-one-source-out (docs/performance.md section 4)
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
