@@ -325,7 +325,9 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
     step = step_time_fn(arch, sub, space.speculative, traffic)
     budget = np.array([sub.bases[i].engine.max_num_batched_tokens or 1e12 for i in sub.base_index], dtype=float)
     max_batch = ev.max_concurrency[fit_idx].astype(float)
-    rate, bound = max_rate_meeting_slo(step, ttft_target_s=targets.ttft_target_s, tpot_target_s=targets.tpot_target_s,
+    # the per-request overhead outside the GPU steps (API server, tokenisation) comes off the TTFT target
+    ttft_room = np.maximum(targets.ttft_target_s - request_overhead_s(sub), 1e-9)
+    rate, bound = max_rate_meeting_slo(step, ttft_target_s=ttft_room, tpot_target_s=targets.tpot_target_s,
                                        percentile=targets.percentile, input_tokens=traffic.prompt_tokens,
                                        output_tokens=traffic.output_tokens, max_batch=max_batch, token_budget=budget,
                                        input_tokens_cv=traffic.input_tokens_cv,
@@ -394,11 +396,20 @@ def _design_load_latency(arch, cs: CandidateSet, idx: np.ndarray, serving: np.nd
     instances (replicas x dp)."""
     from planner.perf.queueing import latency_percentiles  # scipy.special: loaded when a search runs, not at import
 
-    step = step_time_fn(arch, cs.take(idx), setting, traffic)
+    sub = cs.take(idx)
+    step = step_time_fn(arch, sub, setting, traffic)
     rate = traffic.design_rate_per_s / (np.maximum(serving[idx], 1.0) * cs.dp[idx])
-    return latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=traffic.prompt_tokens,
-                               output_tokens=traffic.output_tokens, max_batch=max_batch[idx], token_budget=budget[idx],
-                               input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    lat = latency_percentiles(step, rate_per_s=np.maximum(rate, 1e-9), input_tokens=traffic.prompt_tokens,
+                              output_tokens=traffic.output_tokens, max_batch=max_batch[idx], token_budget=budget[idx],
+                              input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    overhead = request_overhead_s(sub)  # every request's TTFT, outside the queue
+    return replace(lat, **{f"ttft_p{round(q * 100)}_s": lat.ttft_at(q) + overhead for q in LATENCY_PERCENTILES})
+
+
+def request_overhead_s(cs: CandidateSet) -> np.ndarray:
+    """Per configuration: the engine's fitted per-request overhead before the first token, outside the GPU steps
+    (EfficiencyProfile.request_overhead_ms; 0 where not fitted)."""
+    return np.array([(cs.bases[i].profile.request_overhead_ms or 0.0) / units.MS_PER_S for i in cs.base_index])
 
 
 def end_to_end_s(ttft_s, tpot_s, output_tokens: float):

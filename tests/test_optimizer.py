@@ -322,3 +322,23 @@ def test_a_refused_speculative_setting_is_one_invalid_input_error(real_catalog, 
     with pytest.raises(InvalidInputError, match=match) as err:
         plan(Scenario(gpu="H100-SXM", **extra), real_catalog)
     assert "\n" not in str(err.value)
+
+
+def test_request_overhead_is_on_every_ttft_and_off_the_target(tiny_catalog):
+    """A profile's per-request overhead (API server, tokenisation) adds to every TTFT percentile of the chosen
+    configuration and leaves that much less of the TTFT target to queueing and prefill."""
+    fixed = dict(model="tiny", gpu="TEST-GPU", api_id="test-api", num_gpus_per_replica=1, precision="fp8",
+                 requests_per_day=50_000, peak_to_average_ratio=1.0)
+
+    def with_overhead(ms):
+        return dataclasses.replace(tiny_catalog, efficiency=tuple(
+            dataclasses.replace(p, request_overhead_ms=ms) for p in tiny_catalog.efficiency))
+
+    base, slow = plan(Scenario(**fixed), with_overhead(0.0)), plan(Scenario(**fixed), with_overhead(100.0))
+    assert slow.search.best.layout == base.search.best.layout
+    for q in (50, 90, 95, 99):
+        assert slow.search.best.latency[f"ttft_p{q}_s"] == pytest.approx(base.search.best.latency[f"ttft_p{q}_s"] + 0.1)
+        assert slow.search.best.latency[f"tpot_p{q}_s"] == pytest.approx(base.search.best.latency[f"tpot_p{q}_s"])
+    # a TTFT target below the overhead leaves no room: unreachable
+    with pytest.raises(PlannerError):
+        plan(Scenario(**fixed, ttft_target_s=0.09), with_overhead(100.0))

@@ -224,7 +224,7 @@ def test_cli_json_shows_both_sides(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--speculative", "mtp"],
-    ["--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--speculative", "eagle3", "--ttft-target-s", "1"],
+    ["--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--draft-tokens", "2"],  # draft options with speculation off
 ])
 def test_cli_refuses_with_one_line(capsys, argv):
     code = main(["estimate", *argv])
