@@ -30,7 +30,7 @@ import numpy as np
 from planner import units
 from planner.data.catalog import Catalog
 from planner.errors import InvalidInputError
-from planner.fit.measured import MEASURED_DIR, MeasuredPoint, source_key
+from planner.fit.measured import MEASURED_DIR, MeasuredPoint, per_instance, source_key
 from planner.fit.validation import Unexpressible, model_row
 from planner.perf import evaluator
 from planner.perf.estimate import ReplicaSetup, max_running_sequences
@@ -135,7 +135,8 @@ def validate_slo(catalog: Catalog, points: Iterable[MeasuredPoint], *,
             skipped.append(Unexpressible(ttft_pt, "fewer than one sequence per engine instance fits"))
             continue
         key = (id(model.setup.model.arch), ttft_pt.input_tokens, ttft_pt.output_tokens)
-        groups.setdefault(key, []).append((model.setup, ttft_pt, tpot_pt))
+        # a run of dp data-parallel replicas as one replica sees it (rates per replica), as model_row models it
+        groups.setdefault(key, []).append((model.setup, per_instance(ttft_pt), per_instance(tpot_pt)))
     rows = []
     for runs in groups.values():
         rows.extend(_predict(runs))
@@ -160,9 +161,12 @@ def _predict(runs: list[tuple[ReplicaSetup, MeasuredPoint, MeasuredPoint]]) -> l
                                   output_tokens=out)
     budget = np.array([float(s.prefill_budget_tokens or 1e12) for s, _, _ in runs])
     kw = dict(input_tokens=inp, output_tokens=out, max_batch=slots, token_budget=budget)
+    # every request's TTFT also pays the engine's per-request overhead outside the GPU steps (as the plan)
+    overhead = np.array([(s.profile.request_overhead_ms or 0.0) / units.MS_PER_S for s, _, _ in runs])
     ttft_p, tpot_p, util = mean_latency_s(step, rate_per_s=rate / dp, **kw)
-    best, bound = max_rate_meeting_slo(step, ttft_target_s=ttft_m, tpot_target_s=tpot_m, percentile=SLO_PERCENTILE,
-                                       **kw)
+    ttft_p = ttft_p + overhead
+    best, bound = max_rate_meeting_slo(step, ttft_target_s=np.maximum(ttft_m - overhead, 1e-9),
+                                       tpot_target_s=tpot_m, percentile=SLO_PERCENTILE, **kw)
     return [SloRow(ttft_row_id=t.row_id, tpot_row_id=p.row_id, split=t.split, engine=t.engine, model=t.model,
                    gpu=t.gpu, num_gpus=t.num_gpus, concurrency=t.concurrency, measured_rate_per_s=float(rate[i]),
                    rate_from="request_rate" if open_loop[i] else "little", lengths=t.lengths or "fixed",
