@@ -251,7 +251,7 @@ def _volume_and_results(link_slot: Any) -> None:
     state.write_url(scenario)
     _share_link(link_slot, scenario)
     try:
-        result = state.cached_plan(scenario)
+        result = state.cached_cost_plan(scenario)  # the frontier and alternatives only when their tab is open
     except PlannerError as err:
         widgets.show_error(err)
         return

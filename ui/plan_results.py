@@ -105,9 +105,14 @@ def _breakeven_range(value: float, head: TierCost) -> str:
     return _num(value)
 
 
-def _decades(values: pd.Series) -> list[float]:
-    """Powers of ten spanning the values: one tick and grid line per decade on a log axis."""
-    return [10.0 ** k for k in range(math.floor(math.log10(values.min())), math.ceil(math.log10(values.max())) + 1)]
+# One tick and grid line per decade on the log axes, the same list for every plan: Vega draws only the values
+# inside the scale's domain, and an unchanged spec lets the browser update the chart's data in place instead of
+# building a new view (it rebuilds on any spec change, e.g. when a move changed the decades in view).
+AXIS_DECADES = [10.0 ** k for k in range(-3, 13)]
+
+# Canvas, not Streamlit's default SVG: a move redraws ~150 marks on one canvas instead of updating as many SVG
+# nodes (measured: browser CPU per move 0.50 -> 0.40 s, docs/app.md). Vega-Embed reads this from the spec.
+CHART_EMBED_OPTIONS = {"renderer": "canvas"}
 
 
 def breakeven_chart_spec(p: Plan) -> tuple[pd.DataFrame, dict]:
@@ -146,10 +151,10 @@ def breakeven_chart_spec(p: Plan) -> tuple[pd.DataFrame, dict]:
     frame = frame.astype({c: "category" for c in ("layer", "series", "dash", "colour", "text") if c in frame})
     x = {"field": "requests_per_day", "type": "quantitative", "scale": {"type": "log"},
          "axis": {"title": "traffic (requests/day, log scale)", "format": "~s",
-                  "values": _decades(frame["requests_per_day"]) if len(frame) else []}}
+                  "values": AXIS_DECADES}}
     y = {"field": "usd_per_month", "type": "quantitative", "scale": {"type": "log"},
          "axis": {"title": "cost (USD/month, log scale)", "format": "$~s",
-                  "values": _decades(frame["usd_per_month"]) if len(frame) else []}}
+                  "values": AXIS_DECADES}}
     tooltip = [{"field": "series", "title": "line"},
                {"field": "requests_per_day", "title": "requests/day", "format": ",.0f"},
                {"field": "usd_per_month", "title": "USD/month", "format": "$,.0f"}]
@@ -157,7 +162,7 @@ def breakeven_chart_spec(p: Plan) -> tuple[pd.DataFrame, dict]:
     def only(layer: str) -> list[dict]:
         return [{"filter": {"field": "layer", "equal": layer}}]
 
-    spec = {"height": 460, "layer": [
+    spec = {"height": 460, "usermeta": {"embedOptions": CHART_EMBED_OPTIONS}, "layer": [
         {"transform": only("curve"), "mark": {"type": "line", "interpolate": "step-after"},
          "encoding": {"x": x, "y": y, "tooltip": tooltip,
                       "color": {"field": "series", "type": "nominal", "title": None,
@@ -344,7 +349,12 @@ def _deploy(p: Plan) -> None:
 
 
 def _why(p: Plan) -> None:
-    """The search behind the choice: what it tried, the latency at the percentile, and what else would cost."""
+    """The search behind the choice: what it tried, the latency at the percentile, and what else would cost.
+
+    The slider's plan leaves out the frontier and the alternatives (state.cached_cost_plan); this tab takes the
+    full plan of the same scenario (cached, computed when the tab is first opened at this volume)."""
+    if p.search is not None and not p.search.frontier and not p.search.alternatives:
+        p = state.cached_plan(p.scenario)
     s = p.search
     if s is None:
         st.info("This plan was not produced by the configuration search.")

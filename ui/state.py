@@ -301,6 +301,14 @@ def cached_plan(scenario: Scenario) -> Plan:
     return _plan(scenario, catalog_key(), catalog())
 
 
+def cached_cost_plan(scenario: Scenario) -> Plan:
+    """The plan without the search's cost-latency frontier and per-axis alternatives (`plan(extras=False)`: every
+    cost, fleet, latency and warning is the same), cached like cached_plan and shared with the sensitivity bars.
+    What a slider move shows; only the "Why this configuration" tab needs cached_plan (about half the search's
+    time per new volume is the frontier and the alternatives)."""
+    return _cost_plan(scenario, catalog_key(), catalog())
+
+
 def scenario_json(scenario: Scenario) -> str:
     return ui_support.scenario_to_json(scenario)
 
