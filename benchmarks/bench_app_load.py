@@ -1,6 +1,11 @@
 """The app under load: concurrent browser sessions against `streamlit run app.py`.
 
     python benchmarks/bench_app_load.py [--sessions 20] [--moves 3] [--ramp-s 0] [--deadline-s 300]
+    python benchmarks/bench_app_load.py --cpu-per-move 10
+
+`--cpu-per-move N` instead opens ONE session and prints, per slider move, the CPU seconds of all the browser's
+processes and of the server, and the page's main-thread task, script, layout and style seconds (DevTools
+Performance.getMetrics), then their medians over moves 2..N: CPU time, so the figures hold on a loaded machine.
 
 Starts `streamlit run app.py` on 127.0.0.1 (a free port), opens `--sessions` browser contexts
 (each its own Streamlit session) in one headless Debian Chromium (/usr/bin/chromium, driven by
@@ -183,6 +188,83 @@ def _summary(label: str, values: list[float], unit: str = "s", fmt: str = ".2f")
             f"max {ordered[-1]:{fmt}} {unit} ({len(ordered)} samples)")
 
 
+def _process_tree_cpu_s(root: int, name_part: str) -> float:
+    """CPU seconds of `root`'s descendant processes whose command line contains `name_part` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            if name_part in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
+                total += _cpu_s(pid)
+        except OSError:
+            continue
+    return total
+
+
+def cpu_per_move(moves: int) -> int:
+    """One session: browser and server CPU seconds per slider move (module docstring)."""
+    from playwright.sync_api import sync_playwright
+    metric_names = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+    rows: list[tuple[float, ...]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(Path(tmp) / "server.log", timeout_s=STARTUP_TIMEOUT_S)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                context = browser.new_context(viewport={"width": 1400, "height": 1600})
+                context.add_init_script(TIMING_INIT_JS)
+                page = context.new_page()
+                cdp = context.new_cdp_session(page)
+                cdp.send("Performance.enable")
+
+                def metrics() -> dict[str, float]:
+                    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+                def settle() -> None:
+                    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+                    time.sleep(1.0)  # what the page does right after the rerun (chart, fades) is part of the move
+
+                browser_0, server_0 = _process_tree_cpu_s(os.getpid(), "chrom"), _cpu_s(proc.pid)
+                page.goto(url)
+                page.wait_for_function("() => window.__planTimes.loadMs !== null", polling=POLL_MS)
+                settle()
+                print(f"page load: browser {_process_tree_cpu_s(os.getpid(), 'chrom') - browser_0:.2f} CPU-s, "
+                      f"server {_cpu_s(proc.pid) - server_0:.2f} CPU-s (incl. the browser's start, the app's imports)")
+                slider = page.get_by_role("slider").first
+                for done in range(moves):
+                    before, browser_0, server_0 = metrics(), _process_tree_cpu_s(os.getpid(), "chrom"), _cpu_s(proc.pid)
+                    slider.focus()
+                    page.keyboard.press("ArrowRight")
+                    page.wait_for_function("n => window.__planTimes.movesMs.length > n", arg=done, polling=POLL_MS)
+                    settle()
+                    after = metrics()
+                    row = (_process_tree_cpu_s(os.getpid(), "chrom") - browser_0, _cpu_s(proc.pid) - server_0,
+                           *(after[k] - before[k] for k in metric_names),
+                           page.evaluate("() => window.__planTimes.movesMs")[-1] / MS_PER_S)
+                    rows.append(row)
+                    print(f"move {done + 1}: slider to numbers {row[-1]:.3f} s; CPU-s browser {row[0]:.3f}, server "
+                          f"{row[1]:.3f}; page main thread: task {row[2]:.3f} s, script {row[3]:.3f}, layout "
+                          f"{row[4]:.3f}, style {row[5]:.3f}")
+                browser.close()
+        finally:
+            stop_server(proc)
+    later = rows[1:] or rows
+    med = [statistics.median(r[i] for r in later) for i in range(len(rows[0]))]
+    print(f"median of moves {2 if len(rows) > 1 else 1}..{len(rows)}: browser {med[0]:.3f} CPU-s, server {med[1]:.3f} "
+          f"CPU-s, page main-thread task {med[2]:.3f} s (script {med[3]:.3f}), slider to numbers {med[-1]:.3f} s; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
@@ -190,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp-s", type=float, default=0.0,
                         help="spread the sessions' start over this many seconds (default 0: all at once)")
     parser.add_argument("--deadline-s", type=float, default=300.0, help="stop everything after this (default 300)")
+    parser.add_argument("--cpu-per-move", type=int, default=0, metavar="N",
+                        help="instead: one session, N slider moves, browser and server CPU seconds per move")
     args = parser.parse_args(argv)
     if (not 1 <= args.sessions <= 100 or not 1 <= args.moves <= 20 or not 10 <= args.deadline_s <= 1800
             or not 0 <= args.ramp_s < args.deadline_s):
@@ -197,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if not CHROMIUM.exists():
         print(f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
         return 2
+    if args.cpu_per_move:
+        return cpu_per_move(max(1, min(args.cpu_per_move, 50)))
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
