@@ -79,7 +79,9 @@ def _preset_placeholder(fields: dict[str, Any], field: str, fmt: str = "g") -> s
 
 
 def _workload_inputs(fields: dict[str, Any]) -> None:
-    with st.sidebar.expander("Workload and latency targets", expanded=True, icon=":material/query_stats:"):
+    # collapsed at first, like "Deployment and comparison": a collapsed expander's widgets are mounted by the
+    # browser only when it is opened, which cuts a page load's browser CPU by about a fifth (docs/app.md)
+    with st.sidebar.expander("Workload and latency targets", expanded=False, icon=":material/query_stats:"):
         widgets.choice_field(fields, "preset", "Workload preset", list(PRESETS),
                              format_func=lambda p: PRESETS[p].name,
                              help_extra="Empty fields below take the preset's sourced values.")
@@ -102,7 +104,7 @@ def _workload_inputs(fields: dict[str, Any]) -> None:
 
 
 def _deployment_inputs(fields: dict[str, Any], cat: Any) -> None:
-    with st.sidebar.expander("Deployment and comparison", expanded=True, icon=":material/cloud:"):
+    with st.sidebar.expander("Deployment and comparison", expanded=False, icon=":material/cloud:"):
         widgets.choice_field(fields, "mode", "Headline deployment", list(MODES), radio=True,
                              format_func=lambda m: {"rented": "Rented GPUs", "owned": "Owned GPUs"}.get(m, m))
         if fields["mode"] == "rented":

@@ -139,6 +139,7 @@ def test_popover_opened_after_a_rerun_keeps_the_scenario(page: object, server: s
     slider.focus()
     page.keyboard.press("ArrowRight")  # a rerun before the popover is ever opened
     _settle(page)
+    page.get_by_text("Deployment and comparison", exact=True).click()  # a collapsed expander, mounted now
     page.get_by_role("button", name="Capacity, prices and horizon").click()
     horizon = page.get_by_role("spinbutton", name="Horizon (months)", exact=True)
     horizon.wait_for()
