@@ -15,10 +15,9 @@ from typing import Any
 import streamlit as st
 
 from planner.data.catalog import Catalog, EfficiencyProfile
-from planner.data.columns import columns
 from planner.errors import InvalidInputError, PlannerError
 from planner.fit.measured import MeasuredPoint
-from planner.fit.profile_store import check_profile_name, points_from_vllm_bench
+from planner.fit.profile_store import check_profile_name, efficiency_rows, points_from_vllm_bench
 from planner.report import write_csv
 from ui import state, widgets
 
@@ -86,9 +85,7 @@ def _calibrate(cat: Catalog, points: list[MeasuredPoint], name: str) -> None:
 
 def profile_csv(profile: EfficiencyProfile) -> str:
     """One profile in the data/efficiency.csv schema (what `planner calibrate` saves), formula-safe."""
-    cols = list(columns(EfficiencyProfile))
-    values = [getattr(profile, c) for c in cols]
-    return write_csv([cols, ["" if v is None else v.isoformat() if hasattr(v, "isoformat") else v for v in values]])
+    return write_csv(efficiency_rows([profile]))
 
 
 def _show_result() -> None:

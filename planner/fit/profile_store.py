@@ -26,16 +26,18 @@ PROFILE_DIR_ENV = "PLANNER_PROFILE_DIR"
 DEFAULT_PROFILE_DIR = Path("~/.config/llm-planner/profiles")
 
 
+def efficiency_rows(profiles: Iterable[EfficiencyProfile]) -> list[list[str]]:
+    """The header and one row of cells per profile, in the efficiency.csv columns (the record's order)."""
+    cols = list(columns(EfficiencyProfile))
+    return [cols, *([_cell(getattr(prof, c)) for c in cols] for prof in profiles)]
+
+
 def write_efficiency_csv(profiles: Iterable[EfficiencyProfile], path: Path) -> None:
     """Write profiles in the efficiency.csv columns (the order the EfficiencyProfile record declares)."""
     import csv
 
-    cols = list(columns(EfficiencyProfile))
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(cols)
-        for prof in profiles:
-            writer.writerow([_cell(getattr(prof, c)) for c in cols])
+        csv.writer(fh, lineterminator="\n").writerows(efficiency_rows(profiles))
 
 
 def _cell(value: Any) -> str:

@@ -70,7 +70,6 @@ ENGINES = ("vllm", "sglang", "trtllm")
 SPECULATIVE_CSV = DATA_DIR / "speculative.csv"
 
 
-
 @dataclass(frozen=True)
 class AcceptanceRow:
     """One sourced acceptance measurement of a draft method on a model (one row of data/speculative.csv; the
