@@ -140,8 +140,17 @@ def test_popover_opened_after_a_rerun_keeps_the_scenario(page: object, server: s
     page.keyboard.press("ArrowRight")  # a rerun before the popover is ever opened
     _settle(page)
     page.get_by_text("Deployment and comparison", exact=True).click()  # a collapsed expander, mounted now
-    page.get_by_role("button", name="Capacity, prices and horizon").click()
+    button = page.get_by_role("button", name="Capacity, prices and horizon")
+    button.wait_for()  # the expander's content is mounted and laid out before the popover is opened
+    _settle(page)
     horizon = page.get_by_role("spinbutton", name="Horizon (months)", exact=True)
+    for _ in range(3):  # a click that lands while the expander still animates opens nothing: click again
+        button.click()
+        try:
+            horizon.wait_for(timeout=15_000)
+            break
+        except Exception:  # playwright's TimeoutError
+            continue
     horizon.wait_for()
     assert horizon.input_value() == "36"
     discount = page.get_by_role("spinbutton", name="1-year reserved discount (fraction 0-1)", exact=True)
