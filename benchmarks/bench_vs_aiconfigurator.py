@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import math
 import os
@@ -51,9 +52,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_accuracy import _roofline as roofline_catalog  # noqa: E402  (one roofline for both benches)
+from benchmarks.bench_accuracy import _source_label as source_label  # noqa: E402
 from planner.data.catalog import DATA_DIR, load_catalog  # noqa: E402
 from planner.errors import PlannerError  # noqa: E402
-from planner.fit.calibration import replace_profiles  # noqa: E402
+from planner.fit.measured import per_instance  # noqa: E402
 from planner.fit.validation import FAMILIES, families_of, predict_rows, read_measured  # noqa: E402
 
 VENV = ROOT / ".bench_venv" / "aiconfigurator"
@@ -69,7 +72,7 @@ MODEL_ALIASES = {"meta-llama/Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
 OFFLINE_BATCHES = (64, 128, 256, 512, 1024)
 
 # Runs inside the aiconfigurator environment: one JSON request per stdin line, one JSON answer per line.
-WORKER = r'''
+WORKER = r"""
 import json, logging, os, sys, tempfile, shutil, warnings
 warnings.filterwarnings("ignore")
 logging.disable(logging.CRITICAL)
@@ -77,29 +80,38 @@ out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # library prints go to stderr, answers to the saved stdout
 from aiconfigurator.cli.api import cli_estimate
 import aiconfigurator_core
+from aiconfigurator_core.sdk.common import DefaultHFModels as known  # ids it resolves without a download
 bundled = os.path.join(os.path.dirname(aiconfigurator_core.__file__), "model_configs")
 keys = ("ttft", "tpot", "tokens/s", "tokens/s/gpu", "memory", "bs", "concurrency", "version")
 for line in sys.stdin:
     req = json.loads(line)
     model, local = req.pop("model"), req.pop("local_config")
     tmp = None
-    if not os.path.exists(os.path.join(bundled, model.replace("/", "--") + "_config.json")) and local:
-        tmp = tempfile.mkdtemp()
-        shutil.copy(local, os.path.join(tmp, "config.json"))
-        model = tmp
+    if model not in known:  # a bundled config.json it does not list, else the planner's: a local folder
+        stem = os.path.join(bundled, model.replace("/", "--"))
+        source = stem + "_config.json" if os.path.exists(stem + "_config.json") else local
+        if source:
+            tmp = tempfile.mkdtemp()
+            shutil.copy(source, os.path.join(tmp, "config.json"))
+            if os.path.exists(stem + "_hf_quant_config.json"):
+                shutil.copy(stem + "_hf_quant_config.json", os.path.join(tmp, "hf_quant_config.json"))
+            model = tmp
     try:
         r = cli_estimate(model, **req)
         raw = r.raw if isinstance(r.raw, dict) else {}
         ans = {"ok": True, **{k: (float(raw[k]) if isinstance(raw.get(k), (int, float)) or hasattr(raw.get(k), "item")
                                   else raw.get(k)) for k in keys if k in raw}}
         ans.setdefault("ttft", float(r.ttft)); ans.setdefault("tpot", float(r.tpot))
+        s = getattr(r, "summary", None)
+        ans["oom"] = bool(s.check_oom()) if s is not None else False
+        ans["kv_oom"] = bool(s.check_kv_cache_oom()) if s is not None else False
     except BaseException as e:  # report every failure as an answer, keep serving
         ans = {"ok": False, "error": (type(e).__name__ + ": " + str(e)).splitlines()[0][:200]}
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     out.write(json.dumps(ans) + "\n"); out.flush()
-'''
+"""
 
 
 def ensure_venv(install_timeout_s: float, where: Path = VENV) -> Path | None:
@@ -178,24 +190,38 @@ def _quant(precision: str, kv_dtype: str | None, model_id: str, is_moe: bool) ->
     return out
 
 
-def requests_for(point, catalog) -> tuple[list[dict], str] | str:
+@dataclasses.dataclass(frozen=True)
+class CallPlan:
+    """The aiconfigurator calls of one measured row: `base` (every argument but the batch) at `batches`, read
+    as `reader`; `dp` data-parallel instances of the call make up the measured system."""
+
+    base: dict
+    batches: tuple[int, ...]
+    reader: str
+    dp: int
+
+
+def requests_for(point, catalog) -> CallPlan | str:
     """The aiconfigurator calls one measured row needs and how to read the value, or why it cannot."""
     system = SYSTEMS.get(point.gpu)
     if system is None:
         return f"no aiconfigurator system for {point.gpu}"
     if point.engine not in BACKENDS:
         return f"engine {point.engine} not in aiconfigurator"
+    dp = point.dp or 1
+    one = per_instance(point)  # one of the dp identical instances, as the planner's step model sees it
     model = catalog.model(point.model)
     arch = model.arch
     quant = _quant(point.precision, point.kv_dtype, point.model, arch.is_moe)
     if isinstance(quant, str):
         return quant
-    tp = point.tp or point.num_gpus
+    tp = one.tp or one.num_gpus
+    pp = max(one.num_gpus // tp, 1)
     local = DATA_DIR / "model_configs" / (model.model_id.replace("/", "--") + ".json")
     base = {"model": MODEL_ALIASES.get(point.model, point.model),
             "local_config": str(local) if local.exists() else None,
             "system_name": system, "backend_name": point.engine, "isl": int(point.input_tokens),
-            "osl": max(int(point.output_tokens), 2), "tp_size": int(tp), **quant}
+            "osl": max(int(point.output_tokens), 2), "tp_size": int(tp), "pp_size": int(pp), **quant}
     if arch.is_moe:
         ep = point.ep or 1
         base.update(moe_ep_size=int(ep), moe_tp_size=max(int(tp) // int(ep), 1))
@@ -203,42 +229,102 @@ def requests_for(point, catalog) -> tuple[list[dict], str] | str:
     if scenario == "batch1":
         reader = {"batch1_decode_tokens_per_s": "decode", "prefill_tokens_per_s": "prefill",
                   "ttft_ms": "ttft", "tpot_ms": "tpot", "output_tokens_per_s": "decode"}.get(metric)
-        return ([{**base, "mode": "static", "batch_size": 1}], reader) if reader else f"metric {metric}"
+        return CallPlan({**base, "mode": "static"}, (1,), reader, dp) if reader else f"metric {metric}"
     reader = {"output_tokens_per_s": "tokens", "ttft_ms": "ttft", "tpot_ms": "tpot"}.get(metric)
     if reader is None:
         return f"metric {metric} in {scenario}"
     if scenario == "offline":
-        return [{**base, "mode": "static", "batch_size": b} for b in OFFLINE_BATCHES], "offline"
-    if not point.concurrency:
+        return CallPlan({**base, "mode": "static"}, OFFLINE_BATCHES, "offline", dp)
+    if not one.concurrency:
         return "open-loop request rate (aiconfigurator takes a concurrency)"
     mode = "static" if scenario == "static_batch" else "agg"
-    return [{**base, "mode": mode, "batch_size": int(point.concurrency)}], reader
+    return CallPlan({**base, "mode": mode}, (int(one.concurrency),), reader, dp)
 
 
-def read_value(answers: list[dict], reader: str, point, gpu_memory_gb: float) -> float | str:
-    good = [a for a in answers if a.get("ok")]
-    if not good:
-        return answers[0].get("error", "failed") if answers else "no call"
-    a = good[0]
-    if reader == "offline":
-        fitting = [x for x in good if (x.get("memory") or 0) <= gpu_memory_gb] or good[:1]
-        return max(float(x["tokens/s"]) for x in fitting)
-    if reader == "decode":
-        return 1000.0 / a["tpot"]
-    if reader == "prefill":
-        return point.input_tokens * 1000.0 / a["ttft"]
-    if reader == "tokens":
-        return float(a["tokens/s"])
-    return float(a[reader])
+def _fits(answer: dict) -> bool:
+    """aiconfigurator's own memory verdict: weights, activations and the batch's KV within the GPU (`oom`) and
+    the KV within the engine's KV budget (`kv_oom`, free_gpu_memory_fraction)."""
+    return bool(answer.get("ok")) and not answer.get("oom") and not answer.get("kv_oom")
 
 
-def _roofline(catalog):
-    """Every profile at 100 % of peak with no fixed costs."""
-    perfect = [dataclasses.replace(p, mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0,
-                                   comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
-                                   moe_expert_overhead_us=0.0, layer_overhead_us=0.0)
-               for p in catalog.efficiency]
-    return replace_profiles(catalog, perfect)
+def _over_memory(answer: dict) -> bool:
+    """aiconfigurator's answer says the batch does not fit (agg mode raises on it, static mode flags it)."""
+    error = str(answer.get("error", ""))
+    return (bool(answer.get("ok")) and not _fits(answer)) or error.startswith("RuntimeError: OOM")
+
+
+class Caller:
+    """The worker's answers, cached per call; `capacity` finds the largest batch aiconfigurator fits."""
+
+    def __init__(self, worker: Worker, timeout_s: float):
+        self.worker, self.timeout_s = worker, timeout_s
+        self.answers: dict[str, dict] = {}
+        self.capacities: dict[str, int | str] = {}
+        self.calls = 0
+
+    def ask(self, base: dict, batch: int) -> dict:
+        key = json.dumps({**base, "batch_size": batch}, sort_keys=True)
+        if key not in self.answers:
+            self.calls += 1
+            self.answers[key] = self.worker.ask({**base, "batch_size": batch}, self.timeout_s)
+        return self.answers[key]
+
+    def capacity(self, base: dict, over: int) -> int | str:
+        """The largest batch below `over` (which does not fit) that fits: 0 when batch 1 does not, an error
+        string when a call fails. Memory grows with the batch, so a bisection; one answer per configuration."""
+        key = json.dumps(base, sort_keys=True)
+        if key not in self.capacities:
+            lo, hi = 0, over  # lo fits (0: nothing yet), hi does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                a = self.ask(base, mid)
+                if _fits(a):
+                    lo = mid
+                elif _over_memory(a):
+                    hi = mid
+                else:
+                    self.capacities[key] = a.get("error", "failed")
+                    break
+            else:
+                self.capacities[key] = lo
+        return self.capacities[key]
+
+
+def evaluate(caller: Caller, plan: CallPlan, point) -> tuple[float, int, bool] | str:
+    """(aiconfigurator's value for the row, the batch it ran, whether that batch is below the measured
+    concurrency because more does not fit), or why there is none.
+
+    A concurrency above what fits runs at the largest batch that fits, as the engine would admit it and as the
+    planner's validation does (`running = min(concurrency, capacity)`): output tokens/s and TPOT are read
+    there; TTFT is not scored then, since it would include a queue wait aiconfigurator does not model."""
+    if plan.reader == "offline":
+        answers = [(b, caller.ask(plan.base, b)) for b in plan.batches]
+        fitting = [(b, a) for b, a in answers if _fits(a)]
+        if not fitting:
+            return f"no batch of {plan.batches[0]}..{plan.batches[-1]} fits" if any(
+                _over_memory(a) for _, a in answers) else answers[0][1].get("error", "failed")
+        b, a = max(fitting, key=lambda ba: float(ba[1]["tokens/s"]))
+        return float(a["tokens/s"]) * plan.dp, b, False
+    batch = plan.batches[0]
+    a = caller.ask(plan.base, batch)
+    capped = False
+    if not _fits(a):
+        if not _over_memory(a):
+            return a.get("error", "failed")
+        if batch == 1:
+            return "the weights and one sequence do not fit (aiconfigurator's memory model)"
+        if plan.reader == "ttft":
+            return "concurrency above aiconfigurator's KV capacity (TTFT would include an unmodelled queue wait)"
+        fit = caller.capacity(plan.base, batch)
+        if isinstance(fit, str):
+            return fit
+        if fit < 1:
+            return "the weights and one sequence do not fit (aiconfigurator's memory model)"
+        batch, a, capped = fit, caller.ask(plan.base, fit), True
+    value = {"decode": lambda: 1000.0 / a["tpot"],
+             "prefill": lambda: point.input_tokens * 1000.0 / a["ttft"],
+             "tokens": lambda: float(a["tokens/s"]) * plan.dp}.get(plan.reader, lambda: float(a[plan.reader]))()
+    return value, batch, capped
 
 
 def _stats(pairs: list[tuple[float, float]]) -> str:
@@ -249,6 +335,24 @@ def _stats(pairs: list[tuple[float, float]]) -> str:
     ape = np.abs(pred - meas) / meas
     bias = pred / meas - 1.0
     return f"{100 * np.median(ape):6.1f}% ({100 * np.median(bias):+5.0f}%)"
+
+
+def _count(reasons: dict[str, int], why: str) -> None:
+    reasons[why] = reasons.get(why, 0) + 1
+
+
+def _provenance(python: Path) -> str:
+    """The date, the planner's commit and aiconfigurator's version, for the printed header."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=30).stdout.strip() or "unknown"
+        ask = "import importlib.metadata as m; print(m.version('aiconfigurator'))"
+        version = subprocess.run([str(python), "-c", ask], capture_output=True, text=True,
+                                 timeout=60).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        head, version = "unknown", "unknown"
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{when}; planner commit {head}; aiconfigurator {version}"
 
 
 def main() -> int:
@@ -265,67 +369,91 @@ def main() -> int:
     python = ensure_venv(args.install_timeout_s, args.venv)
     if python is None:
         return 0
+    print(_provenance(python))
     catalog = load_catalog()
     held = [p for p in read_measured() if p.split == "holdout"]
     planner_rows, unexpressed = predict_rows(catalog, held)
-    roof_rows, _ = predict_rows(_roofline(catalog), held)
+    roof_rows, _ = predict_rows(roofline_catalog(catalog), held)
     roof_of = {r.point.row_id: r.predicted_value for r in roof_rows}
     print(f"{len(held)} held-out rows (planner.fit.validation split 'holdout'); the planner expresses "
           f"{len(planner_rows)} ({len(unexpressed)} not)")
-    worker, skipped, scored, t0 = Worker(python), {}, [], time.monotonic()
+    skipped: dict[str, int] = {}
+    for u in unexpressed:
+        _count(skipped, f"planner: {u.reason}"[:90])
     candidates = []
     for r in planner_rows:
         plan = requests_for(r.point, catalog)
         if isinstance(plan, str):
-            skipped[plan.split(":")[0][:70]] = skipped.get(plan.split(":")[0][:70], 0) + 1
+            _count(skipped, plan)
         else:
             candidates.append((r, plan))
     if len(candidates) > args.max_rows:
         skipped[f"beyond --max-rows {args.max_rows}"] = len(candidates) - args.max_rows
         candidates = candidates[:args.max_rows]
+    worker, scored, t0 = Worker(python), [], time.monotonic()
+    caller = Caller(worker, args.timeout_s)
     try:
-        for r, (reqs, reader) in candidates:
-            answers = [worker.ask(q, args.timeout_s) for q in reqs]
-            value = read_value(answers, reader, r.point, catalog.gpu(r.point.gpu).memory_gb)
-            if isinstance(value, str) or not (math.isfinite(value) and value > 0):
-                why = f"aiconfigurator: {value}"[:90]
-                skipped[why] = skipped.get(why, 0) + 1
+        for r, plan in candidates:
+            got = evaluate(caller, plan, r.point)
+            if isinstance(got, str) or not (math.isfinite(got[0]) and got[0] > 0):
+                _count(skipped, f"aiconfigurator: {got if isinstance(got, str) else 'no positive value'}"[:110])
                 continue
-            scored.append((r, value))
+            scored.append((r, *got))
     except KeyboardInterrupt:
         print("interrupted; scoring the rows done so far")
     finally:
         worker.close()
     elapsed = time.monotonic() - t0
-    print(f"aiconfigurator expressed {len(scored)} of {len(candidates)} rows sent ({elapsed:.0f} s); rows left out:")
+    versions = sorted({f"{json.loads(k)['backend_name']} {a['version']}" for k, a in caller.answers.items()
+                       if a.get("ok") and a.get("version")})
+    capped = sum(1 for *_, c in scored if c)
+    print(f"aiconfigurator expressed {len(scored)} of {len(candidates)} rows sent ({caller.calls} calls, "
+          f"{elapsed:.0f} s; its databases: {', '.join(versions) or '-'}); {capped} of them at the largest batch "
+          f"that fits, below the measured concurrency. Rows left out:")
     for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
         print(f"  {n:4d}  {why}")
     print("\nMedian absolute error (median bias, predicted/measured - 1) on the rows aiconfigurator expressed")
     print(f"  {'family':24s} {'n':>4s} {'aiconfigurator':>16s} {'planner':>16s} {'roofline 100%':>16s}"
           f" | {'planner, all held-out':>22s} {'n':>4s}")
     by_family: dict[str, list] = {f: [] for f in FAMILIES}
-    for r, value in scored:
+    for r, value, *_ in scored:
         for fam in families_of(r):
             by_family.setdefault(fam, []).append((r, value))
     all_family: dict[str, list] = {f: [] for f in FAMILIES}
     for r in planner_rows:
         for fam in families_of(r):
             all_family.setdefault(fam, []).append(r)
+
+    def triple(rows: list) -> tuple[str, str, str]:
+        aic = [(v, r.point.measured_value) for r, v in rows]
+        pln = [(r.predicted_value, r.point.measured_value) for r, _ in rows]
+        roof = [(roof_of[r.point.row_id], r.point.measured_value) for r, _ in rows if r.point.row_id in roof_of]
+        return _stats(aic), _stats(pln), _stats(roof)
+
     for fam in by_family:
         rows = by_family[fam]
         if not rows and not all_family.get(fam):
             continue
-        aic = [(v, r.point.measured_value) for r, v in rows]
-        pln = [(r.predicted_value, r.point.measured_value) for r, _ in rows]
-        roof = [(roof_of[r.point.row_id], r.point.measured_value) for r, _ in rows if r.point.row_id in roof_of]
         every = [(r.predicted_value, r.point.measured_value) for r in all_family.get(fam, [])]
-        print(f"  {fam:24s} {len(rows):4d} {_stats(aic):>16s} {_stats(pln):>16s} {_stats(roof):>16s} | "
-              f"{_stats(every):>22s} {len(every):4d}")
+        aic, pln, roof = triple(rows)
+        print(f"  {fam:24s} {len(rows):4d} {aic:>16s} {pln:>16s} {roof:>16s} | {_stats(every):>22s} {len(every):4d}")
+    print("\nThe same by source, engine, GPU and metric (rows aiconfigurator expressed)")
+    print(f"  {'source / engine / GPU / metric':58s} {'n':>4s} {'aiconfigurator':>16s} {'planner':>16s}"
+          f" {'roofline 100%':>16s}")
+    groups: dict[str, list] = {}
+    for r, value, *_ in scored:
+        key = f"{source_label(r.point.source_url)} {r.point.engine} {r.point.gpu} {r.point.metric}"
+        groups.setdefault(key, []).append((r, value))
+    for key in sorted(groups):
+        aic, pln, roof = triple(groups[key])
+        print(f"  {key[:58]:58s} {len(groups[key]):4d} {aic:>16s} {pln:>16s} {roof:>16s}")
     if args.json:
         args.json.write_text(json.dumps([
-            {"row_id": r.point.row_id, "family": list(families_of(r)), "measured": r.point.measured_value,
-             "aiconfigurator": v, "planner": r.predicted_value, "roofline": roof_of.get(r.point.row_id)}
-            for r, v in scored], indent=1))
+            {"row_id": r.point.row_id, "family": list(families_of(r)), "metric": r.point.metric,
+             "source": source_label(r.point.source_url), "engine": r.point.engine, "gpu": r.point.gpu,
+             "measured": r.point.measured_value, "aiconfigurator": v, "aiconfigurator_batch": b,
+             "aiconfigurator_batch_capped": c, "planner": r.predicted_value, "roofline": roof_of.get(r.point.row_id)}
+            for r, v, b, c in scored], indent=1))
         print(f"wrote {args.json}")
     return 0
 
