@@ -11,25 +11,33 @@ If the environment cannot be created or pip cannot install it, the script says s
 Rows: data/measured/throughput.csv rows in the held-out split of planner.fit.validation (whole sources the
 fit never saw: `MeasuredPoint.split == "holdout"`), that the planner can express, on a GPU and engine
 aiconfigurator has a performance database for (h100_sxm, h200_sxm, b200_sxm, b300_sxm, gb200, a100_sxm,
-l40s, l4, ...; trtllm, vllm, sglang). Each row becomes one fixed aiconfigurator configuration
-(`aiconfigurator.cli.api.cli_estimate`, the function behind `aiconfigurator cli estimate`):
+l40s, ...; trtllm, vllm, sglang; its default database version of each). Each row becomes one fixed
+aiconfigurator configuration (`aiconfigurator.cli.api.cli_estimate`, the function behind
+`aiconfigurator cli estimate`), for one of the row's `dp` identical instances (`measured.per_instance`):
   batch1        mode static, batch 1: decode tokens/s = 1000 / TPOT ms, prefill tokens/s = ISL x 1000 / TTFT
   static_batch  mode static, batch = concurrency: output tokens/s, TTFT, TPOT
   serving       mode agg (in-flight batching), batch = concurrency: output tokens/s, TTFT, TPOT
                 (open-loop request-rate rows are left out: aiconfigurator takes a concurrency)
-  offline       mode static at batches 64..1024, the fastest whose memory fits the GPU
+  offline       mode static at batches 64..1024, the fastest that fits
+A concurrency above what aiconfigurator's memory model fits (agg mode raises OOM, static mode flags it, or
+the KV exceeds the engine's budget) runs at the largest batch that fits, found by bisection, as the engine
+admits it and as the planner's validation does (running = min(concurrency, capacity)); output tokens/s and
+TPOT are read there, and TTFT rows are left out (the queue wait is not in aiconfigurator's model).
 Model: aiconfigurator's bundled config of the same id (Llama 3.1 names mapped to its Meta-Llama-3.1 ids,
-Llama 3.3 70B to Meta-Llama-3.1-70B, the same architecture), else the planner's config.json in a temporary
-folder. Weights: bf16/fp16 -> bfloat16, fp8 -> fp8 (fp8_block for DeepSeek-style MoE), nvfp4 -> nvfp4,
-mxfp4 -> MoE w4a16_mxfp4; KV cache fp8 or bfloat16; TP as measured, MoE expert parallelism as measured
-(else the experts split by TP). A row aiconfigurator rejects is counted with its reason, never scored.
+Llama 3.3 70B to Meta-Llama-3.1-70B, the same architecture); a bundled config.json it does not list as a
+default model (Mixtral), or else the planner's config.json, is passed as a local folder. Weights:
+bf16/fp16 -> bfloat16, fp8 -> fp8 (fp8_block for DeepSeek-style MoE), nvfp4 -> nvfp4, mxfp4 -> MoE
+w4a16_mxfp4; KV cache fp8 or bfloat16 as the row states; TP and PP as measured, MoE expert parallelism as
+measured (else the experts split by TP). A row aiconfigurator rejects is counted with its reason, never scored.
 
 Scores: per accuracy family (planner.fit.validation.families_of: max_throughput, batch1_decode, prefill,
 serving_throughput, ttft, tpot, moe, fixed_batch_throughput) the median absolute percentage error and
 median bias (predicted / measured - 1) of aiconfigurator, the planner and a 100 %-of-peak roofline (every
-efficiency 1, no fixed costs), all three on exactly the rows aiconfigurator expressed; then the planner on
-every held-out row it expresses. Every figure is computed when the script runs. Bounded: --max-rows caps the
-rows, --timeout-s each aiconfigurator call (the worker is restarted after a timeout).
+efficiency 1, no fixed costs: bench_accuracy's), all three on exactly the rows aiconfigurator expressed;
+then the planner on every held-out row it expresses; then the same by source, engine, GPU and metric. Every
+figure is computed when the script runs; the header prints the time, the planner's commit and
+aiconfigurator's version. Bounded: --max-rows caps the rows, --timeout-s each aiconfigurator call (the
+worker is restarted after a timeout). The full default run takes about ten minutes on two cores.
 """
 
 from __future__ import annotations
@@ -344,8 +352,13 @@ def _count(reasons: dict[str, int], why: str) -> None:
 def _provenance(python: Path) -> str:
     """The date, the planner's commit and aiconfigurator's version, for the printed header."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=30).stdout.strip() or "unknown"
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                              timeout=30).stdout.strip() or "unknown"
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "planner", "data"], capture_output=True,
+                               text=True, timeout=30).stdout.splitlines()
+        if dirty:
+            head += f" + {len(dirty)} uncommitted change(s) under planner/ and data/"
         ask = "import importlib.metadata as m; print(m.version('aiconfigurator'))"
         version = subprocess.run([str(python), "-c", ask], capture_output=True, text=True,
                                  timeout=60).stdout.strip() or "unknown"
