@@ -339,13 +339,13 @@ def plan_zip(result: Plan) -> bytes:
     return plan_to_zip(result, catalog=catalog())
 
 
-@st.cache_data(max_entries=64, show_spinner="Re-planning at each end of every driver...")
 @st.cache_data(max_entries=512, show_spinner=False)
 def _cost_plan(scenario: Scenario, prices_key: str, _catalog: Catalog) -> Plan:
     """A re-plan for a sensitivity bar: cost and break-even only (no frontier or alternatives)."""
     return plan(scenario, _catalog, extras=False)
 
 
+@st.cache_data(max_entries=64, show_spinner="Re-planning at each end of every driver...")
 def _sensitivity(scenario: Scenario, swing_frac: float, prices_key: str, _catalog: Catalog) -> tuple:
     return sensitivity_swings(_plan(scenario, prices_key, _catalog), _catalog, swing_frac=swing_frac,
                               plan_fn=lambda s: _cost_plan(s, prices_key, _catalog))
