@@ -18,6 +18,7 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine, tp=args.tp, pp=args.pp, dp=args.dp, expert_parallel=args.expert_parallel,
         profile=args.profile, max_num_seqs=args.max_num_seqs, speculative=args.speculative,
         speculative_draft_tokens=args.draft_tokens, speculative_acceptance_frac=args.acceptance_frac,
+        attn_dp=args.attn_dp,
     )
     slo = None
     try:
@@ -100,6 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dp", type=int_arg(1, MAX_GPUS), help="data-parallel engine instances in the replica. Without "
                    "tp/pp/dp the layout with the highest throughput on --num-gpus is chosen")
     p.add_argument("--expert-parallel", action="store_true", help="spread MoE experts over GPUs (all-to-all)")
+    p.add_argument("--attn-dp", action="store_true", help="MoE: attention data-parallel over the --tp GPUs (each its "
+                   "own sequences and KV cache), experts expert-parallel; see docs/moe_layouts.md")
     p.add_argument("--max-num-seqs", type=int_arg(1, 65_536), help="the engine's concurrency limit")
     p.add_argument("--profile", type=text_arg(), help="a named efficiency profile (see `planner calibrate`)")
     p.add_argument("--ttft-target-s", type=float_arg(0, 3600, low_open=True),

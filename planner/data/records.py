@@ -35,7 +35,7 @@ from planner.model.architecture import Architecture
 
 PRICING_TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
 COMPUTE_FORMATS = ("bf16", "fp16", "fp8", "fp4", "int8")
-ENGINE_LAYOUTS = ("tp", "pp", "dp", "ep", "layer")
+ENGINE_LAYOUTS = ("tp", "pp", "dp", "ep", "adp", "layer")  # adp: attention data-parallel + EP (MoE)
 # Plausible price bands: a value outside is a unit or typing error (per-token price read as per-Mtok, 1e300),
 # not a price. Shipped data/gpu_prices.csv spans 0.148-14.1 $/GPU-h and data/api_prices.csv 0.025-600 $/Mtok
 # (o1-pro output); the bands leave more than 10x either way.
@@ -288,6 +288,6 @@ class Engine:
     # total: the KV budget is a fraction of the GPU; free: of the memory after weights
     kv_memory_basis: Annotated[str, OneOf(("total", "free"))] = "total"
     int8_matmul_precisions: NamesOrEmpty = ()  # precision kinds or ids whose matmuls run on int8 units
-    # tp, pp, dp, ep; "layer" = sequential layer split
+    # tp, pp, dp, ep, adp (attention data-parallel with expert parallelism); "layer" = sequential layer split
     layouts: Annotated[tuple[str, ...], Words(allowed=ENGINE_LAYOUTS)] = ("tp", "pp", "dp", "ep")
     fp8_checkpoint_kv_dtype: str | None = None  # default KV dtype for an fp8 checkpoint (None: bf16/fp16)

@@ -1,8 +1,9 @@
 """Measured throughput and latency rows: the schema of data/measured/*.csv and its reader.
 
 A row names a model, GPU, precision, engine (with its build month), parallelism (tensor and
-expert parallel sizes), workload (input/output tokens, scenario, concurrency or request rate,
-whether every request has the same lengths) and one measured metric, with its source.
+expert parallel sizes, data-parallel instances, attention data parallelism), workload (input/output
+tokens, scenario, concurrency or request rate, whether every request has the same lengths) and one
+measured metric, with its source.
 `read_points` validates a file (the project's, or a user's CSV where provenance columns are
 optional) into `MeasuredPoint`s; `planner.fit.validation` predicts them.
 """
@@ -91,6 +92,10 @@ class MeasuredPoint:
     source_group: Annotated[str | None, MAY_BE_ABSENT] = None
     # data-parallel instances the num_gpus are split into (None: one instance over all)
     dp: Annotated[Count | None, MAY_BE_ABSENT] = None
+    # MoE: attention data-parallel over each instance's tp GPUs with the experts expert-parallel (SGLang
+    # --enable-dp-attention, vLLM --data-parallel-size + --enable-expert-parallel, TensorRT-LLM enable_attention_dp);
+    # None or false: attention tensor-parallel
+    attn_dp: Annotated[bool | None, MAY_BE_ABSENT] = None
 
     @property
     def source_key(self) -> str:

@@ -17,6 +17,10 @@ Deployment and v1 Service [6]. docs/deploy.md maps each plan field to each engin
 [8] https://docs.sglang.io/advanced_features/speculative_decoding.html
 [9] https://nvidia.github.io/TensorRT-LLM/features/speculative-decoding.html, MTPDecodingConfig and
     Eagle3DecodingConfig in https://nvidia.github.io/TensorRT-LLM/llm-api/reference.html
+[10] Attention data parallelism with expert parallelism (MoE): vLLM --data-parallel-size N --enable-expert-parallel
+    (https://docs.vllm.ai/en/latest/serving/data_parallel_deployment.html); SGLang --enable-dp-attention --dp-size N
+    with --ep-size N [2]; TensorRT-LLM enable_attention_dp in the --extra_llm_api_options YAML
+    (TorchLlmArgs in https://nvidia.github.io/TensorRT-LLM/llm-api/reference.html)
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class ServeConfig:
     speculative: str = "off"  # off | mtp (the checkpoint's MTP layers) | eagle3 (a separate draft head)
     speculative_draft_tokens: int | None = None  # draft tokens per step; required unless off
     speculative_draft_model: str | None = None  # the EAGLE-3 head's repo id or path; required for eagle3
+    # MoE: attention data-parallel over the tensor_parallel_size GPUs, experts expert-parallel over them [10]
+    attn_dp: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -115,6 +121,9 @@ class ServeConfig:
                                            or any(ord(ch) < 32 for ch in self.gguf_file)):
             raise InvalidInputError(f"gguf_file must be a path without control characters, got {brief(self.gguf_file)}")
         _check_speculative(self)
+        if self.attn_dp and self.engine not in ("vllm", "sglang", "trtllm"):
+            raise InvalidInputError(f"attn_dp (attention data parallelism) runs on vllm, sglang and trtllm, not "
+                                    f"{self.engine}")
 
     @property
     def gpus(self) -> int:
@@ -300,6 +309,13 @@ def speculative_flags(cfg: ServeConfig) -> list[str]:
     raise InvalidInputError(f"no speculative flags for {cfg.engine}")
 
 
+def trtllm_options_yaml(cfg: ServeConfig) -> str:
+    """The --extra_llm_api_options YAML of a TensorRT-LLM replica: enable_attention_dp [10] and the
+    speculative_config (`trtllm_speculative_yaml`) where the configuration has them ("" when neither)."""
+    adp = "enable_attention_dp: true\n" if cfg.attn_dp else ""
+    return adp + (trtllm_speculative_yaml(cfg) if cfg.speculative != "off" else "")
+
+
 def trtllm_speculative_yaml(cfg: ServeConfig) -> str:
     """TensorRT-LLM's speculative_config [9]: MTP with num_nextn_predict_layers k, or Eagle3 with
     max_draft_len k and the head's speculative_model_dir."""
@@ -310,11 +326,26 @@ def trtllm_speculative_yaml(cfg: ServeConfig) -> str:
             f"  speculative_model_dir: {json.dumps(cfg.speculative_draft_model)}\n")
 
 
+def attn_dp_flags(cfg: ServeConfig) -> list[str]:
+    """vLLM and SGLang flags for attention data parallelism over the tp group with expert-parallel MoE [10]
+    (after the tp / pp flags; TensorRT-LLM's is a YAML key, `trtllm_options_yaml`). vLLM runs one engine rank
+    per GPU (its tensor-parallel size is then 1); SGLang keeps --tp-size and adds --dp-size."""
+    n = str(cfg.tensor_parallel_size)
+    if cfg.engine == "vllm":
+        return ["--data-parallel-size", n, "--enable-expert-parallel"]
+    if cfg.engine == "sglang":
+        return ["--dp-size", n, "--enable-dp-attention", "--ep-size", n]
+    raise InvalidInputError(f"no attention data-parallel flags for {cfg.engine}")
+
+
 def _python_server(engine: str, cfg: ServeConfig) -> ServeCommand:
     flags = _PYTHON_SERVERS[engine]
+    tp = 1 if cfg.attn_dp and engine == "vllm" else cfg.tensor_parallel_size  # vLLM: one DP rank per GPU
     argv = [*flags.program, *flags.model_flag, cfg.model_repo, "--host", "0.0.0.0", "--port", str(cfg.serve_port),
-            flags.tp, str(cfg.tensor_parallel_size), flags.pp, str(cfg.pipeline_parallel_size)]
-    if cfg.expert_parallel:
+            flags.tp, str(tp), flags.pp, str(cfg.pipeline_parallel_size)]
+    if cfg.attn_dp:
+        argv += attn_dp_flags(cfg)
+    elif cfg.expert_parallel:
         argv += flags.expert_parallel(cfg)
     quant = quantization_value(engine, cfg.precision, cfg.native_precision, cfg.gpu_vendor)
     argv += (["--quantization", quant] if quant else []) + _dtype(cfg)
@@ -347,7 +378,7 @@ def _llama_cpp(cfg: ServeConfig) -> ServeCommand:
 def _trtllm(cfg: ServeConfig) -> ServeCommand:
     argv = ["trtllm-serve", cfg.model_repo, "--host", "0.0.0.0", "--port", str(cfg.serve_port),
             "--tp_size", str(cfg.tensor_parallel_size), "--pp_size", str(cfg.pipeline_parallel_size)]
-    if cfg.expert_parallel:
+    if cfg.expert_parallel or cfg.attn_dp:
         argv += ["--ep_size", str(cfg.tensor_parallel_size)]
     argv += ["--max_batch_size", str(cfg.max_num_seqs), "--max_seq_len", str(cfg.max_model_len_tokens),
              "--kv_cache_free_gpu_memory_fraction", f"{cfg.gpu_memory_utilization_frac:g}"]
@@ -358,9 +389,9 @@ def _trtllm(cfg: ServeConfig) -> ServeCommand:
         notes.append(f"TensorRT-LLM reads the quantization from the checkpoint: serve a {cfg.precision} "
                      f"(ModelOpt) checkpoint")
     files: tuple[tuple[str, str], ...] = ()
-    if cfg.speculative != "off":
-        argv += speculative_flags(cfg)
-        files = ((TRTLLM_EXTRA_OPTIONS, trtllm_speculative_yaml(cfg)),)
+    if cfg.speculative != "off" or cfg.attn_dp:
+        argv += ["--extra_llm_api_options", TRTLLM_EXTRA_OPTIONS]
+        files = ((TRTLLM_EXTRA_OPTIONS, trtllm_options_yaml(cfg)),)
     return ServeCommand(tuple(argv), tuple(notes), program_len=2, files=files)
 
 

@@ -165,6 +165,8 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
     (max_concurrency x KV tokens held per sequence) so the engine can hold one full-length
     sequence; llama.cpp preallocates -c = length x slots, so its length is capacity / slots.
     Speculative decoding is launched when the estimate applied it (it helps at its concurrency).
+    An attention-DP estimate (MoE) launches attention data-parallel with expert-parallel experts; its batch
+    limit and KV capacity are then each rank's share (1/tp) of the estimate's.
     """
     target = catalog.engine(engine).engine_id if engine else est.engine
     prec, kv = catalog.precision(est.precision), catalog.kv_dtype(est.kv_dtype)
@@ -178,9 +180,11 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
         raise InvalidInputError(f"expert parallelism needs a mixture-of-experts model; {est.model_id} is dense")
     gpu = catalog.gpu(est.gpu_id)
     eng = catalog.engine(target)
-    concurrency = min(est.concurrency, eng.max_num_seqs)
+    # under attention DP each of the tp ranks schedules its own sequences: the engine's limits are per rank
+    ranks = est.tp if est.attn_dp else 1
+    concurrency = min(-(-est.concurrency // ranks), eng.max_num_seqs)
     held = est.kv_context_tokens_per_sequence or est.input_tokens + est.output_tokens
-    capacity = int(est.max_concurrency * held)
+    capacity = int(est.max_concurrency * held / ranks)
     context = model.context_length_tokens if model else est.input_tokens + est.output_tokens
     if max_model_len_tokens is not None and model is not None and max_model_len_tokens > context:
         raise InvalidInputError(f"--max-model-len {max_model_len_tokens:,} exceeds {est.model_id}'s context of "
@@ -196,7 +200,8 @@ def serve_config_from_estimate(est: Estimate, catalog: Catalog, *, engine: str |
         model_repo=model_repo or est.model_id, engine=target, precision=prec.precision_id, kv_dtype=kv.kv_dtype_id,
         tensor_parallel_size=est.tp, pipeline_parallel_size=est.pp, max_model_len_tokens=max_model_len_tokens,
         gpu_memory_utilization_frac=eng.memory_utilization_frac, max_num_seqs=concurrency,
-        expert_parallel=expert_parallel,
+        expert_parallel=expert_parallel or est.expert_parallel and est.attn_dp,
+        attn_dp=est.attn_dp and target in ("vllm", "sglang", "trtllm"),
         native_precision=model.native_precision if model else "bf16", gpu_vendor=gpu.vendor.lower(), port=port,
     )
 

@@ -48,6 +48,7 @@ class EstimateRequest:
     speculative: str = "off"  # off | mtp | eagle3 (planner.perf.speculative)
     speculative_draft_tokens: int | None = None  # None: the shortest draft length data/speculative.csv measured
     speculative_acceptance_frac: float | None = None  # per-position acceptance; None: from data/speculative.csv
+    attn_dp: bool = False  # MoE: attention data-parallel over the tp group, experts expert-parallel (Layout.attn_dp)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Estimate:
     expert_parallel: bool = False
     layer_split: bool = False  # llama.cpp: pp = GPUs the layers are split over, run one after another
     layout: str = "TP1"
+    attn_dp: bool = False  # attention data-parallel over the tp group (each GPU its own sequences), experts EP
     roofline_tpot_s: float = 0.0  # the same configuration at 100 % efficiency (no range end beats it)
     speculative: dict | None = None  # speculative decoding asked for: both sides (`_speculative_summary`)
 
@@ -153,6 +155,7 @@ class ReplicaSetup:
     tp = property(lambda self: self.candidate.layout.tp)
     pp = property(lambda self: self.candidate.layout.pp)
     expert_parallel = property(lambda self: self.candidate.layout.ep)
+    attn_dp = property(lambda self: self.candidate.layout.attn_dp)
     quality_risk = property(lambda self: self.candidate.precision.quality_risk)
     profile = property(lambda self: self.candidate.profile)
     prefill_budget_tokens = property(lambda self: self.candidate.engine.max_num_batched_tokens)
@@ -186,11 +189,12 @@ def prepare(catalog: Catalog, req: EstimateRequest, layout: Layout | None = None
     kv = catalog.kv_dtype(req.kv_dtype or evaluator.default_kv_dtype_id(engine, prec, gpu))
     check_compatible(prec, kv, gpu, engine)
     arch = model.arch
-    if req.expert_parallel and not arch.is_moe:
-        raise InvalidInputError(f"expert_parallel needs a mixture-of-experts model; {model.model_id} is dense")
+    if (req.expert_parallel or req.attn_dp) and not arch.is_moe:
+        what = "attn_dp" if req.attn_dp else "expert_parallel"
+        raise InvalidInputError(f"{what} needs a mixture-of-experts model; {model.model_id} is dense")
     if layout is None:
         layout = default_layout(engine, arch, gpu, req.num_gpus, tp=req.tp, pp=req.pp, dp=req.dp,
-                                ep=bool(req.expert_parallel))
+                                ep=bool(req.expert_parallel), attn_dp=bool(req.attn_dp))
     if req.tp is not None and req.pp is None and "layer" in engine.layouts and req.tp > 1:
         raise InvalidInputError(f"{engine.engine_id} splits layers over GPUs (pp); it has no tensor parallelism "
                                 f"(tp {req.tp})")
@@ -268,12 +272,14 @@ def auto_layout(catalog: Catalog, req: EstimateRequest) -> Layout | None:
     """The layout with the highest max-throughput on req.num_gpus GPUs when the request fixes none (None: keep
     the default). Ties go to the default layout's order (fewer instances, then TP before PP)."""
     if req.tp is not None or req.pp is not None or req.dp is not None or req.num_gpus == 1:
-        return None
+        return None  # (a request with attn_dp and no tp/pp/dp still searches the attention-DP layouts)
     base = prepare(catalog, req)
     arch = base.model.arch
     layouts = evaluator.layouts_for(base.candidate.engine, arch, base.gpu, req.num_gpus)
-    if not req.expert_parallel:
-        layouts = [lay for lay in layouts if not lay.ep] or layouts
+    if req.attn_dp:
+        layouts = [lay for lay in layouts if lay.attn_dp] or layouts
+    elif not req.expert_parallel:  # plain TP-sharded EP only when asked; attention DP + EP is its own layout
+        layouts = [lay for lay in layouts if not lay.ep or lay.attn_dp] or layouts
     if len(layouts) <= 1:
         return None
     from dataclasses import replace as _replace
@@ -355,6 +361,7 @@ def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:
         output_tokens_per_s_per_user=1.0 / tpot, bottleneck=bottleneck,
         efficiency_profile=s.profile.profile_id, warnings=tuple(warnings), kv_context_tokens_per_sequence=held,
         dp=s.layout.dp, expert_parallel=s.layout.ep, layer_split=s.layout.layer_split, layout=s.layout.label,
+        attn_dp=s.layout.attn_dp,
         roofline_tpot_s=float(ev.roofline_tpot_s[0]),
     )
     return result if setting is None else with_speculative(result, s, setting)

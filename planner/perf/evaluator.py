@@ -19,9 +19,11 @@ The engine policies come from data/engines.csv (never from code):
 - `kv_memory_basis`: `total` (a fraction of the GPU, vLLM --gpu-memory-utilization) or `free`
   (a fraction of what the weights leave, TensorRT-LLM free_gpu_memory_fraction).
 - `int8_matmul_precisions`: precision kinds or ids whose matmuls run on int8 units (llama.cpp MMQ).
-- `layouts`: which of tp, pp, dp, ep the engine runs, or `layer` (llama.cpp --split-mode layer:
+- `layouts`: which of tp, pp, dp, ep, adp the engine runs, or `layer` (llama.cpp --split-mode layer:
   whole layers per GPU, run one after another for the whole batch, so more GPUs add memory,
-  not speed).
+  not speed). `adp`: attention data parallelism with expert parallelism for MoE models (SGLang
+  --enable-dp-attention, vLLM --data-parallel-size with --enable-expert-parallel, TensorRT-LLM
+  enable_attention_dp): see `Layout.attn_dp` and docs/moe_layouts.md.
 - `fp8_checkpoint_kv_dtype`: the KV dtype the engine uses by default for an fp8 checkpoint.
 """
 
@@ -44,6 +46,7 @@ from planner.perf.performance import Efficiency, decode_terms
 from planner.perf.serving import PointTerms, point_terms
 
 MAX_GPUS = 4096
+LAYOUT_GROUPS = ((False, False), (True, False), (True, True))  # (ep, attn_dp) pairs a layout can have
 # Perfect efficiency and no fixed costs: the bound no prediction (nor a range end) may beat.
 ROOFLINE = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
                       comm_latency_s=0.0, moe_mbu_frac=1.0, comm_bw_frac=1.0, expert_overhead_s=0.0,
@@ -56,6 +59,11 @@ class Layout:
 
     `layer_split`: the pp stages run one after another for the whole batch (llama.cpp), not
     as a pipeline of micro-batches. `ep`: MoE experts sharded over the tp group.
+    `attn_dp` (with `ep`): attention data-parallel over the tp group. Each of its GPUs holds the attention
+    and dense weights whole and runs them for its own 1/tp of the instance's sequences, with their KV cache
+    (neither replicated nor split by head); the routed experts are sharded over the group (EP) and reached
+    by an all-to-all dispatch and combine per MoE layer. No all-reduce. The DeepSeek serving layout: an MLA
+    model's single latent KV head would otherwise be replicated on every tensor-parallel rank.
     """
 
     tp: int = 1
@@ -63,6 +71,7 @@ class Layout:
     dp: int = 1
     ep: bool = False
     layer_split: bool = False
+    attn_dp: bool = False
 
     @property
     def gpus(self) -> int:
@@ -76,9 +85,11 @@ class Layout:
     def label(self) -> str:
         if self.layer_split and self.pp > 1:
             parts = [f"layer split over {self.pp}"]
+        elif self.attn_dp:
+            parts = [f"attention DP{self.tp}", f"EP{self.tp}"] + ([f"PP{self.pp}"] if self.pp > 1 else [])
         else:
             parts = [f"TP{self.tp}"] + ([f"PP{self.pp}"] if self.pp > 1 else [])
-        if self.ep:
+        if self.ep and not self.attn_dp:
             parts.append("EP")
         if self.dp > 1:
             parts.append(f"DP{self.dp}")
@@ -86,7 +97,7 @@ class Layout:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep, "layer_split": self.layer_split,
-                "label": self.label}
+                "attn_dp": self.attn_dp, "label": self.label}
 
 
 def _divisors(n: int) -> list[int]:
@@ -117,7 +128,11 @@ def _problem(allowed_layouts: tuple[str, ...], engine_id: str, heads: int, layer
         return "expert parallelism needs an MoE model and an engine that shards experts"
     if layout.ep and layout.tp < 2:
         return "expert parallelism needs at least 2 GPUs in the tensor-parallel group"
-    if heads % layout.tp:
+    if layout.attn_dp and ("adp" not in allowed or not moe):
+        return "attention data parallelism needs an MoE model and an engine that runs it (engines.csv adp)"
+    if layout.attn_dp and not layout.ep:
+        return "attention data parallelism shards the experts: it needs expert parallelism"
+    if heads % layout.tp and not layout.attn_dp:
         return f"tp {layout.tp} does not divide the {heads} attention heads"
     if layout.tp > per_node:
         return f"tp {layout.tp} spans more than one {per_node}-GPU node"
@@ -127,7 +142,8 @@ def _problem(allowed_layouts: tuple[str, ...], engine_id: str, heads: int, layer
 
 
 def layouts_for(engine: Engine, arch: Architecture, gpu: Gpu, num_gpus: int) -> list[Layout]:
-    """Every layout the engine can run on exactly `num_gpus` GPUs (tp x pp x dp = num_gpus, with and without EP)."""
+    """Every layout the engine can run on exactly `num_gpus` GPUs (tp x pp x dp = num_gpus; for an MoE model with
+    and without EP, and attention-DP + EP where the engine runs it)."""
     return list(_layouts(tuple(engine.layouts), engine.engine_id, arch.n_attention_heads, arch.n_layers, arch.is_moe,
                          gpu.max_gpus_per_node, num_gpus))
 
@@ -141,18 +157,19 @@ def _layouts(allowed: tuple[str, ...], engine_id: str, heads: int, layers: int, 
         rest = num_gpus // dp
         for tp in _divisors(rest):
             pp = rest // tp
-            for ep in (False, True):
-                cand = Layout(tp, pp, dp, ep, layer)
+            for ep, adp in ((False, False), (True, False), (True, True)):
+                cand = Layout(tp, pp, dp, ep, layer, adp)
                 if _problem(allowed, engine_id, heads, layers, moe, per_node, cand) is None:
                     out.append(cand)
     return tuple(out)
 
 
 def default_layout(engine: Engine, arch: Architecture, gpu: Gpu, num_gpus: int, *, tp: int | None = None,
-                   pp: int | None = None, dp: int | None = None, ep: bool = False) -> Layout:
+                   pp: int | None = None, dp: int | None = None, ep: bool = False, attn_dp: bool = False) -> Layout:
     """The layout used when the user fixes some or none of tp, pp, dp: the fixed ones as given; otherwise one
-    instance over all GPUs, tensor parallel inside a node (the largest size dividing the heads), pipeline stages
-    across nodes; llama.cpp splits layers. InvalidInputError when the fixed values do not multiply out."""
+    instance over all GPUs, tensor parallel inside a node (the largest size dividing the heads; with `attn_dp`
+    the largest that fits a node: attention is not split by head), pipeline stages across nodes; llama.cpp
+    splits layers. `attn_dp` implies `ep`. InvalidInputError when the fixed values do not multiply out."""
     layer = "layer" in engine.layouts
     dp = dp or 1
     if num_gpus % dp:
@@ -172,9 +189,10 @@ def default_layout(engine: Engine, arch: Architecture, gpu: Gpu, num_gpus: int, 
     elif layer:
         tp, pp = 1, rest
     else:
-        tp = max(c for c in _divisors(rest) if c <= gpu.max_gpus_per_node and arch.n_attention_heads % c == 0)
+        tp = max(c for c in _divisors(rest) if c <= gpu.max_gpus_per_node
+                 and (attn_dp or arch.n_attention_heads % c == 0))
         pp = rest // tp
-    return Layout(tp, pp, dp, ep, layer)
+    return Layout(tp, pp, dp, ep or attn_dp, layer, attn_dp)
 
 
 @dataclass(frozen=True)
@@ -260,6 +278,7 @@ class CandidateSet:
     ep: np.ndarray
     layer_split: np.ndarray
     max_num_seqs: np.ndarray
+    attn_dp: np.ndarray  # (n,) bool: attention data-parallel over the tp group (Layout.attn_dp)
 
     def __len__(self) -> int:
         return len(self.base_index)
@@ -268,7 +287,8 @@ class CandidateSet:
         """The i-th configuration as a Candidate."""
         from dataclasses import replace
 
-        lay = Layout(int(self.tp[i]), int(self.pp[i]), int(self.dp[i]), bool(self.ep[i]), bool(self.layer_split[i]))
+        lay = Layout(int(self.tp[i]), int(self.pp[i]), int(self.dp[i]), bool(self.ep[i]), bool(self.layer_split[i]),
+                     bool(self.attn_dp[i]))
         return replace(self.bases[int(self.base_index[i])], layout=lay, max_num_seqs=int(self.max_num_seqs[i]))
 
     @classmethod
@@ -277,7 +297,8 @@ class CandidateSet:
         i = lambda values, dtype=float: np.fromiter(values, dtype=dtype, count=n)  # noqa: E731
         return cls(list(cands), np.arange(n), i(c.layout.tp for c in cands), i(c.layout.pp for c in cands),
                    i(c.layout.dp for c in cands), i((c.layout.ep for c in cands), bool),
-                   i((c.layout.layer_split for c in cands), bool), i(c.max_num_seqs for c in cands))
+                   i((c.layout.layer_split for c in cands), bool), i(c.max_num_seqs for c in cands),
+                   i((c.layout.attn_dp for c in cands), bool))
 
     @classmethod
     def expand(cls, bases: Sequence[Candidate], layouts_of: Callable[[Candidate], Sequence[Layout]],
@@ -292,30 +313,30 @@ class CandidateSet:
         for b, key in zip(bases, key_of, strict=True):
             if key not in per_key:
                 lays = layouts_of(b)
-                per_key[key] = np.array([(lay.tp, lay.pp, lay.dp, lay.ep, lay.layer_split) for lay in lays],
-                                        dtype=float).reshape(-1, 5)
+                per_key[key] = np.array([(lay.tp, lay.pp, lay.dp, lay.ep, lay.layer_split, lay.attn_dp)
+                                         for lay in lays], dtype=float).reshape(-1, 6)
         counts = np.array([len(per_key[k]) for k in key_of], dtype=int)
         base_index = np.repeat(np.arange(len(bases)), counts)
-        rows = np.concatenate([per_key[k] for k in key_of]) if len(bases) else np.zeros((0, 5))
+        rows = np.concatenate([per_key[k] for k in key_of]) if len(bases) else np.zeros((0, 6))
         own = np.array([b.max_num_seqs for b in bases], dtype=float)[base_index] if len(bases) else np.zeros(0)
         m = len(max_num_seqs_options)
         seqs = np.concatenate([own if opt is None else np.full(len(own), float(opt)) for opt in max_num_seqs_options])
         rows = np.tile(rows, (m, 1))
         base_index = np.tile(base_index, m)
         return cls(list(bases), base_index, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3].astype(bool),
-                   rows[:, 4].astype(bool), seqs)
+                   rows[:, 4].astype(bool), seqs, rows[:, 5].astype(bool))
 
     def labels(self) -> np.ndarray:
         """Each configuration's layout label (e.g. "TP2 x DP4")."""
-        keys = np.stack([self.tp, self.pp, self.dp, self.ep, self.layer_split], axis=1).astype(int)
+        keys = np.stack([self.tp, self.pp, self.dp, self.ep, self.layer_split, self.attn_dp], axis=1).astype(int)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        names = np.array([Layout(int(a), int(b), int(c), bool(d), bool(e)).label for a, b, c, d, e in uniq],
-                         dtype=object)
+        names = np.array([Layout(int(a), int(b), int(c), bool(d), bool(e), bool(f)).label
+                          for a, b, c, d, e, f in uniq], dtype=object)
         return names[inverse.reshape(-1)]
 
     def take(self, keep: np.ndarray) -> CandidateSet:
         return CandidateSet(self.bases, self.base_index[keep], self.tp[keep], self.pp[keep], self.dp[keep],
-                            self.ep[keep], self.layer_split[keep], self.max_num_seqs[keep])
+                            self.ep[keep], self.layer_split[keep], self.max_num_seqs[keep], self.attn_dp[keep])
 
 
 def _as_set(cands: Sequence[Candidate] | CandidateSet) -> CandidateSet:
@@ -332,6 +353,7 @@ class _Table:
     dp: np.ndarray
     ep: np.ndarray
     layer: np.ndarray
+    adp: np.ndarray
     kv_bytes: np.ndarray
     expert_b: np.ndarray
     dense_b: np.ndarray
@@ -359,7 +381,7 @@ class _Table:
         eff = np.array([_eff_row(c.profile, gemm_format_of(c)) for c in bases],
                        dtype=float).reshape(len(bases), -1)[cs.base_index]
         return cls(
-            n=len(cs), tp=cs.tp, pp=cs.pp, dp=cs.dp, ep=cs.ep, layer=cs.layer_split,
+            n=len(cs), tp=cs.tp, pp=cs.pp, dp=cs.dp, ep=cs.ep, layer=cs.layer_split, adp=cs.attn_dp,
             kv_bytes=f(c.kv.bytes_per_elem for c in bases), expert_b=f(c.fmt.expert_bytes_per_param for c in bases),
             dense_b=f(c.fmt.dense_bytes_per_param for c in bases),
             embed_b=f(c.fmt.embed_bytes_per_param for c in bases), usable_gb=f(c.gpu.usable_memory_gb for c in bases),
@@ -367,7 +389,9 @@ class _Table:
             overhead_gb=f(c.engine.runtime_overhead_gb for c in bases),
             free_basis=b(c.engine.kv_memory_basis == "free" for c in bases),
             reservation=np.array([c.engine.kv_reservation for c in bases], dtype=object)[cs.base_index],
-            max_seqs=cs.max_num_seqs, bandwidth=f(c.gpu.memory_bandwidth_tb_s for c in bases),
+            # the batch limit is each engine rank's: an attention-DP group of tp ranks runs tp x it
+            max_seqs=np.where(cs.attn_dp, cs.max_num_seqs * cs.tp, cs.max_num_seqs),
+            bandwidth=f(c.gpu.memory_bandwidth_tb_s for c in bases),
             tflops=f(tflops_of(c) for c in bases), link=f(c.gpu.interconnect_bandwidth_gb_s for c in bases),
             budget_tokens=f(c.engine.max_num_batched_tokens or math.inf for c in bases),
             eff=Efficiency.from_array(eff), range_low=f(c.profile.range_low_factor for c in bases),
@@ -438,14 +462,18 @@ def _kv_gb_per_seq_per_gpu(arch: Architecture, t: _Table, held: np.ndarray) -> n
     for kvb in np.unique(t.kv_bytes):
         m = t.kv_bytes == kvb
         out[m] = kv_bytes_per_sequence(arch, held[m], float(kvb))
-    shard = np.minimum(t.tp, float(arch.n_kv_heads))  # memory.kv_shard_factor
+    # memory.kv_shard_factor; under attention DP each GPU holds whole sequences, 1/tp of them
+    shard = np.where(t.adp, t.tp, np.minimum(t.tp, float(arch.n_kv_heads)))
     return out / (t.pp * shard) / units.GB
 
 
 def _memory(arch: Architecture, t: _Table, held: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(weights, KV per sequence, budget, room: GB per GPU; max concurrency), as memory.memory_fit."""
+    """(weights, KV per sequence, budget, room: GB per GPU; max concurrency), as memory.memory_fit; under
+    attention DP (`t.adp`) the non-expert weights are whole on every GPU, the routed experts split tp x pp ways."""
     fmt = t.fmt(np.arange(t.n))
-    weights = fmt.total_bytes(arch) / (t.tp * t.pp) / units.GB
+    total = fmt.total_bytes(arch)
+    experts = arch.routed_expert_params * t.expert_b
+    weights = np.where(t.adp, (total - experts) / t.pp + experts / (t.tp * t.pp), total / (t.tp * t.pp)) / units.GB
     usable, frac = t.usable_gb, t.util
     free = usable - weights - t.overhead_gb
     # a fraction f of the *free* memory is the budget usable' x 1 with usable' = usable - (1 - f) x free
@@ -461,7 +489,8 @@ def _memory(arch: Architecture, t: _Table, held: np.ndarray) -> tuple[np.ndarray
 
 def _terms(arch: Architecture, t: _Table, concurrency: np.ndarray, input_tokens: float,
            output_tokens: float) -> PointTerms:
-    """Roofline terms at `concurrency` (per instance), grouped by KV dtype and EP (scalars in the step model).
+    """Roofline terms at `concurrency` (per instance), grouped by KV dtype, EP and attention DP (scalars in the step
+    model).
 
     A sequential layer split runs every stage on the whole batch: the same terms as a pipeline whose
     pp micro-batches are each the batch, i.e. pipeline terms at pp x concurrency, producing concurrency
@@ -470,15 +499,15 @@ def _terms(arch: Architecture, t: _Table, concurrency: np.ndarray, input_tokens:
     c_terms = np.where(t.layer, concurrency * t.pp, concurrency)
     pieces: list[tuple[np.ndarray, PointTerms]] = []
     for kvb in np.unique(t.kv_bytes):
-        for ep in (False, True):
-            idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep))
+        for ep, adp in LAYOUT_GROUPS:
+            idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep) & (t.adp == adp))
             if idx.size:
                 pieces.append((idx, point_terms(
                     arch, t.fmt(idx), concurrency=c_terms[idx], input_tokens=input_tokens,
                     output_tokens=output_tokens, kv_bytes_per_elem=float(kvb), tp=t.tp[idx], pp=t.pp[idx],
                     memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
                     interconnect_bandwidth_gb_s=t.link[idx], expert_parallel=ep,
-                    prefill_budget_tokens=t.budget_tokens[idx])))
+                    prefill_budget_tokens=t.budget_tokens[idx], attn_dp=adp)))
     if len(pieces) == 1:
         terms = pieces[0][1]
         return PointTerms(concurrency=np.asarray(concurrency, float), input_tokens=terms.input_tokens,
@@ -577,22 +606,22 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     eff_rows = t.eff.to_array()
     mult = np.where(t.layer, t.pp, 1.0)
     for kvb in np.unique(t.kv_bytes):
-        for ep in (False, True):
-            idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep))
+        for ep, adp in LAYOUT_GROUPS:
+            idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep) & (t.adp == adp))
             if idx.size:
-                groups.append((idx, float(kvb), ep, Efficiency.from_array(eff_rows[idx]), t.fmt(idx)))
+                groups.append((idx, float(kvb), ep, adp, Efficiency.from_array(eff_rows[idx]), t.fmt(idx)))
 
     def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(np.maximum(np.asarray(decode_batch, dtype=float), 1e-9), (t.n,))
         p = np.broadcast_to(np.asarray(prefill_tokens, dtype=float), (t.n,))
         out = np.empty(t.n)
-        for idx, kvb, ep, sub, fmt in groups:
+        for idx, kvb, ep, adp, sub, fmt in groups:
             terms = decode_terms(arch, fmt, batch=b[idx] * mult[idx], context_tokens=ctx,
                                  kv_bytes_per_elem=kvb, tp=t.tp[idx], pp=t.pp[idx],
                                  memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
                                  interconnect_bandwidth_gb_s=t.link[idx], prefill_tokens=p[idx] * mult[idx],
                                  prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep,
-                                 query_tokens_per_seq=query_tokens_per_seq)
+                                 query_tokens_per_seq=query_tokens_per_seq, attn_dp=adp)
             out[idx] = terms.parts(sub)[0]
         return out * scale
 

@@ -55,9 +55,9 @@ from planner.model.quantization import WeightFormat
 from planner.perf.step_work import (
     attention_flops_per_token,
     comm_terms,
+    dense_split,
     expert_calls,
     kv_split,
-    weight_bytes_read,
     weight_bytes_split,
 )
 
@@ -286,7 +286,7 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                  kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any, compute_tflops: Any,
                  interconnect_bandwidth_gb_s: Any, prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
                  prefill_chunk_tokens: Any = None, expert_parallel: bool = False,
-                 query_tokens_per_seq: Any = 1.0) -> StepTerms:
+                 query_tokens_per_seq: Any = 1.0, attn_dp: bool = False) -> StepTerms:
     """Roofline terms of one decode cycle of `batch` sequences (arrays; no input checks: see decode_step).
 
     `prefill_tokens` prompt tokens are processed per cycle. With `prefill_chunk_tokens` (a
@@ -295,6 +295,10 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     sequence runs through the step (a speculative verify step: 1 + draft tokens, see
     `speculative.py`); weights touched, GEMM and attention FLOPs and activations scale with the
     tokens, the KV cache is read once per sequence. 1 (the default) is plain decoding.
+    `attn_dp`: attention data-parallel over the tp group with the experts expert-parallel
+    (`evaluator.Layout.attn_dp`): `batch` is the group's, each GPU runs 1/tp of it with whole attention and
+    dense weights (read in full by every GPU) and its own sequences' KV cache; GEMM and attention FLOPs per
+    GPU are the same 1/tp of the group's as under tensor parallelism.
     """
     b = np.asarray(batch, dtype=float)
     pp_f = np.asarray(pp, dtype=float)
@@ -316,13 +320,15 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     bandwidth = np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB
     per_gpu = tp_f * pp_f  # a stage holds 1/pp of the layers, split tp ways
     flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
-    kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f))
-    link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=expert_parallel)
+    kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f, attn_dp))
+    dense_gpus = dense_split(tp_f, attn_dp) * pp_f  # GPUs the dense weights are split over
+    experts_ep = expert_parallel or attn_dp
+    link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=experts_ep, attn_dp=attn_dp)
     transfer, calls = comm_terms(arch, tokens, **link)
     transfer_chunk, _ = comm_terms(arch, tokens + micro_chunk, **link)
     gemm = 2.0 * arch.active_compute_params
-    ep = dict(tp=tp_f, pp=pp_f, expert_parallel=expert_parallel)
-    return StepTerms(memory_s=dense_bytes / per_gpu / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
+    ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
+    return StepTerms(memory_s=dense_bytes / dense_gpus / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
                      memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * gemm / flops_per_s,
                      attn_decode_s=tokens * attention_flops_per_token(arch, context_tokens,
                                                                       prefill=False) / flops_per_s,
@@ -347,23 +353,38 @@ def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
 
 def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, tp: Any, pp: Any,
                   memory_bandwidth_tb_s: Any, compute_tflops: Any, interconnect_bandwidth_gb_s: Any,
-                  expert_parallel: bool = False, prefill_budget_tokens: Any = None) -> PrefillTerms:
+                  expert_parallel: bool = False, prefill_budget_tokens: Any = None,
+                  attn_dp: bool = False) -> PrefillTerms:
     """Roofline terms of one prompt's prefill: FLOPs = 2 x active params x N + causal attention (N^2/2 pairs),
-    in ceil(N / budget) steps (each re-reads the weights and pays the per-step costs)."""
+    in ceil(N / budget) steps (each re-reads the weights and pays the per-step costs).
+
+    Under attention data parallelism (`attn_dp`) the prompt runs on one GPU of the group: its attention and
+    dense parts there with whole weights, only its routed experts spread over the group (expert parallel).
+    """
     n = np.asarray(prompt_tokens, dtype=float)
     tp_f = np.asarray(tp, dtype=float)
     pp_f = np.asarray(pp, dtype=float)
-    flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * tp_f
+    gpu_flops = np.asarray(compute_tflops, dtype=float) * units.TERA
+    dense_gpus = dense_split(tp_f, attn_dp)
+    experts_ep = expert_parallel or attn_dp
     steps = prefill_steps(n, prefill_budget_tokens)
     chunk = n / steps  # tokens per step
-    memory = weight_bytes_read(arch, fmt, chunk) / tp_f / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
-    transfer, calls = comm_terms(arch, n, tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s,
-                                  expert_parallel=expert_parallel)
-    return PrefillTerms(compute_s=2.0 * arch.active_compute_params * n / flops_per_s,
-                        attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / flops_per_s,
+    dense_b, expert_b = weight_bytes_split(arch, fmt, chunk)
+    read = (dense_b / dense_gpus + expert_b / tp_f) if attn_dp else (dense_b + expert_b) / tp_f
+    memory = read / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
+    # comm_terms under attention DP takes the group's tokens and sends each GPU's 1/tp: the prompt's GPU sends all n
+    transfer, calls = comm_terms(arch, n * tp_f if attn_dp else n, tp=tp_f, pp=pp_f,
+                                  link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=experts_ep, attn_dp=attn_dp)
+    if attn_dp:
+        gemm_flops = 2.0 * (arch.always_read_params * n / (gpu_flops * dense_gpus)
+                            + arch.active_routed_params * n / (gpu_flops * tp_f))
+    else:
+        gemm_flops = 2.0 * arch.active_compute_params * n / (gpu_flops * tp_f)
+    return PrefillTerms(compute_s=gemm_flops,
+                        attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / (gpu_flops * dense_gpus),
                         memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
                         expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
-                                                         expert_parallel=expert_parallel),
+                                                         expert_parallel=experts_ep),
                         steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)))
 
 

@@ -98,10 +98,12 @@ class PointTerms:
 def point_terms(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, input_tokens: float,
                 output_tokens: float, kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any,
                 compute_tflops: Any, interconnect_bandwidth_gb_s: Any, expert_parallel: bool = False,
-                prefill_budget_tokens: Any = None) -> PointTerms:
+                prefill_budget_tokens: Any = None, attn_dp: bool = False) -> PointTerms:
     """Roofline terms of the steady state with `concurrency` sequences (see `operating_point`).
 
     With a per-step token budget a prompt longer than the budget arrives in budget-sized chunks.
+    `attn_dp`: attention data-parallel over the tp group, experts expert-parallel (`decode_terms`); the
+    concurrency is the group's.
     """
     c = np.asarray(concurrency, dtype=float)
     chunk = input_tokens if prefill_budget_tokens is None else np.minimum(input_tokens, prefill_budget_tokens)
@@ -110,9 +112,9 @@ def point_terms(arch: Architecture, fmt: WeightFormat, *, concurrency: Any, inpu
     step = decode_terms(arch, fmt, batch=c, context_tokens=input_tokens + output_tokens / 2.0,
                         kv_bytes_per_elem=kv_bytes_per_elem, tp=tp, pp=pp,
                         prefill_tokens=c * input_tokens / output_tokens, prefill_context_tokens=input_tokens / 2.0,
-                        prefill_chunk_tokens=chunk, expert_parallel=expert_parallel, **hw)
+                        prefill_chunk_tokens=chunk, expert_parallel=expert_parallel, attn_dp=attn_dp, **hw)
     prefill = prefill_terms(arch, fmt, prompt_tokens=input_tokens, tp=tp, pp=pp, expert_parallel=expert_parallel,
-                            prefill_budget_tokens=prefill_budget_tokens, **hw)
+                            prefill_budget_tokens=prefill_budget_tokens, attn_dp=attn_dp, **hw)
     return PointTerms(concurrency=c, input_tokens=float(input_tokens), step=step, prefill=prefill)
 
 

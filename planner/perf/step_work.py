@@ -12,6 +12,9 @@ broadcasting over numpy arrays; `performance` turns them into roofline times.
     10.1 us; at the largest size 19.9 / 31.1 / 33.8 us, growing as 2 (tp-1)/tp. vLLM PR #2192 (custom all-reduce
     kernels, 2023-12): one-shot / two-shot kernels over NVLink peer memory replace NCCL's ring for decode-sized
     messages.
+[5] Attention data parallelism with expert parallelism for MoE serving: SGLang `--enable-dp-attention`
+    (docs.sglang.ai server arguments), vLLM `--data-parallel-size N --enable-expert-parallel`
+    (docs.vllm.ai serving/data_parallel_deployment), TensorRT-LLM `enable_attention_dp` (LLM API options).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefil
 
 
 def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: Any,
-                expert_parallel: bool) -> tuple[Any, Any]:
+                expert_parallel: bool, attn_dp: bool = False) -> tuple[Any, Any]:
     """(transfer seconds at full link speed, collective calls) of one stage's collectives in a step.
 
     Each collective costs latency + bytes / bandwidth (the alpha-beta model [2]): an all-reduce
@@ -100,24 +103,42 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
     group size (3.7-5.9 us at TP 2-8 on H100), not NCCL's ring, whose 2 (tp-1) steps each pay a
     latency: charging per ring step made a TP8 step of DeepSeek-R1 on B200 pay 10 ms of latency,
     more than its measured 8.7 ms TPOT. Both vanish at tp = 1.
+
+    `attn_dp` (attention data-parallel over the tp group, `evaluator.Layout.attn_dp`; experts expert-parallel):
+    every GPU runs attention and the dense parts for its own 1/tp of the `tokens` with whole weights, so
+    there is no all-reduce; each MoE layer dispatches each of the GPU's own tokens to its top-k experts'
+    GPUs and combines them back: (tp-1)/tp of tokens/tp x top-k activations per GPU per all-to-all [5].
     """
     tp = np.asarray(tp, dtype=float)
     layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
     link_bytes_per_s = np.asarray(link_gb_s, dtype=float) * units.GB
     multi = tp > 1
+    reduce = multi & (not attn_dp)
     ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
-    transfer = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
-    calls = np.where(multi, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
-    if expert_parallel and arch.moe_groups:
+    transfer = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
+    calls = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
+    if (expert_parallel or attn_dp) and arch.moe_groups:
         moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
         top_k = max(g.top_k for g in arch.moe_groups)
-        a2a_bytes = (tp - 1) / tp * tokens * top_k * arch.hidden_size * ACTIVATION_BYTES
+        sent = tokens / tp if attn_dp else tokens  # a GPU sends its own share of the tokens under attention DP
+        a2a_bytes = (tp - 1) / tp * sent * top_k * arch.hidden_size * ACTIVATION_BYTES
         transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
                                        0.0)
         calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)
     return transfer, calls
 
 
-def kv_split(n_kv_heads: int, tp: Any) -> Any:
-    """Ways tensor parallelism splits the KV cache: min(tp, kv_heads) (1 for MLA's single latent)."""
-    return np.minimum(np.asarray(tp, dtype=float), float(n_kv_heads))
+def kv_split(n_kv_heads: int, tp: Any, attn_dp: bool = False) -> Any:
+    """Ways the tp group splits the KV cache: min(tp, kv_heads) under tensor parallelism (1 for MLA's single
+    latent, replicated on every rank); tp under attention data parallelism (each GPU holds the whole KV of
+    its own 1/tp of the sequences)."""
+    tp = np.asarray(tp, dtype=float)
+    return tp if attn_dp else np.minimum(tp, float(n_kv_heads))
+
+
+def dense_split(tp: Any, attn_dp: bool = False) -> Any:
+    """Ways the tp group splits the non-expert weights (attention, dense MLP, shared experts, router, norms,
+    embeddings, LM head): tp under tensor parallelism, 1 under attention data parallelism (each GPU holds them
+    whole and runs them for its own tokens)."""
+    tp = np.asarray(tp, dtype=float)
+    return np.ones_like(tp) if attn_dp else tp

@@ -94,7 +94,8 @@ def _sweep_model(catalog: Catalog, model: Any, gpus: list, precisions: list, eng
         return None
 
     def layouts_of(base: evaluator.Candidate) -> list[evaluator.Layout]:
-        return [lay for n in counts for lay in evaluator.layouts_for(base.engine, arch, base.gpu, n) if not lay.ep]
+        return [lay for n in counts for lay in evaluator.layouts_for(base.engine, arch, base.gpu, n)
+                if not lay.ep or lay.attn_dp]  # TP-sharded EP only when asked (as estimate); attention DP + EP is in
 
     cs = evaluator.CandidateSet.expand(bases, layouts_of)
     if not len(cs):
