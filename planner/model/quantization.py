@@ -37,6 +37,15 @@ class WeightFormat:
                 + (arch.embedding_params + arch.lm_head_params) * self.embed_bytes_per_param)
 
 
+# Precisions whose 4-bit weights the serving engines multiply with 8-bit activations, not 4-bit ones: MXFP4
+# MoE on Blackwell runs MXFP8 activations x MXFP4 weights (TensorRT-LLM's default TRTLLM MoE backend on
+# B200/GB200/B300/GB300; BF16 activations on Hopper, which has no FP4 units: "MoE Backend Support Matrix",
+# nvidia.github.io/TensorRT-LLM/deployment-guide/deployment-guide-for-gpt-oss-on-trtllm.html; vLLM's FlashInfer
+# MXFP4 x MXFP8 MoE kernels for SM100, github.com/vllm-project/vllm/issues/35528). So their FLOPs run at the
+# FP8 rate, half the FP4 rate an NVFP4 (W4A4) checkpoint reaches. On MI355X the same ceiling is assumed.
+W4A8_PRECISIONS = ("mxfp4",)
+
+
 def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16") -> WeightFormat:
     """How a model stored at `precision` is held and computed on `gpu`.
 
@@ -48,12 +57,15 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
     u = UNQUANTIZED_BITS / units.BITS_PER_BYTE
     experts_only = precision.precision_id == model_native_precision == "mxfp4"
     native = gpu is not None and gpu.supports(precision.compute_format)
+    compute = precision.compute_format if native else "bf16"
+    if native and precision.precision_id in W4A8_PRECISIONS and gpu.supports("fp8"):
+        compute = "fp8"  # 4-bit weights, 8-bit activations: the matmuls run on the fp8 tensor cores
     return WeightFormat(
         precision_id=precision.precision_id,
         expert_bytes_per_param=q,
         dense_bytes_per_param=u if experts_only else q,
         embed_bytes_per_param=q if precision.quantizes_embeddings else u,
-        compute_format=precision.compute_format if native else "bf16",
+        compute_format=compute,
         native=native,
     )
 
