@@ -1,7 +1,7 @@
 """No range end beats the roofline anywhere in the catalog (issue 11, "Done when").
 
-Every catalog model x GPU x precision the engines run, on 1, 2, 4 and 8 GPUs in every layout the engine offers,
-is evaluated by the one replica evaluator (what estimate(), sweep() and the search call) at two workloads, at
+Every catalog model x GPU x precision x engine that runs it, on 1, 2, 4 and 8 GPUs in every layout the engine
+offers, is evaluated by the one replica evaluator (what estimate(), sweep() and the search call) at two workloads, at
 batch 1 and at the most sequences that fit. For every configuration that fits, the optimistic end of each range
 (output tokens/s `_high`, TPOT and TTFT `_low`) must not beat
 
@@ -24,7 +24,7 @@ import pytest
 
 from planner import units
 from planner.perf import evaluator
-from planner.perf.estimate import EstimateRequest, default_engine_id, estimate
+from planner.perf.estimate import EstimateRequest, estimate
 
 WORKLOADS = ((1024, 256), (128, 2048))  # (prompt, output) tokens: prefill-heavy and decode-heavy
 GPU_COUNTS = (1, 2, 4, 8)
@@ -32,15 +32,12 @@ TOL = 1e-9  # relative slack for floating-point rounding only
 
 
 def _catalog_candidates(catalog, model) -> evaluator.CandidateSet | None:
-    """Every GPU x precision on its default engine (as estimate() picks it), in every layout on 1-8 GPUs."""
+    """Every GPU x precision x engine that runs it (each engine's default KV dtype and efficiency profile, as
+    estimate() resolves them), in every layout the engine offers on 1-8 GPUs."""
     arch = model.arch
-    bases: list[evaluator.Candidate] = []
-    for gpu in catalog.gpus.values():
-        for prec in catalog.precisions.values():
-            eng = catalog.engine(default_engine_id(gpu, prec.kind))
-            bases.extend(evaluator.candidates(catalog, arch, model.native_precision, gpus=[gpu], engines=[eng],
-                                              precisions=[prec], kv_dtypes=[None], gpu_counts=[1],
-                                              layouts=lambda e, g, n: [evaluator.Layout()]))
+    bases = evaluator.candidates(catalog, arch, model.native_precision, gpus=list(catalog.gpus.values()),
+                                 engines=list(catalog.engines.values()), precisions=list(catalog.precisions.values()),
+                                 kv_dtypes=[None], gpu_counts=[1], layouts=lambda e, g, n: [evaluator.Layout()])
     if not bases:
         return None
     cs = evaluator.CandidateSet.expand(
