@@ -216,6 +216,8 @@ def requests_for(point, catalog) -> CallPlan | str:
         return f"no aiconfigurator system for {point.gpu}"
     if point.engine not in BACKENDS:
         return f"engine {point.engine} not in aiconfigurator"
+    if getattr(point, "attn_dp", None):
+        return "attention data parallelism (not mapped to attention_dp_size here)"
     dp = point.dp or 1
     one = per_instance(point)  # one of the dp identical instances, as the planner's step model sees it
     model = catalog.model(point.model)
