@@ -372,11 +372,12 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     # cheapest (to the cent), then fewer GPUs, then more spare rate per replica (lower latency)
     order = idx[np.lexsort((-cap[idx] / gpus_per_replica[idx], total_gpus[idx], np.round(monthly[idx], 2)))]
     spec = space.speculative
-    order = _latency_tie_break(arch, sub, order, monthly, total_gpus, serving, traffic, targets, max_batch, budget,
-                               spec)
+    order, tie_latency = _latency_tie_break(arch, sub, order, monthly, total_gpus, serving, traffic, targets,
+                                            max_batch, budget, spec)
     options = [_option(sub, int(i), ev_max=None, cap=cap, replicas=replicas, hours=hours, price=price,
                        monthly=monthly, prices=prices, gpu_ids=gpu_ids, bound=bound) for i in order[:n_options]]
-    best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving, spec)
+    best = _with_latency(arch, sub, int(order[0]), options[0], traffic, targets, max_batch, budget, serving, spec,
+                         known=tie_latency)
     alternatives, frontier = [], ()
     if extras:
         alternatives = _alternatives(sub, order, best, lambda i: _option(
@@ -452,20 +453,23 @@ def _frontier(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, to
 
 def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.ndarray, total_gpus: np.ndarray,
                        serving: np.ndarray, traffic: Traffic, targets: Targets, max_batch: np.ndarray,
-                       budget: np.ndarray, setting: speculative.SpeculativeSetting | None = None) -> np.ndarray:
+                       budget: np.ndarray, setting: speculative.SpeculativeSetting | None = None):
     """Among the options as cheap as the cheapest (to the cent) on as few GPUs, the lowest end-to-end latency at the
-    percentile under the design load comes first: TTFT + (output - 1) x TPOT."""
+    percentile under the design load comes first: TTFT + (output - 1) x TPOT.
+
+    Returns the order and, when there was a tie, (the tied indices, their latency), so that the winner's latency
+    is read from it instead of being computed again (the queueing model is elementwise: the same figures)."""
     first = order[0]
     same = (np.round(monthly[order], 2) == np.round(monthly[first], 2)) & (total_gpus[order] == total_gpus[first])
     tied = order[same]
     if tied.size < 2:
-        return order
+        return order, None
     tied = tied[:512]
-    e2e = _end_to_end_s(_design_load_latency(arch, cs, tied, serving, traffic, max_batch, budget, setting), traffic,
-                        targets.percentile)
+    lat = _design_load_latency(arch, cs, tied, serving, traffic, max_batch, budget, setting)
+    e2e = _end_to_end_s(lat, traffic, targets.percentile)
     ranked = tied[np.argsort(e2e, kind="stable")]
     rest = order[~np.isin(order, ranked)]
-    return np.concatenate([ranked, rest])
+    return np.concatenate([ranked, rest]), (tied, lat)
 
 
 def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, monthly, prices, gpu_ids,
@@ -482,15 +486,20 @@ def _option(cs: CandidateSet, i: int, *, ev_max, cap, replicas, hours, price, mo
 
 def _with_latency(arch, cs: CandidateSet, i: int, opt: Option, traffic: Traffic, targets: Targets,
                   max_batch: np.ndarray, budget: np.ndarray, serving: np.ndarray,
-                  setting: speculative.SpeculativeSetting | None = None) -> Option:
-    """The option with its latency at the percentile under the fleet's design load (per engine instance)."""
-    lat = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget, setting)
-    latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[0])
+                  setting: speculative.SpeculativeSetting | None = None, known=None) -> Option:
+    """The option with its latency at the percentile under the fleet's design load (per engine instance).
+    `known`: (indices, their latency) already computed (the tie-break's); used when it holds `i`."""
+    at = np.flatnonzero(known[0] == i) if known is not None else ()
+    if len(at):
+        lat, j = known[1], int(at[0])
+    else:
+        lat, j = _design_load_latency(arch, cs, np.array([i]), serving, traffic, max_batch, budget, setting), 0
+    latency = {f"{what}_p{round(q * 100)}_s": float(np.asarray(getattr(lat, f"{what}_at")(q))[j])
                for what in ("ttft", "tpot") for q in LATENCY_PERCENTILES}
-    running = float(np.asarray(lat.running_batch_mean)[0])
-    return replace(opt, ttft_s_at_percentile=float(np.asarray(lat.ttft_at(targets.percentile))[0]),
-                   tpot_s_at_percentile=float(np.asarray(lat.tpot_at(targets.percentile))[0]),
-                   utilisation_frac=float(np.asarray(lat.utilisation_frac)[0]),
+    running = float(np.asarray(lat.running_batch_mean)[j])
+    return replace(opt, ttft_s_at_percentile=float(np.asarray(lat.ttft_at(targets.percentile))[j]),
+                   tpot_s_at_percentile=float(np.asarray(lat.tpot_at(targets.percentile))[j]),
+                   utilisation_frac=float(np.asarray(lat.utilisation_frac)[j]),
                    operating_concurrency=int(min(max(math.ceil(running), 1), max_batch[i])), latency=latency)
 
 
