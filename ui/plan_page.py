@@ -4,8 +4,9 @@ Inputs are bound to the session's scenario (ui.state) and to the URL, so a page 
 and the address bar is a shareable link. Every number comes from planner.plan.plan (cached per
 scenario and price table); infeasible scenarios show the engine's message and suggestions.
 
-The volume slider and everything that depends on it (share link, headline, exports, result tabs) are one
-`st.fragment`: moving the slider reruns only that part, not the ~40 sidebar inputs, so a move costs the
+The volume slider and everything that depends on it (share link, headline, warnings, result tabs) are one
+`st.fragment`: moving the slider reruns only that part, not the ~40 sidebar inputs nor the export buttons
+(which do not change with the volume: they read the fragment's latest plan when clicked), so a move costs the
 server and the browser less. A sidebar input reruns the whole page as before.
 """
 
@@ -17,7 +18,6 @@ import streamlit as st
 
 from planner.econ.costs import RENTAL_TIERS
 from planner.errors import PlannerError
-from planner.plan import Plan
 from planner.scenario import MODES, PRESETS, SCENARIO_FIELDS, Scenario
 from ui import plan_results, state, widgets
 from ui.support import requests_per_day_options
@@ -189,27 +189,51 @@ def _volume_slider(fields: dict[str, Any]) -> None:
             st.rerun()
 
 
-def _exports(scenario: Scenario, result: Plan) -> None:
-    """CSV cost report, JSON scenario and saving for the side-by-side comparison, under the headline.
+_LATEST = "_plan_page_latest"  # the results fragment's latest scenario and plan, for the export buttons
+_NO_PLAN = "No plan for this scenario: see the message on the Plan page.\n"
 
-    The files are generated when a button is clicked (deferred downloads), not on every rerun."""
+
+def _latest() -> dict[str, Any]:
+    """The holder the results fragment writes its scenario and plan into (one dict per session, kept in session
+    state). The export buttons' callables hold a reference to it: they run when clicked, outside any script run
+    (no session state there), and must see the volume of the latest slider move, which reruns only the fragment."""
+    return st.session_state.setdefault(_LATEST, {})
+
+
+def _exports(latest: dict[str, Any]) -> None:
+    """CSV cost report, JSON scenario and saving for the side-by-side comparison, above the slider.
+
+    Outside the results fragment: they do not change with the volume, so a slider move neither reruns nor resends
+    them (about a dozen elements). The files are generated when a button is clicked (deferred downloads), from the
+    plan the fragment computed last (the slider's volume included) and this session's catalog."""
+    if latest.get("plan") is None:
+        return  # the fragment showed why there is no plan
+    cat = state.catalog()
+
+    def of_latest(make: Any) -> Any:
+        def generate() -> str:
+            result = latest.get("plan")
+            return _NO_PLAN if result is None else make(result)
+        return generate
+
     c1, c4, c2, c3, _ = st.columns([1.2, 1.2, 1.2, 1.2, 0.8])
-    c1.download_button("Cost report (CSV)", lambda: state.plan_csv(result), file_name="cost_report.csv",
+    c1.download_button("Cost report (CSV)", of_latest(lambda p: state.plan_csv(p, cat)), file_name="cost_report.csv",
                        mime="text/csv", key="dl_report", type="primary", icon=":material/download:", width="stretch",
                        help="Every assumption with its unit and source, and the results: the exporter of "
                             "`python -m planner plan --csv` (spreadsheet formulas neutralised).")
-    c4.download_button("Monthly table (CSV)", lambda: state.plan_monthly_csv(result), file_name="monthly.csv",
+    c4.download_button("Monthly table (CSV)", of_latest(state.plan_monthly_csv), file_name="monthly.csv",
                        mime="text/csv", key="dl_monthly", icon=":material/download:", width="stretch",
                        help="Month by month: traffic, the API bill and every tier's self-hosted bill (the second "
                             "file of `python -m planner plan --csv`).")
-    c2.download_button("Scenario (JSON)", lambda: state.scenario_json(scenario), file_name="scenario.json",
-                       mime="application/json", key="dl_scenario", icon=":material/download:", width="stretch",
+    c2.download_button("Scenario (JSON)", of_latest(lambda _: state.scenario_json(latest["scenario"])),
+                       file_name="scenario.json", mime="application/json", key="dl_scenario",
+                       icon=":material/download:", width="stretch",
                        help="Load it again under 'Load and share', or with `python -m planner plan --scenario`.")
     with c3.popover("Save to compare", icon=":material/bookmark_add:", width="stretch"):
         default_name = f"scenario {len(state.saved_scenarios()) + 1}"
         name = st.text_input("Name", key="save_name", max_chars=60, placeholder=default_name)
         if st.button("Save", key="save_scenario", type="primary"):
-            state.save_scenario(name or default_name, scenario)
+            state.save_scenario(name or default_name, latest["scenario"])
             st.toast(f"Saved '{name or default_name}'; compare it under Sensitivity and scenarios.")
 
 
@@ -240,8 +264,10 @@ def _share_link(slot: Any, scenario: Scenario) -> None:
 
 
 @st.fragment
-def _volume_and_results(link_slot: Any) -> None:
-    """The volume slider and the results: a slider move reruns only this function (st.fragment)."""
+def _volume_and_results(link_slot: Any, latest: dict[str, Any]) -> None:
+    """The volume slider and the results: a slider move reruns only this function (st.fragment). What it computed
+    goes into `latest` for the export buttons outside it."""
+    latest.clear()
     fields = state.scenario_fields()
     _volume_slider(fields)
     try:
@@ -257,8 +283,8 @@ def _volume_and_results(link_slot: Any) -> None:
     except PlannerError as err:
         widgets.show_error(err)
         return
+    latest.update(scenario=scenario, plan=result)
     plan_results.render_headline(result)
-    _exports(scenario, result)
     plan_results.render_details(result)
 
 
@@ -273,7 +299,12 @@ def render() -> None:
     _workload_inputs(fields)
     _deployment_inputs(fields, cat)
     _owned_inputs(fields, cat)
-    _volume_and_results(_load_and_share())
+    link_slot = _load_and_share()
+    toolbar = st.container()  # above the slider, filled once the fragment has planned (full runs only)
+    latest = _latest()
+    _volume_and_results(link_slot, latest)
+    with toolbar:
+        _exports(latest)
 
 
 if __name__ == "__main__":  # run by st.navigation as a page script

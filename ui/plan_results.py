@@ -197,10 +197,10 @@ def _chart(p: Plan) -> None:
     st.vega_lite_chart(frame, spec, width="stretch", key="breakeven_chart")
     st.caption("Along these curves the replica configuration is held fixed (the one chosen for your volume) and only "
                "the number of replicas changes; move the volume slider to re-optimise the configuration at another "
-               "volume. The Sensitivity page re-runs the search at every point (engine and precision held).")
-    st.caption("Self-hosting is a step function: each step adds a replica that is paid for whether busy or not. "
+               "volume. The Sensitivity page re-runs the search at every point (engine and precision held).\n\n"
+               "Self-hosting is a step function: each step adds a replica that is paid for whether busy or not. "
                "The API line is linear in volume. Month-1 prices; growth and API price decline are in the "
-               "monthly table.")
+               "monthly table.")  # one element, not two: each costs the browser time on every slider move
 
 
 def _breakdown(p: Plan) -> None:

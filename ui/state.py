@@ -324,9 +324,10 @@ def share_url(scenario: Scenario) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
 
-def plan_csv(result: Plan) -> str:
-    """The CSV cost report table (planner.report.plan_to_csv, formula-injection safe)."""
-    return plan_to_csv(result, catalog=catalog())
+def plan_csv(result: Plan, cat: Catalog | None = None) -> str:
+    """The CSV cost report table (planner.report.plan_to_csv, formula-injection safe) with this session's catalog;
+    a download's callable passes the catalog it captured (it runs outside the script run: no session state)."""
+    return plan_to_csv(result, catalog=cat or catalog())
 
 
 def plan_monthly_csv(result: Plan) -> str:
@@ -334,9 +335,9 @@ def plan_monthly_csv(result: Plan) -> str:
     return plan_monthly_to_csv(result)
 
 
-def plan_zip(result: Plan) -> bytes:
-    """Both CSV files in one zip (cost_report.csv, monthly.csv)."""
-    return plan_to_zip(result, catalog=catalog())
+def plan_zip(result: Plan, cat: Catalog | None = None) -> bytes:
+    """Both CSV files in one zip (cost_report.csv, monthly.csv); `cat` as in plan_csv."""
+    return plan_to_zip(result, catalog=cat or catalog())
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
