@@ -211,11 +211,11 @@ class CallPlan:
 
 def requests_for(point, catalog) -> CallPlan | str:
     """The aiconfigurator calls one measured row needs and how to read the value, or why it cannot."""
+    if point.engine not in BACKENDS:
+        return f"engine {point.engine} not in aiconfigurator"
     system = SYSTEMS.get(point.gpu)
     if system is None:
         return f"no aiconfigurator system for {point.gpu}"
-    if point.engine not in BACKENDS:
-        return f"engine {point.engine} not in aiconfigurator"
     if getattr(point, "attn_dp", None):
         return "attention data parallelism (not mapped to attention_dp_size here)"
     dp = point.dp or 1
