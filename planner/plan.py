@@ -235,7 +235,7 @@ def _operating_point(catalog: Catalog, s: Scenario, w: Workload, sizes: RequestS
         model=s.model, gpu=best.gpu_id, num_gpus=best.num_gpus_per_replica, precision=best.precision,
         kv_dtype=best.kv_dtype, input_tokens=int(traffic.input_tokens), output_tokens=int(traffic.output_tokens),
         engine=best.engine, tp=best.layout.tp, pp=best.layout.pp, dp=best.layout.dp,
-        expert_parallel=best.layout.ep, profile=s.profile, max_num_seqs=best.max_num_seqs,
+        expert_parallel=best.layout.ep, attn_dp=best.layout.attn_dp, profile=s.profile, max_num_seqs=best.max_num_seqs,
         concurrency=best.operating_concurrency, speculative=s.speculative if drafts else "off",
         speculative_draft_tokens=s.speculative_draft_tokens if drafts else None,
         speculative_acceptance_frac=s.speculative_acceptance_frac if drafts else None)
@@ -298,6 +298,7 @@ def slo_estimate(catalog: Catalog, req: EstimateRequest, *, ttft_target_s: float
     b = found.best
     est = estimate(catalog, EstimateRequest(**{**req.__dict__, "tp": b.layout.tp, "pp": b.layout.pp,
                                                "dp": b.layout.dp, "expert_parallel": b.layout.ep,
+                                               "attn_dp": b.layout.attn_dp,
                                                "max_num_seqs": b.max_num_seqs,
                                                "concurrency": b.operating_concurrency}))
     slo = {"ttft_target_s": targets.ttft_target_s, "tpot_target_s": targets.tpot_target_s,

@@ -125,3 +125,16 @@ def test_estimate_picks_attention_dp_for_deepseek_on_eight_gpus_and_obeys_the_fl
     with pytest.raises(InvalidInputError, match="attn_dp needs a mixture-of-experts model"):
         estimate(real_catalog, EstimateRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h200", num_gpus=2,
                                                tp=2, attn_dp=True))
+
+
+def test_slo_estimate_keeps_the_searched_attention_dp_layout(real_catalog):
+    from planner.plan import slo_estimate
+
+    req = EstimateRequest(model=R1, gpu="h200", num_gpus=8, engine="trtllm", tp=8, attn_dp=True,
+                          input_tokens=1000, output_tokens=1000)
+    est, slo = slo_estimate(real_catalog, req, ttft_target_s=10.0, tpot_target_s=0.5, percentile=0.95)
+    # the search chose attention DP8 x EP8 (its layout in `slo`); the estimate re-run at that layout keeps it
+    # (before plan.slo_estimate passed attn_dp it fell back to TP8 x EP, whose KV holds ~8x fewer sequences)
+    assert slo["layout"]["attn_dp"] if isinstance(slo["layout"], dict) else "attention DP" in slo["layout"]
+    assert est.attn_dp and est.layout == "attention DP8 x EP8"
+    assert est.concurrency == slo["operating_concurrency"]
