@@ -19,10 +19,12 @@ aiconfigurator configuration (`aiconfigurator.cli.api.cli_estimate`, the functio
   serving       mode agg (in-flight batching), batch = concurrency: output tokens/s, TTFT, TPOT
                 (open-loop request-rate rows are left out: aiconfigurator takes a concurrency)
   offline       mode static at batches 64..1024, the fastest that fits
-A concurrency above what aiconfigurator's memory model fits (agg mode raises OOM, static mode flags it, or
-the KV exceeds the engine's budget) runs at the largest batch that fits, found by bisection, as the engine
-admits it and as the planner's validation does (running = min(concurrency, capacity)); output tokens/s and
-TPOT are read there, and TTFT rows are left out (the queue wait is not in aiconfigurator's model).
+Whether a batch fits is aiconfigurator's agg-mode memory verdict for every row (weights, the batch's KV within
+the engine's KV budget, one context chunk's activations; static mode's own verdict counts the activations of
+the whole batch prefilled in one pass, which engines with chunked prefill never allocate). A concurrency above
+what fits runs at the largest batch that fits, found by bisection, as the engine admits it and as the
+planner's validation does (running = min(concurrency, capacity)); output tokens/s and TPOT are read there,
+and TTFT rows are left out (the queue wait is not in aiconfigurator's model).
 Model: aiconfigurator's bundled config of the same id (Llama 3.1 names mapped to its Meta-Llama-3.1 ids,
 Llama 3.3 70B to Meta-Llama-3.1-70B, the same architecture); a bundled config.json it does not list as a
 default model (Mixtral), or else the planner's config.json, is passed as a local folder. Weights:
@@ -264,7 +266,10 @@ def _over_memory(answer: dict) -> bool:
 
 
 class Caller:
-    """The worker's answers, cached per call; `capacity` finds the largest batch aiconfigurator fits."""
+    """The worker's answers, cached per call. Whether a batch fits is asked of agg mode (in-flight batching:
+    the KV of the batch plus one context chunk's activations, as the engines run it) for every row: static
+    mode counts the activations of the whole batch's prompts prefilled in one pass (78 GB per GPU for 16 x
+    32k-token prompts of Qwen3-235B on 8 H100s), which no engine with chunked prefill allocates."""
 
     def __init__(self, worker: Worker, timeout_s: float):
         self.worker, self.timeout_s = worker, timeout_s
@@ -279,25 +284,41 @@ class Caller:
             self.answers[key] = self.worker.ask({**base, "batch_size": batch}, self.timeout_s)
         return self.answers[key]
 
+    def admits(self, base: dict, batch: int) -> bool | str:
+        """Whether `batch` sequences fit by agg mode's memory verdict; an error string when agg mode fails
+        otherwise (then the row's own mode's verdict is used)."""
+        a = self.ask({**base, "mode": "agg"}, batch)
+        if _fits(a):
+            return True
+        return False if _over_memory(a) else a.get("error", "failed")
+
     def capacity(self, base: dict, over: int) -> int | str:
         """The largest batch below `over` (which does not fit) that fits: 0 when batch 1 does not, an error
         string when a call fails. Memory grows with the batch, so a bisection; one answer per configuration."""
-        key = json.dumps(base, sort_keys=True)
+        key = json.dumps({**base, "mode": "agg"}, sort_keys=True)
         if key not in self.capacities:
             lo, hi = 0, over  # lo fits (0: nothing yet), hi does not
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                a = self.ask(base, mid)
-                if _fits(a):
-                    lo = mid
-                elif _over_memory(a):
-                    hi = mid
-                else:
-                    self.capacities[key] = a.get("error", "failed")
+                verdict = self.admits(base, mid)
+                if isinstance(verdict, str):
+                    self.capacities[key] = verdict
                     break
+                lo, hi = (mid, hi) if verdict else (lo, mid)
             else:
                 self.capacities[key] = lo
         return self.capacities[key]
+
+
+def _admitted(caller: Caller, plan: CallPlan, batch: int) -> tuple[bool, dict] | str:
+    """(whether `batch` fits, the row's-mode answer at it), or the error of the row's-mode call."""
+    a = caller.ask(plan.base, batch)
+    if not a.get("ok") and not _over_memory(a):
+        return a.get("error", "failed")
+    verdict = caller.admits(plan.base, batch) if plan.base["mode"] != "agg" else _fits(a)
+    if isinstance(verdict, str):  # agg mode cannot run this configuration: the row's own mode's verdict
+        verdict = _fits(a)
+    return verdict and bool(a.get("ok")), a
 
 
 def evaluate(caller: Caller, plan: CallPlan, point) -> tuple[float, int, bool] | str:
@@ -308,19 +329,20 @@ def evaluate(caller: Caller, plan: CallPlan, point) -> tuple[float, int, bool] |
     planner's validation does (`running = min(concurrency, capacity)`): output tokens/s and TPOT are read
     there; TTFT is not scored then, since it would include a queue wait aiconfigurator does not model."""
     if plan.reader == "offline":
-        answers = [(b, caller.ask(plan.base, b)) for b in plan.batches]
-        fitting = [(b, a) for b, a in answers if _fits(a)]
+        answers = [(b, _admitted(caller, plan, b)) for b in plan.batches]
+        fitting = [(b, got[1]) for b, got in answers if not isinstance(got, str) and got[0]]
         if not fitting:
-            return f"no batch of {plan.batches[0]}..{plan.batches[-1]} fits" if any(
-                _over_memory(a) for _, a in answers) else answers[0][1].get("error", "failed")
+            errors = [got for _, got in answers if isinstance(got, str)]
+            return errors[0] if errors else f"no batch of {plan.batches[0]}..{plan.batches[-1]} fits"
         b, a = max(fitting, key=lambda ba: float(ba[1]["tokens/s"]))
         return float(a["tokens/s"]) * plan.dp, b, False
     batch = plan.batches[0]
-    a = caller.ask(plan.base, batch)
+    got = _admitted(caller, plan, batch)
+    if isinstance(got, str):
+        return got
+    fits, a = got
     capped = False
-    if not _fits(a):
-        if not _over_memory(a):
-            return a.get("error", "failed")
+    if not fits:
         if batch == 1:
             return "the weights and one sequence do not fit (aiconfigurator's memory model)"
         if plan.reader == "ttft":
@@ -331,6 +353,8 @@ def evaluate(caller: Caller, plan: CallPlan, point) -> tuple[float, int, bool] |
         if fit < 1:
             return "the weights and one sequence do not fit (aiconfigurator's memory model)"
         batch, a, capped = fit, caller.ask(plan.base, fit), True
+        if not a.get("ok"):
+            return a.get("error", "failed")
     value = {"decode": lambda: 1000.0 / a["tpot"],
              "prefill": lambda: point.input_tokens * 1000.0 / a["ttft"],
              "tokens": lambda: float(a["tokens/s"]) * plan.dp}.get(plan.reader, lambda: float(a[plan.reader]))()
