@@ -19,7 +19,7 @@ from planner.model.architecture import kv_bytes_per_sequence, kv_bytes_per_token
 from planner.model.quantization import check_compatible, weight_format
 from planner.perf import evaluator, speculative
 from planner.perf.evaluator import Candidate, Evaluation, Layout, default_layout, efficiency_of, layout_problem
-from planner.perf.performance import Hardware
+from planner.perf.performance import Hardware, StepTerms, decode_terms
 from planner.perf.serving import PointTerms
 
 MAX_TOKENS = 10_000_000  # guard against absurd inputs (the longest published context is 10M, Llama 4 Scout)
@@ -235,6 +235,18 @@ def terms_of(s: ReplicaSetup, *, concurrency: float, input_tokens: float, output
     first = lambda obj: type(obj)(**{k: float(np.asarray(v)[0]) for k, v in vars(obj).items()})  # noqa: E731
     return PointTerms(concurrency=float(concurrency), input_tokens=float(input_tokens), step=first(t.step),
                       prefill=first(t.prefill))
+
+
+def decode_terms_of(s: ReplicaSetup, *, batch: float, context_tokens: float) -> StepTerms:
+    """Roofline terms (100 % efficiency) of one decode-only step of this replica's instance at `batch` sequences
+    of `context_tokens` context, with its whole layout (tensor/pipeline/expert parallel, attention DP): what
+    `validation.model_row` needs for a static batch's decode steps, built the way the evaluator builds them."""
+    hw = hardware_of(s)
+    return decode_terms(s.model.arch, s.fmt, batch=batch, context_tokens=context_tokens,
+                        kv_bytes_per_elem=s.kv_bytes_per_elem, tp=s.tp, pp=s.pp,
+                        memory_bandwidth_tb_s=hw.memory_bandwidth_tb_s, compute_tflops=hw.compute_tflops,
+                        interconnect_bandwidth_gb_s=hw.interconnect_bandwidth_gb_s,
+                        expert_parallel=s.expert_parallel, attn_dp=s.attn_dp)
 
 
 def suggest_alternatives(catalog: Catalog, req: EstimateRequest, *, limit: int = 4) -> tuple[str, ...]:

@@ -138,3 +138,16 @@ def test_slo_estimate_keeps_the_searched_attention_dp_layout(real_catalog):
     assert slo["layout"]["attn_dp"] if isinstance(slo["layout"], dict) else "attention DP" in slo["layout"]
     assert est.attn_dp and est.layout == "attention DP8 x EP8"
     assert est.concurrency == slo["operating_concurrency"]
+
+
+def test_decode_terms_of_matches_the_evaluator_step(real_catalog):
+    from planner.perf.estimate import decode_terms_of
+
+    s = prepare(real_catalog, EstimateRequest(model=R1, gpu="h200", num_gpus=8, engine="trtllm", tp=8, attn_dp=True))
+    step = decode_terms_of(s, batch=256.0, context_tokens=1500.0)
+    # the evaluator's steady state at 256 sequences with no prompts mixed in is the same decode-only step
+    whole = evaluator.point_terms_of(s.model.arch, [s.candidate], concurrency=256.0, input_tokens=1000,
+                                     output_tokens=1000).step
+    for name in ("memory_s", "memory_expert_s", "memory_kv_s", "compute_decode_s", "transfer_s", "collectives"):
+        assert float(np.asarray(getattr(step, name))) == pytest.approx(float(np.asarray(getattr(whole, name))[0]),
+                                                                       rel=1e-12), name
