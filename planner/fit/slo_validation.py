@@ -20,6 +20,7 @@ synchronised waves): that mismatch is part of what is measured here. Pure: rows 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -33,7 +34,8 @@ from planner.errors import InvalidInputError
 from planner.fit.measured import MEASURED_DIR, MeasuredPoint, per_instance, source_key
 from planner.fit.validation import Unexpressible, model_row
 from planner.perf import evaluator
-from planner.perf.estimate import ReplicaSetup, max_running_sequences
+from planner.perf.estimate import ReplicaSetup, efficiency_of, max_running_sequences
+from planner.perf.evaluator import gemm_format_of
 from planner.perf.queueing import max_rate_meeting_slo, mean_latency_s
 
 SLO_PERCENTILE = 0.5  # the allowed percentile nearest the means the benchmark tools report
@@ -62,6 +64,8 @@ class SloRow:
     utilisation_frac: float  # measured rate / predicted saturation rate
     predicted_rate_per_s: float  # largest rate whose p50 TTFT and TPOT meet the measured ones (0: unreachable)
     bound_by: str
+    model_kind: str = "poisson"  # "poisson": the queueing model at the run's rate; "closed loop": the closed-loop
+    # model at its concurrency (`validation`'s rows, a client of c requests), like with like
 
     @property
     def ttft_error_frac(self) -> float:
@@ -140,8 +144,69 @@ def validate_slo(catalog: Catalog, points: Iterable[MeasuredPoint], *,
     rows = []
     for runs in groups.values():
         rows.extend(_predict(runs))
+    closed = {t.row_id: (t, p) for t, p in pairs}
+    rows = [_closed_loop(catalog, r, *closed[r.ttft_row_id], config_dir) if r.rate_from == "little" else r
+            for r in rows]
     order = {p.row_id: i for i, (p, _) in enumerate(pairs)}
     return sorted(rows, key=lambda r: order[r.ttft_row_id]), skipped
+
+
+def _closed_latency_s(catalog: Catalog, ttft_pt: MeasuredPoint, tpot_pt: MeasuredPoint, concurrency: int,
+                      config_dir: Path) -> tuple[float, float]:
+    """Mean TTFT and TPOT (s) of the run's closed loop at `concurrency` clients, as `validation` predicts its
+    rows (first wave, later waves or steady state, queueing beyond the KV capacity; the per-request overhead on
+    TTFT); the run's total request count N is kept."""
+    out = []
+    for pt in (ttft_pt, tpot_pt):
+        model = model_row(catalog, dataclasses.replace(pt, concurrency=int(concurrency)), config_dir=config_dir)
+        if isinstance(model, Unexpressible):
+            return math.inf, math.inf
+        out.append(model.predict(efficiency_of(model.setup.profile, gemm_format_of(model.setup.candidate)))
+                   / units.MS_PER_S)
+    return out[0], out[1]
+
+
+CLOSED_LOOP_MAX_FACTOR = 16  # the SLO-bound concurrency of a closed loop is searched in [1, 16 x the run's]
+
+
+def _closed_loop(catalog: Catalog, row: SloRow, ttft_pt: MeasuredPoint, tpot_pt: MeasuredPoint,
+                 config_dir: Path) -> SloRow:
+    """A closed-loop run against the closed-loop model (like with like, not a Poisson stream): (a) mean TTFT and
+    TPOT at the run's concurrency; (b) the largest concurrency whose predicted TTFT and TPOT both meet the
+    measured ones (bisection: both grow with concurrency), turned into a request rate by Little's law on the
+    predicted latencies, rate = c / (TTFT + (O - 1) x TPOT), against the measured rate (0: even one client
+    misses them)."""
+    inst_t, inst_p = per_instance(ttft_pt), per_instance(tpot_pt)
+    dp = (ttft_pt.dp or 1)
+    out = float(ttft_pt.output_tokens)
+    ttft, tpot = _closed_latency_s(catalog, inst_t, inst_p, inst_t.concurrency, config_dir)
+
+    def meets(c: int) -> tuple[bool, str]:
+        t, p = _closed_latency_s(catalog, inst_t, inst_p, c, config_dir)
+        fails = [name for name, v, target in (("ttft", t, row.measured_ttft_s), ("tpot", p, row.measured_tpot_s))
+                 if not v <= target]
+        return not fails, "+".join(fails)
+
+    ok, why = meets(1)
+    if not ok:
+        best, bound = 0, why
+    else:
+        lo, hi = 1, CLOSED_LOOP_MAX_FACTOR * max(int(inst_t.concurrency), 1)
+        ok_hi, why_hi = meets(hi)
+        if ok_hi:
+            best, bound = hi, "search limit"
+        else:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                ok_mid, why_mid = meets(mid)
+                lo, hi, why_hi = (mid, hi, why_hi) if ok_mid else (lo, mid, why_mid)
+            best, bound = lo, why_hi
+    rate = 0.0
+    if best:
+        t, p = _closed_latency_s(catalog, inst_t, inst_p, best, config_dir)
+        rate = best / (t + (out - 1.0) * p) * dp
+    return dataclasses.replace(row, predicted_ttft_s=ttft, predicted_tpot_s=tpot, predicted_rate_per_s=rate,
+                               bound_by=bound, model_kind="closed loop")
 
 
 def _predict(runs: list[tuple[ReplicaSetup, MeasuredPoint, MeasuredPoint]]) -> list[SloRow]:

@@ -11,19 +11,20 @@ Scenarios (how the measurement was run) map onto the performance model as follow
   offline       engine-chosen batch: steady state at the KV capacity (capped by max batch)
   static_batch  `concurrency` prompts started together: their prompts prefilled in the engine's
                 per-step token budget, then output_tokens decode steps at that batch; TTFT is
-                the mean wait in that burst (if the batch exceeds capacity: the steady state,
-                the excess admitted in waves as slots free up, see `_offered`)
-  serving       closed loop at `concurrency`: with fixed lengths (the default) requests start and
-                end together, so each wave is a static batch (`serving.wave_ttft_s`); with
-                variable lengths, or beyond capacity, the steady state (queueing beyond capacity,
-                Little's law); or an open-loop `request_rate_per_s` (concurrency from the fixed
-                point c = rate x latency)
+                the mean wait in that burst (if the batch exceeds capacity: a train of waves of
+                the capacity, each request waiting for the waves before it, `closed_loop`)
+  serving       closed loop at `concurrency`: its first c requests start together (a wave); with fixed
+                lengths the later waves return in the first one's prefill groups, with variable lengths
+                the loop settles into the steady state (queueing beyond capacity, Little's law); the
+                run's mean weighs the first wave by c / N requests (`closed_loop`); or an open-loop
+                `request_rate_per_s` (concurrency from the fixed point c = rate x latency)
   batch1        a single stream: llama-bench pp/tg, or first-token latency
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,13 @@ from planner.fit.measured import (  # noqa: F401  (re-exported: callers import t
     since,
     source_key,
     source_split,
+)
+from planner.perf.closed_loop import (
+    closed_loop_mean_s,
+    first_wave_frac,
+    later_wave_tpot_s,
+    later_wave_ttft_s,
+    wave_train_waits,
 )
 from planner.perf.estimate import (
     EstimateRequest,
@@ -103,26 +111,48 @@ class RowTerms:
     static_prefill: PrefillTerms  # its prompts prefilled together, `steps` budget-sized steps (= prefill otherwise)
     served: np.ndarray | None = None  # 1 where requests went through an API server (serving rows): their TTFT adds
     # the efficiency's per-request overhead (None: none of them)
+    first_frac: np.ndarray | None = None  # share of the run's requests in its first synchronised wave
+    # (`closed_loop.first_wave_frac`; None: 1 for static kinds, 0 for steady ones)
+    waits: np.ndarray | None = None  # whole waves a static batch beyond the KV capacity waits on average
+    # (`closed_loop.wave_train_waits`; None: 0)
 
     def predict(self, eff: Efficiency) -> Any:
         """Predicted values of the rows under `eff` (scalar fields, or arrays with one value per row)."""
+        first = _first_frac(self)
         tpot = self.step.total_s(eff)
         prefill = self.prefill.total_s(eff)
-        ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
-                             offered_concurrency=self.offered, running_concurrency=self.running)
+        steady_ttft = queued_ttft_s(ttft_s=prefill + tpot, tpot_s=tpot, output_tokens=self.output_tokens,
+                                    offered_concurrency=self.offered, running_concurrency=self.running)
         s_tpot = self.static_step.total_s(eff)
         s_prefill = self.static_prefill.total_s(eff)
-        s_total = s_prefill + self.output_tokens * s_tpot
+        s_total = s_prefill + self.output_tokens * s_tpot  # one wave, first prompt in to last token out
         burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
-        s_ttft = wave_ttft_s(**burst)
-        if self.served is not None:
-            api_s = self.served * eff.request_overhead_s
-            ttft, s_ttft = ttft + api_s, s_ttft + api_s
-        s_tpot_mean = wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
-        choices = [self.running / tpot, ttft * units.MS_PER_S, tpot * units.MS_PER_S,
+        wave_ttft = wave_ttft_s(**burst)
+        ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=steady_ttft, first_frac=first)
+        s_ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=later_wave_ttft_s(**burst), first_frac=first)
+        if self.waits is not None:
+            s_ttft = s_ttft + self.waits * s_total
+        api_s = 0.0 if self.served is None else self.served * eff.request_overhead_s
+        ttft, s_ttft = ttft + api_s, s_ttft + api_s
+        wave_tpot = wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
+        later_tpot = later_wave_tpot_s(decode_step_s=s_tpot, output_tokens=self.output_tokens, **burst)
+        s_tpot_mean = closed_loop_mean_s(first_wave_s=wave_tpot, later_s=later_tpot, first_frac=first)
+        tpot_mean = closed_loop_mean_s(first_wave_s=wave_tpot, later_s=tpot, first_frac=first)
+        choices = [self.running / tpot, ttft * units.MS_PER_S, tpot_mean * units.MS_PER_S,
                    self.running * self.output_tokens / s_total, s_ttft * units.MS_PER_S,
-                   s_tpot_mean * units.MS_PER_S, self.input_tokens / prefill, 1.0 / tpot, prefill * units.MS_PER_S]
+                   s_tpot_mean * units.MS_PER_S, self.input_tokens / prefill, 1.0 / tpot,
+                   (prefill + api_s) * units.MS_PER_S]
         return np.choose(self.kind, [np.broadcast_to(c, self.kind.shape) for c in choices])
+
+
+_STATIC_KINDS = (KIND_STATIC_TPUT, KIND_STATIC_TTFT, KIND_STATIC_TPOT)
+
+
+def _first_frac(r: RowTerms) -> np.ndarray:
+    """Each row's first-wave share (the kind's default where the terms carry none: static 1, steady 0)."""
+    if r.first_frac is not None:
+        return np.asarray(r.first_frac, dtype=float)
+    return np.isin(r.kind, _STATIC_KINDS).astype(float)
 
 
 def _cat(items: list[Any], cls: type) -> Any:
@@ -141,7 +171,9 @@ def stack_terms(rows: list[RowTerms]) -> RowTerms:
                     step=_cat([r.step for r in rows], StepTerms), prefill=_cat([r.prefill for r in rows], PrefillTerms),
                     static_step=_cat([r.static_step for r in rows], StepTerms),
                     static_prefill=_cat([r.static_prefill for r in rows], PrefillTerms),
-                    served=np.concatenate([_served(r) for r in rows]))
+                    served=np.concatenate([_served(r) for r in rows]),
+                    first_frac=np.concatenate([_first_frac(r) for r in rows]),
+                    waits=np.concatenate([np.zeros(r.kind.shape) if r.waits is None else r.waits for r in rows]))
 
 
 def _served(r: RowTerms) -> np.ndarray:
@@ -170,14 +202,41 @@ class RowModel:
 
 
 def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, terms: PointTerms,
-               static_step: StepTerms | None = None, static_prefill: PrefillTerms | None = None) -> RowTerms:
+               static_step: StepTerms | None = None, static_prefill: PrefillTerms | None = None, *,
+               first_frac: float | None = None, waits: float = 0.0) -> RowTerms:
     one = lambda v: np.atleast_1d(np.asarray(v, dtype=float))  # noqa: E731
-    return RowTerms(kind=np.array([kind]), running=one(running), offered=one(offered),
+    kinds = np.array([kind])
+    return RowTerms(kind=kinds, running=one(running), offered=one(offered),
                     input_tokens=one(point.input_tokens), output_tokens=one(point.output_tokens),
                     step=_cat([terms.step], StepTerms), prefill=_cat([terms.prefill], PrefillTerms),
                     static_step=_cat([static_step or terms.step], StepTerms),
                     static_prefill=_cat([static_prefill or terms.prefill], PrefillTerms),
-                    served=one(1.0 if point.scenario == "serving" else 0.0))
+                    served=one(1.0 if _served_row(point) else 0.0),
+                    first_frac=one(float(np.isin(kinds, _STATIC_KINDS)[0]) if first_frac is None else first_frac),
+                    waits=one(waits))
+
+
+def _served_row(point: MeasuredPoint) -> bool:
+    """Whether the row's requests went through an API server, so its TTFT carries the per-request overhead:
+    serving runs, and single-stream TTFTs of a streamed request (output > 1 token: sa-bench or LLMPerf at
+    concurrency 1). A one-token TTFT is an offline benchmark's prefill latency (gptSessionBenchmark)."""
+    return point.scenario == "serving" or (point.scenario == "batch1" and point.metric == "ttft_ms"
+                                           and point.output_tokens > 1)
+
+
+_RUN_REQUESTS = re.compile(r"\b(\d[\d,]*) (?:prompts|requests)\b")
+
+
+def run_requests(point: MeasuredPoint) -> float:
+    """Requests the benchmark run sent in all (N of a closed loop at concurrency c), nan where not stated.
+
+    Read from a `num_requests` field where the row has one, else from the notes ("640 prompts at max
+    concurrency c", "320 requests at max concurrency 64"): the CSV has no column for it yet."""
+    stated = getattr(point, "num_requests", None)
+    if stated:
+        return float(stated)
+    found = _RUN_REQUESTS.search(point.notes or "")
+    return float(found.group(1).replace(",", "")) if found else math.nan
 
 
 def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
@@ -256,34 +315,39 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
         return Unexpressible(point, f"{point.scenario} rows need a concurrency (or a request rate)")
     running = float(min(point.concurrency, capacity)) if point.concurrency else float(capacity)
     terms = terms_of(setup, concurrency=running, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
-    wave = point.scenario == "serving" and (point.lengths or "fixed") == "fixed"
-    if point.scenario in ("static_batch", "serving") and point.concurrency <= capacity and \
-            (point.scenario == "static_batch" or wave):
+    fixed = (point.lengths or "fixed") == "fixed"
+    closed = point.scenario == "serving" and bool(point.concurrency)
+    train = point.scenario == "static_batch" and (point.concurrency <= capacity
+                                                  or point.metric != "output_tokens_per_s")
+    if train or (closed and point.concurrency <= capacity):
+        # a burst of `running` prompts: a static batch (its latencies a train of such waves beyond the capacity,
+        # its throughput there the steady state: continuous batching admits the excess as slots free), or a
+        # closed loop's first wave (every wave with fixed lengths: SGLang and early vLLM prefill all waiting
+        # prompts before decoding, so a wave's requests finish together and return together)
         static_step = decode_terms(arch, setup.fmt, batch=running,
                                    context_tokens=point.input_tokens + point.output_tokens / 2.0,
                                    kv_bytes_per_elem=setup.kv_bytes_per_elem, tp=setup.tp, pp=setup.pp,
                                    expert_parallel=setup.expert_parallel, **_hw_of(setup))
-        return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,
-                                                 static_step, _batched_prefill(terms.prefill, running,
-                                                                               point.input_tokens,
-                                                                               setup.prefill_budget_tokens)))
+        burst = _batched_prefill(terms.prefill, running, point.input_tokens, setup.prefill_budget_tokens)
+        if point.scenario == "static_batch":
+            waits = float(wave_train_waits(batch=point.concurrency, capacity=running)) if point.concurrency else 0.0
+            return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,
+                                                     static_step, burst, first_frac=1.0, waits=waits))
+        first = 1.0 if fixed else float(first_wave_frac(concurrency=point.concurrency,
+                                                        num_requests=run_requests(point), fixed_lengths=False))
+        kind = (_STATIC_KIND if fixed else _STEADY_KIND)[point.metric]
+        return RowModel(point, setup, _row_terms(kind, running, _offered(point, running), point, terms,
+                                                 static_step, burst, first_frac=first))
     return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], running, _offered(point, running), point,
                                              terms))
 
 
 def _offered(point: MeasuredPoint, running: float) -> float:
-    """Requests that compete for the `running` slots, for the queueing term of TTFT.
-
-    A closed-loop client keeps all its `concurrency` requests outstanding, so each waits
-    (c - running) / running request latencies on average. A static batch larger than the
-    KV capacity is admitted in waves as slots free up: the j-th request waits floor(j /
-    running) latencies, (c / running - 1) / 2 on average, the same wait as a closed loop
-    offering running + (c - running) / 2.
-    """
+    """Requests that compete for the `running` slots, for the queueing term of TTFT: a closed-loop client keeps
+    all its `concurrency` requests outstanding, so each waits (c - running) / running request latencies on
+    average (a static batch beyond the capacity runs as a train of waves instead: `closed_loop.wave_train_waits`)."""
     if point.scenario == "serving" and point.concurrency:
         return float(point.concurrency)
-    if point.scenario == "static_batch" and point.concurrency and point.concurrency > running:
-        return running + (point.concurrency - running) / 2.0
     return running
 
 

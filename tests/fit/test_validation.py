@@ -25,6 +25,7 @@ from planner.fit.validation import (
     predict_rows,
     read_measured,
     read_points,
+    run_requests,
     since,
     stack_terms,
     summarize,
@@ -299,28 +300,53 @@ def test_expert_parallel_column_reaches_the_setup(tiny_catalog):
     assert not model_row(tiny_catalog, _point(**kw)).setup.expert_parallel
 
 
-def test_static_batch_beyond_capacity_waits_half_the_excess_waves(tiny_catalog):
-    """A burst of N prompts over capacity C is admitted in waves: mean wait (N / C - 1) / 2 request latencies,
-    i.e. queueing as if running + (N - running) / 2 requests competed (validation._offered)."""
+def test_static_batch_beyond_capacity_runs_as_a_train_of_waves(tiny_catalog):
+    """A burst of N prompts over capacity C runs as waves of C (closed_loop.wave_train_waits): its TTFT is the
+    C-wave's plus the mean number of earlier waves times one wave (prefill + output steps); its throughput stays
+    the steady state (continuous batching admits the excess as slots free)."""
     cat = _with_profile(tiny_catalog)
     kw = dict(scenario="static_batch", input_tokens=4000, output_tokens=128, metric="ttft_ms")
     model = model_row(cat, _point(concurrency=100_000, **kw))
     running = model.running
     assert running < 100_000
-    assert float(model.terms.offered[0]) == pytest.approx(running + (100_000 - running) / 2)
+    q, r = divmod(100_000, int(running))
+    assert float(model.terms.waits[0]) == pytest.approx((running * q * (q - 1) / 2 + r * q) / 100_000)
+    eff = efficiency_of(model.setup.profile)
+    fits = model_row(cat, _point(concurrency=int(running), **kw))
+    wave_s = float(fits.terms.static_prefill.total_s(eff)[0] + 128 * fits.terms.static_step.total_s(eff)[0])
+    assert model.predict(eff) == pytest.approx(fits.predict(eff) + float(model.terms.waits[0]) * wave_s * 1e3)
     within = model_row(cat, _point(concurrency=2, **kw))
-    assert float(within.terms.offered[0]) == pytest.approx(2.0)
+    assert float(within.terms.waits[0]) == 0.0
+    tput = model_row(cat, _point(concurrency=100_000, **dict(kw, metric="output_tokens_per_s")))
+    assert float(tput.terms.offered[0]) == pytest.approx(running)
+
+
+def test_variable_length_closed_loop_weighs_its_first_wave(tiny_catalog):
+    """A closed loop of 640 requests at 64 clients (InferenceX's sa-bench runs 10 per client, the notes say so):
+    10 % of its requests wait in the first synchronised wave, the rest see the steady state."""
+    cat = _with_profile(tiny_catalog)
+    kw = dict(scenario="serving", concurrency=64, input_tokens=4096, output_tokens=128, metric="ttft_ms",
+              lengths="variable")
+    run = model_row(cat, _point(notes="640 prompts at max concurrency c", **kw))
+    long_run = model_row(cat, _point(**kw))
+    wave = model_row(cat, _point(**dict(kw, lengths="fixed")))
+    eff = efficiency_of(run.setup.profile)
+    assert run.predict(eff) == pytest.approx(0.1 * wave.predict(eff) + 0.9 * long_run.predict(eff))
+    assert run_requests(_point(notes="320 requests at max concurrency 64")) == 320.0
+    assert math.isnan(run_requests(_point(notes="no count here")))
 
 
 def test_request_overhead_adds_to_the_ttft_of_served_rows_only(tiny_catalog):
-    """A profile's request_overhead_ms is paid once per request that went through an API server (serving rows):
-    with 25 ms, a served TTFT grows by exactly 25 ms, its TPOT and throughput do not move, and a batch-1 TTFT
-    (no server) stays as it was."""
+    """A profile's request_overhead_ms is paid once per request that went through an API server (serving rows,
+    and a streamed single request: batch-1 TTFT with more than one output token): with 25 ms, a served TTFT
+    grows by exactly 25 ms, its TPOT and throughput do not move, and an offline one-token prefill latency
+    (gptSessionBenchmark) stays as it was."""
     plain, slow = _with_profile(tiny_catalog), _with_profile(tiny_catalog, request_overhead_ms=25.0)
     served = dict(scenario="serving", concurrency=4, input_tokens=256, output_tokens=64, lengths="variable")
     for kw, delta in ((dict(served, metric="ttft_ms"), 25.0), (dict(served, metric="tpot_ms"), 0.0),
                       (dict(served, metric="output_tokens_per_s"), 0.0),
-                      (dict(scenario="batch1", metric="ttft_ms", input_tokens=256), 0.0)):
+                      (dict(scenario="batch1", metric="ttft_ms", input_tokens=256, output_tokens=128), 25.0),
+                      (dict(scenario="batch1", metric="ttft_ms", input_tokens=256, output_tokens=1), 0.0)):
         p = _point(**kw)
         before, after = (model_row(cat, p).predict(efficiency_of(cat.efficiency[0])) for cat in (plain, slow))
         assert after - before == pytest.approx(delta, abs=1e-9), kw

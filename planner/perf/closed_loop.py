@@ -1,0 +1,92 @@
+"""Mean TTFT and TPOT of closed-loop benchmark runs and static batches: the first wave, later waves, wave trains.
+
+A closed-loop client (`vllm bench serve --max-concurrency c`, SGLang's bench_serving, InferenceX's
+sa-bench, AIPerf, LLMPerf) keeps `c` requests open and sends the next as soon as one finishes, until
+it has sent `N` requests. Its first `c` requests start together: a synchronised wave whose prompts
+queue behind each other in the engine's per-step token budget (`serving.wave_ttft_s`). What follows
+depends on the lengths:
+
+- Fixed lengths: the wave's requests got their first token in `S` = ceil(c x I / budget) groups, one
+  per prefill step, and, all decoding at the same step rate, they finish in the same groups. A group's
+  replacements arrive together and fill one budget-sized step again, so every later wave is a train of
+  `S` group steps: each request waits for its own group's step (burst / S), not for the whole burst
+  (`later_wave_ttft_s`), and its output tokens share the cycle with the other S - 1 groups' prefill
+  steps (`later_wave_tpot_s`). With S = 1 (the whole wave fits one step) every wave is the first one.
+- Variable lengths: requests finish at scattered times after the first wave, and the loop settles into
+  the steady state of continuous batching (`serving.queued_ttft_s`).
+
+The run's mean mixes the two in proportion (`first_wave_frac`: c / N of the requests are in the first
+wave; N unknown: 1 for fixed lengths, the synchronised-wave model throughout, 0 for variable lengths,
+the steady state throughout): `closed_loop_mean_s`.
+
+A static batch larger than the KV cache holds (`capacity` sequences) runs as a train of waves of
+`capacity`: the j-th request (0-based) waits floor(j / capacity) whole waves (`wave_train_waits`).
+
+Pure functions on numpy arrays (one value per row or configuration); no efficiency is fitted here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InvalidInputError
+
+
+def first_wave_frac(*, concurrency: Any, num_requests: Any, fixed_lengths: Any) -> Any:
+    """Share of a closed-loop run's requests that start in its first synchronised wave: c / N, at most 1.
+
+    `num_requests` N may be nan (not stated): then 1 for fixed lengths (every wave synchronised, as with
+    N = c) and 0 for variable lengths (a long run, the steady state).
+    """
+    c = np.asarray(concurrency, dtype=float)
+    n = np.asarray(num_requests, dtype=float)
+    if np.any(c <= 0) or np.any(n <= 0):
+        raise InvalidInputError("concurrency and num_requests must be > 0")
+    known = np.isfinite(n)
+    frac = np.minimum(c / np.where(known, n, 1.0), 1.0)
+    return np.where(known, frac, np.where(np.asarray(fixed_lengths, dtype=bool), 1.0, 0.0))
+
+
+def later_wave_ttft_s(*, burst_prefill_s: Any, burst_steps: Any) -> Any:
+    """TTFT of a request in a later wave of a fixed-length closed loop: its group's one prefill step.
+
+    The first wave's burst took `burst_steps` budget-sized steps of burst_prefill_s / steps each; its
+    requests come back in as many groups, and each group's prompts fill one such step.
+    """
+    steps = np.maximum(np.asarray(burst_steps, dtype=float), 1.0)
+    return np.asarray(burst_prefill_s, dtype=float) / steps
+
+
+def later_wave_tpot_s(*, decode_step_s: Any, burst_prefill_s: Any, burst_steps: Any, output_tokens: Any) -> Any:
+    """Mean time per output token in a later wave of a fixed-length closed loop.
+
+    Of a request's output - 1 decode steps, the other groups' prefill steps (steps - 1 of them, at most
+    all) are as long as a prefill step (burst / steps); the rest are plain decode steps.
+    """
+    steps = np.maximum(np.asarray(burst_steps, dtype=float), 1.0)
+    out = np.maximum(np.asarray(output_tokens, dtype=float) - 1.0, 1.0)
+    slow = np.minimum(steps - 1.0, out)
+    return decode_step_s + slow * np.maximum(burst_prefill_s / steps - decode_step_s, 0.0) / out
+
+
+def closed_loop_mean_s(*, first_wave_s: Any, later_s: Any, first_frac: Any) -> Any:
+    """Run mean of a latency: the first wave's share at its value, the rest at the later (or steady) value."""
+    f = np.clip(np.asarray(first_frac, dtype=float), 0.0, 1.0)
+    return f * first_wave_s + (1.0 - f) * later_s
+
+
+def wave_train_waits(*, batch: Any, capacity: Any) -> Any:
+    """Mean number of whole waves a request of a static batch waits when only `capacity` run at once.
+
+    With batch = q x capacity + r, the requests of wave w (0-based) wait w waves:
+    (capacity x q (q - 1) / 2 + r x q) / batch on average; 0 when the batch fits.
+    """
+    b = np.asarray(batch, dtype=float)
+    k = np.maximum(np.asarray(capacity, dtype=float), 1.0)
+    if np.any(b <= 0):
+        raise InvalidInputError("batch must be > 0")
+    q = np.floor(b / k)
+    r = b - q * k
+    return (k * q * (q - 1.0) / 2.0 + r * q) / b
