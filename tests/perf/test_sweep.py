@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import numpy as np
 import pytest
@@ -98,9 +97,7 @@ def test_rows_have_every_column(tiny_catalog):
     assert set(row) == set(COLUMNS)
 
 
-def test_full_sweep_is_fast(real_catalog):
-    start = time.perf_counter()
+def test_full_sweep_covers_the_catalog(real_catalog):
+    # Its speed is benchmarks/bench_sweep.py's figure (a timed assert fails on a loaded machine, not on slow code).
     result = sweep(real_catalog, input_tokens=1024, output_tokens=256, gpu_counts=range(1, 9))
-    elapsed = time.perf_counter() - start
     assert len(result) > 100_000
-    assert elapsed < 4.0  # benchmarks/bench_sweep.py reports the figure (well under 2 s on the dev machine)
