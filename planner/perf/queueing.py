@@ -8,10 +8,14 @@ is the replica evaluator's step time (`evaluator.step_time_fn`).
 
 Analytic model, for n configurations at once (arrays of shape (n,)):
 - Running batch and step time: by Little's law the mean running batch is n = rate x O x tau
-  with tau = step_s(n, rate x P x tau) (O output tokens, P prompt tokens a request computes):
-  a fixed point, found by iteration.
-- Saturation: the rate at which the batch reaches max_batch, or the prompt tokens fill the
-  token budget, whichever comes first.
+  with tau the mean step at n with rate x P x tau prompt tokens a step (O output tokens, P prompt
+  tokens a request computes): a fixed point, solved by false position (`_steady`). Whole prompts
+  cluster: a step takes the prompts that arrived during the one before, so a long step draws more
+  into the next (a Markov chain on the prompts a step carries, `_cluster_excess_s`); where the step
+  is not linear in its prompt tokens (a roofline: the first few hundred ride free under the
+  decode's memory time, once a step) that lengthens the mean step beyond the even spread.
+- Saturation: the rate at which the batch reaches max_batch (the full batch's mean step, clustering
+  included), or the prompt tokens fill the token budget, whichever comes first.
 - Prompt wait W (TTFT): prompts are served by the steps' spare token budget, c = budget - n
   tokens a step of length step_s(n, c): an M/G/1 queue whose service time is a prompt's share
   P x step_s(n, c) / c. P(W > 0) = rho; given that it waits, exponential with the Pollaczek-Khinchine
@@ -29,10 +33,17 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   closed-form tail over a mixture of uniforms), not the sum of the parts' quantiles.
 - TPOT at quantile q: the decode step time with the running batch at its quantile (the batch of
   an M/G/inf system is Poisson with mean n [4]; normal approximation, capped at max_batch), plus
-  prefill interference: the prompts met during the request's decode each lengthen their steps by
-  their chunks' extra time E, spread over the O tokens. Their count K_q is the Poisson quantile at
-  rate x (O plain steps + K_q E) (the lifetime they lengthen; a few fixed-point passes; exact
-  quantile below a mean of 30), dispersion raised by 1 / sqrt(1 - rho_prompt) for clustering.
+  prefill interference: the prompts served during the request's decode each lengthen their steps by
+  their chunks' extra time E, spread over the O tokens. Their count K_q: the prompts queued behind the
+  request when its prompt finishes (those that arrived during its prompt wait W: Poisson(rate W), so
+  mean rate E[W] and variance rate E[W] + rate^2 Var[W]; they are what makes budget-bound long
+  prompts' TPOT heavy: a request that waited for the budget is followed by a backlog) plus those
+  arriving during its lifetime, Poisson at rate x (O plain steps + K_q E) (the lifetime they
+  lengthen; a few fixed-point passes; exact quantile below a mean of 30), dispersion raised by
+  1 / sqrt(1 - rho_prompt) for clustering. With varying prompt lengths their extra time is a sum of
+  K_q lognormals, taken as one lognormal of the same mean and variance (Fenton-Wilkinson [5]). With
+  fixed lengths a full batch admits one P-token prompt per completion, so no decode sees more prompt
+  work a step than the full batch's: its mean step caps TPOT.
 
 `planner.perf.simulation` simulates exactly this process step by step; tests/perf/test_queueing.py
 compares the two and docs/queueing.md tabulates the errors.
@@ -41,6 +52,10 @@ compares the two and docs/queueing.md tabulates the errors.
 [2] L. Kleinrock, "Queueing Systems, Volume 1: Theory", Wiley 1975, ch. 5 (M/G/1, Pollaczek-Khinchine).
 [3] A. O. Allen, "Probability, Statistics, and Queueing Theory", Academic Press 1990 (Allen-Cunneen GI/G/c).
 [4] Kleinrock, ch. 2 (M/G/inf: the number in system is Poisson).
+[5] L. F. Fenton, "The Sum of Log-Normal Probability Distributions in Scatter Transmission Systems", IRE Trans.
+    Commun. Syst. 8(1), 1960.
+[6] M. Dowell, P. Jarratt, "A modified regula falsi method for computing the root of an equation", BIT 11, 1971
+    (the Illinois method).
 """
 
 from __future__ import annotations
@@ -50,13 +65,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaincc, gammaln, ndtri
+from scipy.special import gammainc, gammaincc, gammaln, ndtri
 
 from planner.errors import InvalidInputError, brief
 
 StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
-_ITER = 16  # fixed-point iterations of the running batch (converges to < 0.1 % well before)
+_ITER = 5  # false-position steps of the running batch's fixed point (`_steady`)
 
 
 @dataclass(frozen=True)
@@ -106,20 +121,66 @@ def _n_of(*values: Any) -> int:
 
 
 def _steady(step_s: StepFn, rate, inp, out, max_batch, budget) -> tuple[np.ndarray, np.ndarray]:
-    """(mean running batch, mean step seconds) at `rate`: n = rate O tau, tau = step_s(n, rate P tau); n capped."""
-    tau = step_s(np.ones_like(rate), np.zeros_like(rate))
-    n = np.minimum(rate * out * tau, max_batch)
+    """(mean running batch, mean step seconds) at `rate`: n = rate O tau with tau the mean step at n and rate P tau
+    prompt tokens a step; n capped at max_batch.
+
+    The root of h(tau) = chunked_step_s(n(tau), rate P tau) - tau by Illinois false position [6] in the bracket
+    [step_s(1, 0), 1.01 step_s(max_batch, budget)] (h >= 0 at the lower end, < 0 at the upper for a step time that
+    grows with the batch and the prompt tokens). Plain iteration tau <- tau + h(tau) converges as (dh/dtau + 1)^k,
+    slowly near saturation, where that slope nears 1 (16 passes left some budget-bound configurations 15-50 % short
+    at 0.9 utilisation); false position is exact in one step once the bracket lies on one linear piece. Then the
+    prompts' clustering (`_cluster_excess_s`) is added to the converged mean."""
+    def h(tau: np.ndarray) -> np.ndarray:
+        n = np.maximum(np.minimum(rate * out * tau, max_batch), 1.0)
+        return chunked_step_s(step_s, n, rate * inp * tau, inp, budget) - tau
+
+    lo = step_s(np.ones_like(rate), np.zeros_like(rate))
+    hi = 1.01 * step_s(max_batch, budget)
+    h_lo, h_hi = h(lo), h(hi)
+    kept = np.zeros_like(rate)  # +1: the last step moved the lower end, -1: the upper
     for _ in range(_ITER):
-        tau = chunked_step_s(step_s, np.maximum(n, 1.0), rate * inp * tau, inp, budget)
-        n = np.minimum(rate * out * tau, max_batch)
-    return n, tau
+        x = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
+        x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        hx = h(x)
+        up = hx >= 0.0
+        # Illinois: the end kept twice in a row has its value halved (no one-sided stall)
+        h_lo, h_hi = np.where(up, hx, np.where(kept < 0, 0.5 * h_lo, h_lo)), np.where(
+            up, np.where(kept > 0, 0.5 * h_hi, h_hi), hx)
+        lo, hi = np.where(up, x, lo), np.where(up, hi, x)
+        kept = np.where(up, 1.0, -1.0)
+    tau = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
+    tau = np.where(np.isfinite(tau) & (tau >= lo) & (tau <= hi), tau, lo)
+    n = np.maximum(np.minimum(rate * out * tau, max_batch), 1.0)
+    # the excess e shifts the root of h + e = 0 by e / -h'(tau), h' the bracket's secant slope (< 0; a longer step
+    # means a larger batch and more prompt tokens a step, so the excess feeds back; capped at 10 e near saturation)
+    slope = (h_hi - h_lo) / np.maximum(hi - lo, 1e-300)
+    tau = np.maximum(tau + _cluster_excess_s(step_s, n, rate, inp, budget, tau) / np.clip(-slope, 0.1, 1.0),
+                     0.5 * tau)
+    return np.minimum(rate * out * tau, max_batch), tau
 
 
 def full_batch_step_s(step_s: StepFn, b: np.ndarray, inp: np.ndarray, out: np.ndarray,
                       budget: np.ndarray) -> np.ndarray:
     """Mean step time of a full batch: it retires b / O requests a step and admits as many prompts (b P / O prompt
-    tokens a step, arriving whole: `chunked_step_s`)."""
-    return chunked_step_s(step_s, b, b * inp / out, inp, budget)
+    tokens a step, arriving whole: `chunked_step_s`), plus their clustering (`_cluster_excess_s`, at the completion
+    rate b / (O tau): two damped passes, a longer step lowering the rate that lengthens it)."""
+    lin = chunked_step_s(step_s, b, b * inp / out, inp, budget)
+    # tau = lin + excess(rate b / (O tau)): the right side falls as tau grows, so one root, bracketed by
+    # [lin, lin + excess at rate b / (O lin)]; false position on it (a few steps)
+    # (the excess is negative where step_s is concave in the prompt tokens, e.g. a prefill efficiency that grows with
+    # the chunk: then the root lies below lin)
+    e0 = _cluster_excess_s(step_s, b, b / (out * lin), inp, budget, lin)
+    lo, hi = np.minimum(lin, lin + e0), np.maximum(lin, lin + e0)
+    g_lo, g_hi = np.abs(e0), -np.abs(e0)
+    for _ in range(_SAT_ITER):
+        x = np.where(g_lo - g_hi > 1e-15 * lo, (lo * g_hi - hi * g_lo) / np.minimum(g_hi - g_lo, -1e-300), lo)
+        x = np.clip(x, lo, hi)
+        gx = lin + _cluster_excess_s(step_s, b, b / (out * x), inp, budget, x) - x
+        up = gx >= 0.0
+        lo, g_lo = np.where(up, x, lo), np.where(up, gx, g_lo)
+        hi, g_hi = np.where(up, hi, x), np.where(up, g_hi, gx)
+    tau = np.where(g_lo - g_hi > 1e-15 * lo, (lo * g_hi - hi * g_lo) / np.minimum(g_hi - g_lo, -1e-300), lo)
+    return np.maximum(tau, 0.5 * lin)
 
 
 def chunked_step_s(step_s: StepFn, batch: np.ndarray, prompt_tokens_per_step: np.ndarray, inp: np.ndarray,
@@ -127,11 +188,85 @@ def chunked_step_s(step_s: StepFn, batch: np.ndarray, prompt_tokens_per_step: np
     """Mean step time when prompts arrive whole: a step admits a waiting prompt in one chunk of
     min(P, budget - batch) tokens (vLLM/SGLang schedule as much of it as the budget allows), so a fraction
     f = prompt tokens per step / chunk of the steps carries a chunk and the rest decode only:
-    (1 - f) step_s(batch, 0) + f step_s(batch, chunk). Spreading the tokens evenly over every step instead
-    would hide most prefill under the decode's memory time and overstate the rate."""
-    chunk = np.maximum(np.minimum(inp, budget - batch), 1.0)
-    f = np.clip(prompt_tokens_per_step / chunk, 0.0, 1.0)
+    (1 - f) step_s(batch, 0) + f step_s(batch, chunk) (f > 1: several prompts a step, linear in their tokens, up to
+    the spare budget). Spreading the tokens evenly over every step instead would hide most prefill under the
+    decode's memory time and overstate the rate."""
+    spare = np.maximum(budget - batch, 1.0)
+    chunk = np.maximum(np.minimum(inp, spare), 1.0)
+    f = np.clip(prompt_tokens_per_step / chunk, 0.0, spare / chunk)
     return (1.0 - f) * step_s(batch, np.zeros_like(batch)) + f * step_s(batch, chunk)
+
+
+_CYCLE_K = 6  # prompt counts 0 .. K - 1 of `_cluster_excess_s`'s chain (the last lumps the Poisson tail)
+_CYCLE_ITER = 4  # power iterations of the chain from Poisson(rate tau)
+_SAT_ITER = 1  # false-position steps of the full batch's mean step with clustering
+
+
+def _cluster_excess_s(step_s: StepFn, batch: np.ndarray, rate: np.ndarray, inp: np.ndarray, budget: np.ndarray,
+                      tau: np.ndarray) -> np.ndarray:
+    """What prompt clustering adds to the mean step beyond `chunked_step_s` (zero for a step linear in the prompt
+    tokens; > 0 where it is convex, e.g. a roofline whose first few hundred prompt tokens ride free under the
+    decode's memory time and a step with two prompts gets that free ride once).
+
+    Whole prompts arrive as a Poisson stream at `rate` and the engine takes those that arrived during the previous
+    cycle: a cycle carrying k prompts is ceil(k P / spare) steps (full-budget steps and a rest; one plain step if
+    k = 0) of total time T_k, and the count the next cycle carries is Poisson(rate T_k): long cycles draw more
+    prompts into the next (a Markov chain on k, an embedded chain as in bulk-service queues [2]). Under its
+    stationary law (power iteration from Poisson(rate tau)) the excess is E[T_k - L_k] / E[steps], L_k the same
+    cycle's time were step_s linear in the prompt tokens through step_s(n, 0) and step_s(n, chunk), which is what
+    `chunked_step_s` assumes; taking the difference under one law keeps the truncated chain's errors out of it."""
+    spare = np.maximum(budget - batch, 1.0)
+    chunk = np.maximum(np.minimum(inp, spare), 1.0)
+    s0 = step_s(batch, np.zeros_like(batch))
+    slope = (step_s(batch, chunk) - s0) / chunk
+    full = step_s(batch, spare)
+    m0 = rate * tau
+    ks = np.broadcast_to(np.arange(_CYCLE_K, dtype=float), (batch.size, _CYCLE_K)).copy()
+    # the last state stands for k >= K - 1, with P(k >= j) = P(j, m0) (regularised lower incomplete gamma) and
+    # E[k | k >= K - 1] = m0 P(k >= K - 2) / P(k >= K - 1)
+    tail = gammainc(_CYCLE_K - 1.0, m0)
+    ks[:, -1] = np.maximum(_CYCLE_K - 1.0, m0 * gammainc(_CYCLE_K - 2.0, m0) / np.maximum(tail, 1e-300))
+    time, steps, excess = _cycle_excess(step_s, batch, ks, inp, spare, s0, slope, full)
+    # the chain only where the step is not linear in the prompt tokens and cycles of two or more prompts are not rare
+    # (P(k >= 2) = 1 - e^-m (1 + m) at the longest cycle's arrivals m above 1e-4); elsewhere the excess is zero
+    m_max = rate * time.max(axis=1)
+    out = np.zeros(batch.size)
+    rows = np.flatnonzero((np.abs(excess).max(axis=1) > 1e-9 * time.max(axis=1))
+                          & (-np.expm1(-m_max) - m_max * np.exp(-m_max) > 1e-4))
+    if not rows.size:
+        return out
+    p = np.empty((rows.size, _CYCLE_K))
+    p[:, 0] = np.exp(-m0[rows])
+    for j in range(1, _CYCLE_K - 1):
+        p[:, j] = p[:, j - 1] * m0[rows] / j
+    p[:, -1] = tail[rows]
+    m = rate[rows, None] * time[rows]  # (r, K): prompts arriving during a cycle that carried k
+    trans = np.empty((rows.size, _CYCLE_K, _CYCLE_K))  # Poisson(m) over 0 .. K - 2, the rest lumped in K - 1
+    trans[:, :, 0] = np.exp(-m)
+    for j in range(1, _CYCLE_K - 1):
+        trans[:, :, j] = trans[:, :, j - 1] * m / j
+    trans[:, :, -1] = np.maximum(1.0 - trans[:, :, :-1].sum(axis=2), 0.0)
+    pi = p
+    for _ in range(_CYCLE_ITER):
+        pi = np.einsum("ni,nij->nj", pi, trans)
+    out[rows] = np.sum(pi * excess[rows], axis=1) / np.sum(pi * steps[rows], axis=1)
+    return out
+
+
+def _cycle_excess(step_s: StepFn, batch, ks, inp, spare, s0, slope, full) -> tuple[np.ndarray, ...]:
+    """(time, steps, time beyond the linear model) of cycles carrying ks prompts (n, K): full-budget steps and a
+    rest (one plain step if none)."""
+    tok = ks * inp[:, None]
+    n_full = np.floor(tok / spare[:, None])
+    rest = tok - n_full * spare[:, None]
+    part = (rest > 0.5) | (ks == 0)
+    steps = n_full + part
+    time = n_full * full[:, None]
+    time[:, 0] += s0
+    for j in range(1, ks.shape[1]):
+        time[:, j] += np.where(part[:, j], step_s(batch, np.where(part[:, j], rest[:, j], 0.0)), 0.0)
+    done = n_full * spare[:, None] + np.where(part, rest, 0.0)  # the tokens the steps carry (a rest under half dropped)
+    return time, steps, time - steps * s0[:, None] - done * slope[:, None]
 
 
 def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: Any, max_batch: Any,
@@ -143,12 +278,18 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
     b, budget = _arr("max_batch", max_batch, n), _arr("token_budget", token_budget, n)
     if np.any(b < 1):
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
+    return _saturation(step_s, inp, out, b, budget)[0]
+
+
+def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray,
+                budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(saturation rate, the full batch's mean step): what does not depend on the rate, computed once a search."""
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
     tau_full = full_batch_step_s(step_s, b, inp, out, budget)
     by_batch = b / (out * tau_full)
     by_budget = spare / (inp * step_s(b, spare))
-    return np.minimum(by_batch, by_budget)
+    return np.minimum(by_batch, by_budget), tau_full
 
 
 def _poisson_quantile(q: float, z: float, m: np.ndarray) -> np.ndarray:
@@ -162,7 +303,10 @@ def _poisson_quantile(q: float, z: float, m: np.ndarray) -> np.ndarray:
     cdf = pmf.copy()
     k = np.zeros_like(ms)
     for j in range(1, 80):
-        k += cdf < q
+        below = cdf < q
+        if not j % 8 and not below.any():
+            break
+        k += below
         pmf = pmf * ms / j
         cdf = cdf + pmf
     cf = np.maximum(np.ceil(m + z * np.sqrt(m) + (z * z - 1.0) / 6.0 - 0.5), 0.0)
@@ -197,8 +341,8 @@ _R_WEIGHTS = np.array([0.75, 0.25])
 _PREFILL_TABLE = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0])
 _SLOT_WAIT_FACTOR = 0.5  # Allen-Cunneen (1 + cs^2) / 2 with cs = 0 (see `_latency`)
 _BLOCK = 65_536  # elements of the tail's temporaries per block of rows
-_GRID = 24  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
-_REFINE = 3  # refinement steps inside the grid interval that brackets a quantile
+_GRID = 16  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
+_REFINE = 4  # refinement steps inside the grid interval that brackets a quantile
 
 
 def _log_interp(t0: np.ndarray, t1: np.ndarray, f0: np.ndarray, f1: np.ndarray, p: float) -> np.ndarray:
@@ -317,12 +461,12 @@ class _Ttft:
                          betas)
         # P(S + W > x) = C (1 - rho) e^-gx
         #                + sum_j p_j [(1 - C) rho e^-b_j x + C rho (b_j e^-gx - g e^-b_j x) / (b_j - g)]
-        coef_g = c * (1.0 - rho) + c * rho * np.sum(probs * betas / (betas - g[:, None]), axis=1)
+        coef_g = c * (1.0 - rho * probs.sum(axis=1)) + c * rho * np.sum(probs * betas / (betas - g[:, None]), axis=1)
         coef_b = probs * ((1.0 - c) * rho)[:, None] - probs * (c * rho * g)[:, None] / (betas - g[:, None])
         return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
                      np.concatenate([coef_g[:, None], coef_b], axis=1), np.concatenate([g[:, None], betas], axis=1),
                      offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1),
-                     np.sum(weight * (offset + width / 2.0), axis=1) + c / g + rho * m1, tau)
+                     np.sum(weight * (offset + width / 2.0), axis=1) + c / g + rho * np.sum(probs / betas, axis=1), tau)
 
     def tail(self, t: np.ndarray) -> np.ndarray:
         """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
@@ -407,7 +551,8 @@ def mean_latency_s(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
              token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any, quantiles: tuple[float, ...],
-             ttft_quantiles: bool = True) -> tuple[LatencyPercentiles, _Ttft]:
+             ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[LatencyPercentiles, _Ttft]:
     n = _n_of(rate_per_s, input_tokens, output_tokens, max_batch, token_budget)
     rate = _arr("rate_per_s", rate_per_s, n)
     inp, out = _arr("input_tokens", input_tokens, n), _arr("output_tokens", output_tokens, n)
@@ -415,8 +560,8 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     if np.any(b < 1):
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
-    _arr("output_tokens_cv", output_tokens_cv, n, positive=False)  # validated; the slot wait does not use it
-    sat = saturation_rate_per_s(step_s, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)
+    cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
+    sat, tau_full = _saturation(step_s, inp, out, b, budget) if fixed_parts is None else fixed_parts
     util = rate / sat
     stable = util < 1.0
     r = np.minimum(rate, sat * (1 - 1e-6))
@@ -440,7 +585,6 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     # exponential with rate c mu - rate and the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] with cs = 0:
     # in the simulation the slot wait does not grow with the output-length spread (docs/queueing.md), so the
     # M/D/c factor 1/2 holds for every output CV
-    tau_full = full_batch_step_s(step_s, b, inp, out, budget)
     service = out * tau_full
     a = np.minimum(r * service, b * (1 - 1e-9))
     log_c = _log_erlang_c(b, a)
@@ -455,6 +599,13 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
                        prompt_wait_scv=scv_p, full_step_s=full_step)
     # a prompt's chunks each lengthen a step by their extra time (chunk0 = min(P, budget - n), at least 1)
     extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(chunk_step - plain, 0.0)
+    # the prompts queued behind a request when its prompt finishes (those that arrived during its prompt wait W) are
+    # served during its decode: K0 | W ~ Poisson(rate W), mean rate E[W], variance rate E[W] + rate^2 Var[W]
+    # with fixed lengths a full batch admits one P-token prompt per completion: no decode sees more prompt work a
+    # step than the full batch's b P / O tokens, so its mean step caps TPOT
+    fixed = (cv_in == 0) & (cv_out == 0)
+    backlog = r * ew
+    backlog_var = r * r * np.maximum(ew2 - ew * ew, 0.0)
     out_fields: dict[str, np.ndarray] = {f"{w}_p{round(q * 100)}_s": np.full(n, np.nan) for w in ("ttft", "tpot")
                                          for q in PERCENTILES}
     ttft_qs = ttft.quantiles(quantiles) if ttft_quantiles else {}
@@ -470,13 +621,17 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         # prompts it meets grow with its lifetime: K_q = Poisson quantile of rate x (O plain + K_q extra), a few
         # fixed-point passes from the mean lifetime. Prompts cluster in the prompt queue's busy periods:
         # dispersion grows as 1 / (1 - rho_p)
-        m = r * out * tau
+        m = r * out * tau + backlog
         for _ in range(4):
-            k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p)))
-            m = np.maximum(r * (out * plain + k_q * extra), r * out * tau)
-        k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p)))
-        tpot = plain_q + (k_q * extra + max(z, 0.0) * np.sqrt(k_q) * extra * cv_in) / out
-        tpot = np.maximum(tpot, plain_q)
+            k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p) + backlog_var))
+            m = np.maximum(r * (out * plain + k_q * extra), r * out * tau) + backlog
+        k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p) + backlog_var))
+        # the K_q prompts' extra time with varying prompt lengths: a sum of K_q lognormals, itself taken as lognormal
+        # with the same mean and variance (Fenton-Wilkinson [5]), at its q-quantile
+        s2 = np.log1p(cv_in ** 2 / np.maximum(k_q, 1.0))
+        spread = np.where(z > 0, np.exp(np.sqrt(s2) * z - s2 / 2.0), 1.0)
+        tpot = plain_q + k_q * extra * spread / out
+        tpot = np.maximum(np.where(fixed, np.minimum(tpot, tau_full), tpot), plain_q)
         nan = np.where(stable, 1.0, np.inf)
         out_fields[f"ttft_p{k}_s"] = ttft_q * nan
         out_fields[f"tpot_p{k}_s"] = tpot * nan
@@ -508,17 +663,19 @@ def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: Any, tpot_target_s: A
     n = _n_of(input_tokens, output_tokens, max_batch, token_budget, *targets)
     ttft_target = np.broadcast_to(targets[0], (n,)).astype(float)
     tpot_target = np.broadcast_to(targets[1], (n,)).astype(float)
-    kw = dict(input_tokens=np.broadcast_to(np.asarray(input_tokens, float), (n,)),
-              output_tokens=np.broadcast_to(np.asarray(output_tokens, float), (n,)),
-              max_batch=np.broadcast_to(np.asarray(max_batch, float), (n,)),
-              token_budget=np.broadcast_to(np.asarray(token_budget, float), (n,)),
-              input_tokens_cv=input_tokens_cv, output_tokens_cv=output_tokens_cv)
-    sat = saturation_rate_per_s(step_s, input_tokens=kw["input_tokens"], output_tokens=kw["output_tokens"],
-                                max_batch=kw["max_batch"], token_budget=kw["token_budget"])
+    inp, out = _arr("input_tokens", input_tokens, n), _arr("output_tokens", output_tokens, n)
+    b, budget = _arr("max_batch", max_batch, n), _arr("token_budget", token_budget, n)
+    if np.any(b < 1):
+        raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
+    kw = dict(input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget, input_tokens_cv=input_tokens_cv,
+              output_tokens_cv=output_tokens_cv)
+    fixed_parts = _saturation(step_s, inp, out, b, budget)  # the rate does not change them: once, not per step
+    sat = fixed_parts[0]
 
     def misses(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # TTFT meets its target at the percentile iff P(TTFT > target) <= 1 - percentile: one tail evaluation
-        lat, ttft = _latency(step_s, rate_per_s=rate, quantiles=(percentile,), ttft_quantiles=False, **kw)
+        lat, ttft = _latency(step_s, rate_per_s=rate, quantiles=(percentile,), ttft_quantiles=False,
+                             fixed_parts=fixed_parts, **kw)
         ttft_miss = (ttft.tail(ttft_target) > 1.0 - percentile) | ~lat.stable
         return ttft_miss, lat.tpot_at(percentile) > tpot_target
 
