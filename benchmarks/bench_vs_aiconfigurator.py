@@ -39,7 +39,7 @@ efficiency 1, no fixed costs: bench_accuracy's), all three on exactly the rows a
 then the planner on every held-out row it expresses; then the same by source, engine, GPU and metric. Every
 figure is computed when the script runs; the header prints the time, the planner's commit and
 aiconfigurator's version. Bounded: --max-rows caps the rows, --timeout-s each aiconfigurator call (the
-worker is restarted after a timeout). The full default run takes about ten minutes on two cores.
+worker is restarted after a timeout). The full default run takes about seven minutes on two cores.
 """
 
 from __future__ import annotations
