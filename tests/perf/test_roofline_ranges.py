@@ -48,11 +48,11 @@ def _catalog_candidates(catalog, model) -> evaluator.CandidateSet | None:
 def _hand_bounds(model, cs: evaluator.CandidateSet, conc: np.ndarray, input_tokens: int):
     """(lowest TPOT s, lowest TTFT s) per configuration from bandwidth, peak FLOPs and the active parameters."""
     params = model.arch.active_compute_params  # matrix parameters one token runs through (no embedding lookup)
-    base = [cs.bases[i] for i in cs.base_index]
-    bits = np.array([b.precision.weight_bits_per_param for b in base])
-    bandwidth_bytes_s = np.array([b.gpu.memory_bandwidth_tb_s for b in base]) * units.TB
-    peak_flops = np.array([max(v for v in (b.gpu.bf16_dense_tflops, b.gpu.fp8_dense_tflops, b.gpu.fp4_dense_tflops,
-                                           b.gpu.int8_dense_tops) if v) for b in base]) * units.TERA
+    per_base = lambda f: np.array([f(b) for b in cs.bases], dtype=float)[cs.base_index]  # noqa: E731
+    bits = per_base(lambda b: b.precision.weight_bits_per_param)
+    bandwidth_bytes_s = per_base(lambda b: b.gpu.memory_bandwidth_tb_s) * units.TB
+    peak_flops = per_base(lambda b: max(v for v in (b.gpu.bf16_dense_tflops, b.gpu.fp8_dense_tflops,
+                                                    b.gpu.fp4_dense_tflops, b.gpu.int8_dense_tops) if v)) * units.TERA
     gpus = cs.tp * cs.pp  # GPUs of one instance
     weight_bytes = params * bits / units.BITS_PER_BYTE
     tpot = np.maximum(weight_bytes / (gpus * bandwidth_bytes_s), conc * 2.0 * params / (gpus * peak_flops))
