@@ -1,21 +1,22 @@
-"""The queueing model's SLO-bound throughput checked against measured serving runs.
+"""The SLO-bound throughput checked against measured serving runs, each against the model of how it was run.
 
 A serving run (data/measured rows, scenario "serving") measured at a load — an open-loop request
 rate, or a closed-loop client at `concurrency` — reports its TTFT and TPOT (one row each; benchmark
-tools report means). For every run with both, this module asks the planner's queueing model
-(`planner.perf.queueing`, with the replica evaluator's step time of the run's setup):
+tools report means). For every run with both, this module asks:
 
-(a) latency at the measured load: the predicted mean TTFT and mean TPOT at the run's request rate,
-    against the measured ones;
-(b) SLO-bound rate: the largest Poisson request rate whose median TTFT and TPOT meet the run's
-    measured TTFT and TPOT (`max_rate_meeting_slo` at percentile 0.5, the allowed percentile nearest a
-    mean), against the run's measured rate.
+(a) latency at the measured load: the predicted mean TTFT and mean TPOT, against the measured ones;
+(b) SLO-bound rate: the largest load whose predicted TTFT and TPOT meet the run's measured ones, as a
+    request rate, against the run's measured rate.
 
-The measured rate is the open-loop `request_rate_per_s`, or for a closed loop Little's law on the
-measured latencies: rate = concurrency / (TTFT + (output - 1) x TPOT). The engine instance gets the
-slots its KV cache holds (the planner's memory model), as in the search. A closed loop never queues
-more than `concurrency` requests and its arrivals are not Poisson (fixed-length closed loops run in
-synchronised waves): that mismatch is part of what is measured here. Pure: rows and catalog in, results out.
+An open loop is a Poisson stream: the planner's queueing model (`planner.perf.queueing`, with the replica
+evaluator's step time of the run's setup) at its rate, (b) the largest Poisson rate whose median TTFT and
+TPOT meet the measured ones (`max_rate_meeting_slo` at percentile 0.5, the allowed percentile nearest a
+mean). A closed loop is not (its first requests start in a synchronised wave, fixed-length loops stay in
+waves): it is predicted as `validation` predicts its rows (`planner.perf.closed_loop`) at its concurrency,
+and (b) is the largest concurrency meeting both, at the rate Little's law gives with the predicted
+latencies. The measured rate is the open-loop `request_rate_per_s`, or for a closed loop Little's law on
+the measured latencies: rate = concurrency / (TTFT + (output - 1) x TPOT). The engine instance gets the
+slots its KV cache holds (the planner's memory model), as in the search. Pure: rows and catalog in, results out.
 """
 
 from __future__ import annotations
@@ -304,8 +305,10 @@ def _abs_pct(x: float) -> str:
 
 def report_text(rows: list[SloRow], skipped: list[Unexpressible], *, per_row: bool = True) -> str:
     """The section `planner validate --slo` prints."""
-    lines = ["SLO-bound throughput against measured serving runs (queueing model; error = predicted / measured - 1)",
-             "(a) mean TTFT and TPOT at the measured rate; (b) the largest rate whose p50 TTFT and TPOT meet the "
+    lines = ["SLO-bound throughput against measured serving runs (error = predicted / measured - 1): open loops "
+             "against the queueing model, closed loops against the closed-loop model",
+             "(a) mean TTFT and TPOT at the measured load; (b) the largest rate (open loop: Poisson, p50 TTFT and "
+             "TPOT; closed loop: the largest concurrency, at Little's law's rate) whose TTFT and TPOT meet the "
              "measured ones, against the measured rate",
              "'fit' runs come from sources used in fitting the efficiency profiles (not independent); 'holdout' runs "
              "from source-held-out sources", ""]
