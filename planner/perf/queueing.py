@@ -120,7 +120,7 @@ def _n_of(*values: Any) -> int:
     return int(np.broadcast(*[np.asarray(v) for v in values]).size)
 
 
-def _steady(step_s: StepFn, rate, inp, out, max_batch, budget) -> tuple[np.ndarray, np.ndarray]:
+def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in) -> tuple[np.ndarray, np.ndarray]:
     """(mean running batch, mean step seconds) at `rate`: n = rate O tau with tau the mean step at n and rate P tau
     prompt tokens a step; n capped at max_batch.
 
@@ -154,28 +154,29 @@ def _steady(step_s: StepFn, rate, inp, out, max_batch, budget) -> tuple[np.ndarr
     # the excess e shifts the root of h + e = 0 by e / -h'(tau), h' the bracket's secant slope (< 0; a longer step
     # means a larger batch and more prompt tokens a step, so the excess feeds back; capped at 10 e near saturation)
     slope = (h_hi - h_lo) / np.maximum(hi - lo, 1e-300)
-    tau = np.maximum(tau + _cluster_excess_s(step_s, n, rate, inp, budget, tau) / np.clip(-slope, 0.1, 1.0),
+    tau = np.maximum(tau + _cluster_excess_s(step_s, n, rate, inp, budget, tau, cv_in) / np.clip(-slope, 0.1, 1.0),
                      0.5 * tau)
     return np.minimum(rate * out * tau, max_batch), tau
 
 
-def full_batch_step_s(step_s: StepFn, b: np.ndarray, inp: np.ndarray, out: np.ndarray,
-                      budget: np.ndarray) -> np.ndarray:
+def full_batch_step_s(step_s: StepFn, b: np.ndarray, inp: np.ndarray, out: np.ndarray, budget: np.ndarray,
+                      cv_in: np.ndarray | float = 0.0) -> np.ndarray:
     """Mean step time of a full batch: it retires b / O requests a step and admits as many prompts (b P / O prompt
     tokens a step, arriving whole: `chunked_step_s`), plus their clustering (`_cluster_excess_s`, at the completion
     rate b / (O tau): two damped passes, a longer step lowering the rate that lengthens it)."""
     lin = chunked_step_s(step_s, b, b * inp / out, inp, budget)
+    cv_in = np.broadcast_to(np.asarray(cv_in, dtype=float), lin.shape)
     # tau = lin + excess(rate b / (O tau)): the right side falls as tau grows, so one root, bracketed by
     # [lin, lin + excess at rate b / (O lin)]; false position on it (a few steps)
     # (the excess is negative where step_s is concave in the prompt tokens, e.g. a prefill efficiency that grows with
     # the chunk: then the root lies below lin)
-    e0 = _cluster_excess_s(step_s, b, b / (out * lin), inp, budget, lin)
+    e0 = _cluster_excess_s(step_s, b, b / (out * lin), inp, budget, lin, cv_in)
     lo, hi = np.minimum(lin, lin + e0), np.maximum(lin, lin + e0)
     g_lo, g_hi = np.abs(e0), -np.abs(e0)
     for _ in range(_SAT_ITER):
         x = np.where(g_lo - g_hi > 1e-15 * lo, (lo * g_hi - hi * g_lo) / np.minimum(g_hi - g_lo, -1e-300), lo)
         x = np.clip(x, lo, hi)
-        gx = lin + _cluster_excess_s(step_s, b, b / (out * x), inp, budget, x) - x
+        gx = lin + _cluster_excess_s(step_s, b, b / (out * x), inp, budget, x, cv_in) - x
         up = gx >= 0.0
         lo, g_lo = np.where(up, x, lo), np.where(up, gx, g_lo)
         hi, g_hi = np.where(up, hi, x), np.where(up, g_hi, gx)
@@ -203,7 +204,7 @@ _SAT_ITER = 1  # false-position steps of the full batch's mean step with cluster
 
 
 def _cluster_excess_s(step_s: StepFn, batch: np.ndarray, rate: np.ndarray, inp: np.ndarray, budget: np.ndarray,
-                      tau: np.ndarray) -> np.ndarray:
+                      tau: np.ndarray, cv_in: np.ndarray) -> np.ndarray:
     """What prompt clustering adds to the mean step beyond `chunked_step_s` (zero for a step linear in the prompt
     tokens; > 0 where it is convex, e.g. a roofline whose first few hundred prompt tokens ride free under the
     decode's memory time and a step with two prompts gets that free ride once).
@@ -226,7 +227,7 @@ def _cluster_excess_s(step_s: StepFn, batch: np.ndarray, rate: np.ndarray, inp: 
     # E[k | k >= K - 1] = m0 P(k >= K - 2) / P(k >= K - 1)
     tail = gammainc(_CYCLE_K - 1.0, m0)
     ks[:, -1] = np.maximum(_CYCLE_K - 1.0, m0 * gammainc(_CYCLE_K - 2.0, m0) / np.maximum(tail, 1e-300))
-    time, steps, excess = _cycle_excess(step_s, batch, ks, inp, spare, s0, slope, full)
+    time, steps, excess = _cycle_excess(step_s, batch, ks, inp, spare, s0, slope, full, cv_in)
     # the chain only where the step is not linear in the prompt tokens and cycles of two or more prompts are not rare
     # (P(k >= 2) = 1 - e^-m (1 + m) at the longest cycle's arrivals m above 1e-4); elsewhere the excess is zero
     m_max = rate * time.max(axis=1)
@@ -253,24 +254,34 @@ def _cluster_excess_s(step_s: StepFn, batch: np.ndarray, rate: np.ndarray, inp: 
     return out
 
 
-def _cycle_excess(step_s: StepFn, batch, ks, inp, spare, s0, slope, full) -> tuple[np.ndarray, ...]:
+def _cycle_excess(step_s: StepFn, batch, ks, inp, spare, s0, slope, full, cv_in) -> tuple[np.ndarray, ...]:
     """(time, steps, time beyond the linear model) of cycles carrying ks prompts (n, K): full-budget steps and a
-    rest (one plain step if none)."""
-    tok = ks * inp[:, None]
-    n_full = np.floor(tok / spare[:, None])
-    rest = tok - n_full * spare[:, None]
-    part = (rest > 0.5) | (ks == 0)
-    steps = n_full + part
-    time = n_full * full[:, None]
-    time[:, 0] += s0
-    for j in range(1, ks.shape[1]):
-        time[:, j] += np.where(part[:, j], step_s(batch, np.where(part[:, j], rest[:, j], 0.0)), 0.0)
-    done = n_full * spare[:, None] + np.where(part, rest, 0.0)  # the tokens the steps carry (a rest under half dropped)
-    return time, steps, time - steps * s0[:, None] - done * slope[:, None]
+    rest (one plain step if none). With varying prompt lengths (CV cv_in) the k prompts' tokens, a sum of k
+    lognormals, are taken as one lognormal of the same mean and variance (Fenton-Wilkinson [5]: log-sd s with
+    s^2 = ln(1 + cv^2 / k)) on two points, k P e^(-+s) / cosh(s) with probability 1/2 each (two-point Gauss-Hermite
+    in log space, the mean kept exact), so the step's convexity over the prompt-length spread counts too."""
+    s_k = np.sqrt(np.log1p(cv_in[:, None] ** 2 / np.maximum(ks, 1.0)))
+    varying = bool(np.any(cv_in > 0))
+    out = [np.zeros(ks.shape) for _ in range(3)]
+    for sign in ((-1.0, 1.0) if varying else (0.0,)):
+        tok = ks * inp[:, None] * np.exp(sign * s_k) / np.cosh(s_k)
+        n_full = np.floor(tok / spare[:, None])
+        rest = tok - n_full * spare[:, None]
+        part = (rest > 0.5) | (ks == 0)
+        steps = n_full + part
+        time = n_full * full[:, None]
+        time[:, 0] += s0
+        for j in range(1, ks.shape[1]):
+            time[:, j] += np.where(part[:, j], step_s(batch, np.where(part[:, j], rest[:, j], 0.0)), 0.0)
+        done = n_full * spare[:, None] + np.where(part, rest, 0.0)  # the tokens the steps carry (a rest < 0.5 dropped)
+        w = 0.5 if varying else 1.0
+        for acc, part_value in zip(out, (time, steps, time - steps * s0[:, None] - done * slope[:, None]), strict=True):
+            acc += w * part_value
+    return tuple(out)
 
 
 def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: Any, max_batch: Any,
-                          token_budget: Any) -> np.ndarray:
+                          token_budget: Any, input_tokens_cv: Any = 0.0) -> np.ndarray:
     """Highest sustainable request rate per instance: the full batch's completions, or the prompt tokens the
     spare budget admits, whichever is lower."""
     n = _n_of(input_tokens, output_tokens, max_batch, token_budget)
@@ -278,15 +289,16 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
     b, budget = _arr("max_batch", max_batch, n), _arr("token_budget", token_budget, n)
     if np.any(b < 1):
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
-    return _saturation(step_s, inp, out, b, budget)[0]
+    cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
+    return _saturation(step_s, inp, out, b, budget, cv_in)[0]
 
 
-def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray,
-                budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray, budget: np.ndarray,
+                cv_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(saturation rate, the full batch's mean step): what does not depend on the rate, computed once a search."""
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
-    tau_full = full_batch_step_s(step_s, b, inp, out, budget)
+    tau_full = full_batch_step_s(step_s, b, inp, out, budget, cv_in)
     by_batch = b / (out * tau_full)
     by_budget = spare / (inp * step_s(b, spare))
     return np.minimum(by_batch, by_budget), tau_full
@@ -561,11 +573,11 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
     cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
-    sat, tau_full = _saturation(step_s, inp, out, b, budget) if fixed_parts is None else fixed_parts
+    sat, tau_full = _saturation(step_s, inp, out, b, budget, cv_in) if fixed_parts is None else fixed_parts
     util = rate / sat
     stable = util < 1.0
     r = np.minimum(rate, sat * (1 - 1e-6))
-    nbar, tau = _steady(step_s, r, inp, out, b, budget)
+    nbar, tau = _steady(step_s, r, inp, out, b, budget, cv_in)
     # prompt queue (M/G/1 on the spare token budget)
     spare = np.maximum(budget - nbar, 1.0)
     full_step = step_s(np.maximum(nbar, 1.0), spare)
@@ -669,7 +681,8 @@ def max_rate_meeting_slo(step_s: StepFn, *, ttft_target_s: Any, tpot_target_s: A
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     kw = dict(input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget, input_tokens_cv=input_tokens_cv,
               output_tokens_cv=output_tokens_cv)
-    fixed_parts = _saturation(step_s, inp, out, b, budget)  # the rate does not change them: once, not per step
+    cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
+    fixed_parts = _saturation(step_s, inp, out, b, budget, cv_in)  # not rate-dependent: once, not per step
     sat = fixed_parts[0]
 
     def misses(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

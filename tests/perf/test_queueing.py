@@ -46,15 +46,31 @@ def roof(b, p):
     return np.maximum(0.020 + 2e-5 * np.asarray(b, float), 4.5e-5 * (np.asarray(b, float) + np.asarray(p, float)))
 
 
+def llama405b(b, p):
+    # held out (not used while changing the model): a 405B on 8 GPUs, roofline plus 3 ms of all-reduce a step
+    b, p = np.asarray(b, float), np.asarray(p, float)
+    return np.maximum(0.032 + 3e-5 * b, 6.5e-5 * (b + p)) + 0.003
+
+
+def moe_1gpu(b, p):
+    # held out: a small MoE on one GPU, sub-linear decode under a compute roof, a 4096-token budget
+    b, p = np.asarray(b, float), np.asarray(p, float)
+    return np.maximum(0.008 + 6e-4 * np.sqrt(b), 2.5e-5 * (b + p))
+
+
 # name: (step, input tokens, output tokens, max_batch, token budget)
 CASES = {"dense70b": (dense, 1000, 250, 64, 8192), "small_longprompt": (small, 6000, 200, 128, 8192),
          "moe": (moe, 1500, 300, 128, 8192), "roofline": (roof, 1200, 200, 64, 8192)}
+# step functions the model was not tuned on (added after the model changes, their figures reported separately)
+HELD_OUT = {"llama405b_tp8": (llama405b, 2000, 400, 128, 8192), "moe_1gpu": (moe_1gpu, 800, 500, 256, 4096)}
+ALL_CASES = CASES | HELD_OUT
 SLOW = os.environ.get("PLANNER_SLOW_TESTS") == "1"
 
 
 def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, float]:
-    f, inp, out, b, budget = CASES[name]
-    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget)[0])
+    f, inp, out, b, budget = ALL_CASES[name]
+    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget,
+                                      input_tokens_cv=cv)[0])
     rate = util * sat
     lat = latency_percentiles(f, rate_per_s=rate, input_tokens=inp, output_tokens=out, max_batch=b,
                               token_budget=budget, input_tokens_cv=cv, output_tokens_cv=cv)
@@ -82,6 +98,15 @@ KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("roofline", 1.0, 0.7): {"tpot_p99", "ttft_p50"},
     ("roofline", 1.0, 0.9): {"ttft_p95", "ttft_p99"},
 }
+# the held-out step functions' misses (same sweep)
+HELD_OUT_MISSES: dict[tuple[str, float, float], set[str]] = {
+    ("llama405b_tp8", 0.0, 0.9): {"ttft_p95", "ttft_p99"},
+    ("llama405b_tp8", 1.0, 0.5): {"ttft_p50"},
+    ("llama405b_tp8", 1.0, 0.7): {"ttft_p50"},
+    ("llama405b_tp8", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("moe_1gpu", 0.0, 0.9): {"ttft_p99"},
+    ("moe_1gpu", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+}
 SIM_REQUESTS = 200_000  # at 0.9 utilisation 20,000 requests leave the simulated p95/p99 TTFT +-15 % between seeds
 # The default run: variable lengths, 0.9 utilisation and the budget-bound long prompts among them
 DEFAULT_CELLS = [("dense70b", 0.0, 0.9), ("dense70b", 1.0, 0.5), ("moe", 0.0, 0.9), ("moe", 1.0, 0.9),
@@ -91,7 +116,7 @@ DEFAULT_CELLS = [("dense70b", 0.0, 0.9), ("dense70b", 1.0, 0.5), ("moe", 0.0, 0.
 
 def _check_cell(name: str, cv: float, util: float) -> None:
     err = _compare(name, util, cv, SIM_REQUESTS)
-    known = KNOWN_MISSES.get((name, cv, util), set())
+    known = (KNOWN_MISSES | HELD_OUT_MISSES).get((name, cv, util), set())
     bad = {k: f"{e:+.0%}" for k, e in err.items() if abs(e) > 0.15 and k not in known}
     assert not bad, f"{name} cv={cv} u={util}: {bad}"
 
@@ -102,7 +127,7 @@ def test_analytic_matches_simulation(name, cv, util):
 
 
 @pytest.mark.skipif(not SLOW, reason="set PLANNER_SLOW_TESTS=1")
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(ALL_CASES))
 @pytest.mark.parametrize("cv", [0.0, 1.0])
 @pytest.mark.parametrize("util", [0.3, 0.5, 0.7, 0.9])
 def test_analytic_matches_simulation_sweep(name, cv, util):
@@ -111,9 +136,58 @@ def test_analytic_matches_simulation_sweep(name, cv, util):
 
 
 def test_known_misses_are_in_the_sweep():
-    assert set(DEFAULT_CELLS) <= {(n, c, u) for n in CASES for c in (0.0, 1.0) for u in (0.3, 0.5, 0.7, 0.9)}
-    assert all(k[0] in CASES and v <= {f"{w}_p{q}" for w in ("ttft", "tpot") for q in (50, 95, 99)}
-               for k, v in KNOWN_MISSES.items())
+    assert set(DEFAULT_CELLS) <= {(n, c, u) for n in ALL_CASES for c in (0.0, 1.0) for u in (0.3, 0.5, 0.7, 0.9)}
+    names = {f"{w}_p{q}" for w in ("ttft", "tpot") for q in (50, 95, 99)}
+    assert all(k[0] in CASES and v <= names for k, v in KNOWN_MISSES.items())
+    assert all(k[0] in HELD_OUT and v <= names for k, v in HELD_OUT_MISSES.items())
+
+
+@pytest.mark.parametrize("name, cv", [("roofline", 0.0), ("roofline", 1.0), ("moe_1gpu", 0.0), ("moe_1gpu", 1.0),
+                                      ("dense70b", 1.0)])
+def test_saturation_is_the_simulated_throughput_at_overload(name, cv):
+    # at 1.5 x the analytic saturation the simulated engine runs a full batch with a backlog: its throughput is the
+    # saturation rate. A roofline step's prompts ride free under the decode's memory time once a step, so two prompts
+    # in one step cost more than two apart: whole prompts cluster (a long step draws more into the next), and the mean
+    # step over an even spread (the model before the clustering chain: roofline 9.79 req/s, 6.5 % above the simulated
+    # 9.19) overstates the rate. Within 5 %
+    f, inp, out, b, budget = ALL_CASES[name]
+    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget,
+                                      input_tokens_cv=cv)[0])
+    n = 30_000
+    sim = simulate(lambda d, p: float(f(d, p)), rate_per_s=1.5 * sat, input_tokens=inp, output_tokens=out, max_batch=b,
+                   token_budget=budget, n_requests=n, seed=1, input_tokens_cv=cv, output_tokens_cv=cv)
+    assert sim.ttft_s[-1] > 5 * sim.ttft_s[0]  # a growing backlog: the batch stays full to the end
+    assert n / sim.simulated_s == pytest.approx(sat, rel=0.05)
+
+
+def test_linear_step_saturation_by_hand():
+    # a step linear in the prompt tokens has no clustering excess: full batch b = 64, P = 1000, O = 250 -> the batch
+    # retires 64 / 250 = 0.256 requests a step, 256 prompt tokens a step, mean step 25 + 0.06 x 64 + 0.09 x 256 =
+    # 51.88 ms, rate 64 / (250 x 0.05188) = 4.9345 req/s; the budget would allow (8192 - 64) / (1000 x step(64, 8128))
+    # = 8128 / (1000 x 0.76036) = 10.69 req/s, so the batch binds
+    assert saturation_rate_per_s(dense, input_tokens=1000, output_tokens=250, max_batch=64, token_budget=8192)[0] == (
+        pytest.approx(64 / (250 * 0.05188), rel=1e-9))
+
+
+def test_steady_state_is_the_fixed_point_near_saturation():
+    # the running batch's fixed point n = rate O tau, tau = mean step at n: false position solves it where plain
+    # iteration crawls (its error shrinks as the slope (~ rho) to the power of the passes); at 0.97 of saturation the
+    # mean step it returns reproduces itself to 1e-9 (linear steps: the clustering excess is zero)
+    from planner.perf.queueing import _steady, chunked_step_s
+
+    rng = np.random.default_rng(5)
+    n = 500
+    a, bb, c = rng.uniform(0.005, 0.05, n), rng.uniform(1e-5, 2e-4, n), rng.uniform(1e-5, 2e-4, n)
+
+    def f(b, p):
+        return a + bb * b + c * p
+
+    inp, out = rng.uniform(100, 8000, n), rng.uniform(50, 1000, n)
+    mb, budget = rng.integers(8, 256, n).astype(float), np.full(n, 8192.0)
+    rate = 0.97 * saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=mb, token_budget=budget)
+    nbar, tau = _steady(f, rate, inp, out, mb, budget, np.zeros(n))
+    again = chunked_step_s(f, np.maximum(nbar, 1.0), rate * inp * tau, inp, budget)
+    assert np.max(np.abs(again / tau - 1.0)) < 1e-9
 
 
 def test_vanishing_load_limits():
