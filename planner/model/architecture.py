@@ -75,6 +75,9 @@ class Architecture:
     n_attention_layers: int
     n_mtp_layers: int
     approximations: tuple[str, ...]
+    # MLA's latent projections (q_a, q_b, kv_a, kv_b of every MLA layer; o_proj excluded): the attention weights
+    # NVIDIA's NVFP4 DeepSeek checkpoints keep in BF16 (`quantization.weight_format`); 0 for other attention kinds
+    mla_latent_proj_params: float = 0.0
 
     @property
     def is_moe(self) -> bool:
@@ -194,7 +197,18 @@ def architecture_from_config(raw: dict[str, Any]) -> Architecture:
         n_attention_layers=sum(1 for l in layers if l.attention_kind != "none"),
         n_mtp_layers=int(cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0),
         approximations=tuple(approximations),
+        mla_latent_proj_params=_mla_latent_proj_params(cfg, hidden, heads) * sum(
+            1 for l in layers if l.attention_kind != "none") if cfg.get("kv_lora_rank") else 0.0,
     )
+
+
+def _mla_latent_proj_params(cfg: dict[str, Any], hidden: int, heads: int) -> float:
+    """One MLA layer's q_a/q_b (or q), kv_a_with_mqa and kv_b projection weights ([1] Section 2.1.1)."""
+    kv_lora, q_lora = int(cfg["kv_lora_rank"]), int(cfg.get("q_lora_rank") or 0)
+    rope, nope = int(cfg.get("qk_rope_head_dim") or 0), int(cfg.get("qk_nope_head_dim") or 0)
+    v_dim = int(cfg.get("v_head_dim") or nope)
+    q = hidden * q_lora + q_lora * heads * (nope + rope) if q_lora else hidden * heads * (nope + rope)
+    return float(q + hidden * (kv_lora + rope) + kv_lora * heads * (nope + v_dim))
 
 
 def kv_cache_bytes_per_token(n_layers: int, n_kv_heads: int, head_dim: int, kv_bytes_per_elem: float) -> float:

@@ -10,6 +10,9 @@ and quality (`Precision.quality_risk`). Facts live in data/precisions.csv and da
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from planner import units
 from planner.data.catalog import Engine, Gpu, KvDtype, Precision
@@ -29,11 +32,26 @@ class WeightFormat:
     embed_bytes_per_param: float  # input embedding and LM head
     compute_format: str  # what the tensor cores multiply in (bf16 when dequantized)
     native: bool  # False when the GPU lacks the format and weights are dequantized
+    # MLA latent projections (`Architecture.mla_latent_proj_params`) where the checkpoint keeps them unquantized
+    # (None: as the dense weights), and how much slower than `compute_format` their GEMMs run (1: same rate)
+    mla_proj_bytes_per_param: Any = None
+    mla_proj_slowdown: Any = 1.0
+    # attention score/value BMMs (attention FLOPs) relative to `compute_format`'s rate: no serving engine runs
+    # attention in FP4, so under a W4A4 format they run at the FP8 rate (2: half the FP4 rate)
+    attn_bmm_slowdown: Any = 1.0
+
+    def mla_proj_extra_bytes_per_param(self) -> Any:
+        """Bytes an MLA latent projection weight takes beyond a dense weight (0 where they are the same)."""
+        if self.mla_proj_bytes_per_param is None:
+            return 0.0
+        return np.asarray(self.mla_proj_bytes_per_param, dtype=float) - np.asarray(self.dense_bytes_per_param,
+                                                                                      dtype=float)
 
     def total_bytes(self, arch: Architecture) -> float:
         dense = arch.always_read_params - arch.lm_head_params
         return (arch.routed_expert_params * self.expert_bytes_per_param
                 + dense * self.dense_bytes_per_param
+                + arch.mla_latent_proj_params * self.mla_proj_extra_bytes_per_param()
                 + (arch.embedding_params + arch.lm_head_params) * self.embed_bytes_per_param)
 
 
@@ -44,6 +62,13 @@ class WeightFormat:
 # MXFP4 x MXFP8 MoE kernels for SM100, github.com/vllm-project/vllm/issues/35528). So their FLOPs run at the
 # FP8 rate, half the FP4 rate an NVFP4 (W4A4) checkpoint reaches. On MI355X the same ceiling is assumed.
 W4A8_PRECISIONS = ("mxfp4",)
+# Precisions whose checkpoints keep MLA's latent attention projections (q_a, q_b, kv_a, kv_b) in BF16: NVIDIA's
+# NVFP4 DeepSeek checkpoints quantize the MLP linears (routed and shared experts, dense MLP) and, from the v2
+# checkpoints on, the attention output projection (wo); the rest of the attention stays BF16 (model cards of
+# huggingface.co/nvidia/DeepSeek-R1-FP4 and nvidia/DeepSeek-R1-0528-FP4-v2: "Compared to nvidia/DeepSeek-R1-0528-FP4,
+# this checkpoint additionally quantizes the wo module in attention layers"; the 0528-FP4 tensors list the layer-0
+# dense MLP in packed FP4). Those GEMMs run at the BF16 rate.
+MLA_BF16_PROJ_PRECISIONS = ("nvfp4",)
 
 
 def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16") -> WeightFormat:
@@ -60,6 +85,15 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
     compute = precision.compute_format if native else "bf16"
     if native and precision.precision_id in W4A8_PRECISIONS and gpu.supports("fp8"):
         compute = "fp8"  # 4-bit weights, 8-bit activations: the matmuls run on the fp8 tensor cores
+    rate = (gpu.dense_tflops_or_none(compute) or gpu.bf16_dense_tflops) if gpu is not None else None
+    bmm = 1.0
+    if native and compute == "fp4" and gpu.supports("fp8"):
+        # attention kernels (FlashMLA, FlashInfer, TensorRT-LLM's FMHA/MLA) run BF16 or FP8, never FP4
+        bmm = rate / (gpu.dense_tflops_or_none("fp8") or rate)
+    mla_b, mla_slow = None, 1.0
+    if precision.precision_id in MLA_BF16_PROJ_PRECISIONS:
+        mla_b = u
+        mla_slow = rate / gpu.bf16_dense_tflops if rate else 1.0
     return WeightFormat(
         precision_id=precision.precision_id,
         expert_bytes_per_param=q,
@@ -67,6 +101,9 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
         embed_bytes_per_param=q if precision.quantizes_embeddings else u,
         compute_format=compute,
         native=native,
+        mla_proj_bytes_per_param=mla_b,
+        mla_proj_slowdown=mla_slow,
+        attn_bmm_slowdown=bmm,
     )
 
 

@@ -358,6 +358,9 @@ class _Table:
     expert_b: np.ndarray
     dense_b: np.ndarray
     embed_b: np.ndarray
+    mla_b: np.ndarray  # MLA latent projections' bytes per param (WeightFormat.mla_proj_bytes_per_param, else dense)
+    mla_slow: np.ndarray  # WeightFormat.mla_proj_slowdown
+    bmm_slow: np.ndarray  # WeightFormat.attn_bmm_slowdown
     usable_gb: np.ndarray
     util: np.ndarray
     overhead_gb: np.ndarray
@@ -384,7 +387,11 @@ class _Table:
             n=len(cs), tp=cs.tp, pp=cs.pp, dp=cs.dp, ep=cs.ep, layer=cs.layer_split, adp=cs.attn_dp,
             kv_bytes=f(c.kv.bytes_per_elem for c in bases), expert_b=f(c.fmt.expert_bytes_per_param for c in bases),
             dense_b=f(c.fmt.dense_bytes_per_param for c in bases),
-            embed_b=f(c.fmt.embed_bytes_per_param for c in bases), usable_gb=f(c.gpu.usable_memory_gb for c in bases),
+            embed_b=f(c.fmt.embed_bytes_per_param for c in bases),
+            mla_b=f(c.fmt.dense_bytes_per_param if c.fmt.mla_proj_bytes_per_param is None
+                    else c.fmt.mla_proj_bytes_per_param for c in bases),
+            mla_slow=f(c.fmt.mla_proj_slowdown for c in bases), bmm_slow=f(c.fmt.attn_bmm_slowdown for c in bases),
+            usable_gb=f(c.gpu.usable_memory_gb for c in bases),
             util=f(c.engine.memory_utilization_frac for c in bases),
             overhead_gb=f(c.engine.runtime_overhead_gb for c in bases),
             free_basis=b(c.engine.kv_memory_basis == "free" for c in bases),
@@ -398,7 +405,9 @@ class _Table:
             range_high=f(c.profile.range_high_factor for c in bases))
 
     def fmt(self, idx: np.ndarray) -> WeightFormat:
-        return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True)
+        return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True,
+                            mla_proj_bytes_per_param=self.mla_b[idx], mla_proj_slowdown=self.mla_slow[idx],
+                            attn_bmm_slowdown=self.bmm_slow[idx])
 
 
 @functools.lru_cache(maxsize=4096)

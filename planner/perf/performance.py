@@ -54,9 +54,12 @@ from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat
 from planner.perf.step_work import (
     attention_flops_per_token,
+    attn_dp_rank_load,
     comm_terms,
+    dense_gemm_flops_per_token,
     dense_split,
     expert_calls,
+    gemm_flops_per_token,
     kv_split,
     weight_bytes_split,
 )
@@ -320,23 +323,27 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     bandwidth = np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB
     per_gpu = tp_f * pp_f  # a stage holds 1/pp of the layers, split tp ways
     flops_per_s = np.asarray(compute_tflops, dtype=float) * units.TERA * per_gpu
-    kv_bytes = micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f, attn_dp))
+    load = attn_dp_rank_load(micro, tp_f, attn_dp)  # the busiest attention-DP rank's share over the mean
+    kv_bytes = load * micro * kv_seq / (pp_f * kv_split(arch.n_kv_heads, tp_f, attn_dp))
     dense_gpus = dense_split(tp_f, attn_dp) * pp_f  # GPUs the dense weights are split over
     experts_ep = expert_parallel or attn_dp
     link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=experts_ep, attn_dp=attn_dp)
-    transfer, calls = comm_terms(arch, tokens, **link)
-    transfer_chunk, _ = comm_terms(arch, tokens + micro_chunk, **link)
-    gemm = 2.0 * arch.active_compute_params
+    transfer, calls = comm_terms(arch, tokens * load, **link)
+    transfer_chunk, _ = comm_terms(arch, tokens * load + micro_chunk, **link)
+    gemm = gemm_flops_per_token(arch, fmt)
+    dense_gemm = dense_gemm_flops_per_token(arch, fmt)
+    decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
+    bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
     return StepTerms(memory_s=dense_bytes / dense_gpus / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
-                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * gemm / flops_per_s,
-                     attn_decode_s=tokens * attention_flops_per_token(arch, context_tokens,
-                                                                      prefill=False) / flops_per_s,
+                     memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * decode_gemm / flops_per_s,
+                     attn_decode_s=load * bmm * tokens * attention_flops_per_token(arch, context_tokens,
+                                                                                   prefill=False) / flops_per_s,
                      transfer_s=transfer, collectives=calls, pp=pp_f,
                      expert_calls=expert_calls(arch, tokens, **ep), chunk_frac=frac,
                      compute_prefill_s=micro_chunk * gemm / flops_per_s,
-                     attn_prefill_s=micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
-                                                                            prefill=True) / flops_per_s,
+                     attn_prefill_s=bmm * micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
+                                                                                  prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
                      expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f)
 
@@ -375,13 +382,16 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
     # comm_terms under attention DP takes the group's tokens and sends each GPU's 1/tp: the prompt's GPU sends all n
     transfer, calls = comm_terms(arch, n * tp_f if attn_dp else n, tp=tp_f, pp=pp_f,
                                   link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=experts_ep, attn_dp=attn_dp)
+    dense_flops = dense_gemm_flops_per_token(arch, fmt)
     if attn_dp:
-        gemm_flops = 2.0 * (arch.always_read_params * n / (gpu_flops * dense_gpus)
-                            + arch.active_routed_params * n / (gpu_flops * tp_f))
+        gemm_flops = (dense_flops * n / (gpu_flops * dense_gpus)
+                      + 2.0 * arch.active_routed_params * n / (gpu_flops * tp_f))
     else:
-        gemm_flops = 2.0 * arch.active_compute_params * n / (gpu_flops * tp_f)
+        gemm_flops = gemm_flops_per_token(arch, fmt) * n / (gpu_flops * tp_f)
+    bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     return PrefillTerms(compute_s=gemm_flops,
-                        attn_s=n * attention_flops_per_token(arch, n / 2.0, prefill=True) / (gpu_flops * dense_gpus),
+                        attn_s=bmm * n * attention_flops_per_token(arch, n / 2.0, prefill=True)
+                        / (gpu_flops * dense_gpus),
                         memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
                         expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
                                                          expert_parallel=experts_ep),

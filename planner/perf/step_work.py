@@ -39,6 +39,7 @@ def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tu
     `expected_experts_touched`). Broadcasts over `tokens`.
     """
     dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
+             + arch.mla_latent_proj_params * fmt.mla_proj_extra_bytes_per_param()
              + arch.lm_head_params * fmt.embed_bytes_per_param)
     shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
     experts = np.zeros(shape, dtype=float)
@@ -74,6 +75,19 @@ def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any
     """Weight bytes one forward step streams for `tokens` tokens (whole replica): dense + touched experts."""
     dense, experts = weight_bytes_split(arch, fmt, tokens)
     return dense + experts
+
+
+def gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
+    """GEMM FLOPs of one token through the replica in `fmt`'s rate units: 2 x active params, with the MLA latent
+    projections a checkpoint keeps in BF16 counted `fmt.mla_proj_slowdown` times (they run at the BF16 rate)."""
+    slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
+    return 2.0 * (arch.active_compute_params + arch.mla_latent_proj_params * (slow - 1.0))
+
+
+def dense_gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
+    """The non-expert part of `gemm_flops_per_token` (attention projections, dense MLP, shared experts, LM head)."""
+    slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
+    return 2.0 * (arch.always_read_params + arch.mla_latent_proj_params * (slow - 1.0))
 
 
 def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
@@ -134,6 +148,24 @@ def kv_split(n_kv_heads: int, tp: Any, attn_dp: bool = False) -> Any:
     its own 1/tp of the sequences)."""
     tp = np.asarray(tp, dtype=float)
     return tp if attn_dp else np.minimum(tp, float(n_kv_heads))
+
+
+def attn_dp_rank_load(seqs: Any, tp: Any, attn_dp: bool) -> Any:
+    """The busiest rank's share of a batch of `seqs` sequences under attention data parallelism, relative to the
+    mean share seqs / tp (1 without attention DP, or at any batch of at least tp sequences).
+
+    Each rank runs whole sequences, and every MoE layer's all-to-all waits for the slowest rank, so a batch
+    smaller than the group leaves ranks idle while one runs a whole sequence: max(seqs / tp, min(seqs, 1)) on
+    the busiest rank (engines hand each new request to the least-loaded rank, so at most one per rank until all
+    have one: SGLang's DP-attention round-robin / shortest-queue dispatch, TensorRT-LLM's attention-DP
+    balancing of context requests across ranks).
+    """
+    tp = np.asarray(tp, dtype=float)
+    n = np.maximum(np.asarray(seqs, dtype=float), 1e-12)
+    if not attn_dp:
+        return np.ones(np.broadcast_shapes(np.shape(tp), np.shape(n)))
+    mean = n / tp
+    return np.maximum(mean, np.minimum(n, 1.0)) / mean
 
 
 def dense_split(tp: Any, attn_dp: bool = False) -> Any:

@@ -276,3 +276,28 @@ def test_gemm_format_names_the_units_the_matmuls_run_on(real_catalog, engine, pr
     from planner.perf.evaluator import gemm_format
     g, prec = real_catalog.gpu(gpu), real_catalog.precisions[precision]
     assert gemm_format(real_catalog.engines[engine], prec, weight_format(prec, g), g) == gemm
+
+
+def test_attention_dp_busiest_rank_share_of_a_small_batch():
+    from planner.perf.step_work import attn_dp_rank_load
+
+    # 1 sequence on 8 ranks: one rank runs it whole, 8x the mean share 1/8; 4 sequences: 1 per busy rank = 2x 0.5;
+    # 16 sequences: 2 per rank, the mean; no attention DP: always 1
+    assert np.allclose(attn_dp_rank_load(np.array([1.0, 4.0, 16.0]), 8, True), [8.0, 2.0, 1.0])
+    assert np.allclose(attn_dp_rank_load(np.array([1.0, 4.0]), 8, False), [1.0, 1.0])
+
+
+def test_attention_dp_batch1_reads_the_whole_sequence_kv_on_one_gpu():
+    from planner.model.architecture import kv_bytes_per_sequence
+    from planner.model.quantization import WeightFormat
+    from planner.perf.performance import decode_terms
+
+    arch = architecture_from_config(TINY_MOE)
+    fmt = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
+    hw = dict(memory_bandwidth_tb_s=2.0, compute_tflops=500.0, interconnect_bandwidth_gb_s=450.0)
+    one = decode_terms(arch, fmt, batch=1.0, context_tokens=1000.0, kv_bytes_per_elem=2.0, tp=1, pp=1, **hw)
+    adp = decode_terms(arch, fmt, batch=1.0, context_tokens=1000.0, kv_bytes_per_elem=2.0, tp=4, pp=1,
+                       attn_dp=True, **hw)
+    kv_s = kv_bytes_per_sequence(arch, 1000.0, 2.0) / 2.0e12  # one sequence's cache over 2 TB/s
+    assert np.isclose(one.memory_kv_s, kv_s) and np.isclose(adp.memory_kv_s, kv_s)  # not a quarter of it
+    assert np.isclose(adp.attn_decode_s, one.attn_decode_s)  # its attention FLOPs on that one GPU
