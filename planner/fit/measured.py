@@ -36,6 +36,15 @@ SPLITS = ("fit", "holdout")
 # one length: a closed-loop client then runs in synchronised waves) or "variable" (ShareGPT-like
 # traces: requests desynchronise into a steady state). Empty means fixed, the benchmark tools' default.
 LENGTHS = ("fixed", "variable")
+# Whether a fixed-length closed loop's clients start together and stay synchronised, per benchmark tool (the
+# `staggered` column; empty = false; set it true on the rows of a tool that does not synchronise):
+#   vllm bench serve (--max-concurrency, request rate inf), SGLang bench_serving, InferenceX sa-bench: all c
+#     requests are sent at once (no warm-up), so the first wave is synchronised; fixed lengths keep it so
+#     (InferenceX's --random-range-ratio 0.8 makes its lengths variable instead): false
+#   genai-perf / AIPerf (NIM's benchmarking guide): genai-perf measures perf_analyzer's stability windows of a
+#     running loop, AIPerf keeps the concurrency with a semaphore over a long request count: true, the means
+#     of staggered clients (an approximation: how much of the first wave a run keeps is not stated)
+#   LLMPerf: each client loops on its own with a spread of input lengths (--stddev-input-tokens): variable
 # Engine build month (YYYY-MM: the release, or the run date where the build is not stated). Kernels change
 # faster than hardware, so the error report separates current engines from older builds.
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
@@ -96,6 +105,13 @@ class MeasuredPoint:
     # --enable-dp-attention, vLLM --data-parallel-size + --enable-expert-parallel, TensorRT-LLM enable_attention_dp);
     # None or false: attention tensor-parallel
     attn_dp: Annotated[bool | None, MAY_BE_ABSENT] = None
+    # requests the run sent in all (N of a closed loop at concurrency c: its first wave is c / N of them;
+    # None: not stated)
+    num_requests: Annotated[Count | None, MAY_BE_ABSENT] = None
+    # a fixed-length closed loop whose clients do not stay synchronised (STAGGERED_BY_TOOL): true = the
+    # steady state of staggered clients (TTFT one prefill step, TPOT with the other requests' prompt chunks);
+    # None or false: the tool starts its c clients together and fixed lengths keep them in waves
+    staggered: Annotated[bool | None, MAY_BE_ABSENT] = None
 
     @property
     def source_key(self) -> str:

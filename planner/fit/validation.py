@@ -230,9 +230,9 @@ _RUN_REQUESTS = re.compile(r"\b(\d[\d,]*) (?:prompts|requests)\b")
 def run_requests(point: MeasuredPoint) -> float:
     """Requests the benchmark run sent in all (N of a closed loop at concurrency c), nan where not stated.
 
-    Read from a `num_requests` field where the row has one, else from the notes ("640 prompts at max
-    concurrency c", "320 requests at max concurrency 64"): the CSV has no column for it yet."""
-    stated = getattr(point, "num_requests", None)
+    Read from the `num_requests` column where the row fills it, else from the notes ("640 prompts at max
+    concurrency c", "320 requests at max concurrency 64": a user's CSV without the column)."""
+    stated = point.num_requests
     if stated:
         return float(stated)
     found = _RUN_REQUESTS.search(point.notes or "")
@@ -333,8 +333,12 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
             waits = float(wave_train_waits(batch=point.concurrency, capacity=running)) if point.concurrency else 0.0
             return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,
                                                      static_step, burst, first_frac=1.0, waits=waits))
-        first = 1.0 if fixed else float(first_wave_frac(concurrency=point.concurrency,
-                                                        num_requests=run_requests(point), fixed_lengths=False))
+        # staggered clients (`staggered`, e.g. AIPerf) with fixed lengths: the first wave's share c / N, the rest
+        # the steady state of the wave's prefill groups (one group step of TTFT, the other groups' prompt
+        # chunks in TPOT: `later_wave_*`)
+        synced = fixed and not point.staggered
+        first = 1.0 if synced else float(first_wave_frac(concurrency=point.concurrency,
+                                                         num_requests=run_requests(point), fixed_lengths=False))
         kind = (_STATIC_KIND if fixed else _STEADY_KIND)[point.metric]
         return RowModel(point, setup, _row_terms(kind, running, _offered(point, running), point, terms,
                                                  static_step, burst, first_frac=first))
