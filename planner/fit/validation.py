@@ -63,6 +63,7 @@ from planner.perf.closed_loop import (
 from planner.perf.estimate import (
     EstimateRequest,
     ReplicaSetup,
+    decode_terms_of,
     efficiency_of,
     hardware_of,
     max_running_sequences,
@@ -70,7 +71,7 @@ from planner.perf.estimate import (
     terms_of,
 )
 from planner.perf.evaluator import gemm_format_of
-from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, decode_terms, prefill_steps
+from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, prefill_steps
 from planner.perf.serving import PointTerms, arrival_concurrency, queued_ttft_s, wave_tpot_s, wave_ttft_s
 
 
@@ -245,7 +246,8 @@ def _request(point: MeasuredPoint, config_dir: Path) -> EstimateRequest:
         raise InvalidInputError(f"model_config {point.model_config!r} not found in {config_dir}")
     return EstimateRequest(model=model, gpu=point.gpu, num_gpus=point.num_gpus, precision=point.precision,
                            kv_dtype=point.kv_dtype, input_tokens=point.input_tokens, output_tokens=point.output_tokens,
-                           engine=point.engine, tp=point.tp, expert_parallel=(point.ep or 1) > 1)
+                           engine=point.engine, tp=point.tp, expert_parallel=(point.ep or 1) > 1,
+                           attn_dp=bool(point.attn_dp))
 
 
 def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
@@ -292,7 +294,6 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
         setup = prepare(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}))
     except PlannerError as err:
         return Unexpressible(point, str(err))
-    arch = setup.model.arch
     total_ctx = point.input_tokens + point.output_tokens
     if total_ctx > setup.model.context_length_tokens:
         return Unexpressible(point, f"{total_ctx:,} tokens exceed the model's context of "
@@ -324,10 +325,8 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
         # its throughput there the steady state: continuous batching admits the excess as slots free), or a
         # closed loop's first wave (every wave with fixed lengths: SGLang and early vLLM prefill all waiting
         # prompts before decoding, so a wave's requests finish together and return together)
-        static_step = decode_terms(arch, setup.fmt, batch=running,
-                                   context_tokens=point.input_tokens + point.output_tokens / 2.0,
-                                   kv_bytes_per_elem=setup.kv_bytes_per_elem, tp=setup.tp, pp=setup.pp,
-                                   expert_parallel=setup.expert_parallel, **_hw_of(setup))
+        static_step = decode_terms_of(setup, batch=running,
+                                      context_tokens=point.input_tokens + point.output_tokens / 2.0)
         burst = _batched_prefill(terms.prefill, running, point.input_tokens, setup.prefill_budget_tokens)
         if point.scenario == "static_batch":
             waits = float(wave_train_waits(batch=point.concurrency, capacity=running)) if point.concurrency else 0.0
