@@ -74,15 +74,6 @@ class HardwareFit:
     native_compute: bool | None = None  # False: the GPU lacks the weight format's compute units (dequantized)
 
 
-class _BytesOnly:
-    """Stand-in GPU for `weight_format` when only bytes are needed: bytes per weight do not depend on
-    the GPU, which `weight_format` consults only to name the compute format."""
-
-    @staticmethod
-    def supports(compute_format: str) -> bool:
-        return False
-
-
 @dataclass(frozen=True)
 class SpeedContext:
     """The request the hardware check sizes: the user's context, the task's typical one, or estimate()'s default."""
@@ -308,8 +299,7 @@ class HardwareCheck:
 
     # --- memory-budget mode --------------------------------------------------------------------------------
     def _needed_gb(self, model: Model, prec: Precision, kv: KvDtype) -> tuple[float, float]:
-        weights = weight_format(prec, _BytesOnly(),  # type: ignore[arg-type]
-                                model_native_precision=model.native_precision)
+        weights = weight_format(prec, None, model_native_precision=model.native_precision)
         weights_gb = weights.total_bytes(model.arch) / units.GB
         kv_gb = kv_bytes_per_sequence(model.arch, self.context_tokens, kv.bytes_per_elem) / units.GB
         return weights_gb, weights_gb + kv_gb
