@@ -141,7 +141,7 @@ def test_provider_class_inferred(provider, expected):
 
 @pytest.mark.parametrize("old, new, column", [(",8192,paged,total,", ",8192,pagd,total,", "kv_reservation"),
                                               (",8192,paged,total,", ",8192,paged,halfway,", "kv_memory_basis"),
-                                              (",tp;pp;dp;ep,,https://docs.vllm", ",tp;pp;zz,,https://docs.vllm",
+                                              (",tp;pp;dp;ep;adp,,https://docs.vllm", ",tp;pp;zz,,https://docs.vllm",
                                                "layouts")])
 def test_engine_policies_are_checked(tmp_path, old, new, column):
     import shutil
