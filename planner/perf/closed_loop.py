@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from planner.errors import InvalidInputError
+from planner.perf.serving import tpot_through_prefill_steps
 
 
 def first_wave_frac(*, concurrency: Any, num_requests: Any, fixed_lengths: Any) -> Any:
@@ -66,9 +67,8 @@ def later_wave_tpot_s(*, decode_step_s: Any, burst_prefill_s: Any, burst_steps: 
     all) are as long as a prefill step (burst / steps); the rest are plain decode steps.
     """
     steps = np.maximum(np.asarray(burst_steps, dtype=float), 1.0)
-    out = np.maximum(np.asarray(output_tokens, dtype=float) - 1.0, 1.0)
-    slow = np.minimum(steps - 1.0, out)
-    return decode_step_s + slow * np.maximum(burst_prefill_s / steps - decode_step_s, 0.0) / out
+    return tpot_through_prefill_steps(decode_step_s=decode_step_s, prefill_step_s=burst_prefill_s / steps,
+                                      prefill_steps=steps - 1.0, output_tokens=output_tokens)
 
 
 def closed_loop_mean_s(*, first_wave_s: Any, later_s: Any, first_frac: Any) -> Any:

@@ -208,6 +208,14 @@ def wave_tpot_s(*, decode_step_s: Any, burst_prefill_s: Any, burst_steps: Any, o
     plain decode steps of `decode_step_s`.
     """
     steps = np.maximum(np.asarray(burst_steps, dtype=float), 1.0)
+    return tpot_through_prefill_steps(decode_step_s=decode_step_s, prefill_step_s=burst_prefill_s / steps,
+                                      prefill_steps=(steps - 1.0) / 2.0, output_tokens=output_tokens)
+
+
+def tpot_through_prefill_steps(*, decode_step_s: Any, prefill_step_s: Any, prefill_steps: Any,
+                               output_tokens: Any) -> Any:
+    """Mean time per output token (after the first) when `prefill_steps` of a request's output - 1 decode steps
+    (at most all of them) are as long as a prefill step and the rest are plain decode steps."""
     out = np.maximum(np.asarray(output_tokens, dtype=float) - 1.0, 1.0)
-    slow = np.minimum((steps - 1.0) / 2.0, out)
-    return decode_step_s + slow * np.maximum(burst_prefill_s / steps - decode_step_s, 0.0) / out
+    slow = np.minimum(prefill_steps, out)
+    return decode_step_s + slow * np.maximum(prefill_step_s - decode_step_s, 0.0) / out
