@@ -157,7 +157,7 @@ def _layouts(allowed: tuple[str, ...], engine_id: str, heads: int, layers: int, 
         rest = num_gpus // dp
         for tp in _divisors(rest):
             pp = rest // tp
-            for ep, adp in ((False, False), (True, False), (True, True)):
+            for ep, adp in LAYOUT_GROUPS:
                 cand = Layout(tp, pp, dp, ep, layer, adp)
                 if _problem(allowed, engine_id, heads, layers, moe, per_node, cand) is None:
                     out.append(cand)
