@@ -23,6 +23,7 @@ Scenarios (how the measurement was run) map onto the performance model as follow
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -63,6 +64,7 @@ from planner.perf.closed_loop import (
 from planner.perf.estimate import (
     EstimateRequest,
     ReplicaSetup,
+    auto_layout,
     decode_terms_of,
     efficiency_of,
     hardware_of,
@@ -70,7 +72,7 @@ from planner.perf.estimate import (
     prepare,
     terms_of,
 )
-from planner.perf.evaluator import gemm_format_of
+from planner.perf.evaluator import Layout, gemm_format_of
 from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, prefill_steps
 from planner.perf.serving import PointTerms, arrival_concurrency, queued_ttft_s, wave_tpot_s, wave_ttft_s
 
@@ -282,16 +284,35 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Call
     return serve
 
 
+def _layout_of(catalog: Catalog, point: MeasuredPoint, config_dir: Path,
+               profile: str | None) -> tuple[MeasuredPoint, Layout | None]:
+    """The row and the layout of one of its engine instances (None: the row's tp/ep/attn_dp as stated).
+
+    A multi-GPU row that states no layout at all (no tp, dp, ep or attn_dp: MLPerf system results, whose
+    submissions do not say how their GPUs are split) is predicted with the layout `estimate --num-gpus N` picks
+    there (`auto_layout`: the highest max throughput among those the engine runs, e.g. eight TP1 instances where
+    one GPU holds the model) rather than as one tensor-parallel group over every GPU of the system. Its data-parallel
+    instances become the row's `dp` (`per_instance` then scales the row to one instance)."""
+    if point.num_gpus == 1 or point.tp or point.dp or point.ep or point.attn_dp:
+        return point, None
+    req = _request(point, config_dir)
+    found = auto_layout(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}))
+    if found is None:
+        return point, None
+    return dataclasses.replace(point, dp=found.dp if found.dp > 1 else None), dataclasses.replace(found, dp=1)
+
+
 def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEASURED_DIR / "model_configs",
               profile: str | None = None) -> RowModel | Unexpressible:
     """Resolve one measured row into a RowModel, or say why it cannot be expressed (a row of `dp` data-parallel
     instances as one instance: `measured.per_instance`)."""
     if point.dp and (point.num_gpus % point.dp or (point.tp and (point.num_gpus // point.dp) % point.tp)):
         return Unexpressible(point, f"dp {point.dp} (x tp {point.tp}) does not divide num_gpus {point.num_gpus}")
-    point = per_instance(point)
     try:
+        point, layout = _layout_of(catalog, point, config_dir, profile)
+        point = per_instance(point)
         req = _request(point, config_dir)
-        setup = prepare(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}))
+        setup = prepare(catalog, EstimateRequest(**{**req.__dict__, "profile": profile}), layout)
     except PlannerError as err:
         return Unexpressible(point, str(err))
     total_ctx = point.input_tokens + point.output_tokens

@@ -122,6 +122,23 @@ def test_offline_row_matches_estimate(real_catalog):
     assert model.predict(efficiency_of(model.setup.profile)) == pytest.approx(est.output_tokens_per_s, rel=1e-9)
 
 
+def test_row_without_a_layout_is_predicted_with_the_estimated_layout(real_catalog):
+    # an 8-GPU system result that states no tp/dp (MLPerf): predicted as `estimate --num-gpus 8` runs it (here
+    # eight one-GPU instances of an 8B model, each a GPU's throughput), not as one TP8 group over all eight GPUs
+    system = _point(model="llama-3.1-8b", gpu="H100-SXM", num_gpus=8, tp=None, scenario="offline",
+                    input_tokens=1024, output_tokens=256, metric="output_tokens_per_s", measured_value=1.0,
+                    concurrency=None)
+    est = estimate(real_catalog, EstimateRequest(model="llama-3.1-8b", gpu="H100-SXM", num_gpus=8, precision="bf16",
+                                                 input_tokens=1024, output_tokens=256, engine="vllm"))
+    model = model_row(real_catalog, system)
+    assert est.dp > 1 and model.setup.candidate.layout.gpus == 8 // est.dp  # one instance of the chosen layout
+    assert model.point.dp is None and model.point.num_gpus == 8 // est.dp
+    one = model.predict(efficiency_of(model.setup.profile))
+    assert one * est.dp == pytest.approx(est.output_tokens_per_s, rel=1e-6)  # the row is scaled to one instance
+    tp8 = model_row(real_catalog, dataclasses.replace(system, tp=8))  # stated: obeyed
+    assert tp8.setup.candidate.layout.tp == 8 and tp8.point.num_gpus == 8
+
+
 @pytest.mark.parametrize("kw, reason", [
     (dict(gpu="Imaginary-GPU"), "unknown GPU"),
     (dict(engine="llama.cpp", precision="fp8", kv_dtype="fp16"), "does not load fp8"),
