@@ -304,27 +304,6 @@ def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray,
     return np.minimum(by_batch, by_budget), tau_full
 
 
-def _poisson_quantile(q: float, z: float, m: np.ndarray) -> np.ndarray:
-    """Poisson(m) quantile, the smallest k with P(K <= k) >= q: exact by summing the probabilities for m < 30
-    (vectorised over k = 0..79), the Cornish-Fisher expansion m + z sqrt(m) + (z^2 - 1) / 6 beyond (within one
-    count there)."""
-    m = np.maximum(m, 0.0)
-    small = m < 30.0
-    ms = np.where(small, m, 0.0)
-    pmf = np.exp(-ms)
-    cdf = pmf.copy()
-    k = np.zeros_like(ms)
-    for j in range(1, 80):
-        below = cdf < q
-        if not j % 8 and not below.any():
-            break
-        k += below
-        pmf = pmf * ms / j
-        cdf = cdf + pmf
-    cf = np.maximum(np.ceil(m + z * np.sqrt(m) + (z * z - 1.0) / 6.0 - 0.5), 0.0)
-    return np.where(small, k, cf)
-
-
 def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
     """log of Erlang C (probability of waiting) for c servers at offered load a = rate / mu < c."""
     # Erlang B by log-sum over k: B = (a^c / c!) / sum_k a^k / k!  (k = 0..c), done with a stable log-sum
@@ -400,7 +379,7 @@ class _Ttft:
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
-              slot_rate_per_s, prompt_wait_frac, prompt_wait_mean_s, prompt_wait_scv, full_step_s) -> _Ttft:
+              slot_rate_per_s, prompt_wait_probs, prompt_wait_rates, full_step_s) -> _Ttft:
         n = nbar.size
         chunk = np.maximum(budget - nbar, 1.0)
         sigma = np.sqrt(np.log1p(cv_in ** 2))
@@ -461,14 +440,11 @@ class _Ttft:
             offset = np.broadcast_to(own(np.array([0.5])), (n, res_len.shape[1]))
             width, weight = res_len, res_w
         c, g = np.clip(slot_wait_frac, 0.0, 1.0), np.maximum(slot_rate_per_s, 1e-12)
-        rho = np.clip(prompt_wait_frac, 0.0, 1.0)
-        # the prompt wait beyond its atom: exponential, or where its squared CV exceeds 1 (varying prompts) the
-        # two-phase hyperexponential with balanced means that has its first two moments
-        m1 = np.maximum(prompt_wait_mean_s, 1e-300)
-        scv = np.maximum(prompt_wait_scv, 1.0)
-        p1 = 0.5 * (1.0 + np.sqrt((scv - 1.0) / (scv + 1.0)))
-        probs = np.stack([p1, 1.0 - p1], axis=1)
-        betas = np.stack([2.0 * p1 / m1, 2.0 * np.maximum(1.0 - p1, 1e-12) / m1], axis=1)
+        # the prompt wait W beyond its atom: a mixture of exponentials (`_prompt_wait_phases`), P(W > x) =
+        # rho sum_j p_j e^(-b_j x)
+        rho = np.clip(prompt_wait_probs.sum(axis=1), 0.0, 1.0)
+        probs = prompt_wait_probs / np.maximum(rho, 1e-300)[:, None]
+        betas = np.maximum(prompt_wait_rates, 1e-12)
         betas = np.where(np.abs(betas - g[:, None]) < 1e-4 * np.maximum(betas, g[:, None]), betas * (1.0 + 1e-4),
                          betas)
         # P(S + W > x) = C (1 - rho) e^-gx
@@ -561,6 +537,59 @@ def mean_latency_s(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output
     return ttft.mean_s * inf, ttft.mean_step_s * inf, lat.utilisation_frac
 
 
+def _hyperexp2(mean: np.ndarray, scv: np.ndarray | float) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """((p1, p2), (rate1, rate2)): the two-phase hyperexponential with balanced means that has this mean and squared
+    CV (exponential, both phases alike, where scv <= 1)."""
+    scv = np.maximum(scv, 1.0)
+    p1 = 0.5 * (1.0 + np.sqrt((scv - 1.0) / (scv + 1.0)))
+    m1 = np.maximum(mean, 1e-300)
+    return (p1, 1.0 - p1), (2.0 * p1 / m1, 2.0 * np.maximum(1.0 - p1, 1e-12) / m1)
+
+
+def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step, rho, theta, scv,
+                        varying: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The prompt wait W as a mixture of exponentials: (phase probabilities (n, J), which sum to P(W > 0); phase
+    rates (n, J)). W = Q + C, what a prompt waits for beyond the residual R of the running step (which `_Ttft`
+    holds):
+    - Q, the prompt work queued ahead of it: the M/G/1 wait on the spare budget (P(wait) = rho, given that it
+      waits exponential or the balanced two-phase hyperexponential with the Takacs moments) less the in-service
+      prompt's residual service, whose mean is E[X^2] / (2 E[X]) (renewal theory [2]): the running step's residual
+      is R already, and counting it in W too put P(W > 0) at rho, which made the median 12-24 % high with varying
+      lengths. The phases are memoryless, so each keeps its rate and its probability shrinks by e^(-rate shift).
+    - C, co-batching: the prompts that arrive during its residual R join the same step (FCFS within the budget)
+      and lengthen it by their tokens' marginal time c1 (the step's slope beyond the chunk). Their count is
+      Poisson(rate E[R]), E[R] = E[T^2] / (2 E[T]) over the steps an arrival finds running (plain decode steps and
+      steps with a prompt chunk, whose length varies with the prompt's: variance (c1 P cv)^2); C is held as one
+      exponential of its mean given C > 0, and where Q > 0 it adds its mean to Q's phases. With varying lengths C
+      and Q's fast phase are held as one exponential of their mean: two phases in all, as many as before."""
+    # Q: the M/G/1 wait beyond the in-service prompt's mean residual service
+    x_mean = inp * full_step / spare
+    shift = x_mean * (1.0 + cv_in ** 2) / 2.0
+    (p1, p2), (b1, b2) = _hyperexp2(theta, scv)
+    q_probs = [rho * p1 * np.exp(-b1 * shift), rho * p2 * np.exp(-b2 * shift)]
+    q_rates = [b1, b2]
+    if not varying:  # fixed lengths: scv <= 1, both phases alike (one exponential)
+        q_probs, q_rates = [q_probs[0] + q_probs[1]], [b1]
+    q_frac = sum(q_probs)
+    # C: the prompts arriving during the residual of the step the request lands in are co-batched with it
+    busy = -np.expm1(-nbar)
+    c1 = np.where(spare > chunk0 + 1.0, np.maximum(full_step - chunk_step, 0.0) / np.maximum(spare - chunk0, 1.0),
+                  np.maximum(full_step - plain, 0.0) / spare)
+    f = np.clip(rate * inp * tau / np.maximum(chunk0, 1.0), 0.0, 1.0)
+    t1 = f * chunk_step + (1.0 - f) * plain
+    t2 = f * (chunk_step ** 2 + (c1 * inp * cv_in) ** 2) + (1.0 - f) * plain ** 2
+    m_c = rate * busy * t2 / np.maximum(2.0 * t1, 1e-300)
+    c_frac = -np.expm1(-m_c)
+    c_mean = c1 * inp * m_c
+    probs = [c_frac * (1.0 - q_frac)] + q_probs
+    means = [c_mean / np.maximum(c_frac, 1e-300)] + [1.0 / b + c_mean for b in q_rates]
+    if varying:  # C and Q's fast phase as one exponential of their mean (both a few steps long): two phases, not three
+        pm = probs[0] + probs[1]
+        mm = (probs[0] * means[0] + probs[1] * means[1]) / np.maximum(pm, 1e-300)
+        probs, means = [pm, probs[2]], [mm, means[2]]
+    return np.stack(probs, axis=1), 1.0 / np.maximum(np.stack(means, axis=1), 1e-12)
+
+
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
              token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any, quantiles: tuple[float, ...],
              ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, np.ndarray] | None = None
@@ -605,19 +634,41 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     chunk0 = np.maximum(np.minimum(inp, budget - nbar), 1.0)
     plain = step_s(n0, np.zeros_like(n0))
     chunk_step = step_s(n0, chunk0)
+    w_probs, w_rates = _prompt_wait_phases(r, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step,
+                                           rho_p, theta_p, scv_p, bool(np.any(cv_in > 0)))
     ttft = _Ttft.build(step_s, nbar=nbar, rate=r, tau=tau, inp=inp, cv_in=cv_in, budget=budget,
                        plain_step_s=plain, chunk_step_s=chunk_step, slot_wait_frac=np.exp(log_c),
-                       slot_rate_per_s=slot_rate, prompt_wait_frac=rho_p, prompt_wait_mean_s=theta_p,
-                       prompt_wait_scv=scv_p, full_step_s=full_step)
+                       slot_rate_per_s=slot_rate, prompt_wait_probs=w_probs, prompt_wait_rates=w_rates,
+                       full_step_s=full_step)
     # a prompt's chunks each lengthen a step by their extra time (chunk0 = min(P, budget - n), at least 1)
     extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(chunk_step - plain, 0.0)
-    # the prompts queued behind a request when its prompt finishes (those that arrived during its prompt wait W) are
-    # served during its decode: K0 | W ~ Poisson(rate W), mean rate E[W], variance rate E[W] + rate^2 Var[W]
-    # with fixed lengths a full batch admits one P-token prompt per completion: no decode sees more prompt work a
-    # step than the full batch's b P / O tokens, so its mean step caps TPOT
+    # TPOT - plain step = Y = the prompt work the request's O decode steps carry, over O. That work is the busy
+    # periods of the prompt server (M/G/1, a prompt's service its extra time E) started by its roots: the backlog B
+    # queued behind it when its prompt finishes (the arrivals during its wait and its own prefill: mean
+    # rate E[TTFT - slot wait], variance that plus rate^2 (Var[W] + Var[X])) and the arrivals during its O plain
+    # steps (Poisson, rate O plain). A busy period from one root has mean E / (1 - a) and second moment
+    # E[E^2] / (1 - a)^3, a = rate E (Kleinrock [2], ch. 5); no decode window holds more than its steps can carry,
+    # so the second moment is at most E[BP] O (full step - plain) (E[min(BP, c)^2] <= c E[BP]). The output length
+    # varies (lognormal, CV cv_out): Y = sum / O with O = u x mean, E[1/u] = 1 + cv^2, E[1/u^2] = (1 + cv^2)^3, and a
+    # short request meets the backlog B whole but few lifetime arrivals. Y's quantiles: one lognormal of its mean
+    # and variance (Fenton-Wilkinson [5]). No step lasts longer than one carrying the whole budget, which caps TPOT;
+    # with fixed lengths a full batch admits one P-token prompt per completion, so no decode sees more prompt work
+    # a step than the full batch's b P / O tokens: its mean step caps TPOT
     fixed = (cv_in == 0) & (cv_out == 0)
-    backlog = r * ew
-    backlog_var = r * r * np.maximum(ew2 - ew * ew, 0.0)
+    tpot_cap = np.where(fixed, np.minimum(tau_full, full_step), full_step)
+    roots_b = r * np.maximum(ttft.mean_s - ttft.s_frac / ttft.s_rate, 0.0)
+    roots_b_var = roots_b + r * r * (np.maximum(ew2 - ew * ew, 0.0) + (cv_in * extra) ** 2)
+    a = np.minimum(r * extra, 0.95)
+    bp = extra / (1.0 - a)
+    bp2 = np.minimum(extra ** 2 * (1.0 + cv_in ** 2) / (1.0 - a) ** 3, bp * out * np.maximum(full_step - plain, 0.0))
+    bp_var = np.maximum(bp2 - bp * bp, 0.0)
+    m0 = r * out * plain
+    e1 = 1.0 + cv_out ** 2
+    e2 = e1 ** 3
+    y_mean = bp / out * (m0 + roots_b * e1)
+    y_m2 = (bp_var * (m0 * e1 + roots_b * e2)
+            + bp * bp * (m0 * m0 + 2.0 * m0 * roots_b * e1 + roots_b ** 2 * e2 + m0 * e1 + roots_b_var * e2)) / out ** 2
+    y_s2 = np.log1p(np.maximum(y_m2 / np.maximum(y_mean ** 2, 1e-300) - 1.0, 0.0))
     out_fields: dict[str, np.ndarray] = {f"{w}_p{round(q * 100)}_s": np.full(n, np.nan) for w in ("ttft", "tpot")
                                          for q in PERCENTILES}
     ttft_qs = ttft.quantiles(quantiles) if ttft_quantiles else {}
@@ -625,25 +676,11 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         k = round(q * 100)
         ttft_q = ttft_qs[q] if ttft_quantiles else np.full(n, np.nan)
         z = ndtri(q)
+        # the decode step at the running batch's q-quantile (M/G/inf: Poisson, normal approximation)
         n_q = np.clip(nbar + z * np.sqrt(np.maximum(nbar, 0.0)), 1.0, b)
-        # prefill interference: the prompts that arrive during a request's decode (Poisson, mean m = rate x
-        # lifetime) each add their chunks' extra step time, spread over its O tokens (compound Poisson quantile)
         plain_q = step_s(n_q, np.zeros_like(n_q))
-        # the request's decode lifetime grows with the prompts it meets (O plain steps + K extra chunks), and the
-        # prompts it meets grow with its lifetime: K_q = Poisson quantile of rate x (O plain + K_q extra), a few
-        # fixed-point passes from the mean lifetime. Prompts cluster in the prompt queue's busy periods:
-        # dispersion grows as 1 / (1 - rho_p)
-        m = r * out * tau + backlog
-        for _ in range(4):
-            k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p) + backlog_var))
-            m = np.maximum(r * (out * plain + k_q * extra), r * out * tau) + backlog
-        k_q = np.maximum(_poisson_quantile(q, z, m), m + z * np.sqrt(m / (1.0 - rho_p) + backlog_var))
-        # the K_q prompts' extra time with varying prompt lengths: a sum of K_q lognormals, itself taken as lognormal
-        # with the same mean and variance (Fenton-Wilkinson [5]), at its q-quantile
-        s2 = np.log1p(cv_in ** 2 / np.maximum(k_q, 1.0))
-        spread = np.where(z > 0, np.exp(np.sqrt(s2) * z - s2 / 2.0), 1.0)
-        tpot = plain_q + k_q * extra * spread / out
-        tpot = np.maximum(np.where(fixed, np.minimum(tpot, tau_full), tpot), plain_q)
+        tpot = plain_q + y_mean * np.exp(np.sqrt(y_s2) * z - y_s2 / 2.0)
+        tpot = np.maximum(np.minimum(tpot, tpot_cap), plain_q)
         nan = np.where(stable, 1.0, np.inf)
         out_fields[f"ttft_p{k}_s"] = ttft_q * nan
         out_fields[f"tpot_p{k}_s"] = tpot * nan

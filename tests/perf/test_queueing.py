@@ -6,7 +6,8 @@ Step functions (seconds of one engine step, decode batch b, prompt tokens p), ch
 - MoE whose per-sequence cost grows sub-linearly (experts shared): 12 ms + 1.5 ms x sqrt(b) + 0.05 ms x p
 - roofline (as the replica evaluator's steps are): max(20 ms + 0.02 ms x b, 0.045 ms x (b + p)): prompt tokens
   below ~440 - b ride free under the decode's memory time, so spreading them over steps would overstate capacity
-Set PLANNER_SLOW_TESTS=1 for the full sweep (four step functions x fixed/variable lengths x 4 utilisations).
+Set PLANNER_SLOW_TESTS=1 for the full sweep (four tuned and three held-out step functions x fixed/variable lengths x 4
+utilisations).
 """
 
 from __future__ import annotations
@@ -58,11 +59,20 @@ def moe_1gpu(b, p):
     return np.maximum(0.008 + 6e-4 * np.sqrt(b), 2.5e-5 * (b + p))
 
 
+def dense32b_tp2(b, p):
+    # held out, added with the co-batching prompt wait and the busy-period TPOT (never used to change the model): a 32B
+    # dense on 2 GPUs, 4000-token prompts in a 2048-token budget (two chunks each): 32 GB of weights a GPU at ~3 TB/s
+    # (10.7 ms), 0.19 ms of KV a sequence, 54 us a token of compute, 1.5 ms of all-reduce a step
+    b, p = np.asarray(b, float), np.asarray(p, float)
+    return np.maximum(0.0107 + 1.9e-4 * b, 5.4e-5 * (b + p)) + 0.0015
+
+
 # name: (step, input tokens, output tokens, max_batch, token budget)
 CASES = {"dense70b": (dense, 1000, 250, 64, 8192), "small_longprompt": (small, 6000, 200, 128, 8192),
          "moe": (moe, 1500, 300, 128, 8192), "roofline": (roof, 1200, 200, 64, 8192)}
 # step functions the model was not tuned on (added after the model changes, their figures reported separately)
-HELD_OUT = {"llama405b_tp8": (llama405b, 2000, 400, 128, 8192), "moe_1gpu": (moe_1gpu, 800, 500, 256, 4096)}
+HELD_OUT = {"llama405b_tp8": (llama405b, 2000, 400, 128, 8192), "moe_1gpu": (moe_1gpu, 800, 500, 256, 4096),
+            "dense32b_tp2": (dense32b_tp2, 4000, 300, 64, 2048)}
 ALL_CASES = CASES | HELD_OUT
 SLOW = os.environ.get("PLANNER_SLOW_TESTS") == "1"
 
@@ -85,33 +95,27 @@ def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, fl
 # percentile of every cell must stay within 15 %.
 KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("dense70b", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
-    ("small_longprompt", 0.0, 0.5): {"tpot_p95", "tpot_p99", "ttft_p50"},
-    ("small_longprompt", 0.0, 0.7): {"tpot_p95", "tpot_p99"},
-    ("small_longprompt", 1.0, 0.3): {"tpot_p99", "ttft_p50"},
-    ("small_longprompt", 1.0, 0.5): {"tpot_p50", "tpot_p99", "ttft_p50"},
-    ("small_longprompt", 1.0, 0.7): {"tpot_p50", "tpot_p99"},
-    ("small_longprompt", 1.0, 0.9): {"tpot_p99"},
-    ("moe", 1.0, 0.7): {"ttft_p50"},
+    ("small_longprompt", 0.0, 0.5): {"ttft_p50"},
+    ("small_longprompt", 1.0, 0.9): {"tpot_p95"},
     ("moe", 1.0, 0.9): {"ttft_p50"},
     ("roofline", 0.0, 0.9): {"ttft_p95"},
-    ("roofline", 1.0, 0.5): {"ttft_p50"},
-    ("roofline", 1.0, 0.7): {"tpot_p99", "ttft_p50"},
+    ("roofline", 1.0, 0.7): {"ttft_p99"},
     ("roofline", 1.0, 0.9): {"ttft_p95", "ttft_p99"},
 }
 # the held-out step functions' misses (same sweep)
 HELD_OUT_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("llama405b_tp8", 0.0, 0.9): {"ttft_p95", "ttft_p99"},
-    ("llama405b_tp8", 1.0, 0.5): {"ttft_p50"},
     ("llama405b_tp8", 1.0, 0.7): {"ttft_p50"},
     ("llama405b_tp8", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
     ("moe_1gpu", 0.0, 0.9): {"ttft_p99"},
-    ("moe_1gpu", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("moe_1gpu", 1.0, 0.9): {"ttft_p50"},
+    ("dense32b_tp2", 1.0, 0.9): {"ttft_p95", "ttft_p99", "tpot_p95"},
 }
 SIM_REQUESTS = 200_000  # at 0.9 utilisation 20,000 requests leave the simulated p95/p99 TTFT +-15 % between seeds
 # The default run: variable lengths, 0.9 utilisation and the budget-bound long prompts among them
 DEFAULT_CELLS = [("dense70b", 0.0, 0.9), ("dense70b", 1.0, 0.5), ("moe", 0.0, 0.9), ("moe", 1.0, 0.9),
                  ("small_longprompt", 0.0, 0.3), ("small_longprompt", 1.0, 0.9), ("roofline", 0.0, 0.5),
-                 ("roofline", 1.0, 0.3)]
+                 ("roofline", 1.0, 0.3), ("dense32b_tp2", 1.0, 0.5)]
 
 
 def _check_cell(name: str, cv: float, util: float) -> None:
