@@ -112,6 +112,13 @@ class MeasuredPoint:
     # steady state of staggered clients (TTFT one prefill step, TPOT with the other requests' prompt chunks);
     # None or false: the tool starts its c clients together and fixed lengths keep them in waves
     staggered: Annotated[bool | None, MAY_BE_ABSENT] = None
+    # admission knobs the source's server command sets (None: the engine's default, no admission wait):
+    # SGLang --scheduler-recv-interval k (with a batch running, new requests are read every k decode steps)
+    recv_interval: Annotated[Count | None, MAY_BE_ABSENT] = None
+    # TensorRT-LLM batch_wait_timeout_iters and batch_wait_max_tokens_ratio x max_num_tokens (context requests
+    # are held until that many prompt tokens wait or that many iterations pass)
+    batch_wait_iters: Annotated[Count | None, MAY_BE_ABSENT] = None
+    batch_wait_tokens: Annotated[Count | None, MAY_BE_ABSENT] = None
 
     @property
     def source_key(self) -> str:

@@ -55,6 +55,7 @@ from planner.fit.measured import (  # noqa: F401  (re-exported: callers import t
     source_split,
 )
 from planner.perf.closed_loop import (
+    admission_wait_s,
     closed_loop_mean_s,
     first_wave_frac,
     later_wave_tpot_s,
@@ -118,6 +119,8 @@ class RowTerms:
     # (`closed_loop.first_wave_frac`; None: 1 for static kinds, 0 for steady ones)
     waits: np.ndarray | None = None  # whole waves a static batch beyond the KV capacity waits on average
     # (`closed_loop.wave_train_waits`; None: 0)
+    admission: np.ndarray | None = None  # (rows, 3): the server's recv interval, batch-wait iterations and batch-wait
+    # tokens (`closed_loop.admission_wait_s`, paid by the requests that arrive while a batch runs; None: none)
 
     def predict(self, eff: Efficiency) -> Any:
         """Predicted values of the rows under `eff` (scalar fields, or arrays with one value per row)."""
@@ -131,8 +134,10 @@ class RowTerms:
         s_total = s_prefill + self.output_tokens * s_tpot  # one wave, first prompt in to last token out
         burst = dict(burst_prefill_s=s_prefill, burst_steps=self.static_prefill.steps)
         wave_ttft = wave_ttft_s(**burst)
-        ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=steady_ttft, first_frac=first)
-        s_ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=later_wave_ttft_s(**burst), first_frac=first)
+        held = _admission_wait(self, tpot=tpot, steady_ttft=steady_ttft)
+        ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=steady_ttft + held, first_frac=first)
+        s_ttft = closed_loop_mean_s(first_wave_s=wave_ttft, later_s=later_wave_ttft_s(**burst) + held,
+                                    first_frac=first)
         if self.waits is not None:
             s_ttft = s_ttft + self.waits * s_total
         api_s = 0.0 if self.served is None else self.served * eff.request_overhead_s
@@ -149,6 +154,17 @@ class RowTerms:
 
 
 _STATIC_KINDS = (KIND_STATIC_TPUT, KIND_STATIC_TTFT, KIND_STATIC_TPOT)
+
+
+def _admission_wait(r: RowTerms, *, tpot: Any, steady_ttft: Any) -> Any:
+    """Admission hold of the requests that arrive while a batch runs (0 where the terms carry no knobs): the running
+    batch's step is the steady TPOT, requests arrive at running / (TTFT + (output - 1) x TPOT) per second."""
+    if r.admission is None:
+        return 0.0
+    knobs = np.asarray(r.admission, dtype=float).reshape(-1, 3)
+    rate = r.running / (steady_ttft + np.maximum(r.output_tokens - 1.0, 0.0) * tpot)
+    return admission_wait_s(step_s=tpot, input_tokens=r.input_tokens, arrival_rate_per_s=rate,
+                            recv_interval=knobs[:, 0], wait_iters=knobs[:, 1], wait_tokens=knobs[:, 2])
 
 
 def _first_frac(r: RowTerms) -> np.ndarray:
@@ -176,7 +192,10 @@ def stack_terms(rows: list[RowTerms]) -> RowTerms:
                     static_prefill=_cat([r.static_prefill for r in rows], PrefillTerms),
                     served=np.concatenate([_served(r) for r in rows]),
                     first_frac=np.concatenate([_first_frac(r) for r in rows]),
-                    waits=np.concatenate([np.zeros(r.kind.shape) if r.waits is None else r.waits for r in rows]))
+                    waits=np.concatenate([np.zeros(r.kind.shape) if r.waits is None else r.waits for r in rows]),
+                    admission=np.concatenate([np.zeros(r.kind.shape + (3,)) if r.admission is None
+                                              else np.asarray(r.admission, dtype=float).reshape(-1, 3)
+                                              for r in rows]))
 
 
 def _served(r: RowTerms) -> np.ndarray:
@@ -216,7 +235,15 @@ def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, 
                     static_prefill=_cat([static_prefill or terms.prefill], PrefillTerms),
                     served=one(1.0 if _served_row(point) else 0.0),
                     first_frac=one(float(np.isin(kinds, _STATIC_KINDS)[0]) if first_frac is None else first_frac),
-                    waits=one(waits))
+                    waits=one(waits), admission=_admission_knobs(point))
+
+
+def _admission_knobs(point: MeasuredPoint) -> np.ndarray:
+    """(1, 3): the row's recv interval, batch-wait iterations and batch-wait tokens (0 where not set). Only a
+    closed loop at concurrency > 1 has a batch running when its later requests arrive."""
+    running = point.scenario == "serving" and (point.concurrency or 0) > 1
+    knobs = [point.recv_interval, point.batch_wait_iters, point.batch_wait_tokens] if running else []
+    return np.array([[float(k or 0) for k in knobs] or [0.0, 0.0, 0.0]])
 
 
 def _served_row(point: MeasuredPoint) -> bool:

@@ -19,10 +19,26 @@ The run's mean mixes the two in proportion (`first_wave_frac`: c / N of the requ
 wave; N unknown: 1 for fixed lengths, the synchronised-wave model throughout, 0 for variable lengths,
 the steady state throughout): `closed_loop_mean_s`.
 
+Engines can also hold a request that arrives while a batch runs before admitting it (`admission_wait_s`; the
+first wave arrives at an idle engine and does not wait):
+
+- SGLang `--scheduler-recv-interval k`: with a batch running, the scheduler reads its input queue only every k
+  decode steps (a prefill step reads it at once) [1]; a request arriving at a random time waits k / 2 steps.
+- TensorRT-LLM `batch_wait_timeout_iters` T with `batch_wait_max_tokens_ratio` x max_num_tokens = K [2]: context
+  requests are held until K prompt tokens wait or T iterations pass. At an arrival rate lambda a batch collects
+  for tau = min(T steps, (ceil(K / I) - 1) / lambda); its first request waits tau, the lambda x tau after it
+  tau / 2 on average: mean tau (1 + lambda tau / 2) / (1 + lambda tau).
+
 A static batch larger than the KV cache holds (`capacity` sequences) runs as a train of waves of
 `capacity`: the j-th request (0-based) waits floor(j / capacity) whole waves (`wave_train_waits`).
 
 Pure functions on numpy arrays (one value per row or configuration); no efficiency is fitted here.
+
+[1] SGLang, python/sglang/srt/managers/scheduler_recv_skipper.py (SchedulerRecvSkipper: a decode step weighs 1,
+    any other forward mode the default weight 1000, so a prefill step triggers the next read).
+[2] TensorRT-LLM, tensorrt_llm/llmapi/llm_args.py (batch_wait_timeout_iters: "Iterations to wait before
+    scheduling context even if token budget not reached"; batch_wait_max_tokens_ratio: "Threshold ratio of
+    max_num_tokens for token accumulation before scheduling context").
 """
 
 from __future__ import annotations
@@ -90,3 +106,25 @@ def wave_train_waits(*, batch: Any, capacity: Any) -> Any:
     q = np.floor(b / k)
     r = b - q * k
     return (k * q * (q - 1.0) / 2.0 + r * q) / b
+
+
+def admission_wait_s(*, step_s: Any, input_tokens: Any, arrival_rate_per_s: Any, recv_interval: Any = 0.0,
+                     wait_iters: Any = 0.0, wait_tokens: Any = 0.0) -> Any:
+    """Mean time a request arriving while a batch runs is held before the engine admits it (module docstring).
+
+    `step_s` is the running batch's step; `recv_interval` (SGLang, steps; <= 1: every step) waits
+    recv_interval / 2 steps; `wait_iters` / `wait_tokens` (TensorRT-LLM; 0: off) hold context requests until
+    wait_tokens prompt tokens wait or wait_iters steps pass, with requests arriving at `arrival_rate_per_s`.
+    """
+    step = np.asarray(step_s, dtype=float)
+    k = np.asarray(recv_interval, dtype=float)
+    recv = np.where(k > 1.0, k / 2.0 * step, 0.0)
+    iters = np.asarray(wait_iters, dtype=float)
+    tokens = np.asarray(wait_tokens, dtype=float)
+    rate = np.maximum(np.asarray(arrival_rate_per_s, dtype=float), 1e-12)
+    prompts = np.maximum(np.ceil(tokens / np.asarray(input_tokens, dtype=float)), 1.0)
+    tau = np.where(iters > 0, iters * step, np.inf)
+    tau = np.where(tokens > 0, np.minimum(tau, (prompts - 1.0) / rate), tau)
+    tau = np.where(np.isfinite(tau), tau, 0.0)
+    held = tau * (1.0 + rate * tau / 2.0) / (1.0 + rate * tau)
+    return recv + held

@@ -415,3 +415,39 @@ def test_request_overhead_adds_to_the_ttft_of_served_rows_only(tiny_catalog):
         p = _point(**kw)
         before, after = (model_row(cat, p).predict(efficiency_of(cat.efficiency[0])) for cat in (plain, slow))
         assert after - before == pytest.approx(delta, abs=1e-9), kw
+
+
+def test_admission_knobs_delay_the_later_requests_of_a_running_closed_loop(tiny_catalog):
+    """SGLang --scheduler-recv-interval 30 (`recv_interval`): a request of a variable-length closed loop that
+    arrives while the batch decodes waits 30 / 2 steady decode steps before it is read; the first wave (c / N =
+    10 % of 640 requests) arrives at an idle engine and does not wait, TPOT does not move, and a single stream
+    (nothing running) or a static batch never waits."""
+    cat = _with_profile(tiny_catalog)
+    kw = dict(scenario="serving", concurrency=64, input_tokens=1024, output_tokens=128, lengths="variable",
+              num_requests=640)
+    plain, recv = (model_row(cat, _point(metric="ttft_ms", **kw, **extra)) for extra in ({}, {"recv_interval": 30}))
+    eff = efficiency_of(plain.setup.profile)
+    step_ms = float(plain.terms.step.total_s(eff)[0]) * 1e3
+    assert recv.predict(eff) - plain.predict(eff) == pytest.approx(0.9 * 15 * step_ms)
+    tpots = [model_row(cat, _point(metric="tpot_ms", **kw, **extra)).predict(eff)
+             for extra in ({}, {"recv_interval": 30})]
+    assert tpots[0] == pytest.approx(tpots[1])
+    for other in (dict(scenario="batch1", concurrency=1, metric="ttft_ms", input_tokens=1024, output_tokens=128),
+                  dict(scenario="static_batch", concurrency=8, metric="ttft_ms", input_tokens=1024, output_tokens=128)):
+        a, b = (model_row(cat, _point(**other, **extra)).predict(eff) for extra in ({}, {"recv_interval": 30}))
+        assert a == pytest.approx(b), other
+
+
+def test_inferencex_admission_knobs_come_from_the_benchmark_scripts():
+    """The InferenceX rows whose server command sets an admission knob carry it (and the script in their notes):
+    DeepSeek-R1 SGLang on B300 reads requests every 30 decode steps from 16 clients at TP8 (10 below, and at TP4),
+    TensorRT-LLM on B200 holds 1k1k context requests up to 40 iterations / 0.8 x 8,192 tokens from 64 clients."""
+    rows = read_measured()
+    sg = [p for p in rows if "InferenceX/pull/31" in (p.source_url or "") and p.scenario == "serving"]
+    assert sg and all(p.recv_interval == (30 if p.concurrency >= 16 and p.tp == 8 or
+                                          ("3183" in p.source_url and p.concurrency >= 16) else 10) for p in sg)
+    assert all("--scheduler-recv-interval" in p.notes for p in sg)
+    trt = [p for p in rows if "InferenceX/pull/3317" in (p.source_url or "") and p.scenario == "serving"]
+    held = [p for p in trt if p.batch_wait_iters]
+    assert held and all(p.input_tokens == 922 and p.concurrency >= 64 and p.batch_wait_tokens == 6554 for p in held)
+    assert all(not p.batch_wait_iters for p in trt if p.concurrency < 64 or p.input_tokens != 922)

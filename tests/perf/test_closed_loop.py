@@ -9,6 +9,7 @@ import pytest
 
 from planner.errors import InvalidInputError
 from planner.perf.closed_loop import (
+    admission_wait_s,
     closed_loop_mean_s,
     first_wave_frac,
     later_wave_tpot_s,
@@ -61,3 +62,23 @@ def test_closed_loop_mean_weighs_the_first_wave():
 ])
 def test_wave_train_waits(batch, capacity, waits):
     assert float(wave_train_waits(batch=batch, capacity=capacity)) == pytest.approx(waits)
+
+
+def test_sglang_recv_interval_waits_half_the_interval_in_decode_steps():
+    # k = 30 at a 12 ms step: a request arriving at a random time waits 30 / 2 x 12 ms = 180 ms; k <= 1 reads every
+    # step (no wait)
+    wait = admission_wait_s(step_s=0.012, input_tokens=922, arrival_rate_per_s=1.0, recv_interval=[30, 10, 1, 0])
+    assert np.allclose(wait, [0.180, 0.060, 0.0, 0.0])
+
+
+def test_trtllm_batch_wait_holds_context_until_timeout_or_tokens():
+    # T = 40 steps of 20 ms = 0.8 s; K = 6554 tokens = ceil(6554 / 922) = 8 prompts, reached after 7 / rate s.
+    # rate 3.5 /s: 7 / 3.5 = 2 s > 0.8 s, tau = 0.8: 0.8 (1 + 3.5 x 0.8 / 2) / (1 + 3.5 x 0.8) = 1.92 / 3.8
+    slow = admission_wait_s(step_s=0.02, input_tokens=922, arrival_rate_per_s=3.5, wait_iters=40, wait_tokens=6554)
+    assert math.isclose(float(slow), 0.8 * 2.4 / 3.8)
+    # rate 35 /s: 7 / 35 = 0.2 s < 0.8 s, tau = 0.2: 0.2 (1 + 35 x 0.2 / 2) / (1 + 35 x 0.2) = 0.9 / 8
+    fast = admission_wait_s(step_s=0.02, input_tokens=922, arrival_rate_per_s=35.0, wait_iters=40, wait_tokens=6554)
+    assert math.isclose(float(fast), 0.9 / 8.0)
+    # off (both 0), or a threshold one prompt already meets: no wait
+    assert float(admission_wait_s(step_s=0.02, input_tokens=922, arrival_rate_per_s=3.5)) == 0.0
+    assert float(admission_wait_s(step_s=0.02, input_tokens=922, arrival_rate_per_s=3.5, wait_tokens=500)) == 0.0
