@@ -9,8 +9,10 @@ measured / predicted) by metric, engine, GPU family and dense/MoE, separately fo
 the fit used and the rows held out of it, for all rows and for rows from current engines
 (built from measured.RECENT_FROM on), then per source, and the same rows predicted by a
 100 %-of-peak roofline (what LLM-Viewer, GenZ and llm-analysis assume) for comparison.
-Last, per accuracy family: the source-held-out rows (whole sources the fit never saw) and
-leave-one-source-out (every row predicted by a refit without its source; `--no-loso` skips it).
+Last, per accuracy family: the source-held-out rows (whole sources the fit never saw), the MLPerf
+Inference v6.0/v6.1 system results (data/measured/mlperf_v6.csv: independent, never fitted; per family and
+per benchmark model x GPU) and leave-one-source-out (every row predicted by a refit without its source;
+`--no-loso` skips it).
 Every figure is computed from the data when the script runs.
 """
 
@@ -35,6 +37,7 @@ from planner.fit.calibration import (  # noqa: E402
     replace_profiles,
     write_efficiency_csv,
 )
+from planner.fit.measured import MEASURED_DIR, read_points  # noqa: E402
 from planner.fit.validation import (  # noqa: E402
     RECENT_FROM,
     error_stats,
@@ -142,6 +145,7 @@ def main() -> int:
     held = family_stats(r for r in results if r.point.split == "holdout")
     _families("source-held-out rows (whole sources never fitted), by family", held)
     ok = _targets("source-held-out", held)
+    _mlperf(catalog)
     if not args.no_loso:
         loso, _ = loso_results(catalog, points)
         stats = family_stats(loso)
@@ -164,6 +168,28 @@ def main() -> int:
             print(f"  {r.point.row_id:34s} {r.point.engine:9s} {r.point.gpu:12s} {r.point.metric_group:34s} "
                   f"{r.predicted_value / r.point.measured_value:6.2f}x")
     return 0 if ok else 1
+
+
+MLPERF_FILE = MEASURED_DIR / "mlperf_v6.csv"
+
+
+def _mlperf(catalog) -> None:
+    """The MLPerf v6.0/v6.1 system results, an independent check no fit reads: families, then the Offline max
+    throughput by benchmark model and GPU."""
+    points = read_points(MLPERF_FILE)
+    results, skipped = predict_rows(catalog, points, config_dir=MEASURED_DIR / "model_configs")
+    _families(f"MLPerf Inference v6.0/v6.1 system results ({MLPERF_FILE.name}: independent, never fitted; "
+              f"{len(results)} of {len(points)} rows predicted), by family", family_stats(results))
+    groups = defaultdict(list)
+    for r in results:
+        groups[(r.point.metric_group, r.point.model.split("/")[-1], r.point.gpu, r.point.engine)].append(r)
+    print(f"\n  {'metric, model, GPU, engine':70s} {'n':>4s} {'MdAPE':>7s} {'bias':>7s}")
+    for (group, model, gpu, engine), rows in sorted(groups.items()):
+        if group.startswith("serving_output"):  # a fixed request rate: rate x output tokens when capacity allows
+            continue
+        st = error_stats(rows)
+        print(f"  {group[:28]:28s} {model[:18]:18s} {gpu[:14]:14s} {engine:7s} {st.n:4d} "
+              f"{100 * st.median_ape_frac:6.1f}% {100 * st.median_bias_frac:+6.1f}%")
 
 
 def _targets(label: str, stats: dict) -> bool:
