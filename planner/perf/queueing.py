@@ -61,11 +61,11 @@ compares the two and docs/queueing.md tabulates the errors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.special import gammainc, gammaincc, gammaln, ndtri
+from scipy.special import gammainc, gammaincc, gammaln, ndtr, ndtri
 
 from planner.errors import InvalidInputError, brief
 
@@ -375,7 +375,8 @@ class _Ttft:
     w_frac: np.ndarray
     w_slow_mean_s: np.ndarray  # the slower phase's mean: P(W > x) <= rho exp(-x / this)
     mean_s: np.ndarray  # E[TTFT] = E[R + X] + C / gamma + rho E[W | W > 0]
-    mean_step_s: np.ndarray  # the mean step at the running batch: E[TPOT] (a request's steps are a sample of all)
+    mean_step_s: np.ndarray  # E[TPOT] over requests (set by `_latency`: the mean step plus what a request's start
+    # after its own prompt adds, capped as the quantiles are)
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
@@ -669,6 +670,16 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     y_m2 = (bp_var * (m0 * e1 + roots_b * e2)
             + bp * bp * (m0 * m0 + 2.0 * m0 * roots_b * e1 + roots_b ** 2 * e2 + m0 * e1 + roots_b_var * e2)) / out ** 2
     y_s2 = np.log1p(np.maximum(y_m2 / np.maximum(y_mean ** 2, 1e-300) - 1.0, 0.0))
+    # E[TPOT] over requests (what benchmark tools report): plain + E[min(Y, cap - plain)], Y lognormal:
+    # E[min(Y, c)] = E[Y] Phi((ln c - mu - s^2) / s) + c (1 - Phi((ln c - mu) / s)), mu = ln E[Y] - s^2 / 2. Above the
+    # mean step tau: a request's decode window starts right behind its own prompt, with the prompts that queued
+    # meanwhile (the time-average of the steps does not see that start)
+    y_cap = np.maximum(tpot_cap - plain, 1e-300)
+    y_sd = np.maximum(np.sqrt(y_s2), 1e-12)
+    mu = np.log(np.maximum(y_mean, 1e-300)) - y_s2 / 2.0
+    log_c = np.log(y_cap)
+    y_capped = np.where(y_mean > 0, y_mean * ndtr((log_c - mu - y_s2) / y_sd) + y_cap * ndtr((mu - log_c) / y_sd), 0.0)
+    ttft = replace(ttft, mean_step_s=plain + y_capped)
     out_fields: dict[str, np.ndarray] = {f"{w}_p{round(q * 100)}_s": np.full(n, np.nan) for w in ("ttft", "tpot")
                                          for q in PERCENTILES}
     ttft_qs = ttft.quantiles(quantiles) if ttft_quantiles else {}

@@ -328,3 +328,35 @@ def test_bad_percentile_and_targets():
         max_rate_meeting_slo(dense, ttft_target_s=float("nan"), tpot_target_s=0.05, percentile=0.9, **kw)
     with pytest.raises(InvalidInputError, match="rate_per_s"):
         simulate(lambda d, p: 0.01, rate_per_s=0.0, input_tokens=10, output_tokens=10, max_batch=1, token_budget=64)
+
+
+def test_prompt_wait_phases_by_hand():
+    # step = 20 ms + 0.1 ms x p (no batch term), P = 100 tokens, O = 10, 4 requests/s, a 10^6-token budget.
+    # Mean step: a fraction f = rate P tau / P = rate tau of the steps carries a prompt (30 ms), the rest decode only
+    # (20 ms): tau = 0.02 + 0.01 x 4 tau -> tau = 0.02 / 0.96 = 0.0208333 s; running batch n = 4 x 10 x tau = 0.83333.
+    # Q: one prompt's service on the spare budget x = P step(n, spare) / spare ~ 100 x 1.00002e-4 = 0.0100002 s,
+    # rho = 4 x = 0.0400008, M/G/1 wait given that it waits (fixed lengths, exponential) theta = x / (2 (1 - rho))
+    # = 0.00520939 s; less the in-service prompt's mean residual x / 2: P(Q > 0) = rho e^(-(x / 2) / theta)
+    # = 0.0400008 x e^-0.959992 = 0.0153165.
+    # C: busy 1 - e^-n = 0.565402; E[T] = tau, E[T^2] = f 0.03^2 + (1 - f) 0.02^2 = 0.000441667 (f = 0.0833333), so
+    # co-batched arrivals m = rate busy E[T^2] / (2 E[T]) = 4 x 0.565402 x 0.0106 = 0.0239730, P(C > 0) = 1 - e^-m
+    # = 0.0236880, E[C] = 0.1 ms x 100 x m = 2.39730e-4 s.
+    # P(W > 0) = P(C > 0) (1 - P(Q > 0)) + P(Q > 0) = 0.0233252 + 0.0153165 = 0.0386417;
+    # E[W] = E[C] + P(Q > 0) theta = 2.39730e-4 + 7.97901e-5 = 3.19520e-4 s
+    from planner.perf.queueing import _prompt_wait_phases
+
+    def f(b, p):
+        return 0.02 + 1e-4 * np.asarray(p, float) + 0.0 * np.asarray(b, float)
+
+    one = np.ones(1)
+    tau = 0.02 / 0.96
+    nbar = 4.0 * 10 * tau * one
+    spare = 1e6 - nbar
+    full, chunk, plain = f(nbar, spare), f(nbar, 100.0), f(nbar, 0.0)
+    x = 100.0 * full / spare
+    rho = 4.0 * x
+    theta = x / (2.0 * (1.0 - rho))
+    probs, rates = _prompt_wait_phases(4.0 * one, 100.0 * one, 0.0 * one, nbar, tau * one, spare, 100.0 * one, plain,
+                                       chunk, full, rho, theta, 0.0 * one, False)
+    assert float(probs.sum()) == pytest.approx(0.0386417, rel=1e-4)
+    assert float(np.sum(probs / rates)) == pytest.approx(3.19520e-4, rel=1e-4)
