@@ -366,7 +366,7 @@ class _Ttft:
     offset_s: np.ndarray  # (n, M)
     width_s: np.ndarray  # (n, M)
     weight: np.ndarray  # (n, M)
-    coef: np.ndarray  # (n, 3): H(x) = sum_k coef_k exp(-rates_k x), x >= 0
+    coef: np.ndarray  # (n, 3, M): H_m(x) = sum_k coef_km exp(-rates_k x), x >= 0, for the mixture's part m
     rates: np.ndarray  # (n, 3)
     lo_s: np.ndarray  # (n,) T >= this (own prefill at the lowest quantile asked: set by `quantiles`)
     xq: Callable[[float], np.ndarray]  # own prefill at a prompt-length quantile
@@ -443,19 +443,31 @@ class _Ttft:
         c, g = np.clip(slot_wait_frac, 0.0, 1.0), np.maximum(slot_rate_per_s, 1e-12)
         # the prompt wait W beyond its atom: a mixture of exponentials (`_prompt_wait_phases`), P(W > x) =
         # rho sum_j p_j e^(-b_j x)
-        rho = np.clip(prompt_wait_probs.sum(axis=1), 0.0, 1.0)
-        probs = prompt_wait_probs / np.maximum(rho, 1e-300)[:, None]
+        # the prompt wait W: a mixture of exponentials with one set of rates and two sets of phase probabilities
+        # (`_prompt_wait_phases`): an arrival in a decode-only step (or an idle engine) finds no prompt work queued,
+        # one in a step carrying a chunk may; P(W > x) = sum_j p_j e^(-b_j x), p_j by the part of R
+        probs_plain, probs_chunk = prompt_wait_probs
         betas = np.maximum(prompt_wait_rates, 1e-12)
         betas = np.where(np.abs(betas - g[:, None]) < 1e-4 * np.maximum(betas, g[:, None]), betas * (1.0 + 1e-4),
                          betas)
-        # P(S + W > x) = C (1 - rho) e^-gx
-        #                + sum_j p_j [(1 - C) rho e^-b_j x + C rho (b_j e^-gx - g e^-b_j x) / (b_j - g)]
-        coef_g = c * (1.0 - rho * probs.sum(axis=1)) + c * rho * np.sum(probs * betas / (betas - g[:, None]), axis=1)
-        coef_b = probs * ((1.0 - c) * rho)[:, None] - probs * (c * rho * g)[:, None] / (betas - g[:, None])
+        # P(S + W > x) = C (1 - sum_j p_j) e^-gx + sum_j p_j [(1 - C) e^-b_j x + C (b_j e^-gx - g e^-b_j x) / (b_j - g)]
+        coefs = []
+        for pw in (probs_plain, probs_chunk):
+            coef_g = c * (1.0 - pw.sum(axis=1)) + c * np.sum(pw * betas / (betas - g[:, None]), axis=1)
+            coef_b = pw * (1.0 - c)[:, None] - pw * (c * g)[:, None] / (betas - g[:, None])
+            coefs.append(np.concatenate([coef_g[:, None], coef_b], axis=1))  # (n, 1 + J)
+        in_chunk_part = np.zeros(res_w.shape[1], dtype=bool)
+        in_chunk_part[2:] = True  # the parts of R: idle, plain decode step, steps carrying a chunk
+        if varying:
+            in_chunk_part = np.repeat(in_chunk_part, offset.shape[1] // res_w.shape[1])
+        coef = np.where(in_chunk_part[None, None, :], coefs[1][:, :, None], coefs[0][:, :, None])  # (n, 1 + J, M)
+        w_mean = np.where(in_chunk_part[None, :], np.sum(probs_chunk / betas, axis=1)[:, None],
+                          np.sum(probs_plain / betas, axis=1)[:, None])
+        rho = np.clip(probs_chunk.sum(axis=1), 0.0, 1.0)
         return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
-                     np.concatenate([coef_g[:, None], coef_b], axis=1), np.concatenate([g[:, None], betas], axis=1),
+                     np.ascontiguousarray(coef), np.concatenate([g[:, None], betas], axis=1),
                      offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1),
-                     np.sum(weight * (offset + width / 2.0), axis=1) + c / g + rho * np.sum(probs / betas, axis=1), tau)
+                     np.sum(weight * (offset + width / 2.0 + w_mean), axis=1) + c / g, tau)
 
     def tail(self, t: np.ndarray) -> np.ndarray:
         """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
@@ -475,7 +487,7 @@ class _Ttft:
                 rk = self.rates[s:e, k, None, None]
                 # exponents floored at -300: exp() of far-negative arguments returns subnormals (slow), and a term
                 # below e^-300 is zero for a probability
-                part += (self.coef[s:e, k, None, None] * np.exp(np.maximum(-rk * (yp - m), -300.0))
+                part += (self.coef[s:e, k, None, :] * np.exp(np.maximum(-rk * (yp - m), -300.0))
                          * -np.expm1(np.maximum(-rk * m, -300.0)) / (rk * d))
             out[s:e] = np.einsum("rgm,rm->rg", part, self.weight[s:e])
         out = np.clip(out, 0.0, 1.0)
@@ -582,13 +594,21 @@ def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk
     m_c = rate * busy * t2 / np.maximum(2.0 * t1, 1e-300)
     c_frac = -np.expm1(-m_c)
     c_mean = c1 * inp * m_c
+    # queued prompt work exists only while a prompt is being served: Q > 0 only for an arrival that lands in a step
+    # carrying a chunk (probability busy x in_chunk, length-biased as in `_Ttft`), where it is q_frac / that
+    in_chunk = busy * f * chunk_step / np.maximum(f * chunk_step + (1.0 - f) * plain, 1e-300)
+    scale = 1.0 / np.maximum(np.maximum(in_chunk, q_frac), 1e-300)
+    q_probs = [q * scale for q in q_probs]
+    q_frac = q_frac * scale
     probs = [c_frac * (1.0 - q_frac)] + q_probs
     means = [c_mean / np.maximum(c_frac, 1e-300)] + [1.0 / b + c_mean for b in q_rates]
+    plain_probs = [c_frac] + [np.zeros_like(c_frac) for _ in q_probs]
     if varying:  # C and Q's fast phase as one exponential of their mean (both a few steps long): two phases, not three
         pm = probs[0] + probs[1]
         mm = (probs[0] * means[0] + probs[1] * means[1]) / np.maximum(pm, 1e-300)
-        probs, means = [pm, probs[2]], [mm, means[2]]
-    return np.stack(probs, axis=1), 1.0 / np.maximum(np.stack(means, axis=1), 1e-12)
+        probs, means, plain_probs = [pm, probs[2]], [mm, means[2]], [c_frac, plain_probs[2]]
+    return ((np.stack(plain_probs, axis=1), np.stack(probs, axis=1)),
+            1.0 / np.maximum(np.stack(means, axis=1), 1e-12))
 
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
