@@ -189,9 +189,10 @@ def test_predictions_never_beat_the_roofline(real_catalog):
 # data/efficiency.csv: each family's median absolute error at most what `validate` prints today plus a margin
 # (docs/performance.md section 4 has the figures). The targets are stricter; benchmarks/bench_accuracy.py
 # prints how far each family is from them.
-HOLDOUT_GUARDS = {"batch1_decode": 0.15, "prefill": 0.23, "serving_throughput": 0.15, "ttft": 0.58, "tpot": 0.21,
+HOLDOUT_GUARDS = {"batch1_decode": 0.15, "prefill": 0.23, "serving_throughput": 0.15, "ttft": 0.52, "tpot": 0.21,
                   "moe": 0.30}  # 2026-12 (closed-loop first wave, wave trains, served single streams; refit; NIM's
-# AIPerf loops as staggered clients): 12.6 / 20.6 / 12.7 / 55.5 / 19.1 / 27.8 %
+# AIPerf loops as staggered clients): 12.6 / 20.6 / 12.7 / 55.5 / 19.1 / 27.8 %; admission waits (SGLang recv
+# interval, TensorRT-LLM batch wait) and InferenceX's KV dtypes, same profiles: TTFT 47.9 %
 CURRENT_GUARDS = {"batch1_decode": 0.15, "serving_throughput": 0.21, "ttft": 0.59, "moe": 0.31}  # 12.3 / 18.6 /
 # 56.7 / 28.7 %
 
