@@ -452,3 +452,18 @@ def test_inferencex_admission_knobs_come_from_the_benchmark_scripts():
     held = [p for p in trt if p.batch_wait_iters]
     assert held and all(p.input_tokens == 922 and p.concurrency >= 64 and p.batch_wait_tokens == 6554 for p in held)
     assert all(not p.batch_wait_iters for p in trt if p.concurrency < 64 or p.input_tokens != 922)
+
+
+def test_admission_columns_read_and_may_be_absent(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(HEADER + ",recv_interval,batch_wait_iters,batch_wait_tokens\n" + GOOD + ",30,40,6554\n")
+    [p] = read_points(path)
+    assert (p.recv_interval, p.batch_wait_iters, p.batch_wait_tokens) == (30, 40, 6554)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + ",recv_interval\n" + GOOD + ",-3\n")
+    with pytest.raises(CatalogError, match="recv_interval"):
+        read_points(bad)
+    absent = tmp_path / "absent.csv"
+    absent.write_text(HEADER + "\n" + GOOD + "\n")
+    [q] = read_points(absent)
+    assert (q.recv_interval, q.batch_wait_iters, q.batch_wait_tokens) == (None, None, None)
