@@ -16,34 +16,36 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   decode's memory time, once a step) that lengthens the mean step beyond the even spread.
 - Saturation: the rate at which the batch reaches max_batch (the full batch's mean step, clustering
   included), or the prompt tokens fill the token budget, whichever comes first.
-- Prompt wait W (TTFT): prompts are served by the steps' spare token budget, c = budget - n
-  tokens a step of length step_s(n, c): an M/G/1 queue whose service time is a prompt's share
-  P x step_s(n, c) / c. P(W > 0) = rho; given that it waits, exponential with the Pollaczek-Khinchine
-  mean [2], or the balanced two-phase hyperexponential matching the Takacs second moment where
-  the wait's squared CV exceeds 1 (varying prompt lengths).
+- Prompt wait W (TTFT), beyond the residual of the running step: the prompt work queued ahead of it
+  plus co-batching (`_prompt_wait_phases`). Prompts are served by the steps' spare token budget,
+  c = budget - n tokens a step of length step_s(n, c): an M/G/1 queue whose service time is a
+  prompt's share P x step_s(n, c) / c (P(wait) = rho, Pollaczek-Khinchine mean [2], Takacs second
+  moment; exponential or balanced two-phase hyperexponential). The queued work is that wait less
+  the in-service prompt's mean residual service (the running step's residual is counted once, in
+  R), met only by an arrival that lands in a step carrying a chunk (no prompt in service, no queue);
+  the prompts arriving during its residual join its step and lengthen it by their tokens' marginal
+  time (Poisson count).
 - Slot wait S (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
   c = max_batch; then every step carries the full batch plus the prompts admitted at the completion
   rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait)
   from Erlang C (log space, stable for c in the thousands); the wait beyond it exponential with
-  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] with cs = 0 (the
-  simulation's slot wait does not grow with the output-length spread; docs/queueing.md).
+  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] with cs = 0 (with
+  lognormal outputs the simulated wait decays slower, an effective factor 0.53-0.70, between M/D/c's
+  0.5 and the two-moment M/G/c factor 1, which overshoots: docs/queueing.md).
 - TTFT = S + W + R + X: R the residual of the running step (the engine admits at step boundaries;
   length-biased over plain and chunk-carrying steps), X the prompt's own prefill steps (the step
   that finishes the prompt emits the first token). Its quantiles are those of the sum (`_Ttft`: a
   closed-form tail over a mixture of uniforms), not the sum of the parts' quantiles.
 - TPOT at quantile q: the decode step time with the running batch at its quantile (the batch of
   an M/G/inf system is Poisson with mean n [4]; normal approximation, capped at max_batch), plus
-  prefill interference: the prompts served during the request's decode each lengthen their steps by
-  their chunks' extra time E, spread over the O tokens. Their count K_q: the prompts queued behind the
-  request when its prompt finishes (those that arrived during its prompt wait W: Poisson(rate W), so
-  mean rate E[W] and variance rate E[W] + rate^2 Var[W]; they are what makes budget-bound long
-  prompts' TPOT heavy: a request that waited for the budget is followed by a backlog) plus those
-  arriving during its lifetime, Poisson at rate x (O plain steps + K_q E) (the lifetime they
-  lengthen; a few fixed-point passes; exact quantile below a mean of 30), dispersion raised by
-  1 / sqrt(1 - rho_prompt) for clustering. With varying prompt lengths their extra time is a sum of
-  K_q lognormals, taken as one lognormal of the same mean and variance (Fenton-Wilkinson [5]). With
-  fixed lengths a full batch admits one P-token prompt per completion, so no decode sees more prompt
-  work a step than the full batch's: its mean step caps TPOT.
+  the prompt work its O decode steps carry, over O: busy periods of the prompt server (M/G/1, a
+  prompt's service its chunks' extra step time E: mean E / (1 - a), second moment E[E^2] / (1 - a)^3,
+  a = rate E [2]) started by the backlog queued behind the request when its prompt finishes (the
+  arrivals during its wait and its own prefill) and by the arrivals during its O plain steps; mixed
+  over the output length (a short request meets its backlog whole), its quantile from one lognormal
+  of the same mean and variance (Fenton-Wilkinson [5]). No step lasts longer than one carrying the
+  whole budget; with fixed lengths a full batch admits one P-token prompt per completion, so no
+  decode sees more prompt work a step than the full batch's: its mean step caps TPOT.
 
 `planner.perf.simulation` simulates exactly this process step by step; tests/perf/test_queueing.py
 compares the two and docs/queueing.md tabulates the errors.
