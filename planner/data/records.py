@@ -266,6 +266,10 @@ class EfficiencyProfile:
     mfu_int8_scale: Annotated[Positive | None, MAY_BE_ABSENT] = None
     request_overhead_ms: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # per served request before its first
     # token, outside the GPU steps (API server, tokenisation); None: 0
+    comm_large_bw_frac: Annotated[Frac | None, MAY_BE_ABSENT] = None  # achieved / peak interconnect bandwidth of a
+    # large collective (sourced: data/collectives.csv; None: 1)
+    comm_half_us: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # per-call line-rate transfer time where a
+    # byte's cost is halfway between comm_bw_frac's and comm_large_bw_frac's (None: every message at comm_bw_frac)
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,11 @@ from planner.fit.validation import (
 )
 from planner.perf.evaluator import GEMM_FORMATS, SCALE_FIELD, gemm_format_of, mfu_scale
 from planner.perf.performance import Efficiency
+from planner.perf.step_work import COMM_LARGE_MESSAGE_BW_FRAC
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
-          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us", "request_overhead_ms")
+          "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us", "request_overhead_ms",
+          "comm_half_us")
 N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
@@ -82,6 +84,7 @@ HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 CLASS_GPU_MATCH = {"nvidia-datacenter": ("*",), "nvidia-consumer": ("consumer", "workstation"), "amd": ("amd",),
                    "apple": ("apple",)}
 REFERENCE_ENGINE = "trtllm"
+NO_LARGE_MESSAGE_US = 1e9  # comm_half_us of a profile written before the large-message regime: every message small
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,10 @@ class FitSettings:
     the fitted values replace it wherever the data constrain them.
     """
 
-    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0)  # PARAMS order, natural units
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0, 30.0)  # PARAMS order,
+    # natural units. comm_half_us 30: the line-rate time of the message at which engines hand an all-reduce from
+    # their custom NVLink kernels to NCCL (vLLM's custom all-reduce takes messages up to 8 MiB: 19-33 us of ring
+    # bytes at 450 GB/s on TP 2-8; docs/performance.md, "Collectives")
     prior_sd: float = 1.5  # base: weak
     offset_sd: float = 1.5  # engine and class offsets of the fractions: shrink towards the reference
     time_offset_sd: float = 3.0  # engine and class offsets of the fixed costs (log scale): software stacks differ
@@ -107,6 +113,10 @@ class FitSettings:
     format_sd: float = 3.0  # prior sd of each engine's MFU scale per GEMM format (fp8, fp4, int8 vs 16-bit float;
     # log scale, centred on 1; 0: no format factor): loose, the data set them (llama.cpp MMQ int8 at a third of its
     # 16-bit MFU); 0.7 and 1.5 scored worse held out and leave-one-source-out (docs/performance.md section 4)
+    comm_half_prior_sd: float = 1.0  # prior sd of comm_half_us's base (log scale): the data move it
+    comm_half_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one value for every engine
+    # and class (era and interaction offsets keep their own priors); free offsets sent vLLM's and SGLang's to
+    # 0.4-1.1 ms and scored worse held out (docs/performance.md, "Collectives")
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
@@ -222,13 +232,17 @@ def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSett
         theta = base + pair[eng_idx, cls_idx] + older * era
         pred = _predict_rows(stack, _scaled(_from_link(theta), _row_scales(x, engines, eng_idx, fmt_idx)))
         data = row_sd * _robust(np.log(pred / measured), settings.loss_scale)
-        priors = np.concatenate([(base - prior) / settings.prior_sd, x[k:] / offset_sd])
+        priors = np.concatenate([(base - prior) / base_sd, x[k:] / offset_sd])
         return np.concatenate([data, priors])
 
     n_free_e = sum(e != REFERENCE_ENGINE for e in engines)
+    base_sd = np.full(k, settings.prior_sd)
+    base_sd[PARAMS.index("comm_half_us")] = settings.comm_half_prior_sd
     per_param = np.where(np.arange(k) < N_FRACS, settings.offset_sd, settings.time_offset_sd)
     per_class = per_param.copy()
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
+    half = PARAMS.index("comm_half_us")
+    per_param[half] = per_class[half] = settings.comm_half_offset_sd
     era_sd = np.full(k, max(settings.era_offset_sd, 1e-6))  # ~0: the era factor switched off
     inter_sd = np.tile(np.full(k, max(settings.interaction_sd, 1e-6)), n_free_e * (len(HW_CLASSES) - 1))
     fmt_sd = np.full(len(engines) * len(GEMM_FORMATS), max(settings.format_sd, 1e-6))  # ~0: no format factor
@@ -443,7 +457,8 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
                 accessed: dt.date | None = None, format_scales: Iterable[float] | None = None) -> EfficiencyProfile:
     """An EfficiencyProfile from fitted factors (rounded to what the data supports); `format_scales`: the MFU scale
     per GEMM_FORMATS entry (None: 1 for each)."""
-    mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us, request_ms = factors
+    (mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us, request_ms,
+     half_us) = factors
     lo, hi = range_factors
     scales = {SCALE_FIELD[f]: round(float(v), 3) for f, v in zip(GEMM_FORMATS, format_scales or (), strict=False)}
     return EfficiencyProfile(
@@ -456,7 +471,8 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         comm_bw_frac=round(comm_bw, 3), moe_expert_overhead_us=round(expert_us, 3),
         overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
         holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3),
-        request_overhead_ms=round(request_ms, 2), **scales)
+        request_overhead_ms=round(request_ms, 2), comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC,
+        comm_half_us=round(half_us, 3), **scales)
 
 
 MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
@@ -545,7 +561,8 @@ def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
     return (profile.mbu_frac, moe, profile.mfu_decode_frac, profile.mfu_prefill_frac, comm_bw,
             profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
             profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0,
-            profile.request_overhead_ms or 0.0)
+            profile.request_overhead_ms or 0.0, NO_LARGE_MESSAGE_US if profile.comm_half_us is None
+            else profile.comm_half_us)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -635,7 +652,8 @@ def user_range(base: EfficiencyProfile, ratios: list[float]) -> tuple[float, flo
 
 
 def _efficiency(natural: np.ndarray) -> Efficiency:
-    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 11)."""
+    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 12); the
+    large-message bandwidth is the sourced one (`step_work.COMM_LARGE_MESSAGE_BW_FRAC`), not fitted."""
     v = {name: np.asarray(natural, dtype=float)[..., i] for i, name in enumerate(PARAMS)}
     return Efficiency(mbu_frac=v["mbu_frac"], mfu_decode_frac=v["mfu_decode_frac"],
                       mfu_prefill_frac=v["mfu_prefill_frac"], step_overhead_s=v["step_overhead_ms"] / units.MS_PER_S,
@@ -643,7 +661,8 @@ def _efficiency(natural: np.ndarray) -> Efficiency:
                       comm_bw_frac=v["comm_bw_frac"], expert_overhead_s=v["moe_expert_overhead_us"] / units.MILLION,
                       overhead_overlap_frac=v["overhead_overlap_frac"],
                       layer_overhead_s=v["layer_overhead_us"] / units.MILLION,
-                      request_overhead_s=v["request_overhead_ms"] / units.MS_PER_S)
+                      request_overhead_s=v["request_overhead_ms"] / units.MS_PER_S,
+                      comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC, comm_half_s=v["comm_half_us"] / units.MILLION)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

@@ -429,7 +429,9 @@ def efficiency_of(prof: EfficiencyProfile, gemm: str = "16bit") -> Efficiency:
                       expert_overhead_s=(prof.moe_expert_overhead_us or 0.0) / units.MILLION,
                       overhead_overlap_frac=prof.overhead_overlap_frac or 0.0,
                       layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION,
-                      request_overhead_s=(prof.request_overhead_ms or 0.0) / units.MS_PER_S)
+                      request_overhead_s=(prof.request_overhead_ms or 0.0) / units.MS_PER_S,
+                      comm_large_bw_frac=1.0 if prof.comm_large_bw_frac is None else prof.comm_large_bw_frac,
+                      comm_half_s=math.inf if prof.comm_half_us is None else prof.comm_half_us / units.MILLION)
 
 
 @dataclass(frozen=True)

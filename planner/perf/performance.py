@@ -66,7 +66,8 @@ from planner.perf.step_work import (
 
 EFFICIENCY_FIELDS = ("mbu_frac", "expert_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac",
                      "step_overhead_s", "comm_latency_s", "expert_overhead_s", "overhead_overlap_frac",
-                     "layer_overhead_s", "request_overhead_s")  # the column order of Efficiency.to_array / from_array
+                     "layer_overhead_s", "request_overhead_s", "comm_large_bw_frac",
+                     "comm_half_s")  # the column order of Efficiency.to_array / from_array
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,21 @@ class Efficiency:
     step_overhead_s: Any  # per forward step: scheduling, kernel launches, sampling
     comm_latency_s: Any  # per collective call (all-reduce / all-to-all)
     moe_mbu_frac: Any = None  # achieved / peak bandwidth streaming routed experts (None: mbu_frac)
-    comm_bw_frac: Any = 1.0  # achieved / peak interconnect bandwidth in collectives
+    comm_bw_frac: Any = 1.0  # achieved / peak interconnect bandwidth of a small (latency-regime) collective
     expert_overhead_s: Any = 0.0  # per MoE layer and routed slot (top-k) per step (fused grouped-GEMM fixed cost)
     overhead_overlap_frac: Any = 0.0  # share of a step's GPU time that hides the step overhead (0: serial)
     layer_overhead_s: Any = 0.0  # GPU time per layer per step beyond the roofline (small kernels' minimum time)
     request_overhead_s: Any = 0.0  # per served request, before its first token, outside the engine's GPU steps (the
     # API server: HTTP, chat template, tokenisation, hand-off to the engine core, the first token's detokenisation)
+    comm_large_bw_frac: Any = 1.0  # achieved / peak interconnect bandwidth of a large collective (sourced, not fitted:
+    # step_work.COMM_LARGE_MESSAGE_BW_FRAC)
+    comm_half_s: Any = np.inf  # per-call transfer time at line rate where the bytes' cost is halfway between the
+    # small- and the large-message rates (collective_transfer_s); inf: every message at comm_bw_frac
 
     def __post_init__(self) -> None:
         fracs = dict(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
                      mfu_prefill_frac=self.mfu_prefill_frac, comm_bw_frac=self.comm_bw_frac,
-                     moe_mbu_frac=self.expert_mbu_frac)
+                     moe_mbu_frac=self.expert_mbu_frac, comm_large_bw_frac=self.comm_large_bw_frac)
         for name, value in fracs.items():
             v = np.asarray(value, dtype=float)
             if not np.all(np.isfinite(v) & (v > 0) & (v <= 1)):
@@ -108,6 +113,9 @@ class Efficiency:
             v = np.asarray(getattr(self, name), dtype=float)
             if not np.all(np.isfinite(v) & (v >= 0)):
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
+        v = np.asarray(self.comm_half_s, dtype=float)
+        if not np.all(~np.isnan(v) & (v >= 0)):  # inf is allowed: no large-message regime
+            raise InvalidInputError(f"comm_half_s must be >= 0 (inf allowed), got {self.comm_half_s!r}")
 
     @property
     def expert_mbu_frac(self) -> Any:
@@ -164,7 +172,7 @@ class StepTerms:
         step  = max(dense weight bytes / mbu + expert weight bytes / expert mbu,
                     GEMM FLOPs of decode tokens / mfu_d + of prompt tokens / mfu_p)
               + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
-              + transfer / comm_bw + collectives x latency
+              + collective_transfer_s(transfer) + collectives x latency
               + expert calls x expert overhead + layers x layer overhead
         gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
         cycle = gpu + step overhead x exp(-overlap x gpu / step overhead)   (see exposed_overhead_s)
@@ -213,7 +221,7 @@ class StepTerms:
         the exposed step overhead plus the per-expert and per-layer costs."""
         mbu, expert_mbu, mfu_decode, mfu_prefill = (eff.mbu_frac, eff.expert_mbu_frac, eff.mfu_decode_frac,
                                                     eff.mfu_prefill_frac)
-        comm_bw, comm_latency_s = eff.comm_bw_frac, eff.comm_latency_s
+        comm_latency_s = eff.comm_latency_s
         f = self.chunk_frac
         attn_mem = self.memory_kv_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
@@ -224,7 +232,8 @@ class StepTerms:
         attn_flop_c = attn_flop + self.attn_prefill_s / mfu_prefill
         plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop)
         chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
-        comm = self.pp * ((1 - f) * self.transfer_s + f * self.transfer_chunk_s) / comm_bw \
+        comm = self.pp * ((1 - f) * collective_transfer_s(self.transfer_s, self.collectives, eff)
+                          + f * collective_transfer_s(self.transfer_chunk_s, self.collectives, eff)) \
             + self.pp * self.collectives * comm_latency_s
         experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * eff.expert_overhead_s
                              + self.layers * eff.layer_overhead_s)
@@ -246,7 +255,7 @@ class PrefillTerms:
     steps because the engine processes at most its token budget per step (chunked prefill):
 
         gpu = max(GEMM FLOPs / mfu_p, steps x weight bytes / mbu) + attention FLOPs / mfu_p
-              + transfer / comm_bw + steps x (collectives x latency + expert calls x expert overhead
+              + collective_transfer_s(transfer) + steps x (collectives x latency + expert calls x expert overhead
                                                + layers x layer overhead)
         total = gpu + steps x exposed_overhead_s(step overhead, gpu / steps, overlap)
     """
@@ -264,8 +273,34 @@ class PrefillTerms:
         per_step = (self.collectives * eff.comm_latency_s + self.expert_calls * eff.expert_overhead_s
                     + self.layers * eff.layer_overhead_s)
         gpu = (np.maximum(self.compute_s / eff.mfu_prefill_frac, self.steps * self.memory_s / eff.mbu_frac)
-               + self.attn_s / eff.mfu_prefill_frac + self.transfer_s / eff.comm_bw_frac + self.steps * per_step)
+               + self.attn_s / eff.mfu_prefill_frac
+               + collective_transfer_s(self.transfer_s, self.steps * self.collectives, eff) + self.steps * per_step)
         return gpu + self.steps * exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
+
+
+def collective_transfer_s(transfer_s: Any, calls: Any, eff: Efficiency) -> Any:
+    """Seconds `calls` collectives spend moving bytes that take `transfer_s` at line rate, their achieved share of
+    the link growing with the message size (see docs/performance.md, "Collectives").
+
+    With x = transfer_s / calls the line-rate time of one call and h = `eff.comm_half_s`, a byte costs
+
+        1 / eta(x) = 1 / eta_large + (1 / eta_small - 1 / eta_large) x h / (x + h)
+
+    of its line-rate time: 1 / eta_small (`comm_bw_frac`, fitted) for a message well below h, where the custom
+    all-reduce's one-shot kernel reads every peer's whole buffer and NCCL runs its low-latency protocols, and
+    1 / eta_large (`comm_large_bw_frac`, the sourced large-message bus bandwidth [3] over the link) well above
+    it, with a fixed extra cost (1 / eta_small - 1 / eta_large) h per call in between (the pipeline fill of a
+    ring or a two-shot kernel). h = inf: every byte at eta_small (the alpha-beta model with one bandwidth).
+    """
+    t = np.asarray(transfer_s, dtype=float)
+    n = np.asarray(calls, dtype=float)
+    h = np.asarray(eff.comm_half_s, dtype=float)
+    x = t / np.maximum(n, 1e-12)
+    denom = x + h
+    shape = np.broadcast_shapes(np.shape(h), np.shape(x))
+    small = np.divide(h, denom, out=np.ones(shape), where=np.isfinite(h) & (denom > 0))  # share at eta_small
+    inv_large = 1.0 / np.asarray(eff.comm_large_bw_frac, dtype=float)
+    return t * (inv_large + (1.0 / np.asarray(eff.comm_bw_frac, dtype=float) - inv_large) * small)
 
 
 def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:

@@ -15,6 +15,10 @@ broadcasting over numpy arrays; `performance` turns them into roofline times.
 [5] Attention data parallelism with expert parallelism for MoE serving: SGLang `--enable-dp-attention`
     (docs.sglang.ai server arguments), vLLM `--data-parallel-size N --enable-expert-parallel`
     (docs.vllm.ai serving/data_parallel_deployment), TensorRT-LLM `enable_attention_dp` (LLM API options).
+[6] Large-message NCCL bandwidth on NVLink: S. Jeaugey (NCCL), github.com/NVIDIA/nccl-tests/issues/212
+    (2024-05-06): 450 GB/s line rate, ~20 % protocol overhead, ~370 GB/s bus bandwidth for non-all-reduce
+    collectives and ring all-reduce on H100; github.com/NVIDIA/nccl/issues/1455 (2024-09-19): ring all-reduce
+    365-370 GB/s on 2-8 H100 SXM. Both in data/collectives.csv with the other sourced measurements.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from planner.model.quantization import WeightFormat
 ACTIVATION_BYTES = 2  # bf16 activations on the wire for all-reduce and all-to-all
 ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention, one after the MLP [1]
 ALLTOALLS_PER_MOE_LAYER = 2  # expert parallelism: dispatch and combine
+COMM_LARGE_MESSAGE_BW_FRAC = 0.82  # achieved / line-rate bandwidth of a large NVLink collective (ring all-reduce,
+# all-to-all, send/receive): 370 / 450 GB/s on H100 [6]; the median of the rows of data/collectives.csv marked
+# used (tests/perf/test_step_work_collectives.py checks it). NVLink-SHARP all-reduce (480 GB/s bus bandwidth at 8
+# GPUs) and B200's 830 of 900 are listed there too; one value serves every GPU class (docs/performance.md,
+# "Collectives")
 
 
 def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
@@ -109,14 +118,18 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
                 expert_parallel: bool, attn_dp: bool = False) -> tuple[Any, Any]:
     """(transfer seconds at full link speed, collective calls) of one stage's collectives in a step.
 
-    Each collective costs latency + bytes / bandwidth (the alpha-beta model [2]): an all-reduce
-    moves 2 (tp-1)/tp of the activations per GPU, an all-to-all (tp-1)/tp of each token's top-k
-    expert inputs; the latency is paid once per call (`comm_latency` per collective). Current
-    engines run decode-sized all-reduces as one-shot / two-shot kernels over NVLink peer memory
-    (vLLM, SGLang and TensorRT-LLM custom all-reduce [4]) whose fixed cost is nearly flat in the
-    group size (3.7-5.9 us at TP 2-8 on H100), not NCCL's ring, whose 2 (tp-1) steps each pay a
-    latency: charging per ring step made a TP8 step of DeepSeek-R1 on B200 pay 10 ms of latency,
-    more than its measured 8.7 ms TPOT. Both vanish at tp = 1.
+    Each collective costs latency + bytes / achieved bandwidth (the alpha-beta model [2]; the achieved share of
+    the link grows with the message size, `performance.collective_transfer_s`). The bytes a GPU puts on its
+    link: a ring (or two-shot) all-reduce 2 (tp-1)/tp of the activations, an all-to-all (tp-1)/tp of each
+    token's top-k expert inputs, a pipeline send the whole activations of the micro-batch to the next stage
+    ((pp-1)/pp of a send per stage step: the last stage sends none). The latency is paid once per call
+    (`comm_latency` per collective). Current engines run decode-sized all-reduces as one-shot / two-shot
+    kernels over NVLink peer memory (vLLM, SGLang and TensorRT-LLM custom all-reduce [4]) whose fixed cost is
+    nearly flat in the group size (3.7-5.9 us at TP 2-8 on H100), not NCCL's ring, whose 2 (tp-1) steps each
+    pay a latency: charging per ring step made a TP8 step of DeepSeek-R1 on B200 pay 10 ms of latency, more
+    than its measured 8.7 ms TPOT. A one-shot all-reduce reads all tp-1 peers' whole buffers, (tp-1) x the
+    activations, 4x the ring bytes counted here at TP8: that, and the latency-bound protocols, is why a
+    small message reaches a small share of the link (`Efficiency.comm_bw_frac`). All vanish at tp = pp = 1.
 
     `attn_dp` (attention data-parallel over the tp group, `evaluator.Layout.attn_dp`; experts expert-parallel):
     every GPU runs attention and the dense parts for its own 1/tp of the `tokens` with whole weights, so
@@ -124,7 +137,8 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
     GPUs and combines them back: (tp-1)/tp of tokens/tp x top-k activations per GPU per all-to-all [5].
     """
     tp = np.asarray(tp, dtype=float)
-    layers_per_stage = arch.n_layers / np.asarray(pp, dtype=float)
+    pp = np.asarray(pp, dtype=float)
+    layers_per_stage = arch.n_layers / pp
     link_bytes_per_s = np.asarray(link_gb_s, dtype=float) * units.GB
     multi = tp > 1
     reduce = multi & (not attn_dp)
@@ -132,13 +146,19 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
     transfer = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
     calls = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
     if (expert_parallel or attn_dp) and arch.moe_groups:
-        moe_layers = sum(g.n_layers for g in arch.moe_groups) / np.asarray(pp, dtype=float)
+        moe_layers = sum(g.n_layers for g in arch.moe_groups) / pp
         top_k = max(g.top_k for g in arch.moe_groups)
         sent = tokens / tp if attn_dp else tokens  # a GPU sends its own share of the tokens under attention DP
         a2a_bytes = (tp - 1) / tp * sent * top_k * arch.hidden_size * ACTIVATION_BYTES
         transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
                                        0.0)
         calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)
+    # pipeline send: the stage's output activations to the next stage (under tensor parallelism each GPU sends its
+    # copy to its peer; under attention DP its own 1/tp of the tokens)
+    sends = (pp - 1) / pp
+    send_bytes = (tokens / tp if attn_dp else tokens) * arch.hidden_size * ACTIVATION_BYTES
+    transfer = transfer + sends * send_bytes / link_bytes_per_s
+    calls = calls + sends
     return transfer, calls
 
 
