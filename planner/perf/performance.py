@@ -292,15 +292,11 @@ def collective_transfer_s(transfer_s: Any, calls: Any, eff: Efficiency) -> Any:
     it, with a fixed extra cost (1 / eta_small - 1 / eta_large) h per call in between (the pipeline fill of a
     ring or a two-shot kernel). h = inf: every byte at eta_small (the alpha-beta model with one bandwidth).
     """
-    t = np.asarray(transfer_s, dtype=float)
-    n = np.asarray(calls, dtype=float)
-    h = np.asarray(eff.comm_half_s, dtype=float)
-    x = t / np.maximum(n, 1e-12)
-    denom = x + h
-    shape = np.broadcast_shapes(np.shape(h), np.shape(x))
-    small = np.divide(h, denom, out=np.ones(shape), where=np.isfinite(h) & (denom > 0))  # share at eta_small
-    inv_large = 1.0 / np.asarray(eff.comm_large_bw_frac, dtype=float)
-    return t * (inv_large + (1.0 / np.asarray(eff.comm_bw_frac, dtype=float) - inv_large) * small)
+    x = transfer_s / np.maximum(calls, 1e-12)
+    # h / (x + h) written so that h = inf gives 1 and h = 0 gives 0 (x > 0) without a warning; x = 0 means no bytes
+    small = 1.0 / (1.0 + x / (eff.comm_half_s + 1e-300))
+    inv_large = 1.0 / eff.comm_large_bw_frac
+    return transfer_s * (inv_large + (1.0 / eff.comm_bw_frac - inv_large) * small)
 
 
 def exposed_overhead_s(overhead_s: Any, gpu_s: Any, overlap_frac: Any) -> Any:

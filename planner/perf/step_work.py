@@ -155,10 +155,11 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
         calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)
     # pipeline send: the stage's output activations to the next stage (under tensor parallelism each GPU sends its
     # copy to its peer; under attention DP its own 1/tp of the tokens)
-    sends = (pp - 1) / pp
-    send_bytes = (tokens / tp if attn_dp else tokens) * arch.hidden_size * ACTIVATION_BYTES
-    transfer = transfer + sends * send_bytes / link_bytes_per_s
-    calls = calls + sends
+    if np.any(pp > 1):
+        sends = (pp - 1) / pp
+        send_bytes = (tokens / tp if attn_dp else tokens) * arch.hidden_size * ACTIVATION_BYTES
+        transfer = transfer + sends * send_bytes / link_bytes_per_s
+        calls = calls + sends
     return transfer, calls
 
 

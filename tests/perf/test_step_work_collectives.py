@@ -5,6 +5,8 @@ link as the message grows (performance.collective_transfer_s) and the sourced la
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
 import statistics
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from conftest import TINY_DENSE, TINY_MOE
 
 from planner.errors import InvalidInputError
 from planner.model.architecture import architecture_from_config
+from planner.perf.evaluator import efficiency_of
 from planner.perf.performance import Efficiency, collective_transfer_s
 from planner.perf.step_work import COMM_LARGE_MESSAGE_BW_FRAC, comm_terms
 
@@ -26,7 +29,8 @@ def _eff(**kw) -> Efficiency:
 
 
 def test_large_message_share_is_the_median_of_the_used_sourced_rows():
-    rows = list(csv.DictReader(DATA.open(encoding="utf-8")))
+    with DATA.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     assert rows and all(r["source_url"].startswith("https://") and r["source_accessed"] for r in rows)
     for r in rows:  # the share is the row's bus bandwidth over its link, as written
         assert float(r["large_message_bw_frac"]) == pytest.approx(
@@ -96,3 +100,24 @@ def test_all_to_all_bytes_by_hand():
     # attention DP: no all-reduce; each GPU dispatches its own 10/4 tokens: 3/4 x 2.5 x 2 x 1024 x 2 = 7,680 B
     t, calls = comm_terms(arch, 10.0, tp=4, pp=1, link_gb_s=100.0, expert_parallel=True, attn_dp=True)
     assert calls == 4 and t == pytest.approx(4 * 7_680 / 100e9)
+
+
+def test_profile_columns_reach_the_efficiency(real_catalog):
+    prof = real_catalog.efficiency_for("vllm", real_catalog.gpu("H100-SXM"))
+    eff = efficiency_of(prof)
+    assert eff.comm_large_bw_frac == prof.comm_large_bw_frac == COMM_LARGE_MESSAGE_BW_FRAC
+    assert eff.comm_half_s == pytest.approx(prof.comm_half_us / 1e6)
+    # a profile written before these columns: every message at comm_bw_frac, as the former model charged it
+    old = efficiency_of(dataclasses.replace(prof, comm_large_bw_frac=None, comm_half_us=None))
+    assert old.comm_half_s == math.inf and old.comm_large_bw_frac == 1.0
+    assert collective_transfer_s(1e-3, 1.0, old) == pytest.approx(1e-3 / prof.comm_bw_frac)
+
+
+def test_prefill_all_reduce_is_charged_near_the_large_message_rate(real_catalog):
+    """Llama-3.3-70B-sized TP8 all-reduce of an 8,192-token prefill: 2 x 7/8 x 8192 x 8192 x 2 B = 234.9 MB per GPU,
+    522 us at 450 GB/s. With the committed vLLM profile it costs well under the one-bandwidth charge at
+    comm_bw_frac, and above the large-message rate."""
+    eff = efficiency_of(real_catalog.efficiency_for("vllm", real_catalog.gpu("H100-SXM")))
+    x = 2 * 7 / 8 * 8192 * 8192 * 2 / 450e9
+    t = float(collective_transfer_s(x, 1.0, eff))
+    assert x / COMM_LARGE_MESSAGE_BW_FRAC < t < 0.5 * x / eff.comm_bw_frac
