@@ -359,8 +359,9 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     dense_gpus = dense_split(tp_f, attn_dp) * pp_f  # GPUs the dense weights are split over
     experts_ep = expert_parallel or attn_dp
     link = dict(tp=tp_f, pp=pp_f, link_gb_s=interconnect_bandwidth_gb_s, expert_parallel=experts_ep, attn_dp=attn_dp)
-    transfer, calls = comm_terms(arch, tokens * load, **link)
-    transfer_chunk, _ = comm_terms(arch, tokens * load + micro_chunk, **link)
+    per_token, calls = comm_terms(arch, 1.0, **link)  # a collective's bytes are linear in the tokens it carries
+    transfer = tokens * load * per_token
+    transfer_chunk = (tokens * load + micro_chunk) * per_token
     gemm = gemm_flops_per_token(arch, fmt)
     dense_gemm = dense_gemm_flops_per_token(arch, fmt)
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
