@@ -78,7 +78,7 @@ def _source_label(url: str) -> str:
 def _roofline(catalog):
     """Every profile at 100 % of peak with no fixed costs: the analytical tools' assumption."""
     perfect = [dataclasses.replace(p, mbu_frac=1.0, moe_mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0,
-                                   comm_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
+                                   comm_bw_frac=1.0, comm_large_bw_frac=1.0, step_overhead_ms=0.0, comm_latency_us=0.0,
                                    moe_expert_overhead_us=0.0, layer_overhead_us=0.0, request_overhead_ms=0.0,
                                    mfu_fp8_scale=None, mfu_fp4_scale=None, mfu_int8_scale=None)
                for p in catalog.efficiency]
