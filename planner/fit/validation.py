@@ -241,9 +241,9 @@ def _row_terms(kind: int, running: float, offered: float, point: MeasuredPoint, 
 def _admission_knobs(point: MeasuredPoint) -> np.ndarray:
     """(1, 3): the row's recv interval, batch-wait iterations and batch-wait tokens (0 where not set). Only a
     closed loop at concurrency > 1 has a batch running when its later requests arrive."""
-    running = point.scenario == "serving" and (point.concurrency or 0) > 1
-    knobs = [point.recv_interval, point.batch_wait_iters, point.batch_wait_tokens] if running else []
-    return np.array([[float(k or 0) for k in knobs] or [0.0, 0.0, 0.0]])
+    if point.scenario != "serving" or (point.concurrency or 0) <= 1:
+        return np.zeros((1, 3))
+    return np.array([[float(k or 0) for k in (point.recv_interval, point.batch_wait_iters, point.batch_wait_tokens)]])
 
 
 def _served_row(point: MeasuredPoint) -> bool:

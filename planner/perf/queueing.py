@@ -443,8 +443,6 @@ class _Ttft:
             offset = np.broadcast_to(own(np.array([0.5])), (n, res_len.shape[1]))
             width, weight = res_len, res_w
         c, g = np.clip(slot_wait_frac, 0.0, 1.0), np.maximum(slot_rate_per_s, 1e-12)
-        # the prompt wait W beyond its atom: a mixture of exponentials (`_prompt_wait_phases`), P(W > x) =
-        # rho sum_j p_j e^(-b_j x)
         # the prompt wait W: a mixture of exponentials with one set of rates and two sets of phase probabilities
         # (`_prompt_wait_phases`): an arrival in a decode-only step (or an idle engine) finds no prompt work queued,
         # one in a step carrying a chunk may; P(W > x) = sum_j p_j e^(-b_j x), p_j by the part of R
