@@ -3,6 +3,12 @@
     python benchmarks/bench_vs_aiconfigurator.py                  # default: up to 250 rows, 60 s per call
     python benchmarks/bench_vs_aiconfigurator.py --max-rows 40 --timeout-s 30
     python benchmarks/bench_vs_aiconfigurator.py --json out.json   # per-row predictions as well
+    python benchmarks/bench_vs_aiconfigurator.py --data data/measured/mlperf_v6.csv   # the MLPerf v6 systems
+
+With --data the rows are that file's held-out rows (all of mlperf_v6.csv, which no fit reads). A multi-GPU row
+that states no layout (MLPerf system results) is sent with the layout the planner's validation predicts it
+with (`validation._layout_of`: eight TP1 instances where one GPU holds the model), so both models run the same
+instances; rows under attention data parallelism (DeepSeek-R1) are left out, as are open-loop Server rows.
 
 aiconfigurator (https://pypi.org/project/aiconfigurator/) is installed into its own virtual environment,
 .bench_venv/aiconfigurator (git-ignored), on first use; it is never a dependency of the planner or of CI.
@@ -67,7 +73,16 @@ from benchmarks.bench_accuracy import _source_label as source_label  # noqa: E40
 from planner.data.catalog import DATA_DIR, load_catalog  # noqa: E402
 from planner.errors import PlannerError  # noqa: E402
 from planner.fit.measured import per_instance  # noqa: E402
-from planner.fit.validation import FAMILIES, families_of, predict_rows, read_measured  # noqa: E402
+from planner.fit.validation import (  # noqa: E402
+    FAMILIES,
+    MEASURED_DIR,
+    _layout_of,
+    _request,
+    families_of,
+    predict_rows,
+    read_measured,  # noqa: E402
+)
+from planner.perf.estimate import prepare  # noqa: E402
 
 VENV = ROOT / ".bench_venv" / "aiconfigurator"
 PACKAGE = "aiconfigurator"
@@ -211,8 +226,20 @@ class CallPlan:
     dp: int
 
 
+def with_planner_layout(point, catalog):
+    """A multi-GPU row that states no layout (MLPerf system results) with the layout the planner's validation
+    predicts it with (`validation._layout_of`: `estimate --num-gpus N`'s pick), so both models run the same
+    instances; any other row as it is."""
+    found, layout = _layout_of(catalog, point, MEASURED_DIR / "model_configs", None)
+    if layout is None:
+        return found
+    return dataclasses.replace(found, tp=layout.tp, ep=layout.tp if layout.ep else None,
+                               attn_dp=layout.attn_dp or None)
+
+
 def requests_for(point, catalog) -> CallPlan | str:
     """The aiconfigurator calls one measured row needs and how to read the value, or why it cannot."""
+    point = with_planner_layout(point, catalog)
     if point.engine not in BACKENDS:
         return f"engine {point.engine} not in aiconfigurator"
     system = SYSTEMS.get(point.gpu)
@@ -222,15 +249,20 @@ def requests_for(point, catalog) -> CallPlan | str:
         return "attention data parallelism (not mapped to attention_dp_size here)"
     dp = point.dp or 1
     one = per_instance(point)  # one of the dp identical instances, as the planner's step model sees it
-    model = catalog.model(point.model)
-    arch = model.arch
+    if point.model_config:  # a model outside the catalog (MLPerf's Llama-2-70B): its config.json, as validation has it
+        local = MEASURED_DIR / "model_configs" / point.model_config
+        arch = prepare(catalog, _request(point, MEASURED_DIR / "model_configs")).model.arch
+        name = point.model_config.removesuffix(".json").replace("--", "/")
+    else:
+        model = catalog.model(point.model)
+        arch, name = model.arch, point.model
+        local = DATA_DIR / "model_configs" / (model.model_id.replace("/", "--") + ".json")
     quant = _quant(point.precision, point.kv_dtype, point.model, arch.is_moe)
     if isinstance(quant, str):
         return quant
     tp = one.tp or one.num_gpus
     pp = max(one.num_gpus // tp, 1)
-    local = DATA_DIR / "model_configs" / (model.model_id.replace("/", "--") + ".json")
-    base = {"model": MODEL_ALIASES.get(point.model, point.model),
+    base = {"model": MODEL_ALIASES.get(name, name),
             "local_config": str(local) if local.exists() else None,
             "system_name": system, "backend_name": point.engine, "isl": int(point.input_tokens),
             "osl": max(int(point.output_tokens), 2), "tp_size": int(tp), "pp_size": int(pp), **quant}
@@ -400,6 +432,9 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=60.0, help="limit per aiconfigurator call")
     parser.add_argument("--install-timeout-s", type=float, default=900.0, help="limit for pip install")
     parser.add_argument("--json", type=Path, help="write per-row predictions to this file")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a measured CSV (default data/measured/throughput.csv; its held-out rows are used), e.g. "
+                             "data/measured/mlperf_v6.csv")
     parser.add_argument("--venv", type=Path, default=VENV, help=f"the environment (default {VENV.relative_to(ROOT)})")
     args = parser.parse_args()
     if not (1 <= args.max_rows <= 100_000 and 1 <= args.timeout_s <= 3600 and math.isfinite(args.timeout_s)):
@@ -410,7 +445,7 @@ def main() -> int:
         return 0
     print(_provenance(python))
     catalog = load_catalog()
-    held = [p for p in read_measured() if p.split == "holdout"]
+    held = [p for p in (read_measured(args.data) if args.data else read_measured()) if p.split == "holdout"]
     planner_rows, unexpressed = predict_rows(catalog, held)
     roof_rows, _ = predict_rows(roofline_catalog(catalog), held)
     roof_of = {r.point.row_id: r.predicted_value for r in roof_rows}
