@@ -14,11 +14,11 @@ import numpy as np
 
 from planner import units
 from planner.cli._output import catalog_with_profile, int_arg, print_json, print_pairs, print_table, scenario_inputs
-from planner.errors import counted
+from planner.errors import InvalidInputError, counted
 from planner.optimizer import option_candidates
 from planner.perf import evaluator
 from planner.perf.estimate import resolve_model
-from planner.perf.simulation import scalar_step, simulate
+from planner.perf.simulation import MAX_SPAN_S, scalar_step, simulate
 from planner.plan import plan
 
 
@@ -32,6 +32,11 @@ def _run(args: argparse.Namespace) -> int:
     step = evaluator.step_time_fn(model.arch, cands, input_tokens=e.input_tokens, output_tokens=e.output_tokens)
     serving = max(b.replicas - scenario.redundancy_replicas, 1)
     rate = p.workload.requests_per_day / units.S_PER_DAY * p.economics.design_rate_factor / (serving * b.layout.dp)
+    if args.requests / rate > MAX_SPAN_S:
+        raise InvalidInputError(f"requests_per_day = {p.workload.requests_per_day:.3g} gives {rate:.3g} requests/s "
+                                f"per engine instance: {args.requests:,} requests would span about "
+                                f"{args.requests / rate:.2g} s, beyond the {MAX_SPAN_S:.0e} s over which the "
+                                f"simulation's clock resolves step times; simulate a higher requests_per_day")
     prompt = max(1, round(p.workload.input_tokens_mean * (1 - p.workload.prompt_cache_hit_frac)))  # as the plan
     sim = simulate(scalar_step(step), rate_per_s=rate, input_tokens=prompt, output_tokens=e.output_tokens,
                    max_batch=e.max_concurrency, token_budget=cat.engine(b.engine).max_num_batched_tokens or 1_000_000,

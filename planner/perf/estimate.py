@@ -280,9 +280,21 @@ def evaluate_setup(s: ReplicaSetup, *, input_tokens: int, output_tokens: int,
                               concurrency=concurrency, context_length_tokens=s.model.context_length_tokens)
 
 
+LAYOUT_TIE_FRAC = 0.01  # max-throughputs this close count as a tie: far below what the model resolves (its
+# source-held-out median errors are 12-35 %, docs/performance.md), so a 0.02 % lead is no reason to run a pipeline
+
+
+def layout_simplicity(layout: Layout) -> tuple[int, int, int]:
+    """Sort key, simplest first: fewer pipeline stages (no bubbles, no stage sends), then no expert parallelism or
+    attention DP (no all-to-all), then fewer tensor-parallel ranks (fewer all-reduces; independent data-parallel
+    instances instead)."""
+    return layout.pp, int(layout.ep or layout.attn_dp), layout.tp
+
+
 def auto_layout(catalog: Catalog, req: EstimateRequest) -> Layout | None:
     """The layout with the highest max-throughput on req.num_gpus GPUs when the request fixes none (None: keep
-    the default). Ties go to the default layout's order (fewer instances, then TP before PP)."""
+    the default). Layouts within LAYOUT_TIE_FRAC of the best are a tie, won by the simplest (`layout_simplicity`),
+    then by the higher throughput."""
     if req.tp is not None or req.pp is not None or req.dp is not None or req.num_gpus == 1:
         return None  # (a request with attn_dp and no tp/pp/dp still searches the attention-DP layouts)
     base = prepare(catalog, req)
@@ -294,16 +306,22 @@ def auto_layout(catalog: Catalog, req: EstimateRequest) -> Layout | None:
         layouts = [lay for lay in layouts if not lay.ep or lay.attn_dp] or layouts
     if len(layouts) <= 1:
         return None
-    from dataclasses import replace as _replace
-
-    cands = [_replace(base.candidate, layout=lay) for lay in layouts]
+    cands = [replace(base.candidate, layout=lay) for lay in layouts]
     ev = evaluator.evaluate(arch, cands, input_tokens=req.input_tokens, output_tokens=req.output_tokens,
                             concurrency=None if req.concurrency is None else req.concurrency,
                             context_length_tokens=base.model.context_length_tokens)
     tput = np.where(ev.fits, ev.output_tokens_per_s, -np.inf)
     if not np.isfinite(tput).any():
         return None
-    return layouts[int(np.argmax(tput))]
+    return layouts[pick_layout(layouts, tput)]
+
+
+def pick_layout(layouts: list[Layout], output_tokens_per_s: np.ndarray) -> int:
+    """Index of the simplest layout (`layout_simplicity`) whose throughput is within LAYOUT_TIE_FRAC of the best
+    (-inf: does not fit), the higher throughput first among equally simple ones."""
+    tput = np.asarray(output_tokens_per_s, dtype=float)
+    tied = np.flatnonzero(tput >= (1.0 - LAYOUT_TIE_FRAC) * tput.max())
+    return int(min(tied, key=lambda i: (layout_simplicity(layouts[i]), -tput[i])))
 
 
 def estimate(catalog: Catalog, req: EstimateRequest) -> Estimate:

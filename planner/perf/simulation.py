@@ -25,6 +25,8 @@ import numpy as np
 from planner.errors import InvalidInputError, require_positive, require_positive_int
 
 MAX_REQUESTS = 200_000
+MAX_SPAN_S = 1e10  # the clock is one float64: its spacing at 1e10 s is 1.9e-6 s, 0.1 % of a 2 ms step; over longer
+# spans the step times round away (a near-zero rate printed TPOT 0 ms)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
     require_positive_int(max_batch=max_batch, token_budget=token_budget, n_requests=n_requests)
     if n_requests > MAX_REQUESTS:
         raise InvalidInputError(f"n_requests must be <= {MAX_REQUESTS:,}, got {n_requests:,}")
+    if n_requests / rate_per_s > MAX_SPAN_S:
+        raise InvalidInputError(f"rate_per_s = {rate_per_s:.3g}: {n_requests:,} arrivals would span about "
+                                f"{n_requests / rate_per_s:.2g} s, beyond the {MAX_SPAN_S:.0e} s over which the "
+                                f"simulation's clock resolves step times; simulate a higher rate")
     if token_budget <= max_batch:
         token_budget = max_batch + 1  # at least one prompt token per step beside a full batch of decodes
     rng = np.random.default_rng(seed)

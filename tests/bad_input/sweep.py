@@ -14,7 +14,9 @@ multi-line or over-long error, store changed on failure, and injection.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -302,6 +304,69 @@ def cases() -> list[Case]:
     for name, extra in recommend.items():
         c.append(Case("recommend", name, [*rec, *extra]))
     c.append(Case("recommend", "valid", [*rec, "--limit", "3"], expect="accept"))
+
+    # ---- simulate (planner/cli/simulate_cmd.py, planner/perf/simulation.py)
+    sim = ["simulate", "--requests", "200"]
+    simulate = {
+        "--requests 0": ["simulate", "--requests", "0"], "--requests 10**400": ["simulate", "--requests", BIG],
+        "--seed -1": [*sim, "--seed", "-1"], "--bins 0": [*sim, "--bins", "0"], "--bins 10**400": [*sim, "--bins", BIG],
+        "requests_per_day 1e-9 (clock cannot resolve the span)": [*sim, "--set", "requests_per_day=1e-9"],
+        "latency_percentile 0.42": [*sim, "--set", "latency_percentile=0.42"],
+        "requests_per_day nan": [*sim, "--set", "requests_per_day=nan"],
+    }
+    for name, argv in simulate.items():
+        c.append(Case("simulate", name, argv))
+    c.append(Case("simulate", "valid", [*sim, "--json"], expect="accept"))
+
+    # ---- estimate's SLO, speculative and batch-limit flags
+    est8 = ["estimate", "--model", "llama-3.1-8b", "--gpu", "h100"]
+    slo = ["--ttft-target-s", "1", "--tpot-target-s", "0.05"]
+    estimate_flags = {
+        "--ttft-target-s nan": ["--ttft-target-s", "nan", "--tpot-target-s", "0.05"],
+        "--tpot-target-s -1": ["--ttft-target-s", "1", "--tpot-target-s", "-1"],
+        "--ttft-target-s 10**400": ["--ttft-target-s", BIG, "--tpot-target-s", "0.05"],
+        "--latency-percentile 0.42": [*slo, "--latency-percentile", "0.42"],
+        "--draft-tokens 0": ["--speculative", "eagle3", "--draft-tokens", "0"],
+        "--acceptance-frac 2": ["--speculative", "eagle3", "--acceptance-frac", "2"],
+        "--acceptance-frac nan": ["--speculative", "eagle3", "--acceptance-frac", "nan"],
+        "--draft-tokens without --speculative": ["--draft-tokens", "3"],
+        "--speculative unknown": ["--speculative", "medusa"],
+        "--max-num-seqs 0": ["--max-num-seqs", "0"], "--max-num-seqs 10**400": ["--max-num-seqs", BIG],
+        "--num-gpus 8 --tp 3": ["--num-gpus", "8", "--tp", "3"],
+    }
+    for name, extra in estimate_flags.items():
+        c.append(Case("estimate flags", name, [*est8, *extra]))
+    c.append(Case("estimate flags", "valid SLO", [*est8, *slo, "--json"], expect="accept"))
+    c.append(Case("estimate flags", "valid 8 GPUs, layout searched", [*est8, "--num-gpus", "8", "--json"],
+                  expect="accept"))
+
+    # ---- validate --data: a measured-rows CSV (planner/fit/measured.py)
+    measured = (REPO / "data" / "measured" / "throughput.csv").read_text(encoding="utf-8").splitlines()
+    header, first = measured[0], measured[1]
+
+    def _row(**changes: str) -> str:
+        row = next(csv.DictReader(io.StringIO(header + "\n" + first + "\n")))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow({**row, **changes})
+        return buf.getvalue()
+
+    validate = {
+        "measured_value 1e400": _row(measured_value="1e400"), "measured_value nan": _row(measured_value="nan"),
+        "measured_value -5": _row(measured_value="-5"), "num_gpus 0": _row(num_gpus="0", tp=""),
+        "num_gpus 10**400": _row(num_gpus=BIG), "input_tokens 1e400": _row(input_tokens="1e400"),
+        "input_tokens 128.5": _row(input_tokens="128.5"), "metric unknown": _row(metric="bogus"),
+        "tp 3 on 1 GPU": _row(tp="3"), "engine_date 2025-99": _row(engine_date="2025-99"),
+        "recv_interval -1": _row(recv_interval="-1"), "header only": header + "\n",
+        "not utf-8": (header + "\n").encode() + b"\xff,\n", "NUL byte": _row(notes="a\x00b"),
+    }
+    for name, text in validate.items():
+        c.append(Case("validate --data", name, ["validate", "--data", "m.csv", "--summary-only"],
+                      setup=_write("m.csv", text)))
+    c.append(Case("validate --data", "FIFO", ["validate", "--data", "m.csv"], setup=_fifo("m.csv")))
+    c.append(Case("validate --data", "/proc file", ["validate", "--data", "/proc/self/status"]))
+    c.append(Case("validate", "--since 2025-13", ["validate", "--since", "2025-13", "--summary-only"]))
 
     # ---- price store (list with a corrupt store is exit 4: the store is at fault)
     c.append(Case("prices", "list with --dir /proc", ["prices", "list", "--dir", "/proc/self"]))
