@@ -27,11 +27,14 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   time (Poisson count).
 - Slot wait S (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
   c = max_batch; then every step carries the full batch plus the prompts admitted at the completion
-  rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait)
-  from Erlang C (log space, stable for c in the thousands); the wait beyond it exponential with
-  rate c mu - rate, its mean scaled by Allen-Cunneen's (1 + cs^2) / 2 [3] with cs = 0 (with
-  lognormal outputs the simulated wait decays slower, an effective factor 0.53-0.70, between M/D/c's
-  0.5 and the two-moment M/G/c factor 1, which overshoots: docs/queueing.md).
+  rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait) is
+  Erlang C (log space, stable for c in the thousands) times the M/G/c correction of a simulated table
+  (data/queueing_mgc.csv, scripts/queueing_mgc_table.py: lognormal service over a grid of CV, servers
+  and utilisation, by the Kiefer-Wolfowitz recursion [7]); the wait beyond it exponential at the decay
+  rate the table's tail shows, in units of c mu - rate. The service CV looked up is the output CV times
+  1 - phi, phi the share of the full batch's step that the prompts admitted at its completions add: that
+  prefill work lengthens the steps as completions bunch, so completions in real time vary less than in
+  steps (`_slot_wait`).
 - TTFT = S + W + R + X: R the residual of the running step (the engine admits at step boundaries;
   length-biased over plain and chunk-carrying steps), X the prompt's own prefill steps (the step
   that finishes the prompt emits the first token). Its quantiles are those of the sum (`_Ttft`: a
@@ -58,17 +61,23 @@ compares the two and docs/queueing.md tabulates the errors.
     Commun. Syst. 8(1), 1960.
 [6] M. Dowell, P. Jarratt, "A modified regula falsi method for computing the root of an equation", BIT 11, 1971
     (the Illinois method).
+[7] J. Kiefer, J. Wolfowitz, "On the theory of queues with many servers", Trans. AMS 78, 1955.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 from scipy.special import gammainc, gammaincc, gammaln, ndtr, ndtri
 
+from planner.data._csvschema import read_records
+from planner.data.catalog import DATA_DIR
+from planner.data.columns import Count, Frac, NonNegative, Positive, Whole
 from planner.errors import InvalidInputError, brief
 
 StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -296,14 +305,121 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
 
 
 def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray, budget: np.ndarray,
-                cv_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(saturation rate, the full batch's mean step): what does not depend on the rate, computed once a search."""
+                cv_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(saturation rate, the full batch's mean step, its plain decode step): what does not depend on the rate,
+    computed once a search."""
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
     tau_full = full_batch_step_s(step_s, b, inp, out, budget, cv_in)
     by_batch = b / (out * tau_full)
     by_budget = spare / (inp * step_s(b, spare))
-    return np.minimum(by_batch, by_budget), tau_full
+    return np.minimum(by_batch, by_budget), tau_full, step_s(b, np.zeros_like(b))
+
+
+MGC_CSV = DATA_DIR / "queueing_mgc.csv"
+
+
+@dataclass(frozen=True)
+class MgcRow:
+    """One cell of data/queueing_mgc.csv, written by scripts/queueing_mgc_table.py: the simulated M/G/c waiting time
+    with lognormal service of CV `service_cv` (mean 1) on `servers` servers at `utilisation_frac`, as corrections to
+    M/M/c (the annotations are its columns, read by `_csvschema.read_records`)."""
+
+    row_id: str
+    service_cv: NonNegative
+    servers: Count
+    utilisation_frac: Frac
+    wait_prob_ratio: Positive  # P(W > 0) / Erlang C
+    wait_prob_ratio_se: NonNegative  # batch-means standard error
+    wait_mean_factor: Positive  # E[W | W > 0] (c mu - lambda): 1 for M/M/c, (1 + cs^2) / 2 by Allen-Cunneen
+    wait_mean_factor_se: NonNegative
+    tail_prob_ratio: Positive  # the tail's exponential fit alpha e^(-gamma x): alpha / Erlang C
+    tail_prob_ratio_se: NonNegative
+    tail_factor: Positive  # (c mu - lambda) / gamma
+    tail_factor_se: NonNegative
+    wait_p50_factor: Positive  # quantiles of W | W > 0 in the same unit
+    wait_p90_factor: Positive
+    wait_p99_factor: Positive
+    waits: Annotated[int, Whole(ge=0)]  # waiting arrivals counted
+    arrivals: Count
+    seed: Annotated[int, Whole(ge=0)]
+    basis: str  # simulated, or M/M/c where too few arrivals waited
+    generated_by: str
+
+
+@dataclass(frozen=True)
+class _MgcGrid:
+    cs2: np.ndarray  # squared service CVs of the grid, ascending
+    log2_servers: np.ndarray
+    utilisation: np.ndarray
+    log_ratio: np.ndarray  # (cs2, servers, utilisation): ln P(W > 0) / Erlang C
+    factor: np.ndarray  # (cs2, servers, utilisation): (c mu - lambda) / gamma, gamma the tail's decay rate
+
+
+@functools.lru_cache(maxsize=2)
+def mgc_grid(path: str = str(MGC_CSV)) -> _MgcGrid:
+    """data/queueing_mgc.csv as a complete grid over (service CV, servers, utilisation), loaded once per process;
+    CatalogError on a bad cell or a missing grid point."""
+    table = read_records(path, MgcRow, name=Path(path).name, id_column="row_id")
+    rows = table.records
+    axes = [sorted({getattr(r, k) for r in rows}) for k in ("service_cv", "servers", "utilisation_frac")]
+    index = {(r.service_cv, r.servers, r.utilisation_frac): r for r in rows}
+    shape = tuple(len(a) for a in axes)
+    if len(index) != int(np.prod(shape)) or any(n < 2 for n in shape):
+        raise table.error(None, None, None, f"is not a complete grid of at least 2 x 2 x 2 cells over service_cv, "
+                                            f"servers and utilisation_frac ({len(index)} cells, axes {shape})")
+    cells = [[[index[(v, c, u)] for u in axes[2]] for c in axes[1]] for v in axes[0]]
+    return _MgcGrid(np.array(axes[0], dtype=float) ** 2, np.log2(np.array(axes[1], dtype=float)),
+                    np.array(axes[2], dtype=float),
+                    np.log(np.array([[[r.wait_prob_ratio for r in b] for b in a] for a in cells])),
+                    np.array([[[r.tail_factor for r in b] for b in a] for a in cells]))
+
+
+def _mgc_correction(service_cv: np.ndarray, servers: np.ndarray, utilisation: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(P(W > 0) / Erlang C, (c mu - lambda) / gamma) of the M/G/c wait with lognormal service of this CV, gamma the
+    decay rate of the exponential fitted to its tail, interpolated in data/queueing_mgc.csv: linear in the squared
+    CV (as Allen-Cunneen's factor is), in log2 of the servers and in the utilisation; clamped to the grid's edges
+    outside it. P(W > 0) and the tail's decay rate, not the fit's level: the conditional wait of many
+    deterministic servers is not exponential (its tail lies above the exponential from P(W > 0), level 1.2 x
+    Erlang C against P(W > 0) 0.92 x at 64 servers and 0.9), and the mass is what the median reads."""
+    g = mgc_grid()
+    weights = []
+    for axis, value in ((g.cs2, service_cv ** 2), (g.log2_servers, np.log2(np.maximum(servers, 1.0))),
+                        (g.utilisation, utilisation)):
+        j = np.clip(np.searchsorted(axis, value, side="right") - 1, 0, axis.size - 2)
+        w = np.clip((value - axis[j]) / (axis[j + 1] - axis[j]), 0.0, 1.0)
+        weights.append((j, w))
+    (i, wi), (j, wj), (k, wk) = weights
+    log_ratio, factor = np.zeros_like(wi), np.zeros_like(wi)
+    for di, fi in ((0, 1.0 - wi), (1, wi)):
+        for dj, fj in ((0, 1.0 - wj), (1, wj)):
+            for dk, fk in ((0, 1.0 - wk), (1, wk)):
+                w = fi * fj * fk
+                log_ratio += w * g.log_ratio[i + di, j + dj, k + dk]
+                factor += w * g.factor[i + di, j + dj, k + dk]
+    return np.exp(log_ratio), factor
+
+
+def _slot_wait(b: np.ndarray, a: np.ndarray, rate: np.ndarray, service: np.ndarray, cv_out: np.ndarray,
+               plain_full: np.ndarray, tau_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ln P(slot wait > 0), the decay rate of its exponential tail): M/G/c with c = max_batch, offered load a and
+    mean service `service` (O steps of the full batch's mean step), from the tabulated M/G/c (`_mgc_correction`)
+    at the service CV the full batch's completions show in real time.
+
+    A full batch with a queue admits a waiting request at each completion, and the next step prefills its prompt:
+    of the full batch's mean step tau_full, the share phi = 1 - plain / tau_full is prompt work that completions
+    bring. So s steps carrying k completions last s plain + k (tau_full - plain) / r (r completions a step):
+    when completions bunch, the steps lengthen, and their count in real time varies (1 - phi)^2 as much as their
+    count in steps (a random time change; renewal-reward central limit theorem). The count in steps is an M/G/c's
+    with service O steps of CV cv_out; in real time it is taken as that of an M/G/c whose service CV is
+    cv_out (1 - phi) (Allen-Cunneen's factor (1 + cs^2) / 2 [3] being the variability of the departures).
+    Simulated slot waits, lognormal outputs of CV 1 and fixed prompts: a flat step (phi = 0) waits as the M/G/c
+    table says (decay factor 0.96 against 0.97), phi = 0.07 gives 0.87, phi = 0.44 (dense70b) 0.53."""
+    phi = np.clip(1.0 - plain_full / np.maximum(tau_full, 1e-300), 0.0, 1.0)
+    ratio, factor = _mgc_correction(cv_out * (1.0 - phi), b, a / b)
+    log_c = np.minimum(_log_erlang_c(b, a) + np.log(ratio), 0.0)
+    return log_c, np.maximum(b / service - rate, 1e-12) / factor
 
 
 def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -332,7 +448,6 @@ _R_WEIGHTS = np.array([0.75, 0.25])
 # step_s(n, p) evaluated at these fractions of the chunk c and interpolated (varying prompt lengths); dense at
 # small p, where a bandwidth-bound step's prompt tokens ride free up to a kink
 _PREFILL_TABLE = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0])
-_SLOT_WAIT_FACTOR = 0.5  # Allen-Cunneen (1 + cs^2) / 2 with cs = 0 (see `_latency`)
 _BLOCK = 65_536  # elements of the tail's temporaries per block of rows
 _GRID = 16  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
 _REFINE = 4  # refinement steps inside the grid interval that brackets a quantile
@@ -613,7 +728,7 @@ def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
              token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any, quantiles: tuple[float, ...],
-             ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, np.ndarray] | None = None
+             ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
              ) -> tuple[LatencyPercentiles, _Ttft]:
     n = _n_of(rate_per_s, input_tokens, output_tokens, max_batch, token_budget)
     rate = _arr("rate_per_s", rate_per_s, n)
@@ -623,7 +738,8 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
     cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
-    sat, tau_full = _saturation(step_s, inp, out, b, budget, cv_in) if fixed_parts is None else fixed_parts
+    sat, tau_full, plain_full = (_saturation(step_s, inp, out, b, budget, cv_in) if fixed_parts is None
+                                 else fixed_parts)
     util = rate / sat
     stable = util < 1.0
     r = np.minimum(rate, sat * (1 - 1e-6))
@@ -643,14 +759,11 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     scv_p = (ew2 / np.maximum(rho_p, 1e-300)) / np.maximum(theta_p, 1e-300) ** 2 - 1.0
     # slot queue (M/G/c): requests wait for a slot only while all max_batch are taken; then every step carries
     # the full batch and the prompts admitted at the completion rate (b P / O tokens a step, as at saturation),
-    # so the service time is O such steps (state-dependent service). P(wait) from Erlang C; the wait beyond is
-    # exponential with rate c mu - rate and the Allen-Cunneen factor (1 + cs^2) / 2 on its mean [3] with cs = 0:
-    # in the simulation the slot wait does not grow with the output-length spread (docs/queueing.md), so the
-    # M/D/c factor 1/2 holds for every output CV
+    # so the service time is O such steps (state-dependent service). P(wait) and the decay rate of the wait's
+    # exponential tail from the tabulated M/G/c (`_slot_wait`)
     service = out * tau_full
     a = np.minimum(r * service, b * (1 - 1e-9))
-    log_c = _log_erlang_c(b, a)
-    slot_rate = np.maximum(b / service - r, 1e-12) / _SLOT_WAIT_FACTOR
+    log_c, slot_rate = _slot_wait(b, a, r, service, cv_out, plain_full, tau_full)
     n0 = np.maximum(nbar, 1.0)
     chunk0 = np.maximum(np.minimum(inp, budget - nbar), 1.0)
     plain = step_s(n0, np.zeros_like(n0))

@@ -94,19 +94,18 @@ def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, fl
 # by more than 15 % (200,000 simulated requests, seed 1; docs/queueing.md tabulates every cell). Every other
 # percentile of every cell must stay within 15 %.
 KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
-    ("dense70b", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("dense70b", 1.0, 0.9): {"ttft_p50"},
     ("small_longprompt", 1.0, 0.9): {"tpot_p95"},
-    ("moe", 1.0, 0.9): {"ttft_p50"},
+    ("moe", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
     ("roofline", 0.0, 0.9): {"ttft_p95"},
-    ("roofline", 1.0, 0.9): {"ttft_p95", "ttft_p99"},
+    ("roofline", 1.0, 0.9): {"ttft_p95"},
 }
 # the held-out step functions' misses (same sweep)
 HELD_OUT_MISSES: dict[tuple[str, float, float], set[str]] = {
-    ("llama405b_tp8", 0.0, 0.9): {"ttft_p95", "ttft_p99"},
-    ("llama405b_tp8", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
-    ("moe_1gpu", 0.0, 0.9): {"ttft_p99"},
-    ("moe_1gpu", 1.0, 0.9): {"ttft_p50"},
-    ("dense32b_tp2", 1.0, 0.9): {"ttft_p95", "ttft_p99", "tpot_p95"},
+    ("llama405b_tp8", 0.0, 0.9): {"ttft_p95"},
+    ("llama405b_tp8", 1.0, 0.9): {"ttft_p50"},
+    ("moe_1gpu", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("dense32b_tp2", 1.0, 0.9): {"tpot_p95"},
 }
 SIM_REQUESTS = 200_000  # at 0.9 utilisation 20,000 requests leave the simulated p95/p99 TTFT +-15 % between seeds
 # The default run: variable lengths, 0.9 utilisation and the budget-bound long prompts among them
