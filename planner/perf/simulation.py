@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class SimulationResult:
     n_requests: int
     simulated_s: float
     saturated: bool  # the queue kept growing: requests left waiting at the end exceed a tenth of those served
+    # admission - arrival of the same requests: the wait for a KV slot plus the rest of the step running at arrival
+    # (the engine admits at step boundaries)
+    slot_wait_s: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def percentile(self, what: str, q: float) -> float:
         values = {"ttft": self.ttft_s, "tpot": self.tpot_s}[what]
@@ -90,6 +93,7 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
     outputs = _lengths(rng, output_tokens, output_tokens_cv, n_requests)
     first = np.full(n_requests, np.nan)
     done = np.full(n_requests, np.nan)
+    admitted = np.full(n_requests, np.nan)
     waiting: deque[int] = deque()  # arrived, no slot yet
     prefilling: deque[int] = deque()  # slot held, prompt not finished (FCFS)
     left = {}  # prompt tokens still to process
@@ -106,6 +110,7 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
         while waiting and len(prefilling) + n_dec < max_batch:
             i = waiting.popleft()
             prefilling.append(i)
+            admitted[i] = t
             left[i] = int(prompt[i])
         if not prefilling and not n_dec:
             t = arrivals[nxt]  # idle until the next arrival
@@ -152,7 +157,8 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
     unfinished = int(np.sum(~np.isfinite(done)))
     return SimulationResult(ttft_s=ttft, tpot_s=tpot, utilisation_frac=busy / t if t > 0 else 0.0,
                             running_batch_mean=batch_sum / busy if busy > 0 else 0.0, n_requests=int(served.sum()),
-                            simulated_s=t, saturated=unfinished > 0.1 * max(int(served.sum()), 1))
+                            simulated_s=t, saturated=unfinished > 0.1 * max(int(served.sum()), 1),
+                            slot_wait_s=(admitted - arrivals)[served])
 
 
 def scalar_step(step_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], index: int = 0
