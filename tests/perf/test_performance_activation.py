@@ -80,3 +80,28 @@ def test_decode_and_prefill_terms_carry_it_at_the_bandwidth_efficiency():
     assert float(pre.total_s(half) - pre.total_s(PERFECT)) == pytest.approx(float(pre.act_s))
     t = prefill_time_s(arch, BF16, prompt_tokens=1000, tp=1, pp=1, hw=HW, eff=PERFECT)
     assert float(t) == pytest.approx(float(pre.total_s(PERFECT)))
+
+
+def test_the_sweep_carries_each_candidates_activation_format(real_catalog):
+    """evaluator.step_time_fn stacks candidates into one 'mixed' WeightFormat: each keeps its own activation
+    bytes (NVFP4 on B200 0.5625, FP8 1), so its step equals decode_terms on the candidate's own format."""
+    import numpy as np
+
+    from planner.perf import evaluator
+
+    model = real_catalog.model("llama-3.1-8b")
+    gpu = real_catalog.gpu("B200")
+    kw = dict(gpus=[gpu], kv_dtypes=[None], gpu_counts=[1], engines=[real_catalog.engine("trtllm")])
+    cands = [evaluator.candidates(real_catalog, model.arch, model.native_precision,
+                                  precisions=[real_catalog.precision(p)], **kw)[0] for p in ("nvfp4", "fp8")]
+    assert [c.fmt.activation_bytes_per_elem for c in cands] == [0.5625, 1.0]
+    batch, prompt = np.array([512.0, 512.0]), np.array([4096.0, 4096.0])
+    got = evaluator.step_time_fn(model.arch, cands, input_tokens=1024, output_tokens=256)(batch, prompt)
+    for i, c in enumerate(cands):
+        eff = evaluator.efficiency_of(c.profile, evaluator.gemm_format_of(c))
+        terms = decode_terms(model.arch, c.fmt, batch=512.0, context_tokens=1024 + 128,
+                             kv_bytes_per_elem=c.kv.bytes_per_elem, tp=1, pp=1,
+                             memory_bandwidth_tb_s=gpu.memory_bandwidth_tb_s, compute_tflops=evaluator.tflops_of(c),
+                             interconnect_bandwidth_gb_s=gpu.interconnect_bandwidth_gb_s, prefill_tokens=4096.0,
+                             prefill_context_tokens=512.0)
+        assert float(got[i]) == pytest.approx(float(terms.total_s(eff)), rel=1e-9)
