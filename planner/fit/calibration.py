@@ -478,7 +478,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
 MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
 MIN_RANGE_ROWS = 8  # a level (engine, profile) with fewer held-out rows than this keeps the pooled range factors
 RANGE_POOL_SOURCES = 2.0  # a level's own range percentiles weigh n / (n + 2), n its held-out sources (range_factors):
-# 2 sources half, 6 three quarters; 2 to 6 give the same leave-one-source-out coverage (76-77 %), 2 the narrowest
+# 2 sources half, 6 three quarters; 2 and 4 give the same leave-one-source-out coverage (docs/performance.md "Ranges")
 DEFAULT_RANGE = (0.7, 1.3)  # no held-out rows at all (a catalog without data/measured): +-30 %
 
 
@@ -518,7 +518,8 @@ def fit_catalog_profiles(catalog: Catalog, points: list[MeasuredPoint], *, sourc
                  + f"; {len(mine['holdout'])} held-out rows predicted with it; range = p10/p90 of measured/predicted "
                  f"speed on the held-out rows (TTFT excluded), sources weighted equally, pooled from all {len(speed)} "
                  f"rows to the engine's to this profile's {len(n_own)} rows "
-                 f"({len({r.point.source_url for r in n_own})} sources) by source count")
+                 f"({len({r.point.source_url for r in n_own})} sources) by source count, at least all rows' spread "
+                 f"around the median")
         urls = [r.point.source_url for r in mine["fit"] if r.point.source_url]
         url = max(set(urls), key=urls.count) if urls else source_url
         out.append(profile_row(prof.profile_id, k[0], k[2], result.factors[k[:2]], range_factors=(lo, hi),
@@ -537,35 +538,40 @@ def range_rows(rows: Iterable[RowResult]) -> list[RowResult]:
 
 def range_factors(speed: list[RowResult], profile_id: str, engine: str) -> tuple[float, float]:
     """(low, high) range factors of one profile: the 10th / 90th percentiles of measured / predicted speed on the
-    held-out rows (`range_rows`), partially pooled by source count, clipped to low <= 1 <= high.
+    held-out rows (`range_rows`), partially pooled by source count, never narrower than all rows' spread around
+    the profile's median, clipped to low <= 1 <= high.
 
     A range says where a deployment the fit has never seen lands, and the held-out rows come in whole sources
     whose offsets differ more than rows within a source do. So (1) each source weighs the same
-    (`_source_weighted_percentiles`): a source is one draw of that offset, whatever its row count; and
-    (2) on the log scale the percentiles go from all rows to the engine's to the profile's, each level moving
+    (`_source_weighted_percentiles`): a source is one draw of that offset, whatever its row count; (2) on the log
+    scale the 10th, 50th and 90th percentiles go from all rows to the engine's to the profile's, each level moving
     towards its own by n / (n + RANGE_POOL_SOURCES), n its distinct sources (partial pooling, as the factors
     themselves are fitted [1]; a level with fewer than MIN_RANGE_ROWS rows, or the same rows as the level above,
-    keeps the pooled values). One or two sources no longer set a profile's range alone: SGLang on NVIDIA datacenter
-    GPUs (3 held-out sources, all faster than predicted) had a low factor of 1.00, no pessimistic end at all.
-    Leave-one-source-out coverage (`benchmarks/bench_ranges.py`, docs/performance.md "Ranges") rose from 69 % to
-    76 % of the held-out rows, held-out coverage 81 -> 85 %.
+    keeps the pooled values); and (3) the low / high end lies at least as far below / above the profile's pooled
+    median as all rows' p10 / p90 lie from theirs: a profile's few sources say where its centre is, but how far a
+    new source falls from it is known only from many sources. Before, a profile's own percentiles from 8 rows of
+    2 sources on set its range: SGLang on NVIDIA datacenter GPUs (3 held-out sources, all faster than predicted)
+    had a low factor of 1.00, no pessimistic end at all, and ranges covered 69 % of the rows of a source left
+    out of them (now 85 %; every source of data/measured predicted by a refit without it, 70 -> 79 %:
+    `benchmarks/bench_ranges.py`, docs/performance.md "Ranges").
 
     [1] A. Gelman et al., "Bayesian Data Analysis", 3rd ed., ch. 5 (hierarchical models, partial pooling), 2013.
     """
     if not speed:
         return DEFAULT_RANGE
     levels = (speed, [r for r in speed if r.point.engine == engine], [r for r in speed if r.profile_id == profile_id])
-    est = np.log(_source_weighted_percentiles(levels[0], (10.0, 90.0)))
-    parent = levels[0]
+    pooled = np.log(_source_weighted_percentiles(levels[0], (10.0, 50.0, 90.0)))
+    est, parent = pooled, levels[0]
     for rows in levels[1:]:
         if len(rows) < MIN_RANGE_ROWS or len(rows) == len(parent):
             continue
         n = len({r.point.source_url for r in rows})
         w = n / (n + RANGE_POOL_SOURCES)
-        est = w * np.log(_source_weighted_percentiles(rows, (10.0, 90.0))) + (1.0 - w) * est
+        est = w * np.log(_source_weighted_percentiles(rows, (10.0, 50.0, 90.0))) + (1.0 - w) * est
         parent = rows
-    low, high = np.exp(est)
-    return min(float(low), 1.0), max(float(high), 1.0)
+    low = min(est[0], est[1] + pooled[0] - pooled[1])  # at least all rows' spread below the median
+    high = max(est[2], est[1] + pooled[2] - pooled[1])  # ... and above it
+    return min(float(np.exp(low)), 1.0), max(float(np.exp(high)), 1.0)
 
 
 def _source_weighted_percentiles(rows: list, percents: tuple[float, ...]) -> tuple[float, ...]:
