@@ -17,6 +17,8 @@ from typing import Any
 from planner import units
 from planner.data._csvschema import Table, read_records
 from planner.data.records import (
+    GEMM_REFERENCE_FORMAT,
+    GEMM_REFERENCE_GPU,
     ApiPrice,
     EfficiencyProfile,
     Engine,
@@ -250,7 +252,11 @@ def _with_gemm_attainable(d: Path, gpus: dict[str, Gpu]) -> dict[str, Gpu]:
         if not gpus[rec.gpu_id].supports(rec.format):
             raise table.error(row, "format", rec.format, f"{rec.gpu_id} has no {rec.format} peak in gpus.csv")
         by_gpu.setdefault(rec.gpu_id, []).append((rec.format, rec.attainable_frac))
-    return {k: replace(g, gemm_attainable=tuple(by_gpu.get(k, ()))) for k, g in gpus.items()}
+    ref = dict(by_gpu.get(GEMM_REFERENCE_GPU, ()))
+    factors = {k: tuple((fmt, frac / ref[GEMM_REFERENCE_FORMAT[fmt]]) for fmt, frac in rows
+                        if GEMM_REFERENCE_FORMAT[fmt] in ref) for k, rows in by_gpu.items()}
+    return {k: replace(g, gemm_attainable=tuple(by_gpu.get(k, ())), gemm_rate_factors=factors.get(k, ()))
+            for k, g in gpus.items()}
 
 
 def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:

@@ -117,6 +117,10 @@ class Gpu:
     # (compute format, attainable fraction of the dense peak) from data/gemm_attainable.csv; set by the loader
     gemm_attainable: Annotated[tuple[tuple[str, float], ...], DERIVED] = field(default=(), repr=False,
                                                                               compare=False)
+    # (compute format, attainable fraction / the reference GPU's for that format), set by the loader: what the
+    # roofline multiplies the peak by (`rate_factor`)
+    gemm_rate_factors: Annotated[tuple[tuple[str, float], ...], DERIVED] = field(default=(), repr=False,
+                                                                                compare=False)
 
     def supports(self, compute_format: str) -> bool:
         """Whether the GPU's tensor units compute this format natively."""
@@ -132,8 +136,22 @@ class Gpu:
         key = "bf16" if compute_format == "fp16" else compute_format
         return next((frac for fmt, frac in self.gemm_attainable or () if fmt == key), 1.0)
 
+    def rate_factor(self, compute_format: str) -> float:
+        """What the format's dense peak is multiplied by for the roofline: this GPU's attainable fraction over the
+        reference GPU's (`GEMM_REFERENCE_GPU`, whose rows the fitted efficiencies are calibrated on); 1 where either
+        has no row. fp16 reads bf16's."""
+        key = "bf16" if compute_format == "fp16" else compute_format
+        return next((f for fmt, f in self.gemm_rate_factors or () if fmt == key), 1.0)
+
 
 GEMM_ATTAINABLE_FORMATS = ("bf16", "fp8", "fp4", "int8")  # the compute formats with their own gpus.csv peak
+# The GPU the fitted GEMM efficiencies (mfu_prefill_frac, mfu_decode_frac, the per-format scales) are calibrated on:
+# most fit rows with compute-bound steps are H100/H200 at FP8 and BF16 (data/measured/throughput.csv). A GPU's
+# measured attainable fraction enters relative to this one's, so the fit keeps its meaning on Hopper and the
+# kernel measurements carry it to the other GPUs. FP4 has no Hopper peak: it is taken relative to the reference's
+# FP8, the format the fit calibrates for it (no TensorRT-LLM fit row runs FP4).
+GEMM_REFERENCE_GPU = "H100-SXM"
+GEMM_REFERENCE_FORMAT = {"bf16": "bf16", "fp8": "fp8", "fp4": "fp8", "int8": "int8"}
 
 
 @dataclass(frozen=True)

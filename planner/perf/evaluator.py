@@ -253,12 +253,13 @@ def mfu_scale(prof: EfficiencyProfile, gemm: str) -> float:
 
 def tflops_of(c: Candidate) -> float:
     """Per-GPU rate the matmuls run at: the format's dense tensor peak (int8 where the engine uses int8 units)
-    times the share of it that measured large GEMMs reach on this GPU (data/gemm_attainable.csv; 1 without a
-    row). The one place a format's compute rate is taken from the GPU."""
+    times the share of it that measured large GEMMs reach on this GPU relative to the reference GPU the fitted
+    efficiencies are calibrated on (`Gpu.rate_factor`, data/gemm_attainable.csv; 1 without a row). The one place
+    a format's compute rate is taken from the GPU."""
     if int8_matmuls(c.engine, c.precision) and c.gpu.int8_dense_tops:
-        return c.gpu.int8_dense_tops * c.gpu.attainable_frac("int8")
+        return c.gpu.int8_dense_tops * c.gpu.rate_factor("int8")
     ran = c.fmt.compute_format if c.gpu.supports(c.fmt.compute_format) else "bf16"  # compute_tflops' fallback
-    return compute_tflops(c.gpu, c.fmt) * c.gpu.attainable_frac(ran)
+    return compute_tflops(c.gpu, c.fmt) * c.gpu.rate_factor(ran)
 
 
 def held_tokens(reservation: Any, input_tokens: Any, output_tokens: Any) -> Any:

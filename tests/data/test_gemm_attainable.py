@@ -69,14 +69,30 @@ def _rate(cat, gpu: str, precision: str) -> float:
     return evaluator.tflops_of(s.candidate)
 
 
-def test_rate_is_peak_times_fraction_and_unchanged_without_a_row(tiny_data_dir):
+def test_rate_is_peak_times_fraction_relative_to_the_reference_gpu(tiny_data_dir, monkeypatch):
+    from planner.data import catalog as catalog_mod
+
+    monkeypatch.setattr(catalog_mod, "GEMM_REFERENCE_GPU", "TEST-GPU")  # the tiny catalog has no H100-SXM
     before = load_catalog(tiny_data_dir)
     assert _rate(before, "TEST-GPU", "fp8") == 200.0  # no file: the fp8 dense peak in the tiny gpus.csv
-    after = load_catalog(_tiny_with(tiny_data_dir, "TEST-GPU,fp8,0.5,675," + SRC))
-    assert _rate(after, "TEST-GPU", "fp8") == pytest.approx(200.0 * 0.5)  # 100 TFLOPS
-    # no bf16 row for TEST-GPU, no row at all for TEST-SMALL: their peaks as before
-    assert _rate(after, "TEST-GPU", "bf16") == _rate(before, "TEST-GPU", "bf16") == 100.0
-    assert _rate(after, "TEST-SMALL", "bf16") == _rate(before, "TEST-SMALL", "bf16") == 50.0
-    # a format the GPU lacks runs at bf16, and at bf16's attainable share
-    after = load_catalog(_tiny_with(tiny_data_dir, "TEST-SMALL,bf16,0.8,675," + SRC))
-    assert _rate(after, "TEST-SMALL", "fp8") == pytest.approx(50.0 * 0.8)  # 40 TFLOPS
+    after = load_catalog(_tiny_with(tiny_data_dir, "TEST-GPU,fp8,0.5,675," + SRC, "TEST-GPU,bf16,0.8,675," + SRC,
+                                    "TEST-SMALL,bf16,0.4,675," + SRC))
+    # the reference GPU keeps its peaks: the fitted efficiencies are calibrated on it
+    assert _rate(after, "TEST-GPU", "fp8") == pytest.approx(200.0)
+    assert _rate(after, "TEST-GPU", "bf16") == pytest.approx(100.0)
+    # TEST-SMALL reaches half the reference's bf16 share (0.4 / 0.8): 50 x 0.5 = 25 TFLOPS; fp8 (no fp8 peak)
+    # runs at bf16, at bf16's factor
+    assert _rate(after, "TEST-SMALL", "bf16") == pytest.approx(25.0)
+    assert _rate(after, "TEST-SMALL", "fp8") == pytest.approx(25.0)
+    # without the reference's row for the format there is nothing to compare with: the peak as before
+    lone = load_catalog(_tiny_with(tiny_data_dir, "TEST-SMALL,bf16,0.4,675," + SRC))
+    assert _rate(lone, "TEST-SMALL", "bf16") == _rate(before, "TEST-SMALL", "bf16") == 50.0
+
+
+def test_fp4_is_taken_relative_to_the_reference_fp8(real_catalog):
+    # B300's measured FP4 share over H100-SXM's FP8 share, from the shipped rows
+    rows = {(r["gpu_id"], r["format"]): float(r["attainable_frac"]) for r in _rows()}
+    b300 = real_catalog.gpus["B300"]
+    assert b300.rate_factor("fp4") == pytest.approx(rows["B300", "fp4"] / rows["H100-SXM", "fp8"])
+    assert real_catalog.gpus["H100-SXM"].rate_factor("fp8") == pytest.approx(1.0)
+    assert real_catalog.gpus["H200-NVL"].rate_factor("fp8") == 1.0  # no row
