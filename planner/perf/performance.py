@@ -58,7 +58,6 @@ from planner.perf.step_work import (
     comm_terms,
     dense_gemm_flops_per_token,
     dense_split,
-    ep_expert_bytes_factor,
     expert_calls,
     gemm_flops_per_token,
     kv_split,
@@ -368,8 +367,6 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
-    expert_bytes = expert_bytes * ep_expert_bytes_factor(arch, tokens, tp_f, experts_ep)  # the busiest EP GPU's
-    expert_bytes_chunk = expert_bytes_chunk * ep_expert_bytes_factor(arch, tokens + micro_chunk, tp_f, experts_ep)
     return StepTerms(memory_s=dense_bytes / dense_gpus / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
                      memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * decode_gemm / flops_per_s,
                      attn_decode_s=load * bmm * tokens * attention_flops_per_token(arch, context_tokens,
@@ -412,7 +409,6 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
     steps = prefill_steps(n, prefill_budget_tokens)
     chunk = n / steps  # tokens per step
     dense_b, expert_b = weight_bytes_split(arch, fmt, chunk)
-    expert_b = expert_b * ep_expert_bytes_factor(arch, chunk, tp_f, experts_ep)  # the busiest EP GPU's experts
     read = (dense_b / dense_gpus + expert_b / tp_f) if attn_dp else (dense_b + expert_b) / tp_f
     memory = read / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
     # comm_terms under attention DP takes the group's tokens and sends each GPU's 1/tp: the prompt's GPU sends all n
