@@ -82,7 +82,9 @@ def _roofline(catalog):
                                    moe_expert_overhead_us=0.0, layer_overhead_us=0.0, request_overhead_ms=0.0,
                                    mfu_fp8_scale=None, mfu_fp4_scale=None, mfu_int8_scale=None)
                for p in catalog.efficiency]
-    return replace_profiles(catalog, perfect)
+    # the dense peaks themselves, not the measured attainable share (data/gemm_attainable.csv)
+    gpus = {k: dataclasses.replace(g, gemm_attainable=(), gemm_rate_factors=()) for k, g in catalog.gpus.items()}
+    return dataclasses.replace(replace_profiles(catalog, perfect), gpus=gpus)
 
 
 def main() -> int:

@@ -330,3 +330,25 @@ def test_request_overhead_is_on_every_ttft_and_off_the_target(tiny_catalog):
     # a TTFT target below the overhead leaves no room: unreachable
     with pytest.raises(PlannerError):
         plan(Scenario(**fixed, ttft_target_s=0.09), with_overhead(100.0))
+
+
+def test_latency_ties_within_one_percent_go_to_the_simpler_layout(monkeypatch):
+    # four options at the same cost on the same GPUs: the fastest is PP2 (1.000 s), TP1 x DP is 0.5 % slower
+    # (a tie: LAYOUT_TIE_FRAC 1 %) and wins for being simpler; TP2 is 0.8 % slower, TP1 with EP 3 % slower (no tie)
+    import types
+
+    import numpy as np
+
+    from planner import optimizer
+    from planner.perf.evaluator import Layout
+
+    layouts = [Layout(tp=1, pp=2), Layout(tp=1, dp=2), Layout(tp=2), Layout(tp=2, ep=True)]
+    e2e = np.array([1.000, 1.005, 1.008, 1.030])
+    cs = types.SimpleNamespace(candidate=lambda i: types.SimpleNamespace(layout=layouts[i]))
+    monkeypatch.setattr(optimizer, "_design_load_latency", lambda *a, **k: "lat")
+    monkeypatch.setattr(optimizer, "_end_to_end_s", lambda lat, traffic, q: e2e)
+    order = np.arange(4)
+    ranked, _ = optimizer._latency_tie_break(None, cs, order, np.full(4, 100.0), np.full(4, 2), None, None,
+                                             types.SimpleNamespace(percentile=0.95), None, None)
+    # the three within 1 %: simplest first (PP1 before PP2; then fewer TP ranks), then the one outside the tie
+    assert list(ranked) == [1, 2, 0, 3]

@@ -17,9 +17,12 @@ from typing import Any
 from planner import units
 from planner.data._csvschema import Table, read_records
 from planner.data.records import (
+    GEMM_REFERENCE_FORMAT,
+    GEMM_REFERENCE_GPU,
     ApiPrice,
     EfficiencyProfile,
     Engine,
+    GemmAttainable,
     Gpu,
     GpuPrice,
     KvDtype,
@@ -237,6 +240,25 @@ def _check_gpus(table: Table[Gpu]) -> None:
             raise table.error(row, "usable_memory_gb", gpu.usable_memory_gb, "exceeds memory_gb (read as GiB)")
 
 
+def _with_gemm_attainable(d: Path, gpus: dict[str, Gpu]) -> dict[str, Gpu]:
+    """The GPUs with their attainable GEMM fractions (data/gemm_attainable.csv; a missing file: none)."""
+    path = d / "gemm_attainable.csv"
+    if not path.exists():
+        return {k: replace(g, gemm_attainable=()) for k, g in gpus.items()}
+    table = read_records(path, GemmAttainable)
+    table.require("gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")
+    by_gpu: dict[str, list[tuple[str, float]]] = {}  # (gpu_id, format) is the row key: read_records refused repeats
+    for row, rec in table.numbered():
+        if not gpus[rec.gpu_id].supports(rec.format):
+            raise table.error(row, "format", rec.format, f"{rec.gpu_id} has no {rec.format} peak in gpus.csv")
+        by_gpu.setdefault(rec.gpu_id, []).append((rec.format, rec.attainable_frac))
+    ref = dict(by_gpu.get(GEMM_REFERENCE_GPU, ()))
+    factors = {k: tuple((fmt, frac / ref[GEMM_REFERENCE_FORMAT[fmt]]) for fmt, frac in rows
+                        if GEMM_REFERENCE_FORMAT[fmt] in ref) for k, rows in by_gpu.items()}
+    return {k: replace(g, gemm_attainable=tuple(by_gpu.get(k, ())), gemm_rate_factors=factors.get(k, ()))
+            for k, g in gpus.items()}
+
+
 def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     """Read and validate every catalog under `data_dir`.
 
@@ -249,7 +271,7 @@ def load_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     gpu_table = read_records(d / "gpus.csv", Gpu, id_column="gpu_id")
     gpu_names = gpu_table.names("gpu_id", "aliases")
     _check_gpus(gpu_table)
-    gpus = gpu_table.by("gpu_id")
+    gpus = _with_gemm_attainable(d, gpu_table.by("gpu_id"))
     prices = read_records(d / "gpu_prices.csv", GpuPrice)
     prices.require("gpu_id", lambda v: v in gpus, "gpu_id (see gpus.csv)")
     api = read_records(d / "api_prices.csv", ApiPrice, id_column="api_id")

@@ -25,6 +25,7 @@ from planner.data.columns import (
     Names,
     NamesOrEmpty,
     NonNegative,
+    Number,
     OneOf,
     PastDate,
     Positive,
@@ -113,6 +114,13 @@ class Gpu:
     source_url: Url
     source_accessed: PastDate
     notes: str | None
+    # (compute format, attainable fraction of the dense peak) from data/gemm_attainable.csv; set by the loader
+    gemm_attainable: Annotated[tuple[tuple[str, float], ...], DERIVED] = field(default=(), repr=False,
+                                                                              compare=False)
+    # (compute format, attainable fraction / the reference GPU's for that format), set by the loader: what the
+    # roofline multiplies the peak by (`rate_factor`)
+    gemm_rate_factors: Annotated[tuple[tuple[str, float], ...], DERIVED] = field(default=(), repr=False,
+                                                                                compare=False)
 
     def supports(self, compute_format: str) -> bool:
         """Whether the GPU's tensor units compute this format natively."""
@@ -121,6 +129,43 @@ class Gpu:
     def dense_tflops_or_none(self, compute_format: str) -> float | None:
         return {"bf16": self.bf16_dense_tflops, "fp16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops,
                 "fp4": self.fp4_dense_tflops, "int8": self.int8_dense_tops}[compute_format]
+
+    def attainable_frac(self, compute_format: str) -> float:
+        """Share of the format's dense peak that large GEMMs reach on this GPU (data/gemm_attainable.csv; fp16
+        reads bf16's row); 1 where the file has no row for the GPU and format."""
+        key = "bf16" if compute_format == "fp16" else compute_format
+        return next((frac for fmt, frac in self.gemm_attainable or () if fmt == key), 1.0)
+
+    def rate_factor(self, compute_format: str) -> float:
+        """What the format's dense peak is multiplied by for the roofline: this GPU's attainable fraction over the
+        reference GPU's (`GEMM_REFERENCE_GPU`, whose rows the fitted efficiencies are calibrated on); 1 where either
+        has no row. fp16 reads bf16's."""
+        key = "bf16" if compute_format == "fp16" else compute_format
+        return next((f for fmt, f in self.gemm_rate_factors or () if fmt == key), 1.0)
+
+
+GEMM_ATTAINABLE_FORMATS = ("bf16", "fp8", "fp4", "int8")  # the compute formats with their own gpus.csv peak
+# The GPU the fitted GEMM efficiencies (mfu_prefill_frac, mfu_decode_frac, the per-format scales) are calibrated on:
+# most fit rows with compute-bound steps are H100/H200 at FP8 and BF16 (data/measured/throughput.csv). A GPU's
+# measured attainable fraction enters relative to this one's, so the fit keeps its meaning on Hopper and the
+# kernel measurements carry it to the other GPUs. FP4 has no Hopper peak: it is taken relative to the reference's
+# FP8, the format the fit calibrates for it (no TensorRT-LLM fit row runs FP4).
+GEMM_REFERENCE_GPU = "H100-SXM"
+GEMM_REFERENCE_FORMAT = {"bf16": "bf16", "fp8": "fp8", "fp4": "fp8", "int8": "int8"}
+
+
+@dataclass(frozen=True)
+class GemmAttainable:
+    """data/gemm_attainable.csv: the share of a format's dense peak (gpus.csv) that measured large GEMMs reach."""
+
+    gpu_id: Annotated[str, KEY]
+    format: Annotated[str, OneOf(GEMM_ATTAINABLE_FORMATS), KEY]
+    # a kernel may beat a conservative spec-sheet peak a little (boost clocks), never by much
+    attainable_frac: Annotated[float, Number(gt=0, le=1.05)]
+    n_shapes: Count
+    source_url: Url
+    source_accessed: PastDate
+    notes: str | None
 
 
 PROVIDER_CLASSES = ("hyperscaler", "neocloud", "marketplace", "unknown")

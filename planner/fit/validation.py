@@ -286,7 +286,8 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
     return PrefillTerms(compute_s=prefill.compute_s * batch, attn_s=prefill.attn_s * batch, memory_s=prefill.memory_s,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
                         expert_calls=prefill.expert_calls,
-                        steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers)
+                        steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers,
+                        act_s=prefill.act_s * batch)
 
 
 def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Callable[[Efficiency], tuple]:

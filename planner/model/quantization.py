@@ -39,6 +39,9 @@ class WeightFormat:
     # attention score/value BMMs (attention FLOPs) relative to `compute_format`'s rate: no serving engine runs
     # attention in FP4, so under a W4A4 format they run at the FP8 rate (2: half the FP4 rate)
     attn_bmm_slowdown: Any = 1.0
+    # bytes of one activation element as the matmuls read it (`activation_bytes_per_elem`): what the fused
+    # norm / activation kernels write before each GEMM (performance.decode_terms' activation traffic)
+    activation_bytes_per_elem: Any = 2.0
 
     def mla_proj_extra_bytes_per_param(self) -> Any:
         """Bytes an MLA latent projection weight takes beyond a dense weight (0 where they are the same)."""
@@ -69,6 +72,22 @@ W4A8_PRECISIONS = ("mxfp4",)
 # this checkpoint additionally quantizes the wo module in attention layers"; the 0528-FP4 tensors list the layer-0
 # dense MLP in packed FP4). Those GEMMs run at the BF16 rate.
 MLA_BF16_PROJ_PRECISIONS = ("nvfp4",)
+FP8_ACTIVATION_BYTES = 1.0  # e4m3 / int8 activations; their per-tensor or per-token scales are a few bytes per token
+
+
+def activation_bytes_per_elem(precision: Precision, compute_format: str) -> float:
+    """Bytes one activation element takes as the GEMMs read it in `compute_format`.
+
+    W4A4 formats quantize the activations in the weights' own block format before every GEMM (NVFP4: e2m1 values
+    with one e4m3 scale per 16 = 4.5 bits; OCP MXFP4: one e8m0 scale per 32 = 4.25 bits), so they take the
+    precision's bits per weight; 8-bit GEMMs (FP8, INT8, and the W4A8 MXFP4 x MXFP8 MoE kernels) read one byte;
+    16-bit and weight-only (dequantizing) GEMMs read BF16/FP16 activations (2 bytes).
+    """
+    if compute_format == "fp4":
+        return precision.weight_bits_per_param / units.BITS_PER_BYTE
+    if compute_format in ("fp8", "int8"):
+        return FP8_ACTIVATION_BYTES
+    return UNQUANTIZED_BITS / units.BITS_PER_BYTE
 
 
 def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16") -> WeightFormat:
@@ -104,6 +123,7 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
         mla_proj_bytes_per_param=mla_b,
         mla_proj_slowdown=mla_slow,
         attn_bmm_slowdown=bmm,
+        activation_bytes_per_elem=activation_bytes_per_elem(precision, compute),
     )
 
 

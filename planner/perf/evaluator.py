@@ -252,10 +252,14 @@ def mfu_scale(prof: EfficiencyProfile, gemm: str) -> float:
 
 
 def tflops_of(c: Candidate) -> float:
-    """Per-GPU peak the matmuls run at: the format's tensor rate, or int8 where the engine uses int8 units."""
+    """Per-GPU rate the matmuls run at: the format's dense tensor peak (int8 where the engine uses int8 units)
+    times the share of it that measured large GEMMs reach on this GPU relative to the reference GPU the fitted
+    efficiencies are calibrated on (`Gpu.rate_factor`, data/gemm_attainable.csv; 1 without a row). The one place
+    a format's compute rate is taken from the GPU."""
     if int8_matmuls(c.engine, c.precision) and c.gpu.int8_dense_tops:
-        return c.gpu.int8_dense_tops
-    return compute_tflops(c.gpu, c.fmt)
+        return c.gpu.int8_dense_tops * c.gpu.rate_factor("int8")
+    ran = c.fmt.compute_format if c.gpu.supports(c.fmt.compute_format) else "bf16"  # compute_tflops' fallback
+    return compute_tflops(c.gpu, c.fmt) * c.gpu.rate_factor(ran)
 
 
 def held_tokens(reservation: Any, input_tokens: Any, output_tokens: Any) -> Any:
@@ -361,6 +365,7 @@ class _Table:
     mla_b: np.ndarray  # MLA latent projections' bytes per param (WeightFormat.mla_proj_bytes_per_param, else dense)
     mla_slow: np.ndarray  # WeightFormat.mla_proj_slowdown
     bmm_slow: np.ndarray  # WeightFormat.attn_bmm_slowdown
+    act_b: np.ndarray  # WeightFormat.activation_bytes_per_elem
     usable_gb: np.ndarray
     util: np.ndarray
     overhead_gb: np.ndarray
@@ -391,6 +396,7 @@ class _Table:
             mla_b=f(c.fmt.dense_bytes_per_param if c.fmt.mla_proj_bytes_per_param is None
                     else c.fmt.mla_proj_bytes_per_param for c in bases),
             mla_slow=f(c.fmt.mla_proj_slowdown for c in bases), bmm_slow=f(c.fmt.attn_bmm_slowdown for c in bases),
+            act_b=f(c.fmt.activation_bytes_per_elem for c in bases),
             usable_gb=f(c.gpu.usable_memory_gb for c in bases),
             util=f(c.engine.memory_utilization_frac for c in bases),
             overhead_gb=f(c.engine.runtime_overhead_gb for c in bases),
@@ -407,7 +413,7 @@ class _Table:
     def fmt(self, idx: np.ndarray) -> WeightFormat:
         return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True,
                             mla_proj_bytes_per_param=self.mla_b[idx], mla_proj_slowdown=self.mla_slow[idx],
-                            attn_bmm_slowdown=self.bmm_slow[idx])
+                            attn_bmm_slowdown=self.bmm_slow[idx], activation_bytes_per_elem=self.act_b[idx])
 
 
 @functools.lru_cache(maxsize=4096)

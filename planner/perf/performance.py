@@ -53,6 +53,7 @@ from planner.errors import InvalidInputError, require_positive, require_positive
 from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat
 from planner.perf.step_work import (
+    activation_bytes_per_token,
     attention_flops_per_token,
     attn_dp_rank_load,
     comm_terms,
@@ -215,6 +216,9 @@ class StepTerms:
     transfer_chunk_s: Any
     expert_calls_chunk: Any
     layers: Any = 0.0  # layers one pipeline stage runs per step
+    memory_act_s: Any = 0.0  # activation traffic of the decode tokens' elementwise kernels (norms, SwiGLU, MoE
+    # permute/finalize: step_work.activation_bytes_per_token)
+    memory_act_chunk_s: Any = 0.0  # the same for the prompt chunk's tokens
 
     def parts(self, eff: Efficiency) -> tuple[Any, Any, Any, Any, Any]:
         """(cycle, memory, compute, comm, overhead) seconds with `eff` applied (array fields allowed); overhead is
@@ -224,14 +228,16 @@ class StepTerms:
         comm_latency_s = eff.comm_latency_s
         f = self.chunk_frac
         attn_mem = self.memory_kv_s / mbu
+        act = self.memory_act_s / mbu
+        act_c = act + self.memory_act_chunk_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
         gemm_mem_c = self.memory_s / mbu + self.memory_expert_chunk_s / expert_mbu
         gemm_flop = self.compute_decode_s / mfu_decode
         gemm_flop_c = gemm_flop + self.compute_prefill_s / mfu_prefill
         attn_flop = self.attn_decode_s / mfu_decode
         attn_flop_c = attn_flop + self.attn_prefill_s / mfu_prefill
-        plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop)
-        chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c)
+        plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop) + act
+        chunk = np.maximum(gemm_mem_c, gemm_flop_c) + np.maximum(attn_mem, attn_flop_c) + act_c
         comm = self.pp * ((1 - f) * collective_transfer_s(self.transfer_s, self.collectives, eff)
                           + f * collective_transfer_s(self.transfer_chunk_s, self.collectives, eff)) \
             + self.pp * self.collectives * comm_latency_s
@@ -241,7 +247,7 @@ class StepTerms:
         exposed = exposed_overhead_s(eff.step_overhead_s, gpu, eff.overhead_overlap_frac)
         cycle = gpu + exposed
         fixed = exposed + experts
-        memory = self.pp * (attn_mem + (1 - f) * gemm_mem + f * gemm_mem_c)
+        memory = self.pp * (attn_mem + (1 - f) * (gemm_mem + act) + f * (gemm_mem_c + act_c))
         compute = self.pp * ((1 - f) * (gemm_flop + attn_flop) + f * (gemm_flop_c + attn_flop_c))
         return cycle, memory, compute, comm, fixed + 0 * comm
 
@@ -268,12 +274,13 @@ class PrefillTerms:
     expert_calls: Any  # routed slots (MoE layers x top-k) one GPU pays for per step
     steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
     layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
+    act_s: Any = 0.0  # activation traffic of the prompt's elementwise kernels (step_work.activation_bytes_per_token)
 
     def total_s(self, eff: Efficiency) -> Any:
         per_step = (self.collectives * eff.comm_latency_s + self.expert_calls * eff.expert_overhead_s
                     + self.layers * eff.layer_overhead_s)
         gpu = (np.maximum(self.compute_s / eff.mfu_prefill_frac, self.steps * self.memory_s / eff.mbu_frac)
-               + self.attn_s / eff.mfu_prefill_frac
+               + self.attn_s / eff.mfu_prefill_frac + self.act_s / eff.mbu_frac
                + collective_transfer_s(self.transfer_s, self.steps * self.collectives, eff) + self.steps * per_step)
         return gpu + self.steps * exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
 
@@ -367,6 +374,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
+    act = activation_bytes_per_token(arch, fmt, tp=tp_f, pp=pp_f, expert_parallel=experts_ep, attn_dp=attn_dp) \
+        / bandwidth
     return StepTerms(memory_s=dense_bytes / dense_gpus / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
                      memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * decode_gemm / flops_per_s,
                      attn_decode_s=load * bmm * tokens * attention_flops_per_token(arch, context_tokens,
@@ -377,7 +386,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                      attn_prefill_s=bmm * micro_chunk * attention_flops_per_token(arch, prefill_context_tokens,
                                                                                   prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
-                     expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f)
+                     expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f,
+                     memory_act_s=tokens * load * act, memory_act_chunk_s=micro_chunk * act)
 
 
 def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
@@ -421,13 +431,16 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
     else:
         gemm_flops = gemm_flops_per_token(arch, fmt) * n / (gpu_flops * tp_f)
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
+    act = activation_bytes_per_token(arch, fmt, tp=tp_f, pp=1.0, expert_parallel=experts_ep, attn_dp=attn_dp,
+                                     prompt_on_one_gpu=True)  # all stages in turn: every layer
     return PrefillTerms(compute_s=gemm_flops,
                         attn_s=bmm * n * attention_flops_per_token(arch, n / 2.0, prefill=True)
                         / (gpu_flops * dense_gpus),
                         memory_s=memory, transfer_s=pp_f * transfer, collectives=pp_f * calls,
                         expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
                                                          expert_parallel=experts_ep),
-                        steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)))
+                        steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)),
+                        act_s=n * act / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB))
 
 
 def _check_parallel(tp: int, pp: int) -> None:

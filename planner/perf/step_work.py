@@ -195,3 +195,72 @@ def dense_split(tp: Any, attn_dp: bool = False) -> Any:
     whole and runs them for its own tokens)."""
     tp = np.asarray(tp, dtype=float)
     return np.ones_like(tp) if attn_dp else tp
+
+
+NORMS_PER_LAYER = 2  # pre-attention and pre-MLP RMSNorm, each fused with the residual add before it [7]
+
+
+def activation_bytes_per_token(arch: Architecture, fmt: WeightFormat, *, tp: Any, pp: Any, expert_parallel: bool,
+                               attn_dp: bool = False, prompt_on_one_gpu: bool = False) -> Any:
+    """Bytes one GPU of one pipeline stage reads and writes per token of the step in the memory-bound elementwise
+    kernels that run between the GEMMs (`tokens` of the tp group; see docs/performance.md, "Activation traffic").
+
+    A GEMM reads its input and writes its output inside its own kernel, overlapped with its math (counted in its
+    roofline). What sits between two GEMMs is a separate kernel that streams the activations once, at memory
+    speed, whatever the GEMM rate. Per token, with A = 2 bytes (BF16 activations and residual stream), q =
+    `fmt.activation_bytes_per_elem` (what the next GEMM reads: 0.5625 NVFP4, 1 FP8, 2 BF16) and h the hidden size:
+
+    - two fused residual-add + RMSNorm + quantize kernels per layer [7]: read the residual and the sublayer's
+      output, write the new residual and the quantized normed input of the next GEMM: (3 A + q) h each;
+    - the attention's QKV preprocessing (RoPE, KV-cache write) before the attention kernel [8]: read and write
+      the queries, 2 A h per attention layer (the K/V heads and the cache write, small under GQA/MLA, left out);
+    - the gated MLP's SwiGLU (+ quantize) kernel [9]: read gate and up (2 A I), write q I, with I the intermediate
+      width per token: each routed group's top_k x params_per_expert / (3 h), plus the dense MLP and shared experts,
+      taken as the non-expert params less the LM head, the MLA latent projections and 2 h^2 (the query and output
+      projections) per attention layer, over 3 h (the K/V projections and the router count as MLP: a few % high);
+    - each MoE layer's input quantization (read A h, write q h; the grouped GEMM gathers its top_k rows itself) and
+      finalize (read the top_k partial outputs at A, write their weighted sum, A h) [10]: (2 A + q + top_k A) h.
+
+    Under tensor parallelism every rank runs the norms for every token (the activations are replicated after each
+    all-reduce) and, without expert parallelism, permutes and finalizes every token's top-k copies of the full
+    width; the attention, MLP and expert intermediate widths are split tp ways. Under attention DP each GPU runs
+    all of it for its own 1/tp of the tokens (`prompt_on_one_gpu`: a prefill, whose dense parts run whole on one
+    GPU, its experts spread over the group). A stage holds 1/pp of the layers.
+
+    [7] TensorRT-LLM `torch.ops.trtllm.fused_add_rms_norm_quant` (thop/fusedAddRMSNormQuant.cpp: residual add +
+        RMSNorm + NVFP4 quantization in one kernel, returning the FP4 input of the next GEMM and the updated BF16
+        residual), used by `RMSNorm(quantize_type="nvfp4")` in modeling_llama.py; FlashInfer
+        `cute_dsl/add_rmsnorm_fp4quant.py` (the same for NVFP4 / MXFP4); vLLM `fused_add_rms_norm` (+ static FP8
+        quant). TensorRT-LLM `modules/fused_add_rmsnorm.py` measures its fused add + RMSNorm at 0.228 ms for
+        50,000 x 4,096 BF16 tokens: 4 x 0.82 GB at about 7 TB/s, i.e. memory-bound.
+    [8] TensorRT-LLM attention op: `invokeQKVPreprocessing` (RoPE, KV-cache append) before the FMHA / XQA kernels.
+    [9] TensorRT-LLM `modules/gated_mlp.py`: gate_up GEMM, `swiglu` (FlashInfer silu_and_mul), then the down
+        projection's input quantization; `torch.ops.trtllm.moe_swiglu_nvfp4_quantize` fuses SwiGLU and the NVFP4
+        quantization for the MoE path.
+    [10] vLLM fused_moe (the Triton grouped GEMM reads each token's rows through `sorted_token_ids`, writes its
+        top-k outputs to `intermediate_cache3`, summed by `moe_sum`), TensorRT-LLM's CuTe-DSL NVFP4 MoE
+        (`cute_dsl_nvfp4_gather_grouped_gemm_*`: the gather fused into the GEMM) and CUTLASS MoE
+        (`finalizeMoeRoutingKernel`). A materialized permute (CUTLASS `expandInputRowsKernel`) would add top_k q h
+        more; it is left out, the conservative count.
+    """
+    a = float(ACTIVATION_BYTES)
+    q = np.asarray(fmt.activation_bytes_per_elem, dtype=float)
+    h = float(arch.hidden_size)
+    norms = NORMS_PER_LAYER * (3.0 * a + q) * h * arch.n_layers
+    attention = 2.0 * a * h * arch.n_attention_layers
+    dense_params = (arch.always_read_params - arch.lm_head_params - arch.mla_latent_proj_params
+                    - 2.0 * h * h * arch.n_attention_layers)
+    dense_mlp = (2.0 * a + q) * max(dense_params, 0.0) / (3.0 * h)
+    routed = np.zeros_like(q)
+    moved = np.zeros_like(q)
+    for g in arch.moe_groups:
+        routed = routed + (2.0 * a + q) * g.n_layers * g.top_k * g.params_per_expert / (3.0 * h)
+        moved = moved + g.n_layers * (2.0 * a + q + g.top_k * a) * h
+    tp = np.asarray(tp, dtype=float)
+    pp = np.asarray(pp, dtype=float)
+    if attn_dp:
+        dense_ways = 1.0 if prompt_on_one_gpu else tp
+        per_gpu = (norms + attention + dense_mlp) / dense_ways + (routed + moved) / tp
+    else:
+        per_gpu = norms + (attention + dense_mlp + routed) / tp + moved / (tp if expert_parallel else 1.0)
+    return per_gpu / pp

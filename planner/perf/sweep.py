@@ -23,7 +23,7 @@ import numpy as np
 from planner.data.catalog import Catalog
 from planner.errors import InvalidInputError, require_positive_int
 from planner.perf import evaluator
-from planner.perf.estimate import MAX_TOKENS, default_engine_id
+from planner.perf.estimate import LAYOUT_TIE_FRAC, MAX_TOKENS, default_engine_id
 
 DEFAULT_GPU_COUNTS = (1, 2, 4, 8)
 COLUMNS = ("model_id", "gpu_id", "precision", "engine", "num_gpus", "tp", "pp", "dp", "layout", "fits",
@@ -105,8 +105,14 @@ def _sweep_model(catalog: Catalog, model: Any, gpus: list, precisions: list, eng
     gpus_n = (cs.tp * cs.pp * cs.dp).astype(int)
     g = cs.base_index * (max(counts) + 1) + gpus_n  # one group per GPU x precision x count: its layouts compete
     tput = np.where(ev.fits, ev.output_tokens_per_s, -np.inf)
-    # best layout per group: the highest throughput; the first layout (evaluator order) when none fits
-    order = np.lexsort((np.arange(len(g)), -tput, g))
+    # best layout per group, as estimate's auto_layout picks it (`pick_layout`): among the layouts within
+    # LAYOUT_TIE_FRAC of the group's highest throughput the simplest (`layout_simplicity`), then the faster; the
+    # first layout (evaluator order) when none fits
+    best = np.full(int(g.max()) + 1, -np.inf)
+    np.maximum.at(best, g, tput)
+    near = np.isfinite(tput) & (tput >= (1.0 - LAYOUT_TIE_FRAC) * best[g])
+    ep_like = (cs.ep | cs.attn_dp).astype(int)
+    order = np.lexsort((np.arange(len(g)), -tput, cs.tp, ep_like, cs.pp, ~near, g))
     first = np.ones(len(order), dtype=bool)
     first[1:] = g[order][1:] != g[order][:-1]
     pick = order[first]

@@ -99,16 +99,21 @@ def test_batch1_decode_golden(tiny_catalog):
     assert isinstance(model, RowModel)
     # weights 34,583,552 params x 2 B = 69,167,104 B at 1 TB/s x mbu 0.5 = 138.334 us
     # KV: 65 tokens of context (1 + 128/2) x 8,192 B = 532,480 B / 0.5e12 = 1.06496 us
+    # activation traffic between the GEMMs (step_work.activation_bytes_per_token, BF16: A = q = 2 B, h = 1,024,
+    # 2 layers): norms 2 x (3 A + q) h x 2 = 32,768 B + RoPE 2 A h x 2 = 8,192 B + SwiGLU (2 A + q) x dense MLP
+    # params (34,583,552 - LM head 1,024,000 - 2 h^2 x 2) / 3 h = 6 x 9,559 = 57,354 B: 98,314 B / 0.5e12 = 0.196628 us,
+    # and in the row's one chunk step of 128 (chunk_frac 1/128) one more token's: x (1 + 1/128)
     # FLOPs are far below the 100 TFLOPS roofline; + 1 ms step overhead
-    tpot_s = 138.334208e-6 + 1.06496e-6 + 1e-3
+    tpot_s = 138.334208e-6 + 1.06496e-6 + 0.196628e-6 * (1 + 1 / 128) + 1e-3
     assert model.predict(efficiency_of(cat.efficiency[0])) == pytest.approx(1 / tpot_s, rel=1e-6)
 
 
 def test_prefill_golden(tiny_catalog):
     cat = _with_profile(tiny_catalog, mfu_prefill_frac=0.5, step_overhead_ms=0.0)
     model = model_row(cat, _point(metric="prefill_tokens_per_s", input_tokens=4096, output_tokens=1))
-    # GEMM 2 x 34,583,552 x 4,096 FLOPs + attention 4,096 x 2,048 x (2 layers x 2 x 8 heads x 256) at 50 TFLOPS
-    seconds = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * 2 * 8 * 256) / 50e12
+    # GEMM 2 x 34,583,552 x 4,096 FLOPs + attention 4,096 x 2,048 x (2 layers x 2 x 8 heads x 256) at 50 TFLOPS,
+    # + the activation traffic, 98,314 B per token (see test_batch1_decode_golden) x 4,096 at 1 TB/s x mbu 0.5
+    seconds = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * 2 * 8 * 256) / 50e12 + 4096 * 98_314 / 0.5e12
     assert model.predict(efficiency_of(cat.efficiency[0])) == pytest.approx(4096 / seconds, rel=1e-9)
 
 

@@ -17,13 +17,19 @@ BF16 = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
 PERFECT = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
                      comm_latency_s=0.0)
 HW = Hardware(memory_bandwidth_tb_s=1.0, compute_tflops=100.0, interconnect_bandwidth_gb_s=100.0)
+# TINY_DENSE's activation traffic per token in BF16 (step_work.activation_bytes_per_token; h = 1,024, 2 layers,
+# A = q = 2):
+# norms 2 x (3 x 2 + 2) x 1,024 x 2 layers = 32,768; query RoPE pass 2 x 2 x 1,024 x 2 = 8,192; MLP width
+# (34,583,552 params - 1,024,000 LM head - 2 x 1,024^2 x 2 layers) / (3 x 1,024) = 9,559, SwiGLU (2 x 2 + 2) x 9,559
+# = 57,354: 98,314 B per token, 0.098314 us at 1 TB/s
+TINY_DENSE_ACT_B = 32_768 + 8_192 + 57_354
 
 
 def test_batch1_decode_is_weight_streaming_time():
     arch = architecture_from_config(TINY_DENSE)
     step = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
-    # 34,583,552 params * 2 B = 69,167,104 B at 1e12 B/s = 69.167 us
-    assert float(step.total_s) == pytest.approx(69.167104e-6)
+    # 34,583,552 params * 2 B = 69,167,104 B at 1e12 B/s = 69.167 us, + one token's 98,314 B of activations
+    assert float(step.total_s) == pytest.approx(69.265418e-6)
     # FLOPs 2 * 34,583,552 = 69.2 MFLOP at 1e14 -> 0.69 us: memory-bound
     assert float(step.compute_s) == pytest.approx(0.69167104e-6)
 
@@ -32,8 +38,8 @@ def test_kv_read_adds_to_decode():
     arch = architecture_from_config(TINY_DENSE)
     step = decode_step(arch, BF16, batch=1, context_tokens=1000, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
                        eff=PERFECT)
-    # + 8,192 B/token * 1,000 tokens = 8,192,000 B -> 77,359,104 B
-    assert float(step.memory_s) == pytest.approx(77.359104e-6)
+    # + 8,192 B/token * 1,000 tokens = 8,192,000 B -> 77,359,104 B, + 98,314 B of activations
+    assert float(step.memory_s) == pytest.approx(77.457418e-6)
 
 
 def test_large_batch_becomes_compute_bound_and_never_beats_roofline():
@@ -69,8 +75,11 @@ def test_moe_step_reads_more_experts_at_larger_batch():
     arch = architecture_from_config(TINY_MOE)
     s1 = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
     s16 = decode_step(arch, BF16, batch=16, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
-    # batch 1 reads 2 experts per layer, batch 16 reads 8 * (1 - 0.75^16) = 7.92
-    extra_bytes = 2 * 1_572_864 * 2 * (8 * (1 - 0.75 ** 16) - 2)
+    # batch 1 reads 2 experts per layer, batch 16 reads 8 * (1 - 0.75^16) = 7.92; and 15 more tokens' activations:
+    # norms 32,768 + RoPE 8,192 + dense width (6,288,384 - 1,024,000 - 4,194,304) / 3,072 x 6 = 2,090 + routed
+    # 2 layers x top-2 x 512 x 6 = 12,288 + quantize/finalize 2 layers x (2 x 2 + 2 + 2 x 2) x 1,024 = 20,480
+    act_per_token = 32_768 + 8_192 + 2_090 + 12_288 + 20_480
+    extra_bytes = 2 * 1_572_864 * 2 * (8 * (1 - 0.75 ** 16) - 2) + 15 * act_per_token
     assert float(s16.memory_s) - float(s1.memory_s) == pytest.approx(extra_bytes / 1e12, rel=1e-9)
 
 
@@ -104,7 +113,8 @@ def test_prefill_is_compute_bound_for_long_prompts():
     arch = architecture_from_config(TINY_DENSE)
     t = float(prefill_time_s(arch, BF16, prompt_tokens=4096, tp=1, pp=1, hw=HW, eff=PERFECT))
     # 2 * 34,583,552 * 4,096 = 2.833e11 FLOPs + attention 4,096 * 2,048 * (2 layers * 2 * 8 * 256) = 6.87e10
-    expected = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * (2 * 8 * (128 + 128))) / 1e14
+    expected = (2 * 34_583_552 * 4096 + 4096 * 2048 * 2 * (2 * 8 * (128 + 128))) / 1e14 \
+        + 4096 * TINY_DENSE_ACT_B / 1e12  # the prompt's activation traffic, 0.40 ms at 1 TB/s
     assert t == pytest.approx(expected, rel=1e-9)
 
 
@@ -112,7 +122,10 @@ def test_tensor_parallel_adds_allreduce_but_splits_bytes():
     arch = architecture_from_config(TINY_DENSE)
     one = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
     two = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=2, pp=1, hw=HW, eff=PERFECT)
-    assert float(two.memory_s) == pytest.approx(float(one.memory_s) / 2)
+    # weights split: 69,167,104 / 2; activations: the norms replicated on both ranks (32,768), RoPE and SwiGLU
+    # split ((8,192 + 57,354) / 2 = 32,773)
+    assert float(one.memory_s) == pytest.approx((69_167_104 + TINY_DENSE_ACT_B) / 1e12)
+    assert float(two.memory_s) == pytest.approx((69_167_104 / 2 + 32_768 + 32_773) / 1e12)
     assert float(two.comm_s) > 0
 
 
@@ -213,8 +226,8 @@ def test_step_overhead_is_exposed_at_batch1_and_hidden_at_large_batch():
                        eff=PERFECT).total_s
     got = decode_step(arch, BF16, batch=batches, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW,
                       eff=overlap).total_s
-    # batch 1: GPU 69.167 us hides t = 69.167 us of the 100 us overhead: + 100 x exp(-0.69167) us = 50.07 us
-    assert float(got[0] - roof[0]) == pytest.approx(100e-6 * np.exp(-0.69167104), rel=1e-6)
+    # batch 1: GPU 69.265 us hides t = 69.265 us of the 100 us overhead: + 100 x exp(-0.69265) us = 50.02 us
+    assert float(got[0] - roof[0]) == pytest.approx(100e-6 * np.exp(-0.69265418), rel=1e-6)
     # batch 4096: 4096 x 69.2 MFLOP at 100 TFLOPS = 2.83 ms of GPU time hides all but exp(-28) of it
     assert float(got[1] - roof[1]) < 1e-9
 
@@ -224,8 +237,8 @@ def test_layer_overhead_adds_per_layer_gpu_time():
     layered = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
                          comm_latency_s=0.0, layer_overhead_s=10e-6)
     kw = dict(batch=1, context_tokens=0, kv_bytes_per_elem=2, hw=HW)
-    # 2 layers x 10 us on top of 69.167 us of weight streaming; two pipeline stages each run one layer
-    assert float(decode_step(arch, BF16, tp=1, pp=1, eff=layered, **kw).total_s) == pytest.approx(89.167104e-6)
+    # 2 layers x 10 us on top of 69.265 us of weight and activation streaming; two pipeline stages each run one layer
+    assert float(decode_step(arch, BF16, tp=1, pp=1, eff=layered, **kw).total_s) == pytest.approx(89.265418e-6)
     pp2 = decode_step(arch, BF16, tp=1, pp=2, eff=layered, **kw).total_s - decode_step(arch, BF16, tp=1, pp=2,
                                                                                       eff=PERFECT, **kw).total_s
     assert float(pp2) == pytest.approx(20e-6)
