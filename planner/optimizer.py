@@ -29,7 +29,7 @@ from planner import units
 from planner.data.catalog import Catalog, Gpu, KvDtype, Model, Precision
 from planner.errors import DoesNotFitError, InvalidInputError, UnreachableTargetError, counted
 from planner.perf import evaluator, speculative
-from planner.perf.estimate import LAYOUT_TIE_FRAC, layout_simplicity
+from planner.perf.estimate import LAYOUT_TIE_FRAC, layout_simplicity_of
 from planner.perf.evaluator import CandidateSet, Layout
 
 QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": ("none", "low", "moderate", "high")}
@@ -471,7 +471,7 @@ def _latency_tie_break(arch, cs: CandidateSet, order: np.ndarray, monthly: np.nd
     # latencies within LAYOUT_TIE_FRAC of the fastest are a tie (below the model's resolution), won by the simplest
     # layout (estimate.layout_simplicity: fewer stages, no all-to-all, fewer TP ranks), as `estimate` picks layouts
     near = e2e <= np.nanmin(e2e) * (1.0 + LAYOUT_TIE_FRAC) if np.isfinite(e2e).any() else np.zeros(e2e.shape, bool)
-    simple = np.array([layout_simplicity(cs.candidate(int(i)).layout) for i in tied]).reshape(-1, 3)
+    simple = layout_simplicity_of(cs)[tied]
     ranked = tied[np.lexsort((e2e, simple[:, 2], simple[:, 1], simple[:, 0], ~near))]
     rest = order[~np.isin(order, ranked)]
     return np.concatenate([ranked, rest]), (tied, lat)

@@ -344,7 +344,8 @@ def test_latency_ties_within_one_percent_go_to_the_simpler_layout(monkeypatch):
 
     layouts = [Layout(tp=1, pp=2), Layout(tp=1, dp=2), Layout(tp=2), Layout(tp=2, ep=True)]
     e2e = np.array([1.000, 1.005, 1.008, 1.030])
-    cs = types.SimpleNamespace(candidate=lambda i: types.SimpleNamespace(layout=layouts[i]))
+    cs = types.SimpleNamespace(**{k: np.array([getattr(lay, k) for lay in layouts]) for k in ("tp", "pp", "ep",
+                                                                                              "attn_dp")})
     monkeypatch.setattr(optimizer, "_design_load_latency", lambda *a, **k: "lat")
     monkeypatch.setattr(optimizer, "_end_to_end_s", lambda lat, traffic, q: e2e)
     order = np.arange(4)

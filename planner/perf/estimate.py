@@ -291,6 +291,12 @@ def layout_simplicity(layout: Layout) -> tuple[int, int, int]:
     return layout.pp, int(layout.ep or layout.attn_dp), layout.tp
 
 
+def layout_simplicity_of(cs: evaluator.CandidateSet) -> np.ndarray:
+    """(n, 3): `layout_simplicity` of every configuration of a candidate set, column by column (no Python object
+    per configuration): pipeline stages, expert parallelism or attention DP, tensor-parallel ranks."""
+    return np.stack([cs.pp, (cs.ep | cs.attn_dp).astype(int), cs.tp], axis=1)
+
+
 def auto_layout(catalog: Catalog, req: EstimateRequest) -> Layout | None:
     """The layout with the highest max-throughput on req.num_gpus GPUs when the request fixes none (None: keep
     the default). Layouts within LAYOUT_TIE_FRAC of the best are a tie, won by the simplest (`layout_simplicity`),

@@ -44,6 +44,7 @@ from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 from planner.perf.performance import Efficiency, decode_terms
 from planner.perf.serving import PointTerms, point_terms
+from planner.perf.step_work import activation_bytes_per_token
 
 MAX_GPUS = 4096
 LAYOUT_GROUPS = ((False, False), (True, False), (True, True))  # (ep, attn_dp) pairs a layout can have
@@ -626,19 +627,23 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
         for ep, adp in LAYOUT_GROUPS:
             idx = np.flatnonzero((t.kv_bytes == kvb) & (t.ep == ep) & (t.adp == adp))
             if idx.size:
-                groups.append((idx, float(kvb), ep, adp, Efficiency.from_array(eff_rows[idx]), t.fmt(idx)))
+                fmt = t.fmt(idx)
+                act = activation_bytes_per_token(arch, fmt, tp=t.tp[idx], pp=t.pp[idx], expert_parallel=ep or adp,
+                                                 attn_dp=adp)  # batch-independent: once, not per call
+                groups.append((idx, float(kvb), ep, adp, Efficiency.from_array(eff_rows[idx]), fmt, act))
 
     def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(np.maximum(np.asarray(decode_batch, dtype=float), 1e-9), (t.n,))
         p = np.broadcast_to(np.asarray(prefill_tokens, dtype=float), (t.n,))
         out = np.empty(t.n)
-        for idx, kvb, ep, adp, sub, fmt in groups:
+        for idx, kvb, ep, adp, sub, fmt, act in groups:
             terms = decode_terms(arch, fmt, batch=b[idx] * mult[idx], context_tokens=ctx,
                                  kv_bytes_per_elem=kvb, tp=t.tp[idx], pp=t.pp[idx],
                                  memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
                                  interconnect_bandwidth_gb_s=t.link[idx], prefill_tokens=p[idx] * mult[idx],
                                  prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep,
-                                 query_tokens_per_seq=query_tokens_per_seq, attn_dp=adp)
+                                 query_tokens_per_seq=query_tokens_per_seq, attn_dp=adp,
+                                 activation_bytes_per_token_=act)
             out[idx] = terms.parts(sub)[0]
         return out * scale
 

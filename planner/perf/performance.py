@@ -327,7 +327,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                  kv_bytes_per_elem: float, tp: Any, pp: Any, memory_bandwidth_tb_s: Any, compute_tflops: Any,
                  interconnect_bandwidth_gb_s: Any, prefill_tokens: Any = 0.0, prefill_context_tokens: Any = 0.0,
                  prefill_chunk_tokens: Any = None, expert_parallel: bool = False,
-                 query_tokens_per_seq: Any = 1.0, attn_dp: bool = False) -> StepTerms:
+                 query_tokens_per_seq: Any = 1.0, attn_dp: bool = False,
+                 activation_bytes_per_token_: Any = None) -> StepTerms:
     """Roofline terms of one decode cycle of `batch` sequences (arrays; no input checks: see decode_step).
 
     `prefill_tokens` prompt tokens are processed per cycle. With `prefill_chunk_tokens` (a
@@ -340,6 +341,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     (`evaluator.Layout.attn_dp`): `batch` is the group's, each GPU runs 1/tp of it with whole attention and
     dense weights (read in full by every GPU) and its own sequences' KV cache; GEMM and attention FLOPs per
     GPU are the same 1/tp of the group's as under tensor parallelism.
+    `activation_bytes_per_token_`: `step_work.activation_bytes_per_token` for these arguments, when the caller
+    (a step function called many times with other batches) has it already; it does not depend on the batch.
     """
     b = np.asarray(batch, dtype=float)
     pp_f = np.asarray(pp, dtype=float)
@@ -374,8 +377,10 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
-    act = activation_bytes_per_token(arch, fmt, tp=tp_f, pp=pp_f, expert_parallel=experts_ep, attn_dp=attn_dp) \
-        / bandwidth
+    if activation_bytes_per_token_ is None:
+        activation_bytes_per_token_ = activation_bytes_per_token(arch, fmt, tp=tp_f, pp=pp_f,
+                                                                 expert_parallel=experts_ep, attn_dp=attn_dp)
+    act = activation_bytes_per_token_ / bandwidth
     return StepTerms(memory_s=dense_bytes / dense_gpus / bandwidth, memory_expert_s=expert_bytes / per_gpu / bandwidth,
                      memory_kv_s=kv_bytes / bandwidth, compute_decode_s=tokens * decode_gemm / flops_per_s,
                      attn_decode_s=load * bmm * tokens * attention_flops_per_token(arch, context_tokens,

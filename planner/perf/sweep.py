@@ -23,7 +23,7 @@ import numpy as np
 from planner.data.catalog import Catalog
 from planner.errors import InvalidInputError, require_positive_int
 from planner.perf import evaluator
-from planner.perf.estimate import LAYOUT_TIE_FRAC, MAX_TOKENS, default_engine_id
+from planner.perf.estimate import LAYOUT_TIE_FRAC, MAX_TOKENS, default_engine_id, layout_simplicity_of
 
 DEFAULT_GPU_COUNTS = (1, 2, 4, 8)
 COLUMNS = ("model_id", "gpu_id", "precision", "engine", "num_gpus", "tp", "pp", "dp", "layout", "fits",
@@ -111,8 +111,8 @@ def _sweep_model(catalog: Catalog, model: Any, gpus: list, precisions: list, eng
     best = np.full(int(g.max()) + 1, -np.inf)
     np.maximum.at(best, g, tput)
     near = np.isfinite(tput) & (tput >= (1.0 - LAYOUT_TIE_FRAC) * best[g])
-    ep_like = (cs.ep | cs.attn_dp).astype(int)
-    order = np.lexsort((np.arange(len(g)), -tput, cs.tp, ep_like, cs.pp, ~near, g))
+    simple = layout_simplicity_of(cs)
+    order = np.lexsort((np.arange(len(g)), -tput, simple[:, 2], simple[:, 1], simple[:, 0], ~near, g))
     first = np.ones(len(order), dtype=bool)
     first[1:] = g[order][1:] != g[order][:-1]
     pick = order[first]
