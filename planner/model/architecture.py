@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from planner import units
-from planner.errors import InvalidInputError, require_positive
+from planner.errors import InvalidInputError, brief, require_positive
 from planner.model._layers import LayerSpec, build_layers, flatten_config, get
 from planner.model.config_values import check_config_values
 
@@ -242,24 +242,30 @@ def kv_bytes_per_token(arch: Architecture, kv_bytes_per_elem: float) -> float:
     return elems * kv_bytes_per_elem
 
 
-def kv_bytes_per_sequence(arch: Architecture, context_tokens: Any, kv_bytes_per_elem: float,
+def kv_bytes_per_sequence(arch: Architecture, context_tokens: Any, kv_bytes_per_elem: Any,
                           *, state_bytes_per_elem: float = 2.0) -> Any:
     """KV cache (plus recurrent state) of one sequence holding `context_tokens` tokens.
 
     Full-attention layers keep every token; sliding-window and chunked layers keep at most
     their window (chunked attention keeps up to one chunk, as vLLM allocates it [4]);
-    linear-attention and Mamba layers keep a fixed state. Accepts arrays for `context_tokens`.
+    linear-attention and Mamba layers keep a fixed state. Accepts arrays for `context_tokens` and
+    `kv_bytes_per_elem`.
 
     [4] vLLM, "Hybrid KV cache manager" design doc, docs.vllm.ai/en/latest/design/hybrid_kv_cache_manager.html
     """
     ctx = np.asarray(context_tokens, dtype=float)
     if np.any(~np.isfinite(ctx)) or np.any(ctx < 0):
         raise InvalidInputError(f"context_tokens must be finite and >= 0, got {context_tokens!r}")
-    require_positive(kv_bytes_per_elem=kv_bytes_per_elem, state_bytes_per_elem=state_bytes_per_elem)
+    kvb = np.asarray(kv_bytes_per_elem, dtype=float)
+    if kvb.ndim == 0:
+        require_positive(kv_bytes_per_elem=float(kvb))
+    elif not np.all(np.isfinite(kvb) & (kvb > 0)):
+        raise InvalidInputError(f"kv_bytes_per_elem must be finite and > 0, got {brief(float(np.min(kvb)))}")
+    require_positive(state_bytes_per_elem=state_bytes_per_elem)
     elems = arch.kv_elems_per_token_full * ctx
     for group in arch.window_groups:
         elems = elems + group.kv_elems_per_token * np.minimum(ctx, group.window_tokens)
-    total = elems * kv_bytes_per_elem + arch.state_elems_per_seq * state_bytes_per_elem
+    total = elems * kvb + arch.state_elems_per_seq * state_bytes_per_elem
     return float(total) if np.ndim(total) == 0 else total
 
 
