@@ -39,6 +39,9 @@ class WeightFormat:
     # attention score/value BMMs (attention FLOPs) relative to `compute_format`'s rate: no serving engine runs
     # attention in FP4, so under a W4A4 format they run at the FP8 rate (2: half the FP4 rate)
     attn_bmm_slowdown: Any = 1.0
+    # the non-expert GEMMs (attention projections, router, LM head: `Architecture.always_read_params`) relative to
+    # `compute_format`'s rate, where the checkpoint keeps them in BF16 beside quantized experts (gpt-oss: 1 elsewhere)
+    dense_gemm_slowdown: Any = 1.0
     # bytes of one activation element as the matmuls read it (`activation_bytes_per_elem`): what the fused
     # norm / activation kernels write before each GEMM (performance.decode_terms' activation traffic)
     activation_bytes_per_elem: Any = 2.0
@@ -109,6 +112,13 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
     if native and compute == "fp4" and gpu.supports("fp8"):
         # attention kernels (FlashMLA, FlashInfer, TensorRT-LLM's FMHA/MLA) run BF16 or FP8, never FP4
         bmm = rate / (gpu.dense_tflops_or_none("fp8") or rate)
+    dense_slow = 1.0
+    if experts_only and rate and compute != "bf16":
+        # gpt-oss ships only its MoE experts in MXFP4; attention (qkv, out), router, embedding and unembedding are BF16
+        # tensors, which TensorRT-LLM leaves unquantized (load_hf_quant_config: default exclude_modules
+        # 'block.*.attn.qkv', 'block.*.attn.out', 'block.*.mlp.gate', 'embedding', 'unembedding') and vLLM runs through
+        # UnquantizedLinearMethod (its Mxfp4Config quantizes the fused MoE only): BF16 x BF16 GEMMs at the BF16 rate
+        dense_slow = rate / gpu.bf16_dense_tflops
     mla_b, mla_slow = None, 1.0
     if precision.precision_id in MLA_BF16_PROJ_PRECISIONS:
         mla_b = u
@@ -123,6 +133,7 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
         mla_proj_bytes_per_param=mla_b,
         mla_proj_slowdown=mla_slow,
         attn_bmm_slowdown=bmm,
+        dense_gemm_slowdown=dense_slow,
         activation_bytes_per_elem=activation_bytes_per_elem(precision, compute),
     )
 

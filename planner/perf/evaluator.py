@@ -366,6 +366,7 @@ class _Table:
     mla_b: np.ndarray  # MLA latent projections' bytes per param (WeightFormat.mla_proj_bytes_per_param, else dense)
     mla_slow: np.ndarray  # WeightFormat.mla_proj_slowdown
     bmm_slow: np.ndarray  # WeightFormat.attn_bmm_slowdown
+    dense_slow: np.ndarray  # WeightFormat.dense_gemm_slowdown
     act_b: np.ndarray  # WeightFormat.activation_bytes_per_elem
     usable_gb: np.ndarray
     util: np.ndarray
@@ -397,6 +398,7 @@ class _Table:
             mla_b=f(c.fmt.dense_bytes_per_param if c.fmt.mla_proj_bytes_per_param is None
                     else c.fmt.mla_proj_bytes_per_param for c in bases),
             mla_slow=f(c.fmt.mla_proj_slowdown for c in bases), bmm_slow=f(c.fmt.attn_bmm_slowdown for c in bases),
+            dense_slow=f(c.fmt.dense_gemm_slowdown for c in bases),
             act_b=f(c.fmt.activation_bytes_per_elem for c in bases),
             usable_gb=f(c.gpu.usable_memory_gb for c in bases),
             util=f(c.engine.memory_utilization_frac for c in bases),
@@ -414,7 +416,8 @@ class _Table:
     def fmt(self, idx: np.ndarray) -> WeightFormat:
         return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True,
                             mla_proj_bytes_per_param=self.mla_b[idx], mla_proj_slowdown=self.mla_slow[idx],
-                            attn_bmm_slowdown=self.bmm_slow[idx], activation_bytes_per_elem=self.act_b[idx])
+                            attn_bmm_slowdown=self.bmm_slow[idx], activation_bytes_per_elem=self.act_b[idx],
+                            dense_gemm_slowdown=self.dense_slow[idx])
 
 
 @functools.lru_cache(maxsize=4096)

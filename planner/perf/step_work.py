@@ -88,15 +88,19 @@ def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any
 
 def gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
     """GEMM FLOPs of one token through the replica in `fmt`'s rate units: 2 x active params, with the MLA latent
-    projections a checkpoint keeps in BF16 counted `fmt.mla_proj_slowdown` times (they run at the BF16 rate)."""
+    projections a checkpoint keeps in BF16 counted `fmt.mla_proj_slowdown` times (they run at the BF16 rate), and
+    the non-expert weights of an experts-only checkpoint (gpt-oss) `fmt.dense_gemm_slowdown` times."""
     slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
-    return 2.0 * (arch.active_compute_params + arch.mla_latent_proj_params * (slow - 1.0))
+    dense_slow = np.asarray(fmt.dense_gemm_slowdown, dtype=float)
+    return 2.0 * (arch.active_compute_params + arch.mla_latent_proj_params * (slow - 1.0)
+                  + arch.always_read_params * (dense_slow - 1.0))
 
 
 def dense_gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
     """The non-expert part of `gemm_flops_per_token` (attention projections, dense MLP, shared experts, LM head)."""
     slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
-    return 2.0 * (arch.always_read_params + arch.mla_latent_proj_params * (slow - 1.0))
+    dense_slow = np.asarray(fmt.dense_gemm_slowdown, dtype=float)
+    return 2.0 * (arch.always_read_params * dense_slow + arch.mla_latent_proj_params * (slow - 1.0))
 
 
 def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
