@@ -102,8 +102,20 @@ class Architecture:
 
     @property
     def active_compute_params(self) -> float:
-        """Parameters in matrix products for one token: active minus the embedding lookup."""
-        return self.always_read_params + self.active_routed_params
+        """Parameters in matrix products for one token: active minus the embedding lookup, plus the LM head's
+        product with the embedding matrix where the two are tied (the lookup table is also the head's weight)."""
+        return self.always_read_params + self.active_routed_params + self.tied_head_params
+
+    @property
+    def tied_head_params(self) -> float:
+        """The LM head's weights that are the embedding matrix (tied embeddings), 0 where the head is its own
+        matrix (counted in `always_read_params`)."""
+        return self.embedding_params if self.tied_embeddings else 0.0
+
+    @property
+    def head_gemm_params(self) -> float:
+        """The LM head's matrix product per token (vocab x hidden), tied or not."""
+        return self.lm_head_params + self.tied_head_params
 
     @property
     def total_params_b(self) -> float:

@@ -49,7 +49,7 @@ def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tu
     """
     dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
              + arch.mla_latent_proj_params * fmt.mla_proj_extra_bytes_per_param()
-             + arch.lm_head_params * fmt.embed_bytes_per_param)
+             + arch.head_gemm_params * fmt.embed_bytes_per_param)  # a tied head reads the embedding matrix
     shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
     experts = np.zeros(shape, dtype=float)
     for g in arch.moe_groups:
@@ -93,14 +93,15 @@ def gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
     slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
     dense_slow = np.asarray(fmt.dense_gemm_slowdown, dtype=float)
     return 2.0 * (arch.active_compute_params + arch.mla_latent_proj_params * (slow - 1.0)
-                  + arch.always_read_params * (dense_slow - 1.0))
+                  + (arch.always_read_params + arch.tied_head_params) * (dense_slow - 1.0))
 
 
 def dense_gemm_flops_per_token(arch: Architecture, fmt: WeightFormat) -> Any:
     """The non-expert part of `gemm_flops_per_token` (attention projections, dense MLP, shared experts, LM head)."""
     slow = np.asarray(fmt.mla_proj_slowdown, dtype=float)
     dense_slow = np.asarray(fmt.dense_gemm_slowdown, dtype=float)
-    return 2.0 * (arch.always_read_params * dense_slow + arch.mla_latent_proj_params * (slow - 1.0))
+    return 2.0 * ((arch.always_read_params + arch.tied_head_params) * dense_slow
+                  + arch.mla_latent_proj_params * (slow - 1.0))
 
 
 def attention_flops_per_token(arch: Architecture, context_tokens: Any, *, prefill: bool) -> Any:
