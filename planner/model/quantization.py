@@ -75,6 +75,12 @@ W4A8_PRECISIONS = ("mxfp4",)
 # this checkpoint additionally quantizes the wo module in attention layers"; the 0528-FP4 tensors list the layer-0
 # dense MLP in packed FP4). Those GEMMs run at the BF16 rate.
 MLA_BF16_PROJ_PRECISIONS = ("nvfp4",)
+# llama.cpp's gpt-oss GGUFs (convert_hf_to_gguf of the MXFP4 checkpoint) keep the experts in MXFP4 and store the other
+# tensors (attention, router, token embedding, output) as Q8_0, 8.5 bits a weight, not the checkpoint's BF16:
+# llama-bench reports "gpt-oss 20B MXFP4 MoE | 11.27 GiB | 20.91 B" against "GPT-OSS 20B F16 | 12.83 GiB" for the
+# F16 variant (ggml-org/llama.cpp discussions #15396 and benchmark tables), i.e. 12.10 GB = 19.11 B expert params x
+# 4.25 bits (10.15 GB) + 1.80 B other params x 8.5 bits (1.91 GB) + norms and biases, where BF16 gives 13.74 GB
+GGUF_MXFP4_OTHER_BITS = 8.5
 FP8_ACTIVATION_BYTES = 1.0  # e4m3 / int8 activations; their per-tensor or per-token scales are a few bytes per token
 
 
@@ -93,11 +99,13 @@ def activation_bytes_per_elem(precision: Precision, compute_format: str) -> floa
     return UNQUANTIZED_BITS / units.BITS_PER_BYTE
 
 
-def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16") -> WeightFormat:
+def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precision: str = "bf16",
+                  gguf: bool = False) -> WeightFormat:
     """How a model stored at `precision` is held and computed on `gpu`.
 
     A checkpoint that ships experts in MXFP4 beside BF16 attention (gpt-oss) keeps that
-    split when served at its native precision. With `gpu=None` (a bare memory budget) the
+    split when served at its native precision; as a GGUF (`gguf`: an engine that loads GGUF files, llama.cpp) the
+    non-expert tensors are Q8_0 (GGUF_MXFP4_OTHER_BITS). With `gpu=None` (a bare memory budget) the
     bytes are the same and the compute format is reported as not native.
     """
     q = precision.weight_bits_per_param / units.BITS_PER_BYTE
@@ -123,11 +131,12 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
     if precision.precision_id in MLA_BF16_PROJ_PRECISIONS:
         mla_b = u
         mla_slow = rate / gpu.bf16_dense_tflops if rate else 1.0
+    other = GGUF_MXFP4_OTHER_BITS / units.BITS_PER_BYTE if experts_only and gguf else u
     return WeightFormat(
         precision_id=precision.precision_id,
         expert_bytes_per_param=q,
-        dense_bytes_per_param=u if experts_only else q,
-        embed_bytes_per_param=q if precision.quantizes_embeddings else u,
+        dense_bytes_per_param=other if experts_only else q,
+        embed_bytes_per_param=q if precision.quantizes_embeddings else other,
         compute_format=compute,
         native=native,
         mla_proj_bytes_per_param=mla_b,

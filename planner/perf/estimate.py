@@ -204,8 +204,9 @@ def prepare(catalog: Catalog, req: EstimateRequest, layout: Layout | None = None
     if problem and (req.tp is not None or req.pp is not None or (req.dp or 1) > 1 or layout.ep):
         raise InvalidInputError(f"{model.model_id} on {req.num_gpus} x {gpu.gpu_id} with {engine.engine_id}, "
                                 f"layout {layout.label}: {problem}")
-    cand = Candidate(gpu, engine, prec, kv, weight_format(prec, gpu, model_native_precision=model.native_precision),
-                     layout, catalog.efficiency_for(engine.engine_id, gpu, profile_id=req.profile),
+    fmt = weight_format(prec, gpu, model_native_precision=model.native_precision, gguf=evaluator.serves_gguf(engine))
+    cand = Candidate(gpu, engine, prec, kv, fmt, layout,
+                     catalog.efficiency_for(engine.engine_id, gpu, profile_id=req.profile),
                      req.max_num_seqs or engine.max_num_seqs)
     return ReplicaSetup(model, cand)
 

@@ -222,6 +222,12 @@ def default_kv_dtype_id(engine: Engine, precision: Precision, gpu: Gpu) -> str:
     return "fp16" if engine.engine_id == "llama.cpp" else "bf16"
 
 
+def serves_gguf(engine: Engine) -> bool:
+    """Whether the engine loads GGUF files (a `gguf` precision kind in engines.csv: llama.cpp), whose tensor types
+    differ from the Hugging Face checkpoint's (`quantization.weight_format`)."""
+    return "gguf" in engine.precision_kinds
+
+
 def int8_matmuls(engine: Engine, precision: Precision) -> bool:
     """Whether the engine runs this precision's matmuls on int8 units (engines.csv int8_matmul_precisions)."""
     listed = engine.int8_matmul_precisions or ()
@@ -677,7 +683,7 @@ def candidates(catalog: Catalog, arch: Architecture, native_precision: str, *, g
             for prec in precisions:
                 if eng.engine_id not in prec.engines:
                     continue
-                fmt = weight_format(prec, gpu, model_native_precision=native_precision)
+                fmt = weight_format(prec, gpu, model_native_precision=native_precision, gguf=serves_gguf(eng))
                 seen_kv = set()
                 for kv in kv_dtypes:
                     kv = kv or catalog.kv_dtype(default_kv_dtype_id(eng, prec, gpu))

@@ -19,16 +19,23 @@ broadcasting over numpy arrays; `performance` turns them into roofline times.
     (2024-05-06): 450 GB/s line rate, ~20 % protocol overhead, ~370 GB/s bus bandwidth for non-all-reduce
     collectives and ring all-reduce on H100; github.com/NVIDIA/nccl/issues/1455 (2024-09-19): ring all-reduce
     365-370 GB/s on 2-8 H100 SXM. Both in data/collectives.csv with the other sourced measurements.
+[11] B. Ma, J. Eitzinger, H. Koestler, G. Wellein, "Diagnosing Overhead in Dispatch Operations: Cross-architecture
+    Observatory" (DODOCO), arXiv:2605.20982, 2026-05: routing Gini of the per-expert token counts of five MoE
+    checkpoints on H100 (DeepSeek-V2-Lite MLA, DeepSeek-MoE-16B MHA, Qwen3-30B GQA, Nemotron-30B Mamba-2,
+    Qwen3.5-35B GDN): 0.105 (MHA) and 0.150 (Mamba-2) on wikitext, above 0.24 on every real-text condition for
+    MLA and GDN, 0.29-0.38 on mock (random-id) tokens; GQA in between.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from planner import units
-from planner.model.architecture import Architecture, expected_experts_touched
+from planner.errors import InvalidInputError
+from planner.model.architecture import Architecture
 from planner.model.quantization import WeightFormat
 
 ACTIVATION_BYTES = 2  # bf16 activations on the wire for all-reduce and all-to-all
@@ -39,13 +46,91 @@ COMM_LARGE_MESSAGE_BW_FRAC = 0.82  # achieved / line-rate bandwidth of a large N
 # used (tests/perf/test_step_work_collectives.py checks it). NVLink-SHARP all-reduce (480 GB/s bus bandwidth at 8
 # GPUs) and B200's 830 of 900 are listed there too; one value serves every GPU class (docs/performance.md,
 # "Collectives")
+ROUTING_GINI = 0.24  # Gini coefficient of the routers' per-expert load: the middle of the 0.105-0.38 measured over
+# five MoE architectures on real and mock tokens [11] (not fitted); 0 is uniform routing
+
+
+@lru_cache(maxsize=256)
+def routing_probs(n_experts: int, top_k: int, gini: float = ROUTING_GINI) -> np.ndarray:
+    """Probability that one token is routed to each expert (n_experts values summing to top_k, each <= 1) when the
+    experts' load has Gini coefficient `gini` (clamped to the most that top_k of n_experts admits).
+
+    Trained routers do not spread tokens uniformly: the per-expert token counts of five MoE checkpoints have a Gini
+    coefficient of 0.1-0.38 [11]. The load is taken as a power law over the experts' popularity rank, p_i = top_k w_i
+    with w_i ~ i^-a (the form of aiconfigurator's measured MoE workloads, its `power_law` distribution), each p_i
+    capped at 1 (a token picks an expert at most once) with the excess spread over the rest in proportion; the
+    exponent a is solved (bisection) so that the Gini of p is `gini`. gini = 0 gives the uniform k / E.
+    """
+    if n_experts < 1 or top_k < 1 or top_k > n_experts or not 0.0 <= gini < 1.0:
+        raise InvalidInputError(f"routing_probs needs 1 <= top_k <= n_experts and gini in [0, 1), got "
+                                f"n_experts={n_experts}, top_k={top_k}, gini={gini}")
+    rank = np.arange(1, n_experts + 1, dtype=float)
+
+    def probs(a: float) -> np.ndarray:
+        w = rank ** -a
+        p = top_k * w / w.sum()
+        for _ in range(n_experts):  # water-filling: cap at 1, hand the excess to the uncapped in proportion
+            over = p > 1.0
+            if not over.any():
+                break
+            excess = float((p[over] - 1.0).sum())
+            p[over] = 1.0
+            free = p < 1.0
+            p[free] += excess * p[free] / p[free].sum()
+        return np.minimum(p, 1.0)
+
+    def gini_of(p: np.ndarray) -> float:
+        x = np.sort(p)
+        n = len(x)
+        return float(2.0 * (np.arange(1, n + 1) * x).sum() / (n * x.sum()) - (n + 1.0) / n)
+
+    lo, hi = 0.0, 8.0
+    if gini <= 0.0:
+        hi = 0.0
+    elif gini_of(probs(hi)) > gini:
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if gini_of(probs(mid)) < gini else (lo, mid)
+    out = probs(hi)
+    out.setflags(write=False)  # cached: shared by every caller
+    return out
+
+
+TOUCHED_TOKEN_NODES = np.union1d(np.geomspace(1e-6, 1e7, 3000), np.arange(1.0, 257.0))  # tokens at which
+# experts_touched is tabulated: 1 % apart, and every integer to 256
+
+
+@lru_cache(maxsize=256)
+def _touched_table(n_experts: int, top_k: int, gini: float) -> np.ndarray:
+    p = routing_probs(n_experts, top_k, gini)
+    table = (1.0 - (1.0 - p)[None, :] ** TOUCHED_TOKEN_NODES[:, None]).sum(axis=-1)
+    table.setflags(write=False)
+    return table
+
+
+def experts_touched(n_experts: int, top_k: int, tokens: Any, gini: float = ROUTING_GINI) -> Any:
+    """Expected distinct experts one MoE layer reads for `tokens` tokens routed independently with the load of
+    `routing_probs`: sum_i 1 - (1 - p_i)^tokens. top_k at one token, n_experts for many; fewer than uniform routing
+    (`architecture.expected_experts_touched`, the gini = 0 case) in between: DeepSeek-R1 (256 experts, top-8) at 32
+    tokens 163.3 uniform, 152.9 at gini 0.24. Broadcasts over `tokens`.
+
+    The sum is tabulated once per (experts, top-k, gini) at TOUCHED_TOKEN_NODES and interpolated linearly in
+    log(tokens): exact at integer token counts up to 256, within 1e-4 relative elsewhere, so a search's step function
+    (thousands of candidates, called in every queueing iteration) costs an interpolation, not n_experts powers a value.
+    Below the first node (1e-6 tokens) it goes linearly to 0.
+    """
+    t = np.maximum(np.asarray(tokens, dtype=float), 0.0)
+    table = _touched_table(n_experts, top_k, float(gini))
+    first = TOUCHED_TOKEN_NODES[0]
+    at = np.interp(np.log(np.maximum(t, first)), np.log(TOUCHED_TOKEN_NODES), table)
+    return np.where(t < first, table[0] * t / first, at)
 
 
 def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tuple[Any, Any]:
     """(dense, routed-expert) weight bytes one forward step streams for `tokens` tokens (whole replica).
 
-    Dense parts once per step; each MoE layer the experts its tokens touch (uniform routing,
-    `expected_experts_touched`). Broadcasts over `tokens`.
+    Dense parts once per step; each MoE layer the experts its tokens touch under the routers' measured load
+    imbalance (`experts_touched`). Broadcasts over `tokens`.
     """
     dense = ((arch.always_read_params - arch.lm_head_params) * fmt.dense_bytes_per_param
              + arch.mla_latent_proj_params * fmt.mla_proj_extra_bytes_per_param()
@@ -53,7 +138,7 @@ def weight_bytes_split(arch: Architecture, fmt: WeightFormat, tokens: Any) -> tu
     shape = np.broadcast_shapes(np.shape(tokens), np.shape(dense), np.shape(fmt.expert_bytes_per_param))
     experts = np.zeros(shape, dtype=float)
     for g in arch.moe_groups:
-        touched = expected_experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
+        touched = experts_touched(g.n_experts, g.top_k, np.maximum(tokens, 1e-9))
         experts = experts + g.n_layers * g.params_per_expert * fmt.expert_bytes_per_param * touched
     return np.broadcast_to(np.asarray(dense, dtype=float), shape).copy(), experts
 

@@ -11,7 +11,7 @@ from planner.model.architecture import architecture_from_config
 from planner.model.quantization import WeightFormat
 from planner.perf.performance import Efficiency, Hardware
 from planner.perf.serving import decode_step, operating_point, prefill_time_s
-from planner.perf.step_work import expert_calls
+from planner.perf.step_work import expert_calls, routing_probs
 
 BF16 = WeightFormat("bf16", 2.0, 2.0, 2.0, "bf16", True)
 PERFECT = Efficiency(mbu_frac=1.0, mfu_decode_frac=1.0, mfu_prefill_frac=1.0, step_overhead_s=0.0,
@@ -75,11 +75,15 @@ def test_moe_step_reads_more_experts_at_larger_batch():
     arch = architecture_from_config(TINY_MOE)
     s1 = decode_step(arch, BF16, batch=1, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
     s16 = decode_step(arch, BF16, batch=16, context_tokens=0, kv_bytes_per_elem=2, tp=1, pp=1, hw=HW, eff=PERFECT)
-    # batch 1 reads 2 experts per layer, batch 16 reads 8 * (1 - 0.75^16) = 7.92; and 15 more tokens' activations:
+    # batch 1 reads 2 experts per layer, batch 16 sum_i 1 - (1 - p_i)^16 over the 8 experts' routing probabilities
+    # at the routers' load Gini (step_work.experts_touched: 7.83; uniform routing 8 (1 - 0.75^16) = 7.92, see
+    # tests/perf/test_performance_routing.py); and 15 more tokens' activations:
     # norms 32,768 + RoPE 8,192 + dense width (6,288,384 - 1,024,000 - 4,194,304) / 3,072 x 6 = 2,090 + routed
     # 2 layers x top-2 x 512 x 6 = 12,288 + quantize/finalize 2 layers x (2 x 2 + 2 + 2 x 2) x 1,024 = 20,480
     act_per_token = 32_768 + 8_192 + 2_090 + 12_288 + 20_480
-    extra_bytes = 2 * 1_572_864 * 2 * (8 * (1 - 0.75 ** 16) - 2) + 15 * act_per_token
+    touched = float(sum(1 - (1 - p) ** 16 for p in routing_probs(8, 2)))
+    assert 7.5 < touched < 8 * (1 - 0.75 ** 16)
+    extra_bytes = 2 * 1_572_864 * 2 * (touched - 2) + 15 * act_per_token
     assert float(s16.memory_s) - float(s1.memory_s) == pytest.approx(extra_bytes / 1e12, rel=1e-9)
 
 
