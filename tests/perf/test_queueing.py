@@ -104,7 +104,7 @@ KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
 HELD_OUT_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("llama405b_tp8", 0.0, 0.9): {"ttft_p95"},
     ("llama405b_tp8", 1.0, 0.9): {"ttft_p50"},
-    ("moe_1gpu", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("moe_1gpu", 1.0, 0.9): {"ttft_p95", "ttft_p99", "tpot_p99"},
     ("dense32b_tp2", 1.0, 0.9): {"tpot_p95"},
 }
 SIM_REQUESTS = 200_000  # at 0.9 utilisation 20,000 requests leave the simulated p95/p99 TTFT +-15 % between seeds
@@ -158,6 +158,27 @@ def test_saturation_is_the_simulated_throughput_at_overload(name, cv):
                    token_budget=budget, n_requests=n, seed=1, input_tokens_cv=cv, output_tokens_cv=cv)
     assert sim.ttft_s[-1] > 5 * sim.ttft_s[0]  # a growing backlog: the batch stays full to the end
     assert n / sim.simulated_s == pytest.approx(sat, rel=0.05)
+
+
+@pytest.mark.parametrize("name, cv", [(n, c) for n in ("roofline", "llama405b_tp8", "moe_1gpu", "dense32b_tp2")
+                                      for c in (0.0, 1.0)])
+def test_mean_step_is_the_simulated_one_at_high_load(name, cv):
+    # the running batch's mean step at 0.9 utilisation (the fixed point plus the clustering excess and its feedback)
+    # against the simulated busy time per step, 50,000 requests: within 4 %. Steps not linear in the prompt tokens
+    # (rooflines), where the clustering excess is not zero: its feedback 1 / (1 - h') takes the slope of h at the
+    # fixed point. With the slope from Illinois's halved end weights instead (the model before 2026-12-08), moe_1gpu
+    # came out +7 % (fixed lengths) and +15 % (CV 1), dense32b_tp2 CV 1 -7 %
+    from planner.perf.queueing import _steady
+
+    f, inp, out, b, budget = ALL_CASES[name]
+    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget,
+                                      input_tokens_cv=cv)[0])
+    one = np.ones(1)
+    _, tau = _steady(f, 0.9 * sat * one, inp * one, out * one, b * one, budget * one, cv * one)
+    sim = simulate(lambda d, p: float(f(d, p)), rate_per_s=0.9 * sat, input_tokens=inp, output_tokens=out,
+                   max_batch=b, token_budget=budget, n_requests=50_000, seed=1, input_tokens_cv=cv,
+                   output_tokens_cv=cv)
+    assert float(tau[0]) == pytest.approx(sim.mean_step_s, rel=0.04)
 
 
 def test_linear_step_saturation_by_hand():
