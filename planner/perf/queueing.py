@@ -536,8 +536,8 @@ class _Ttft:
     s_level: np.ndarray
     s_mean_s: np.ndarray  # E[S]
     n_slot_rates: int  # the first columns of `rates` that are the slot wait's (1 or 2)
-    order: np.ndarray  # the rows of offset_s, width_s, weight, coef and rates: those with a slot wait first
-    n_waiting: int  # how many have one (P(S > 0) > 1e-7)
+    order: np.ndarray | None  # the rows of offset_s, width_s, weight, coef and rates (None: as given; `grouped`)
+    n_waiting: int  # the first n_waiting of them have a slot wait; the rest skip its rate columns in `tail`
     w_frac: np.ndarray
     w_slow_mean_s: np.ndarray  # the slower phase's mean: P(W > x) <= rho exp(-x / this)
     mean_s: np.ndarray  # E[TTFT] = E[R + X] + C / gamma + rho E[W | W > 0]
@@ -645,12 +645,19 @@ class _Ttft:
         s_mean = c * (1.0 / g + np.where(a_h != 0.0, 1.0 / h, 0.0))
         mean_s = np.sum(weight * (offset + width / 2.0 + w_mean), axis=1) + s_mean
         rates = np.concatenate([np.stack([sr for sr, _ in s_rates], axis=1), betas], axis=1)
-        waiting = c > _SLOT_NEGLIGIBLE
-        order = np.argsort(~waiting, kind="stable")
-        return _Ttft(np.ascontiguousarray(offset[order]), np.maximum(np.ascontiguousarray(width[order]), 1e-12),
-                     np.ascontiguousarray(weight[order]), np.ascontiguousarray(coef[order]), rates[order],
-                     offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, a_g if two else np.ones_like(g),
-                     s_mean, len(s_rates), order, int(waiting.sum()), rho, 1.0 / betas.min(axis=1), mean_s, tau)
+        return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
+                     np.ascontiguousarray(coef), rates, offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g,
+                     a_g if two else np.ones_like(g), s_mean, len(s_rates), None, n, rho, 1.0 / betas.min(axis=1),
+                     mean_s, tau)
+
+    def grouped(self) -> _Ttft:
+        """The same distribution with the mixture's rows reordered, those with a slot wait first (P(S > 0) > 1e-7):
+        `tail` then leaves the slot wait's rate columns out for the rest. Worth its copies where the tail is read many
+        times (`quantiles`), not for one reading."""
+        waiting = self.s_frac > _SLOT_NEGLIGIBLE
+        order = np.concatenate([np.flatnonzero(waiting), np.flatnonzero(~waiting)])
+        return replace(self, offset_s=self.offset_s[order], width_s=self.width_s[order], weight=self.weight[order],
+                       coef=self.coef[order], rates=self.rates[order], order=order, n_waiting=int(waiting.sum()))
 
     def tail(self, t: np.ndarray) -> np.ndarray:
         """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
@@ -659,9 +666,11 @@ class _Ttft:
         grid = t if t.ndim == 2 else t[:, None]
         rows = max(1, _BLOCK // (grid.shape[1] * self.offset_s.shape[1]))
         out = np.empty(grid.shape)
-        # the mixture's arrays hold the rows with a slot wait first (`order`); the rest (P(S > 0) <= 1e-7) skip the
-        # slot wait's rate columns
-        grid = grid[self.order]
+        # where the mixture's arrays hold the rows with a slot wait first (`grouped`), the rest (P(S > 0) <= 1e-7) skip
+        # the slot wait's rate columns
+        order = np.arange(grid.shape[0]) if self.order is None else self.order
+        if self.order is not None:
+            grid = grid[order]
         n_w = self.n_waiting
         for first, last, k0 in ((0, n_w, 0), (n_w, grid.shape[0], self.n_slot_rates)):
             for s in range(first, last, rows):
@@ -678,7 +687,7 @@ class _Ttft:
                     # term below e^-300 is zero for a probability
                     part += (coef[:, k, None, :] * np.exp(np.maximum(-rk * (yp - m), -300.0))
                              * -np.expm1(np.maximum(-rk * m, -300.0)) / (rk * d))
-                out[self.order[r]] = np.einsum("rgm,rm->rg", part, self.weight[r])
+                out[order[r]] = np.einsum("rgm,rm->rg", part, self.weight[r])
         out = np.clip(out, 0.0, 1.0)
         return out if t.ndim == 2 else out[:, 0]
 
@@ -688,16 +697,16 @@ class _Ttft:
         a union bound, P(T > that) <= 1 - q); then a few steps inside the grid interval that brackets q, the
         log-tail taken as linear in t between two points."""
         q_hi = max(qs)
+        grouped = self.grouped()  # the tail is read 1 + 4 x len(qs) times
         q3 = 1.0 - (1.0 - q_hi) / 3.0
         s_q = np.maximum(0.0, np.log(np.maximum(self.s_frac * self.s_level, 1e-300) / (1.0 - q3)) / self.s_rate)
         w_q = np.maximum(0.0, np.log(np.maximum(self.w_frac, 1e-300) / (1.0 - q3)) * self.w_slow_mean_s)
         # just above the bound: at it exactly a zero-width part (the idle residual) would still count as beyond t
         lo = np.maximum(np.minimum(self.lo_s, self.xq(min(qs))), 1e-9) * (1.0 + 1e-9)
-        span = np.empty(lo.shape)  # the mixture's span, back in the rows' order
-        span[self.order] = np.max(self.width_s + self.offset_s, axis=1) - np.min(self.offset_s, axis=1)
-        hi = np.maximum(self.xq(q3) + s_q + w_q + span, lo * 1.001)
+        hi = np.maximum(self.xq(q3) + s_q + w_q + np.max(self.width_s + self.offset_s, axis=1)
+                        - np.min(self.offset_s, axis=1), lo * 1.001)
         grid = lo[:, None] * (hi / lo)[:, None] ** (np.arange(_GRID) / (_GRID - 1))[None, :]  # (n, G)
-        tails = self.tail(grid)
+        tails = grouped.tail(grid)
         tails[:, -1] = np.minimum(tails[:, -1], 1.0 - q_hi)  # the union bound holds at hi
         out = {}
         rows = np.arange(grid.shape[0])
@@ -709,7 +718,7 @@ class _Ttft:
                 # halfway between the interpolated point and the midpoint: fast where the tail is near exponential,
                 # and the bracket shrinks by at least a quarter where it is not (a tail ending at a hard bound)
                 mid = 0.5 * (_log_interp(t0, t1, f0, f1, p) + 0.5 * (t0 + t1))
-                fm = self.tail(mid)
+                fm = grouped.tail(mid)
                 above = fm > p
                 t0, f0 = np.where(above, mid, t0), np.where(above, fm, f0)
                 t1, f1 = np.where(above, t1, mid), np.where(above, f1, fm)
@@ -847,12 +856,12 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     # the slot wait's branching ratio (`_slot_wait`): the arrivals a request's own work brings into the engine. Its
     # prompt lengthens a step by its marginal time (extra where the step carries no other chunk, P c1 beyond one, c1
     # the step's slope beyond the chunk, as in `_prompt_wait_phases`), its decode lengthens each of its O steps by the
-    # step's slope in the batch; each second of it draws `rate` arrivals
+    # step's slope in the batch (the secant from the running batch to the full one); each second draws `rate` arrivals
     c1 = np.where(spare > chunk0 + 1.0, np.maximum(full_step - chunk_step, 0.0) / np.maximum(spare - chunk0, 1.0),
                   extra / np.maximum(inp, 1.0))
     f_chunk = np.clip(r * inp * tau / np.maximum(chunk0, 1.0), 0.0, 1.0)
     m_prompt = r * ((1.0 - f_chunk) * extra + f_chunk * inp * c1)
-    m_decode = r * out * np.maximum(step_s(n0 + 1.0, np.zeros_like(n0)) - plain, 0.0)
+    m_decode = r * out * np.where(b - n0 >= 1.0, np.maximum(plain_full - plain, 0.0) / np.maximum(b - n0, 1.0), 0.0)
     log_c, slot_rate, slot_fast = _slot_wait(b, a, r, service, cv_out, plain_full, tau_full, nbar,
                                              m_prompt + 0.5 * m_decode)
     w_probs, w_rates = _prompt_wait_phases(r, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step,
