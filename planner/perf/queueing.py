@@ -25,13 +25,17 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   R), met only by an arrival that lands in a step carrying a chunk (no prompt in service, no queue);
   the prompts arriving during its residual join its step and lengthen it by their tokens' marginal
   time (Poisson count).
-- Slot wait S (TTFT): when all max_batch slots are busy a request waits for one: M/G/c with
-  c = max_batch; then every step carries the full batch plus the prompts admitted at the completion
-  rate, so the service time is O steps of step_s(b, b P / O) (state-dependent service). P(wait) is
-  Erlang C (log space, stable for c in the thousands) times the M/G/c correction of a simulated table
-  (data/queueing_mgc.csv, scripts/queueing_mgc_table.py: lognormal service over a grid of CV, servers
-  and utilisation, by the Kiefer-Wolfowitz recursion [7]); the wait beyond it exponential at the decay
-  rate the table's tail shows, in units of c mu - rate. The service CV looked up is the output CV times
+- Slot wait S (TTFT): when all max_batch slots are busy a request waits for one. P(wait) is the
+  probability that the requests in the engine fill the slots: their mean is the running batch (below the
+  full batch the steps are shorter than at it), and their number is peaked, since each request's own work
+  lengthens the steps and so draws more arrivals while it runs (a branching process, cluster peakedness
+  z = 1 / (1 - m)^2 [13]); Hayward's approximation [14]: Erlang C(c / z, running batch / z) (log space,
+  stable for c in the thousands). Given a wait, the queue clears at the full batch's completion rate (every
+  step carries the full batch plus the prompts admitted at the completion rate, so the service time is O
+  steps of step_s(b, b P / O)): two exponential stages in series, the slow one at the tail's decay rate and
+  the fast one the rest of the conditional mean of a simulated M/G/c table (data/queueing_mgc.csv,
+  scripts/queueing_mgc_table.py: lognormal service over a grid of CV, servers and utilisation, by the
+  Kiefer-Wolfowitz recursion [7]), in units of c mu - rate. The service CV looked up is the output CV times
   1 - phi, phi the share of the full batch's step that the prompts admitted at its completions add: that
   prefill work lengthens the steps as completions bunch, so completions in real time vary less than in
   steps (`_slot_wait`).
@@ -62,6 +66,10 @@ compares the two and docs/queueing.md tabulates the errors.
 [6] M. Dowell, P. Jarratt, "A modified regula falsi method for computing the root of an equation", BIT 11, 1971
     (the Illinois method).
 [7] J. Kiefer, J. Wolfowitz, "On the theory of queues with many servers", Trans. AMS 78, 1955.
+[13] A. G. Hawkes, D. Oakes, "A cluster process representation of a self-exciting process", J. Appl. Probab. 11(3),
+     1974.
+[14] A. A. Fredericks, "Congestion in blocking systems - a simple approximation technique", Bell System Technical
+     Journal 59(6), 1980 (Hayward's approximation for peaked traffic).
 """
 
 from __future__ import annotations
@@ -148,6 +156,7 @@ def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in) -> tuple[n
     lo = step_s(np.ones_like(rate), np.zeros_like(rate))
     hi = 1.01 * step_s(max_batch, budget)
     h_lo, h_hi = h(lo), h(hi)
+    f_lo, f_hi = h_lo, h_hi  # h at the bracket's ends (h_lo, h_hi: Illinois's weights, halved when an end is kept)
     kept = np.zeros_like(rate)  # +1: the last step moved the lower end, -1: the upper
     for _ in range(_ITER):
         x = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
@@ -158,13 +167,17 @@ def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in) -> tuple[n
         h_lo, h_hi = np.where(up, hx, np.where(kept < 0, 0.5 * h_lo, h_lo)), np.where(
             up, np.where(kept > 0, 0.5 * h_hi, h_hi), hx)
         lo, hi = np.where(up, x, lo), np.where(up, hi, x)
+        f_lo, f_hi = np.where(up, hx, f_lo), np.where(up, f_hi, hx)
         kept = np.where(up, 1.0, -1.0)
     tau = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
     tau = np.where(np.isfinite(tau) & (tau >= lo) & (tau <= hi), tau, lo)
     n = np.maximum(np.minimum(rate * out * tau, max_batch), 1.0)
-    # the excess e shifts the root of h + e = 0 by e / -h'(tau), h' the bracket's secant slope (< 0; a longer step
-    # means a larger batch and more prompt tokens a step, so the excess feeds back; capped at 10 e near saturation)
-    slope = (h_hi - h_lo) / np.maximum(hi - lo, 1e-300)
+    # the excess e shifts the root of h + e = 0 by e / -h'(tau), h' the secant slope of h over the final bracket (< 0;
+    # a longer step means a larger batch and more prompt tokens a step, so the excess feeds back; capped at 10 e near
+    # saturation). The secant of h's values at the ends, not of Illinois's weights h_lo, h_hi (halved each time an end
+    # is kept): that one was up to 3x too flat where the bracket's end was kept, and a roofline's excess fed back 3.3x
+    # instead of 1.6x (moe_1gpu at 0.9: mean step 22.96 ms, simulated 21.45; now 21.36)
+    slope = (f_hi - f_lo) / np.maximum(hi - lo, 1e-300)
     tau = np.maximum(tau + _cluster_excess_s(step_s, n, rate, inp, budget, tau, cv_in) / np.clip(-slope, 0.1, 1.0),
                      0.5 * tau)
     return np.minimum(rate * out * tau, max_batch), tau
@@ -354,6 +367,11 @@ class _MgcGrid:
     utilisation: np.ndarray
     log_ratio: np.ndarray  # (cs2, servers, utilisation): ln P(W > 0) / Erlang C
     factor: np.ndarray  # (cs2, servers, utilisation): (c mu - lambda) / gamma, gamma the tail's decay rate
+    mean_factor: np.ndarray  # (cs2, servers, utilisation): E[W | W > 0] (c mu - lambda)
+
+    @functools.cached_property
+    def cells(self) -> np.ndarray:  # (cs2, servers, utilisation, 3): log_ratio, factor, mean_factor
+        return np.stack([self.log_ratio, self.factor, self.mean_factor], axis=-1)
 
 
 @functools.lru_cache(maxsize=2)
@@ -372,12 +390,14 @@ def mgc_grid(path: str = str(MGC_CSV)) -> _MgcGrid:
     return _MgcGrid(np.array(axes[0], dtype=float) ** 2, np.log2(np.array(axes[1], dtype=float)),
                     np.array(axes[2], dtype=float),
                     np.log(np.array([[[r.wait_prob_ratio for r in b] for b in a] for a in cells])),
-                    np.array([[[r.tail_factor for r in b] for b in a] for a in cells]))
+                    np.array([[[r.tail_factor for r in b] for b in a] for a in cells]),
+                    np.array([[[r.wait_mean_factor for r in b] for b in a] for a in cells]))
 
 
 def _mgc_correction(service_cv: np.ndarray, servers: np.ndarray, utilisation: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(P(W > 0) / Erlang C, (c mu - lambda) / gamma) of the M/G/c wait with lognormal service of this CV, gamma the
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P(W > 0) / Erlang C, (c mu - lambda) / gamma, E[W | W > 0] (c mu - lambda)) of the M/G/c wait with lognormal
+    service of this CV, gamma the
     decay rate of the exponential fitted to its tail, interpolated in data/queueing_mgc.csv: linear in the squared
     CV (as Allen-Cunneen's factor is), in log2 of the servers and in the utilisation; clamped to the grid's edges
     outside it. P(W > 0) and the tail's decay rate, not the fit's level: the conditional wait of many
@@ -391,35 +411,59 @@ def _mgc_correction(service_cv: np.ndarray, servers: np.ndarray, utilisation: np
         w = np.clip((value - axis[j]) / (axis[j + 1] - axis[j]), 0.0, 1.0)
         weights.append((j, w))
     (i, wi), (j, wj), (k, wk) = weights
-    log_ratio, factor = np.zeros_like(wi), np.zeros_like(wi)
+    acc = np.zeros((wi.size, 3))  # ln ratio, tail factor, mean factor: one gather of the three per corner
     for di, fi in ((0, 1.0 - wi), (1, wi)):
         for dj, fj in ((0, 1.0 - wj), (1, wj)):
             for dk, fk in ((0, 1.0 - wk), (1, wk)):
-                w = fi * fj * fk
-                log_ratio += w * g.log_ratio[i + di, j + dj, k + dk]
-                factor += w * g.factor[i + di, j + dj, k + dk]
-    return np.exp(log_ratio), factor
+                acc += (fi * fj * fk)[:, None] * g.cells[i + di, j + dj, k + dk]
+    return np.exp(acc[:, 0]), acc[:, 1], acc[:, 2]
 
 
 def _slot_wait(b: np.ndarray, a: np.ndarray, rate: np.ndarray, service: np.ndarray, cv_out: np.ndarray,
-               plain_full: np.ndarray, tau_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ln P(slot wait > 0), the decay rate of its exponential tail): M/G/c with c = max_batch, offered load a and
-    mean service `service` (O steps of the full batch's mean step), from the tabulated M/G/c (`_mgc_correction`)
-    at the service CV the full batch's completions show in real time.
+               plain_full: np.ndarray, tau_full: np.ndarray, nbar: np.ndarray, branching: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ln P(slot wait > 0), the slow and the fast rate of the wait given that it waits): c = max_batch slots, mean
+    service `service` (O steps of the full batch's mean step), offered load a = rate x service.
 
-    A full batch with a queue admits a waiting request at each completion, and the next step prefills its prompt:
-    of the full batch's mean step tau_full, the share phi = 1 - plain / tau_full is prompt work that completions
-    bring. So s steps carrying k completions last s plain + k (tau_full - plain) / r (r completions a step):
-    when completions bunch, the steps lengthen, and their count in real time varies (1 - phi)^2 as much as their
-    count in steps (a random time change; renewal-reward central limit theorem). The count in steps is an M/G/c's
-    with service O steps of CV cv_out; in real time it is taken as that of an M/G/c whose service CV is
-    cv_out (1 - phi) (Allen-Cunneen's factor (1 + cs^2) / 2 [3] being the variability of the departures).
-    Simulated slot waits, lognormal outputs of CV 1 and fixed prompts: a flat step (phi = 0) waits as the M/G/c
-    table says (decay factor 0.96 against 0.97), phi = 0.07 gives 0.87, phi = 0.44 (dense70b) 0.53."""
+    P(wait) is the probability that the requests in the engine fill the slots. Their number is not Poisson of mean a
+    (Erlang C's premise): (1) below the full batch the steps are shorter than tau_full, so the mean is the running
+    batch nbar (< a; Little's law on the mean step at the rate); (2) it is peaked: each request's own work lengthens
+    the steps and so draws more arrivals into the engine while it runs (its prompt a step by its marginal time, its
+    decode every step of its life by the step's slope in the batch), a branching process whose clusters have
+    E[K^2] / E[K] = 1 / (1 - m)^2 for Poisson offspring of mean m (Galton-Watson; the cluster form of a self-exciting
+    stream [13]); the decode's offspring arrive over the parent's life, so the parent and child overlap half of it
+    on average and count half: m = `branching` (prompt part + decode part / 2, from `_latency`). The variance of the
+    number in the engine is z nbar with that peakedness z. Hayward's approximation for peaked traffic [14]: P(wait)
+    = Erlang C(c / z, nbar / z). The length spreads are left out of z: a prompt-length spread adds to the offspring's
+    variance, an output-length spread shortens the overlap of a cluster's members (for batch arrivals into infinite
+    servers Var N = rate E[K] E[S] + rate E[K(K - 1)] int P(S > t)^2 dt), and the simulated
+    peakedness of the engine's occupancy is about the same with fixed lengths and with both CVs 1 (dense70b 2.70 and
+    2.81, moe 4.48 and 4.02, roofline 2.32 and 2.70 at 0.9 utilisation).
+
+    Given a wait the request waits for the queue ahead of it to clear at the full batch's completion rate; the wait is
+    read from the tabulated M/G/c (`_mgc_correction`) at the service CV the full batch's completions show in real
+    time, as two exponential stages in series: the slow one at the tail's decay rate (c mu - rate) / tail factor,
+    the fast one the rest of the table's conditional mean (an M/D/c's conditional wait is less variable than an
+    exponential: at 64 slots and 0.9 its quantiles 0.47 / 1.33 / 2.55 / (c mu - rate) at 0.5 / 0.9 / 0.99, the two
+    stages 0.47 / 1.30 / 2.47, one exponential at the tail's rate 0.36 / 1.19 / 2.37; the engine's simulated slot waits
+    0.49 / 1.31 / 2.36 on dense70b).
+
+    The service CV: a full batch with a queue admits a waiting request at each completion, and the next step
+    prefills its prompt: of the full batch's mean step tau_full, the share phi = 1 - plain / tau_full is prompt work
+    that completions bring. So s steps carrying k completions last s plain + k (tau_full - plain) / r (r completions
+    a step): when completions bunch, the steps lengthen, and their count in real time varies (1 - phi)^2 as much as
+    their count in steps (a random time change; renewal-reward central limit theorem). The count in steps is an
+    M/G/c's with service O steps of CV cv_out; in real time it is taken as that of an M/G/c whose service CV is
+    cv_out (1 - phi) (Allen-Cunneen's factor (1 + cs^2) / 2 [3] being the variability of the departures)."""
     phi = np.clip(1.0 - plain_full / np.maximum(tau_full, 1e-300), 0.0, 1.0)
-    ratio, factor = _mgc_correction(cv_out * (1.0 - phi), b, a / b)
-    log_c = np.minimum(_log_erlang_c(b, a) + np.log(ratio), 0.0)
-    return log_c, np.maximum(b / service - rate, 1e-12) / factor
+    _, factor, mean_factor = _mgc_correction(cv_out * (1.0 - phi), b, a / b)
+    m = np.clip(branching, 0.0, 0.9)
+    z = np.clip(1.0 / (1.0 - m) ** 2, 1.0, b)
+    log_c = np.minimum(_log_erlang_c(b / z, np.minimum(nbar, a) / z), 0.0)
+    gap = np.maximum(b / service - rate, 1e-12)
+    # the fast stage: the table's conditional mean beyond the slow stage's (none where it does not exceed it)
+    fast = np.where(mean_factor > 1.001 * factor, gap / np.maximum(mean_factor - factor, 1e-300), np.inf)
+    return log_c, gap / factor, fast
 
 
 def _log_erlang_c(c: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -449,6 +493,7 @@ _R_WEIGHTS = np.array([0.75, 0.25])
 # small p, where a bandwidth-bound step's prompt tokens ride free up to a kink
 _PREFILL_TABLE = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0])
 _BLOCK = 65_536  # elements of the tail's temporaries per block of rows
+_SLOT_NEGLIGIBLE = 1e-7  # P(slot wait > 0) below which `_Ttft.tail` leaves the slot wait's terms out
 _GRID = 16  # TTFT values per configuration at which the tail is evaluated to read off its quantiles
 _REFINE = 4  # refinement steps inside the grid interval that brackets a quantile
 
@@ -488,7 +533,12 @@ class _Ttft:
     lo_s: np.ndarray  # (n,) T >= this (own prefill at the lowest quantile asked: set by `quantiles`)
     xq: Callable[[float], np.ndarray]  # own prefill at a prompt-length quantile
     s_frac: np.ndarray
-    s_rate: np.ndarray
+    s_rate: np.ndarray  # the slot wait's slow stage: P(S > x) <= s_frac s_level exp(-s_rate x)
+    s_level: np.ndarray
+    s_mean_s: np.ndarray  # E[S]
+    n_slot_rates: int  # the first columns of `rates` that are the slot wait's (1 or 2)
+    order: np.ndarray | None  # the rows of offset_s, width_s, weight, coef and rates (None: as given; `grouped`)
+    n_waiting: int  # the first n_waiting of them have a slot wait; the rest skip its rate columns in `tail`
     w_frac: np.ndarray
     w_slow_mean_s: np.ndarray  # the slower phase's mean: P(W > x) <= rho exp(-x / this)
     mean_s: np.ndarray  # E[TTFT] = E[R + X] + C / gamma + rho E[W | W > 0]
@@ -497,7 +547,7 @@ class _Ttft:
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
-              slot_rate_per_s, prompt_wait_probs, prompt_wait_rates, full_step_s) -> _Ttft:
+              slot_rate_per_s, prompt_wait_probs, prompt_wait_rates, full_step_s, slot_fast_rate_per_s=None) -> _Ttft:
         n = nbar.size
         chunk = np.maximum(budget - nbar, 1.0)
         sigma = np.sqrt(np.log1p(cv_in ** 2))
@@ -558,19 +608,33 @@ class _Ttft:
             offset = np.broadcast_to(own(np.array([0.5])), (n, res_len.shape[1]))
             width, weight = res_len, res_w
         c, g = np.clip(slot_wait_frac, 0.0, 1.0), np.maximum(slot_rate_per_s, 1e-12)
+        # the slot wait given a wait: two exponential stages in series, the slow one at rate g (the tail's decay) and
+        # a fast one at h (none where h is infinite): P(S > x | S > 0) = a_g e^-gx + a_h e^-hx, a_g = h / (h - g),
+        # a_h = -g / (h - g)
+        h = (np.full_like(g, np.inf) if slot_fast_rate_per_s is None
+             else np.maximum(np.asarray(slot_fast_rate_per_s, dtype=float), 1.01 * g))
+        two = bool(np.any(np.isfinite(h)))
+        h = np.where(np.isfinite(h), h, 1e6 * g)
+        a_g, a_h = h / (h - g), np.where(h < 1e6 * g, -g / (h - g), 0.0)
+        s_rates = [(g, a_g), (h, a_h)] if two else [(g, np.ones_like(g))]
         # the prompt wait W: a mixture of exponentials with one set of rates and two sets of phase probabilities
         # (`_prompt_wait_phases`): an arrival in a decode-only step (or an idle engine) finds no prompt work queued,
         # one in a step carrying a chunk may; P(W > x) = sum_j p_j e^(-b_j x), p_j by the part of R
         probs_plain, probs_chunk = prompt_wait_probs
         betas = np.maximum(prompt_wait_rates, 1e-12)
-        betas = np.where(np.abs(betas - g[:, None]) < 1e-4 * np.maximum(betas, g[:, None]), betas * (1.0 + 1e-4),
-                         betas)
-        # P(S + W > x) = C (1 - sum_j p_j) e^-gx + sum_j p_j [(1 - C) e^-b_j x + C (b_j e^-gx - g e^-b_j x) / (b_j - g)]
+        for sr, _ in s_rates:
+            betas = np.where(np.abs(betas - sr[:, None]) < 1e-4 * np.maximum(betas, sr[:, None]), betas * (1.0 + 1e-4),
+                             betas)
+        # P(S + W > x) = (1 - C) sum_j p_j e^-b_j x + C sum_s a_s P(E_s + W > x), E_s exponential at rate s:
+        # P(E_s + W > x) = (1 - sum_j p_j) e^-sx + sum_j p_j (b_j e^-sx - s e^-b_j x) / (b_j - s)
         coefs = []
         for pw in (probs_plain, probs_chunk):
-            coef_g = c * (1.0 - pw.sum(axis=1)) + c * np.sum(pw * betas / (betas - g[:, None]), axis=1)
-            coef_b = pw * (1.0 - c)[:, None] - pw * (c * g)[:, None] / (betas - g[:, None])
-            coefs.append(np.concatenate([coef_g[:, None], coef_b], axis=1))  # (n, 1 + J)
+            coef_b = pw * (1.0 - c)[:, None]
+            coef_s = []
+            for sr, a_s in s_rates:
+                coef_s.append(c * a_s * ((1.0 - pw.sum(axis=1)) + np.sum(pw * betas / (betas - sr[:, None]), axis=1)))
+                coef_b = coef_b - pw * (c * a_s * sr)[:, None] / (betas - sr[:, None])
+            coefs.append(np.concatenate([np.stack(coef_s, axis=1), coef_b], axis=1))  # (n, S + J)
         in_chunk_part = np.zeros(res_w.shape[1], dtype=bool)
         in_chunk_part[2:] = True  # the parts of R: idle, plain decode step, steps carrying a chunk
         if varying:
@@ -579,10 +643,22 @@ class _Ttft:
         w_mean = np.where(in_chunk_part[None, :], np.sum(probs_chunk / betas, axis=1)[:, None],
                           np.sum(probs_plain / betas, axis=1)[:, None])
         rho = np.clip(probs_chunk.sum(axis=1), 0.0, 1.0)
+        s_mean = c * (1.0 / g + np.where(a_h != 0.0, 1.0 / h, 0.0))
+        mean_s = np.sum(weight * (offset + width / 2.0 + w_mean), axis=1) + s_mean
+        rates = np.concatenate([np.stack([sr for sr, _ in s_rates], axis=1), betas], axis=1)
         return _Ttft(np.ascontiguousarray(offset), np.maximum(np.ascontiguousarray(width), 1e-12), weight,
-                     np.ascontiguousarray(coef), np.concatenate([g[:, None], betas], axis=1),
-                     offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g, rho, 1.0 / betas.min(axis=1),
-                     np.sum(weight * (offset + width / 2.0 + w_mean), axis=1) + c / g, tau)
+                     np.ascontiguousarray(coef), rates, offset.min(axis=1), lambda q: own(np.array([q]))[:, 0], c, g,
+                     a_g if two else np.ones_like(g), s_mean, len(s_rates), None, n, rho, 1.0 / betas.min(axis=1),
+                     mean_s, tau)
+
+    def grouped(self) -> _Ttft:
+        """The same distribution with the mixture's rows reordered, those with a slot wait first (P(S > 0) > 1e-7):
+        `tail` then leaves the slot wait's rate columns out for the rest. Worth its copies where the tail is read many
+        times (`quantiles`), not for one reading."""
+        waiting = self.s_frac > _SLOT_NEGLIGIBLE
+        order = np.concatenate([np.flatnonzero(waiting), np.flatnonzero(~waiting)])
+        return replace(self, offset_s=self.offset_s[order], width_s=self.width_s[order], weight=self.weight[order],
+                       coef=self.coef[order], rates=self.rates[order], order=order, n_waiting=int(waiting.sum()))
 
     def tail(self, t: np.ndarray) -> np.ndarray:
         """P(TTFT > t), t of shape (n,) or (n, G) (then (n, G)). Rows in blocks: the (rows, G, M) temporaries
@@ -591,20 +667,28 @@ class _Ttft:
         grid = t if t.ndim == 2 else t[:, None]
         rows = max(1, _BLOCK // (grid.shape[1] * self.offset_s.shape[1]))
         out = np.empty(grid.shape)
-        for s in range(0, grid.shape[0], rows):
-            e = min(s + rows, grid.shape[0])
-            y = grid[s:e, :, None] - self.offset_s[s:e, None, :]  # (rows, G, M): what S + W must exceed
-            d = self.width_s[s:e, None, :]
-            yp = np.maximum(y, 0.0)
-            m = np.minimum(yp, d)
-            part = np.clip(d - y, 0.0, d) / d  # the share of the uniform lying beyond t: H = 1 there
-            for k in range(self.rates.shape[1]):
-                rk = self.rates[s:e, k, None, None]
-                # exponents floored at -300: exp() of far-negative arguments returns subnormals (slow), and a term
-                # below e^-300 is zero for a probability
-                part += (self.coef[s:e, k, None, :] * np.exp(np.maximum(-rk * (yp - m), -300.0))
-                         * -np.expm1(np.maximum(-rk * m, -300.0)) / (rk * d))
-            out[s:e] = np.einsum("rgm,rm->rg", part, self.weight[s:e])
+        # where the mixture's arrays hold the rows with a slot wait first (`grouped`), the rest (P(S > 0) <= 1e-7) skip
+        # the slot wait's rate columns
+        order = np.arange(grid.shape[0]) if self.order is None else self.order
+        if self.order is not None:
+            grid = grid[order]
+        n_w = self.n_waiting
+        for first, last, k0 in ((0, n_w, 0), (n_w, grid.shape[0], self.n_slot_rates)):
+            for s in range(first, last, rows):
+                r = slice(s, min(s + rows, last))
+                y = grid[r, :, None] - self.offset_s[r, None, :]  # (rows, G, M): what S + W must exceed
+                d = self.width_s[r, None, :]
+                yp = np.maximum(y, 0.0)
+                m = np.minimum(yp, d)
+                part = np.clip(d - y, 0.0, d) / d  # the share of the uniform lying beyond t: H = 1 there
+                rates, coef = self.rates[r], self.coef[r]
+                for k in range(k0, self.rates.shape[1]):
+                    rk = rates[:, k, None, None]
+                    # exponents floored at -300: exp() of far-negative arguments returns subnormals (slow), and a
+                    # term below e^-300 is zero for a probability
+                    part += (coef[:, k, None, :] * np.exp(np.maximum(-rk * (yp - m), -300.0))
+                             * -np.expm1(np.maximum(-rk * m, -300.0)) / (rk * d))
+                out[order[r]] = np.einsum("rgm,rm->rg", part, self.weight[r])
         out = np.clip(out, 0.0, 1.0)
         return out if t.ndim == 2 else out[:, 0]
 
@@ -614,15 +698,16 @@ class _Ttft:
         a union bound, P(T > that) <= 1 - q); then a few steps inside the grid interval that brackets q, the
         log-tail taken as linear in t between two points."""
         q_hi = max(qs)
+        grouped = self.grouped()  # the tail is read 1 + 4 x len(qs) times
         q3 = 1.0 - (1.0 - q_hi) / 3.0
-        s_q = np.maximum(0.0, np.log(np.maximum(self.s_frac, 1e-300) / (1.0 - q3)) / self.s_rate)
+        s_q = np.maximum(0.0, np.log(np.maximum(self.s_frac * self.s_level, 1e-300) / (1.0 - q3)) / self.s_rate)
         w_q = np.maximum(0.0, np.log(np.maximum(self.w_frac, 1e-300) / (1.0 - q3)) * self.w_slow_mean_s)
         # just above the bound: at it exactly a zero-width part (the idle residual) would still count as beyond t
         lo = np.maximum(np.minimum(self.lo_s, self.xq(min(qs))), 1e-9) * (1.0 + 1e-9)
         hi = np.maximum(self.xq(q3) + s_q + w_q + np.max(self.width_s + self.offset_s, axis=1)
                         - np.min(self.offset_s, axis=1), lo * 1.001)
         grid = lo[:, None] * (hi / lo)[:, None] ** (np.arange(_GRID) / (_GRID - 1))[None, :]  # (n, G)
-        tails = self.tail(grid)
+        tails = grouped.tail(grid)
         tails[:, -1] = np.minimum(tails[:, -1], 1.0 - q_hi)  # the union bound holds at hi
         out = {}
         rows = np.arange(grid.shape[0])
@@ -634,7 +719,7 @@ class _Ttft:
                 # halfway between the interpolated point and the midpoint: fast where the tail is near exponential,
                 # and the bracket shrinks by at least a quarter where it is not (a tail ending at a hard bound)
                 mid = 0.5 * (_log_interp(t0, t1, f0, f1, p) + 0.5 * (t0 + t1))
-                fm = self.tail(mid)
+                fm = grouped.tail(mid)
                 above = fm > p
                 t0, f0 = np.where(above, mid, t0), np.where(above, fm, f0)
                 t1, f1 = np.where(above, t1, mid), np.where(above, f1, fm)
@@ -763,19 +848,30 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     # exponential tail from the tabulated M/G/c (`_slot_wait`)
     service = out * tau_full
     a = np.minimum(r * service, b * (1 - 1e-9))
-    log_c, slot_rate = _slot_wait(b, a, r, service, cv_out, plain_full, tau_full)
     n0 = np.maximum(nbar, 1.0)
     chunk0 = np.maximum(np.minimum(inp, budget - nbar), 1.0)
     plain = step_s(n0, np.zeros_like(n0))
     chunk_step = step_s(n0, chunk0)
+    # a prompt's chunks each lengthen a step by their extra time (chunk0 = min(P, budget - n), at least 1)
+    extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(chunk_step - plain, 0.0)
+    # the slot wait's branching ratio (`_slot_wait`): the arrivals a request's own work brings into the engine. Its
+    # prompt lengthens a step by its marginal time (extra where the step carries no other chunk, P c1 beyond one, c1
+    # the step's slope beyond the chunk, as in `_prompt_wait_phases`), its decode lengthens each of its O steps by the
+    # step's slope in the batch (the secant from the running batch to the full one); each second draws `rate` arrivals
+    c1 = np.where(spare > chunk0 + 1.0, np.maximum(full_step - chunk_step, 0.0) / np.maximum(spare - chunk0, 1.0),
+                  extra / np.maximum(inp, 1.0))
+    f_chunk = np.clip(r * inp * tau / np.maximum(chunk0, 1.0), 0.0, 1.0)
+    m_prompt = r * ((1.0 - f_chunk) * extra + f_chunk * inp * c1)
+    m_decode = r * out * np.where(b - n0 >= 1.0, np.maximum(plain_full - plain, 0.0) / np.maximum(b - n0, 1.0), 0.0)
+    log_c, slot_rate, slot_fast = _slot_wait(b, a, r, service, cv_out, plain_full, tau_full, nbar,
+                                             m_prompt + 0.5 * m_decode)
     w_probs, w_rates = _prompt_wait_phases(r, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step,
                                            rho_p, theta_p, scv_p, bool(np.any(cv_in > 0)))
     ttft = _Ttft.build(step_s, nbar=nbar, rate=r, tau=tau, inp=inp, cv_in=cv_in, budget=budget,
                        plain_step_s=plain, chunk_step_s=chunk_step, slot_wait_frac=np.exp(log_c),
-                       slot_rate_per_s=slot_rate, prompt_wait_probs=w_probs, prompt_wait_rates=w_rates,
+                       slot_rate_per_s=slot_rate, slot_fast_rate_per_s=slot_fast, prompt_wait_probs=w_probs,
+                       prompt_wait_rates=w_rates,
                        full_step_s=full_step)
-    # a prompt's chunks each lengthen a step by their extra time (chunk0 = min(P, budget - n), at least 1)
-    extra = np.ceil(inp / np.maximum(budget - nbar, 1.0)) * np.maximum(chunk_step - plain, 0.0)
     # TPOT - plain step = Y = the prompt work the request's O decode steps carry, over O. That work is the busy
     # periods of the prompt server (M/G/1, a prompt's service its extra time E) started by its roots: the backlog B
     # queued behind it when its prompt finishes (the arrivals during its wait and its own prefill: mean
@@ -790,7 +886,7 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     # a step than the full batch's b P / O tokens: its mean step caps TPOT
     fixed = (cv_in == 0) & (cv_out == 0)
     tpot_cap = np.where(fixed, np.minimum(tau_full, full_step), full_step)
-    roots_b = r * np.maximum(ttft.mean_s - ttft.s_frac / ttft.s_rate, 0.0)
+    roots_b = r * np.maximum(ttft.mean_s - ttft.s_mean_s, 0.0)
     roots_b_var = roots_b + r * r * (np.maximum(ew2 - ew * ew, 0.0) + (cv_in * extra) ** 2)
     a = np.minimum(r * extra, 0.95)
     bp = extra / (1.0 - a)

@@ -43,6 +43,7 @@ class SimulationResult:
     # admission - arrival of the same requests: the wait for a KV slot plus the rest of the step running at arrival
     # (the engine admits at step boundaries)
     slot_wait_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    mean_step_s: float = float("nan")  # busy time over steps run: the mean step (what the analytic model's tau is)
 
     def percentile(self, what: str, q: float) -> float:
         values = {"ttft": self.ttft_s, "tpot": self.tpot_s}[what]
@@ -158,7 +159,7 @@ def simulate(step_s: Callable[[float, float], float], *, rate_per_s: float, inpu
     return SimulationResult(ttft_s=ttft, tpot_s=tpot, utilisation_frac=busy / t if t > 0 else 0.0,
                             running_batch_mean=batch_sum / busy if busy > 0 else 0.0, n_requests=int(served.sum()),
                             simulated_s=t, saturated=unfinished > 0.1 * max(int(served.sum()), 1),
-                            slot_wait_s=(admitted - arrivals)[served])
+                            slot_wait_s=(admitted - arrivals)[served], mean_step_s=busy / steps if steps else 0.0)
 
 
 def scalar_step(step_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], index: int = 0

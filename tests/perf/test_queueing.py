@@ -96,15 +96,13 @@ def _compare(name: str, util: float, cv: float, n_requests: int) -> dict[str, fl
 KNOWN_MISSES: dict[tuple[str, float, float], set[str]] = {
     ("dense70b", 1.0, 0.9): {"ttft_p50"},
     ("small_longprompt", 1.0, 0.9): {"tpot_p95"},
-    ("moe", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
-    ("roofline", 0.0, 0.9): {"ttft_p95"},
-    ("roofline", 1.0, 0.9): {"ttft_p95"},
+    ("roofline", 1.0, 0.9): {"ttft_p50"},
 }
 # the held-out step functions' misses (same sweep)
 HELD_OUT_MISSES: dict[tuple[str, float, float], set[str]] = {
-    ("llama405b_tp8", 0.0, 0.9): {"ttft_p95"},
     ("llama405b_tp8", 1.0, 0.9): {"ttft_p50"},
-    ("moe_1gpu", 1.0, 0.9): {"ttft_p50", "ttft_p95", "ttft_p99"},
+    ("moe_1gpu", 0.0, 0.9): {"ttft_p99"},
+    ("moe_1gpu", 1.0, 0.9): {"ttft_p99", "tpot_p99"},
     ("dense32b_tp2", 1.0, 0.9): {"tpot_p95"},
 }
 SIM_REQUESTS = 200_000  # at 0.9 utilisation 20,000 requests leave the simulated p95/p99 TTFT +-15 % between seeds
@@ -158,6 +156,27 @@ def test_saturation_is_the_simulated_throughput_at_overload(name, cv):
                    token_budget=budget, n_requests=n, seed=1, input_tokens_cv=cv, output_tokens_cv=cv)
     assert sim.ttft_s[-1] > 5 * sim.ttft_s[0]  # a growing backlog: the batch stays full to the end
     assert n / sim.simulated_s == pytest.approx(sat, rel=0.05)
+
+
+@pytest.mark.parametrize("name, cv", [(n, c) for n in ("roofline", "llama405b_tp8", "moe_1gpu", "dense32b_tp2")
+                                      for c in (0.0, 1.0)])
+def test_mean_step_is_the_simulated_one_at_high_load(name, cv):
+    # the running batch's mean step at 0.9 utilisation (the fixed point plus the clustering excess and its feedback)
+    # against the simulated busy time per step, 50,000 requests: within 4 %. Steps not linear in the prompt tokens
+    # (rooflines), where the clustering excess is not zero: its feedback 1 / (1 - h') takes the slope of h at the
+    # fixed point. With the slope from Illinois's halved end weights instead (the model before 2026-12-08), moe_1gpu
+    # came out +7 % (fixed lengths) and +15 % (CV 1), dense32b_tp2 CV 1 -7 %
+    from planner.perf.queueing import _steady
+
+    f, inp, out, b, budget = ALL_CASES[name]
+    sat = float(saturation_rate_per_s(f, input_tokens=inp, output_tokens=out, max_batch=b, token_budget=budget,
+                                      input_tokens_cv=cv)[0])
+    one = np.ones(1)
+    _, tau = _steady(f, 0.9 * sat * one, inp * one, out * one, b * one, budget * one, cv * one)
+    sim = simulate(lambda d, p: float(f(d, p)), rate_per_s=0.9 * sat, input_tokens=inp, output_tokens=out,
+                   max_batch=b, token_budget=budget, n_requests=50_000, seed=1, input_tokens_cv=cv,
+                   output_tokens_cv=cv)
+    assert float(tau[0]) == pytest.approx(sim.mean_step_s, rel=0.04)
 
 
 def test_linear_step_saturation_by_hand():
@@ -364,10 +383,11 @@ def test_prompt_wait_phases_by_hand():
 
 def test_slot_wait_of_a_flat_step_is_the_tabulated_mgc():
     # a constant 30 ms step and 1-token prompts: no prefill work rides on the completions (phi = 1 - plain / tau_full
-    # = 0), so the slots are an M/G/c with lognormal service of CV 1 (250 steps of 30 ms, 7.5 s) on 64 servers, and
-    # the model's slot wait is the table's cell (CV 1, 64 servers, 0.9): P(S > 0) = 1.03 x Erlang C(64, 57.6) =
-    # 1.03 x 0.311 = 0.319, decaying at (64 / 7.5 - 0.9 x 8.533) / 1.00 = 0.853 / s. The simulated admission waits
-    # (seed 1; seeds 2 and 3 move the figure at 1 / gap by -25..0 %) within 30 %; the previous M/D/c factor 0.5 said
+    # = 0) and no request's work lengthens a step (branching 0, peakedness z = 1), and the running batch is the
+    # offered load a = 0.9 x 64 = 57.6 (every step 30 ms). So P(S > 0) = Erlang C(64, 57.6) = 0.311, and given a wait
+    # the table's cell (CV 1, 64 servers, 0.9): conditional mean factor 0.987 not above the tail factor 0.997, so one
+    # exponential stage decaying at (64 / 7.5 - 0.9 x 8.533) / 0.997 = 0.856 / s. The simulated admission waits (seed
+    # 1; seeds 2 and 3 move the figure at 1 / gap by -25..0 %) within 30 %; the previous M/D/c factor 0.5 said
     # P(S > 1 / gap) = 0.311 e^-2 = 0.042, less than half the simulated 0.098
     from planner.perf.queueing import _saturation, _slot_wait
 
@@ -378,10 +398,51 @@ def test_slot_wait_of_a_flat_step_is_the_tabulated_mgc():
     sat, tau_full, plain = _saturation(flat, one, 250.0 * one, 64.0 * one, 8192.0 * one, 0.0 * one)
     assert sat[0] == pytest.approx(64 / 7.5) and plain[0] == pytest.approx(tau_full[0])
     rate = 0.9 * sat
-    log_c, decay = _slot_wait(64.0 * one, rate * 7.5, rate, 7.5 * one, one, plain, tau_full)
+    log_c, decay, fast = _slot_wait(64.0 * one, rate * 7.5, rate, 7.5 * one, one, plain, tau_full, rate * 7.5, 0 * one)
     gap = 64 / 7.5 - rate[0]
-    assert np.exp(log_c[0]) == pytest.approx(0.319, rel=0.02) and decay[0] == pytest.approx(gap, rel=0.02)
+    assert np.exp(log_c[0]) == pytest.approx(0.311, rel=0.01) and decay[0] == pytest.approx(gap / 0.997, rel=0.01)
+    assert np.isinf(fast[0])
     sim = simulate(flat, rate_per_s=float(rate[0]), input_tokens=1, output_tokens=250, max_batch=64, token_budget=8192,
                    n_requests=200_000, seed=1, output_tokens_cv=1.0)
     for x in (0.5 / gap, 1.0 / gap):
         assert np.mean(sim.slot_wait_s > x) == pytest.approx(np.exp(log_c[0] - decay[0] * x), rel=0.3)
+
+
+def test_slot_wait_is_erlang_c_of_the_peaked_engine():
+    # Hayward: the slots fill as an Erlang C system with c / z servers at load nbar / z, z = 1 / (1 - m)^2 the
+    # peakedness of a branching ratio m. m = 0.5: z = 4; 64 slots, running batch 40: Erlang C(16, 10), by the Erlang B
+    # recursion B_k = a B_(k-1) / (k + a B_(k-1)) (B_0 = 1, a = 10) and C = B / (1 - rho (1 - B)), rho = 10 / 16
+    from planner.perf.queueing import _slot_wait
+
+    a_, erlang_b = 10.0, 1.0
+    for k in range(1, 17):
+        erlang_b = a_ * erlang_b / (k + a_ * erlang_b)
+    rho = a_ / 16
+    erlang_c = erlang_b / (1 - rho * (1 - erlang_b))
+    one = np.ones(1)
+    # service 10 s, rate 5.76 / s (a = 57.6), full batch 30 ms plain of 40 ms (phi 0.25)
+    log_c, _, _ = _slot_wait(64.0 * one, 57.6 * one, 5.76 * one, 10.0 * one, 0 * one, 0.03 * one, 0.04 * one,
+                             40.0 * one, 0.5 * one)
+    assert np.exp(log_c[0]) == pytest.approx(erlang_c, rel=1e-6)
+    assert 0.05 < erlang_c < 0.3  # a real wait probability, not a degenerate one
+
+
+def test_two_stage_slot_wait_has_the_tables_conditional_quantiles():
+    # fixed lengths (service CV 0), 64 slots at 0.9: the table's M/D/c conditional wait has mean factor 0.6186 and tail
+    # factor 0.5147 (data/queueing_mgc.csv), quantiles 0.4749 / 1.3269 / 2.5502 at 0.5 / 0.9 / 0.99 (units of
+    # 1 / (c mu - lambda)). The two stages (rates 1 / 0.5147 and 1 / (0.6186 - 0.5147)) put P(S > x | S > 0) =
+    # (h e^-gx - g e^-hx) / (h - g) at those x at 0.495, 0.095, 0.0088: within 2, 6 and 13 % of 0.5, 0.1 and 0.01
+    # (one exponential at the tail's rate: 0.397, 0.076, 0.0070, 21-30 % short)
+    from planner.perf.queueing import _slot_wait
+
+    one = np.ones(1)
+    service, b, rate = 10.0, 64.0, 0.9 * 6.4
+    _, g, h = _slot_wait(b * one, rate * service * one, rate * one, service * one, 0 * one, 0.03 * one, 0.03 * one,
+                         rate * service * one, 0 * one)
+    gap = b / service - rate
+    assert g[0] == pytest.approx(gap / 0.514652, rel=1e-3) and h[0] == pytest.approx(gap / (0.618583 - 0.514652),
+                                                                                       rel=1e-3)
+    for x, level, tol in ((0.474859, 0.5, 0.02), (1.32691, 0.1, 0.06), (2.55015, 0.01, 0.13)):
+        t = x / gap
+        tail = (h[0] * np.exp(-g[0] * t) - g[0] * np.exp(-h[0] * t)) / (h[0] - g[0])
+        assert tail == pytest.approx(level, rel=tol)

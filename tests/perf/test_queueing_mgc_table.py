@@ -74,20 +74,22 @@ def test_erlang_c_by_hand():
 
 
 def test_interpolation_returns_grid_cells_and_clamps():
-    # the model reads P(W > 0) / Erlang C (wait_prob_ratio) and the tail's decay factor (tail_factor)
+    # P(W > 0) / Erlang C (wait_prob_ratio), the tail's decay factor (tail_factor) and the conditional mean factor
+    # (wait_mean_factor; the model reads the last two)
     rows = _rows()
     row = rows["cv1.00-c64-u0.90"]
-    ratio, factor = _mgc_correction(np.array([1.0]), np.array([64.0]), np.array([0.9]))
+    ratio, factor, mean_factor = _mgc_correction(np.array([1.0]), np.array([64.0]), np.array([0.9]))
     assert ratio[0] == pytest.approx(float(row["wait_prob_ratio"]), rel=1e-9)
     assert factor[0] == pytest.approx(float(row["tail_factor"]), rel=1e-9)
+    assert mean_factor[0] == pytest.approx(float(row["wait_mean_factor"]), rel=1e-9)
     # halfway in log2(servers) between 64 and 128: the mean of the two factors, the geometric mean of the ratios
     a, b = rows["cv1.00-c64-u0.90"], rows["cv1.00-c128-u0.90"]
-    ratio, factor = _mgc_correction(np.array([1.0]), np.array([64.0 * math.sqrt(2.0)]), np.array([0.9]))
+    ratio, factor, _ = _mgc_correction(np.array([1.0]), np.array([64.0 * math.sqrt(2.0)]), np.array([0.9]))
     assert factor[0] == pytest.approx((float(a["tail_factor"]) + float(b["tail_factor"])) / 2, rel=1e-9)
     assert ratio[0] == pytest.approx(math.sqrt(float(a["wait_prob_ratio"]) * float(b["wait_prob_ratio"])), rel=1e-9)
     # beyond the grid: the edge's values (utilisation 0.99 -> 0.95, 4096 servers -> 512, CV 3 -> 2)
     edge = rows["cv2.00-c512-u0.95"]
-    ratio, factor = _mgc_correction(np.array([3.0]), np.array([4096.0]), np.array([0.99]))
+    ratio, factor, _ = _mgc_correction(np.array([3.0]), np.array([4096.0]), np.array([0.99]))
     assert factor[0] == pytest.approx(float(edge["tail_factor"]), rel=1e-9)
 
 
