@@ -76,7 +76,7 @@ from planner.perf.step_work import COMM_LARGE_MESSAGE_BW_FRAC
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
           "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us", "request_overhead_ms",
-          "comm_half_us")
+          "comm_half_us", "eager_layer_us")
 N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
@@ -84,6 +84,11 @@ HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 CLASS_GPU_MATCH = {"nvidia-datacenter": ("*",), "nvidia-consumer": ("consumer", "workstation"), "amd": ("amd",),
                    "apple": ("apple",)}
 REFERENCE_ENGINE = "trtllm"
+NO_EAGER_US = 1e-6  # eager_layer_us of a profile written without it: no host cost (the log link needs a value > 0)
+# Prior of the host time per layer of a context step launched without a CUDA graph: ~25 kernels per transformer layer
+# (norms, projections, RoPE / KV append, attention, activation, quantize, all-reduce; more in MoE / MLA layers), each
+# ~20 us of Python dispatch and launch in a PyTorch engine (docs/performance.md, "Eager context steps")
+EAGER_LAYER_PRIOR_US = 500.0
 NO_LARGE_MESSAGE_US = 1e9  # comm_half_us of a profile written before the large-message regime: every message small
 
 
@@ -95,7 +100,8 @@ class FitSettings:
     the fitted values replace it wherever the data constrain them.
     """
 
-    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0, 30.0)  # PARAMS order,
+    prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0, 30.0,
+                                EAGER_LAYER_PRIOR_US)  # PARAMS order,
     # natural units. comm_half_us 30: the line-rate time of the message at which engines hand an all-reduce from
     # their custom NVLink kernels to NCCL (vLLM's custom all-reduce takes messages up to 8 MiB: 19-33 us of ring
     # bytes at 450 GB/s on TP 2-8; docs/performance.md, "Collectives")
@@ -117,6 +123,9 @@ class FitSettings:
     comm_half_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one value for every engine
     # and class (era and interaction offsets keep their own priors); free offsets sent vLLM's and SGLang's to
     # 0.4-1.1 ms and scored worse held out (docs/performance.md, "Collectives")
+    eager_prior_sd: float = 1.0  # prior sd of eager_layer_us's base (log scale)
+    eager_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one host cost per layer for every
+    # engine that launches a context step from Python (SGLang, TensorRT-LLM's PyTorch backend): few fit rows run eagerly
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
@@ -158,7 +167,7 @@ def _robust(r: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _predict_rows(stack: Any, natural: np.ndarray) -> np.ndarray:
-    """Predicted values of stacked rows with per-row parameters `natural` (N x 10, PARAMS order)."""
+    """Predicted values of stacked rows with per-row parameters `natural` (N x len(PARAMS), PARAMS order)."""
     return stack.predict(_efficiency(natural))
 
 
@@ -243,6 +252,9 @@ def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSett
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
     half = PARAMS.index("comm_half_us")
     per_param[half] = per_class[half] = settings.comm_half_offset_sd
+    eager = PARAMS.index("eager_layer_us")
+    base_sd[eager] = settings.eager_prior_sd
+    per_param[eager] = per_class[eager] = settings.eager_offset_sd
     era_sd = np.full(k, max(settings.era_offset_sd, 1e-6))  # ~0: the era factor switched off
     inter_sd = np.tile(np.full(k, max(settings.interaction_sd, 1e-6)), n_free_e * (len(HW_CLASSES) - 1))
     fmt_sd = np.full(len(engines) * len(GEMM_FORMATS), max(settings.format_sd, 1e-6))  # ~0: no format factor
@@ -458,7 +470,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
     """An EfficiencyProfile from fitted factors (rounded to what the data supports); `format_scales`: the MFU scale
     per GEMM_FORMATS entry (None: 1 for each)."""
     (mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us, request_ms,
-     half_us) = factors
+     half_us, eager_us) = factors
     lo, hi = range_factors
     scales = {SCALE_FIELD[f]: round(float(v), 3) for f, v in zip(GEMM_FORMATS, format_scales or (), strict=False)}
     return EfficiencyProfile(
@@ -472,7 +484,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
         holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3),
         request_overhead_ms=round(request_ms, 2), comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC,
-        comm_half_us=round(half_us, 3), **scales)
+        comm_half_us=round(half_us, 3), eager_layer_us=round(eager_us, 2), **scales)
 
 
 MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
@@ -601,7 +613,7 @@ def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
             profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
             profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0,
             profile.request_overhead_ms or 0.0, NO_LARGE_MESSAGE_US if profile.comm_half_us is None
-            else profile.comm_half_us)
+            else profile.comm_half_us, profile.eager_layer_us or NO_EAGER_US)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -691,7 +703,7 @@ def user_range(base: EfficiencyProfile, ratios: list[float]) -> tuple[float, flo
 
 
 def _efficiency(natural: np.ndarray) -> Efficiency:
-    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 12); the
+    """The performance model's Efficiency from factors in PARAMS order and natural units (ms, us), shape (..., 13); the
     large-message bandwidth is the sourced one (`step_work.COMM_LARGE_MESSAGE_BW_FRAC`), not fitted."""
     v = {name: np.asarray(natural, dtype=float)[..., i] for i, name in enumerate(PARAMS)}
     return Efficiency(mbu_frac=v["mbu_frac"], mfu_decode_frac=v["mfu_decode_frac"],
@@ -701,7 +713,8 @@ def _efficiency(natural: np.ndarray) -> Efficiency:
                       overhead_overlap_frac=v["overhead_overlap_frac"],
                       layer_overhead_s=v["layer_overhead_us"] / units.MILLION,
                       request_overhead_s=v["request_overhead_ms"] / units.MS_PER_S,
-                      comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC, comm_half_s=v["comm_half_us"] / units.MILLION)
+                      comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC, comm_half_s=v["comm_half_us"] / units.MILLION,
+                      eager_layer_s=v["eager_layer_us"] / units.MILLION)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

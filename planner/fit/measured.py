@@ -119,6 +119,10 @@ class MeasuredPoint:
     # are held until that many prompt tokens wait or that many iterations pass)
     batch_wait_iters: Annotated[Count | None, MAY_BE_ABSENT] = None
     batch_wait_tokens: Annotated[Count | None, MAY_BE_ABSENT] = None
+    # whether the source's engine ran its context (prefill) steps from a CUDA graph: true (SGLang
+    # --enable-piecewise-cuda-graph, TensorRT-LLM torch_compile_config.enable_piecewise_cuda_graph), false (eager: every
+    # kernel launched from Python); None: the engine's default for its build (`serving.prefill_graph_max_tokens`)
+    prefill_cuda_graph: Annotated[bool | None, MAY_BE_ABSENT] = None
 
     @property
     def source_key(self) -> str:

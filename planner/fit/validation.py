@@ -75,7 +75,16 @@ from planner.perf.estimate import (
 )
 from planner.perf.evaluator import Layout, gemm_format_of
 from planner.perf.performance import Efficiency, PrefillTerms, StepTerms, prefill_steps
-from planner.perf.serving import PointTerms, arrival_concurrency, queued_ttft_s, wave_tpot_s, wave_ttft_s
+from planner.perf.serving import (
+    PointTerms,
+    arrival_concurrency,
+    chunk_step_tokens,
+    eager_layers,
+    prefill_graph_max_tokens,
+    queued_ttft_s,
+    wave_tpot_s,
+    wave_ttft_s,
+)
 
 
 @dataclass(frozen=True)
@@ -287,15 +296,31 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
                         expert_calls=prefill.expert_calls,
                         steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers,
-                        act_s=prefill.act_s * batch)
+                        act_s=prefill.act_s * batch, eager_layers=prefill.eager_layers)
 
 
-def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Callable[[Efficiency], tuple]:
+def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
+    """The largest context step the row's engine ran from a CUDA graph: as its source states (`prefill_cuda_graph`),
+    else its build's default (`serving.prefill_graph_max_tokens`)."""
+    return prefill_graph_max_tokens(setup.engine_id, engine_date=point.engine_date, stated=point.prefill_cuda_graph,
+                                    amd=setup.gpu.vendor.lower() == "amd", attn_dp=setup.attn_dp, pp=setup.pp,
+                                    mla=setup.model.arch.attention == "mla")
+
+
+def _eager(prefill: PrefillTerms, prompt_tokens: float, graph_tokens: float) -> PrefillTerms:
+    """`prefill` (of `prompt_tokens` tokens in all, in `prefill.steps` steps) with the layers each step launches
+    without a CUDA graph."""
+    step_tokens = prompt_tokens / np.asarray(prefill.steps, dtype=float)
+    return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, step_tokens, graph_tokens))
+
+
+def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int,
+               graph_tokens: float = math.inf) -> Callable[[Efficiency], tuple]:
     """Predictor of an open-loop (fixed arrival rate) row: concurrency from c = rate x latency(c)."""
-    inp, out, rate = point.input_tokens, point.output_tokens, float(point.request_rate_per_s)
+    out, rate = point.output_tokens, float(point.request_rate_per_s)
 
     def at(c: float, eff: Efficiency) -> tuple[float, float]:
-        t = terms_of(setup, concurrency=c, input_tokens=inp, output_tokens=out)
+        t = _row_point_terms(setup, c, point, graph_tokens)
         tpot = float(t.step.total_s(eff))
         return float(t.prefill.total_s(eff)) + tpot, tpot
 
@@ -310,6 +335,15 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int) -> Call
         return tput, ttft + float(np.asarray(eff.request_overhead_s, dtype=float)), tpot
 
     return serve
+
+
+def _row_point_terms(setup: ReplicaSetup, concurrency: float, point: MeasuredPoint, graph_tokens: float) -> PointTerms:
+    """`estimate.terms_of` at `concurrency` for the row's lengths, its one-prompt prefill eager as the row's engine
+    build ran it (`_graph_tokens`) rather than as the current release does."""
+    terms = terms_of(setup, concurrency=concurrency, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
+    tokens = chunk_step_tokens(concurrency, point.input_tokens, point.output_tokens, setup.prefill_budget_tokens)
+    step = dataclasses.replace(terms.step, eager_layers_chunk=eager_layers(terms.step.layers, tokens, graph_tokens))
+    return dataclasses.replace(terms, step=step, prefill=_eager(terms.prefill, point.input_tokens, graph_tokens))
 
 
 def _layout_of(catalog: Catalog, point: MeasuredPoint, config_dir: Path,
@@ -347,24 +381,24 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
     if total_ctx > setup.model.context_length_tokens:
         return Unexpressible(point, f"{total_ctx:,} tokens exceed the model's context of "
                                     f"{setup.model.context_length_tokens:,}")
+    graph = _graph_tokens(point, setup)
     if point.scenario == "batch1":
         if point.metric not in _BATCH1_KIND:
             return Unexpressible(point, f"metric {point.metric} is not a single-stream metric")
-        terms = terms_of(setup, concurrency=1.0, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
+        terms = _row_point_terms(setup, 1.0, point, graph)
         return RowModel(point, setup, _row_terms(_BATCH1_KIND[point.metric], 1.0, 1.0, point, terms))
     capacity = max_running_sequences(setup, point.input_tokens, point.output_tokens)
     if capacity < 1:
         return Unexpressible(point, f"weights plus one sequence's KV do not fit on {point.num_gpus} x "
                                     f"{setup.gpu.gpu_id} at {setup.precision_id} by the planner's memory model")
     if point.scenario == "serving" and point.request_rate_per_s and not point.concurrency:
-        terms = terms_of(setup, concurrency=float(capacity), input_tokens=point.input_tokens,
-                         output_tokens=point.output_tokens)
+        terms = _row_point_terms(setup, float(capacity), point, graph)
         return RowModel(point, setup, _row_terms(_STEADY_KIND[point.metric], capacity, capacity, point, terms),
-                        _open_loop(setup, point, capacity))
+                        _open_loop(setup, point, capacity, graph))
     if point.scenario in ("serving", "static_batch") and not point.concurrency:
         return Unexpressible(point, f"{point.scenario} rows need a concurrency (or a request rate)")
     running = float(min(point.concurrency, capacity)) if point.concurrency else float(capacity)
-    terms = terms_of(setup, concurrency=running, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
+    terms = _row_point_terms(setup, running, point, graph)
     fixed = (point.lengths or "fixed") == "fixed"
     closed = point.scenario == "serving" and bool(point.concurrency)
     train = point.scenario == "static_batch" and (point.concurrency <= capacity
@@ -376,7 +410,8 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
         # prompts before decoding, so a wave's requests finish together and return together)
         static_step = decode_terms_of(setup, batch=running,
                                       context_tokens=point.input_tokens + point.output_tokens / 2.0)
-        burst = _batched_prefill(terms.prefill, running, point.input_tokens, setup.prefill_budget_tokens)
+        burst = _eager(_batched_prefill(terms.prefill, running, point.input_tokens, setup.prefill_budget_tokens),
+                       running * point.input_tokens, graph)
         if point.scenario == "static_batch":
             waits = float(wave_train_waits(batch=point.concurrency, capacity=running)) if point.concurrency else 0.0
             return RowModel(point, setup, _row_terms(_STATIC_KIND[point.metric], running, running, point, terms,

@@ -29,6 +29,7 @@ The engine policies come from data/engines.csv (never from code):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from planner.errors import InvalidInputError
 from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 from planner.perf.performance import Efficiency, decode_terms
-from planner.perf.serving import PointTerms, point_terms
+from planner.perf.serving import PointTerms, chunk_step_tokens, eager_layers, point_terms, prefill_graph_max_tokens
 from planner.perf.step_work import activation_bytes_per_token
 
 MAX_GPUS = 4096
@@ -387,6 +388,8 @@ class _Table:
     eff: Efficiency
     range_low: np.ndarray
     range_high: np.ndarray
+    graph_tokens: np.ndarray  # the largest context step the engine's current release graphs (serving.
+    graph_tokens_mla: np.ndarray  # prefill_graph_max_tokens), for other and for MLA models
 
     @classmethod
     def of(cls, cands: Sequence[Candidate] | CandidateSet) -> _Table:
@@ -417,13 +420,27 @@ class _Table:
             tflops=f(tflops_of(c) for c in bases), link=f(c.gpu.interconnect_bandwidth_gb_s for c in bases),
             budget_tokens=f(c.engine.max_num_batched_tokens or math.inf for c in bases),
             eff=Efficiency.from_array(eff), range_low=f(c.profile.range_low_factor for c in bases),
-            range_high=f(c.profile.range_high_factor for c in bases))
+            range_high=f(c.profile.range_high_factor for c in bases),
+            **_graph_tokens(cs, f))
 
     def fmt(self, idx: np.ndarray) -> WeightFormat:
         return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True,
                             mla_proj_bytes_per_param=self.mla_b[idx], mla_proj_slowdown=self.mla_slow[idx],
                             attn_bmm_slowdown=self.bmm_slow[idx], activation_bytes_per_elem=self.act_b[idx],
                             dense_gemm_slowdown=self.dense_slow[idx])
+
+
+def _graph_tokens(cs: CandidateSet, f: Callable) -> dict[str, np.ndarray]:
+    """Each candidate's largest CUDA-graphed context step in its engine's current release (`prefill_graph_max_tokens`;
+    only SGLang's depends on the layout: none under attention DP or pipeline parallelism)."""
+    out = {}
+    for name, mla in (("graph_tokens", False), ("graph_tokens_mla", True)):
+        plain = f(prefill_graph_max_tokens(c.engine.engine_id, amd=c.gpu.vendor.lower() == "amd", mla=mla)
+                  for c in cs.bases)
+        split = f(prefill_graph_max_tokens(c.engine.engine_id, amd=c.gpu.vendor.lower() == "amd", mla=mla,
+                                           attn_dp=True) for c in cs.bases)
+        out[name] = np.where(np.asarray(cs.attn_dp, dtype=bool) | (np.asarray(cs.pp) > 1), split, plain)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -447,7 +464,8 @@ def efficiency_of(prof: EfficiencyProfile, gemm: str = "16bit") -> Efficiency:
                       layer_overhead_s=(prof.layer_overhead_us or 0.0) / units.MILLION,
                       request_overhead_s=(prof.request_overhead_ms or 0.0) / units.MS_PER_S,
                       comm_large_bw_frac=1.0 if prof.comm_large_bw_frac is None else prof.comm_large_bw_frac,
-                      comm_half_s=math.inf if prof.comm_half_us is None else prof.comm_half_us / units.MILLION)
+                      comm_half_s=math.inf if prof.comm_half_us is None else prof.comm_half_us / units.MILLION,
+                      eager_layer_s=(prof.eager_layer_us or 0.0) / units.MILLION)
 
 
 @dataclass(frozen=True)
@@ -538,11 +556,29 @@ def _terms(arch: Architecture, t: _Table, concurrency: np.ndarray, input_tokens:
     if len(pieces) == 1:
         terms = pieces[0][1]
         return PointTerms(concurrency=np.asarray(concurrency, float), input_tokens=terms.input_tokens,
-                          step=_broadcast(terms.step, t.n), prefill=_broadcast(terms.prefill, t.n))
+                          step=_eager_step(arch, t, _broadcast(terms.step, t.n), c_terms, input_tokens, output_tokens),
+                          prefill=_eager_prefill(arch, t, _broadcast(terms.prefill, t.n), input_tokens))
     step = _merge([p.step for _, p in pieces], [i for i, _ in pieces], t.n)
     prefill = _merge([p.prefill for _, p in pieces], [i for i, _ in pieces], t.n)
+    prefill = _eager_prefill(arch, t, prefill, input_tokens)
+    step = _eager_step(arch, t, step, c_terms, input_tokens, output_tokens)
     return PointTerms(concurrency=np.asarray(concurrency, float), input_tokens=float(input_tokens), step=step,
                       prefill=prefill)
+
+
+def _eager_prefill(arch: Architecture, t: _Table, prefill: Any, input_tokens: float) -> Any:
+    """The prefill terms with the layers each of its steps launches without a CUDA graph (`eager_layers`)."""
+    cap = t.graph_tokens_mla if arch.attention == "mla" else t.graph_tokens
+    steps = np.asarray(prefill.steps, dtype=float)
+    return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, input_tokens / steps, cap))
+
+
+def _eager_step(arch: Architecture, t: _Table, step: Any, concurrency: np.ndarray, input_tokens: float,
+                output_tokens: float) -> Any:
+    """The steady-state step terms with the layers its prompt-chunk step launches without a CUDA graph."""
+    cap = t.graph_tokens_mla if arch.attention == "mla" else t.graph_tokens
+    tokens = chunk_step_tokens(concurrency, input_tokens, output_tokens, t.budget_tokens)
+    return dataclasses.replace(step, eager_layers_chunk=eager_layers(step.layers, tokens, cap))
 
 
 def _broadcast(obj: Any, n: int) -> Any:

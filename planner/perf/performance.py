@@ -59,6 +59,7 @@ from planner.perf.step_work import (
     comm_terms,
     dense_gemm_flops_per_token,
     dense_split,
+    ep_expert_bytes_factor,
     expert_calls,
     gemm_flops_per_token,
     kv_split,
@@ -68,7 +69,7 @@ from planner.perf.step_work import (
 EFFICIENCY_FIELDS = ("mbu_frac", "expert_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac",
                      "step_overhead_s", "comm_latency_s", "expert_overhead_s", "overhead_overlap_frac",
                      "layer_overhead_s", "request_overhead_s", "comm_large_bw_frac",
-                     "comm_half_s")  # the column order of Efficiency.to_array / from_array
+                     "comm_half_s", "eager_layer_s")  # the column order of Efficiency.to_array / from_array
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Efficiency:
     # step_work.COMM_LARGE_MESSAGE_BW_FRAC)
     comm_half_s: Any = np.inf  # per-call transfer time at line rate where the bytes' cost is halfway between the
     # small- and the large-message rates (collective_transfer_s); inf: every message at comm_bw_frac
+    eager_layer_s: Any = 0.0  # host (CPU) time per layer to launch a context step's kernels without a CUDA graph
+    # (PrefillTerms.eager_layers; 0: not modelled)
 
     def __post_init__(self) -> None:
         fracs = dict(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
@@ -110,7 +113,7 @@ class Efficiency:
             raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
                                     f"{self.overhead_overlap_frac!r}")
         for name in ("step_overhead_s", "comm_latency_s", "expert_overhead_s", "layer_overhead_s",
-                     "request_overhead_s"):
+                     "request_overhead_s", "eager_layer_s"):
             v = np.asarray(getattr(self, name), dtype=float)
             if not np.all(np.isfinite(v) & (v >= 0)):
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
@@ -176,6 +179,7 @@ class StepTerms:
               + collective_transfer_s(transfer) + collectives x latency
               + expert calls x expert overhead + layers x layer overhead
         gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
+              + pp x f x eager chunk layers x eager_layer_s   (a chunk step run without a CUDA graph)
         cycle = gpu + step overhead x exp(-overlap x gpu / step overhead)   (see exposed_overhead_s)
 
     The step overhead is the engine's CPU work per forward step (scheduling, input
@@ -219,6 +223,8 @@ class StepTerms:
     memory_act_s: Any = 0.0  # activation traffic of the decode tokens' elementwise kernels (norms, SwiGLU, MoE
     # permute/finalize: step_work.activation_bytes_per_token)
     memory_act_chunk_s: Any = 0.0  # the same for the prompt chunk's tokens
+    eager_layers_chunk: Any = 0.0  # layers a step carrying a prompt chunk launches from the host without a CUDA graph
+    # (the prefill graph's size limit, `serving.prefill_graph_max_tokens`; 0: graphed)
 
     def parts(self, eff: Efficiency) -> tuple[Any, Any, Any, Any, Any]:
         """(cycle, memory, compute, comm, overhead) seconds with `eff` applied (array fields allowed); overhead is
@@ -243,10 +249,11 @@ class StepTerms:
             + self.pp * self.collectives * comm_latency_s
         experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * eff.expert_overhead_s
                              + self.layers * eff.layer_overhead_s)
-        gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts
+        eager = self.pp * f * self.eager_layers_chunk * eff.eager_layer_s  # host launches of an eager chunk step
+        gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts + eager
         exposed = exposed_overhead_s(eff.step_overhead_s, gpu, eff.overhead_overlap_frac)
         cycle = gpu + exposed
-        fixed = exposed + experts
+        fixed = exposed + experts + eager
         memory = self.pp * (attn_mem + (1 - f) * (gemm_mem + act) + f * (gemm_mem_c + act_c))
         compute = self.pp * ((1 - f) * (gemm_flop + attn_flop) + f * (gemm_flop_c + attn_flop_c))
         return cycle, memory, compute, comm, fixed + 0 * comm
@@ -264,6 +271,13 @@ class PrefillTerms:
               + collective_transfer_s(transfer) + steps x (collectives x latency + expert calls x expert overhead
                                                + layers x layer overhead)
         total = gpu + steps x exposed_overhead_s(step overhead, gpu / steps, overlap)
+                    + steps x eager layers x eager_layer_s
+
+    A step run without a CUDA graph (`eager_layers` > 0: `serving.prefill_graph_max_tokens`) launches every kernel
+    from the host. Its host time is added to the GPU time, not hidden behind it: a layer's many small kernels
+    (norms, RoPE, activations, quantisation, routing) each run shorter than their launch, so the GPU waits on the
+    host between them whatever its big GEMMs take (the overlapped form, max(host, GPU), was measured and not kept:
+    docs/performance.md, "Eager context steps").
     """
 
     compute_s: Any  # GEMM FLOPs
@@ -275,6 +289,7 @@ class PrefillTerms:
     steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
     layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
     act_s: Any = 0.0  # activation traffic of the prompt's elementwise kernels (step_work.activation_bytes_per_token)
+    eager_layers: Any = 0.0  # layers each step launches from the host without a CUDA graph (0: graphed)
 
     def total_s(self, eff: Efficiency) -> Any:
         per_step = (self.collectives * eff.comm_latency_s + self.expert_calls * eff.expert_overhead_s
@@ -282,7 +297,9 @@ class PrefillTerms:
         gpu = (np.maximum(self.compute_s / eff.mfu_prefill_frac, self.steps * self.memory_s / eff.mbu_frac)
                + self.attn_s / eff.mfu_prefill_frac + self.act_s / eff.mbu_frac
                + collective_transfer_s(self.transfer_s, self.steps * self.collectives, eff) + self.steps * per_step)
-        return gpu + self.steps * exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
+        host = self.eager_layers * eff.eager_layer_s  # host launches of a step run without a CUDA graph
+        return gpu + self.steps * (exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
+                                   + host)
 
 
 def collective_transfer_s(transfer_s: Any, calls: Any, eff: Efficiency) -> Any:
@@ -377,6 +394,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
+    expert_bytes = expert_bytes * ep_expert_bytes_factor(arch, tokens, tp_f, experts_ep)  # the busiest EP GPU's
+    expert_bytes_chunk = expert_bytes_chunk * ep_expert_bytes_factor(arch, tokens + micro_chunk, tp_f, experts_ep)
     if activation_bytes_per_token_ is None:
         activation_bytes_per_token_ = activation_bytes_per_token(arch, fmt, tp=tp_f, pp=pp_f,
                                                                  expert_parallel=experts_ep, attn_dp=attn_dp)
@@ -424,6 +443,7 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
     steps = prefill_steps(n, prefill_budget_tokens)
     chunk = n / steps  # tokens per step
     dense_b, expert_b = weight_bytes_split(arch, fmt, chunk)
+    expert_b = expert_b * ep_expert_bytes_factor(arch, chunk, tp_f, experts_ep)  # the busiest EP GPU's experts
     read = (dense_b / dense_gpus + expert_b / tp_f) if attn_dp else (dense_b + expert_b) / tp_f
     memory = read / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB)
     # comm_terms under attention DP takes the group's tokens and sends each GPU's 1/tp: the prompt's GPU sends all n

@@ -13,10 +13,13 @@ what makes TTFT grow with concurrency far beyond one prompt's prefill [2].
 [1] J. D. C. Little, "A Proof for the Queuing Formula L = lambda W", Operations Research 9(3), 1961.
 [2] A. Agrawal et al., "Taming Throughput-Latency Tradeoff in LLM Inference with Sarathi-Serve", OSDI 2024,
     arXiv:2403.02310 (chunked prefill: a per-iteration token budget shared by prefill chunks and decodes).
+[3] CUDA graphs replay a captured sequence of kernels with one launch; without one, a PyTorch engine dispatches each
+    op from Python (docs/performance.md, "Eager context steps").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,56 @@ from planner.perf.performance import (
     decode_terms,
     prefill_terms,
 )
+
+# Which context (prefill) steps an engine runs without a CUDA graph, launching every kernel from the host [3]:
+#   SGLang captures piecewise CUDA graphs for prefill/extend steps of up to --piecewise-cuda-graph-max-tokens (8,192;
+#     2,048 for MLA models) by default since PR #16331 (sgl-project/sglang, opened 2026-01-03, merged 2026-01; 0.5.7
+#     and earlier run them eagerly unless --enable-piecewise-cuda-graph), and turns it off under DP attention,
+#     pipeline parallelism and on ROCm (docs advanced_features/piecewise_cuda_graph.md); a larger step runs eagerly.
+#   TensorRT-LLM's PyTorch backend (the default from 1.0, 2025-09) graphs generation-only steps (cuda_graph_config);
+#     a step with a context request runs eagerly unless torch_compile_config.enable_piecewise_cuda_graph is set (off
+#     by default; InferenceX's dsr1 B200 script sets it from 64 clients). Builds before 1.0 ran TensorRT engines,
+#     whose kernels a C++ runtime enqueues: no Python launch cost is modelled for them.
+#   vLLM V1 and llama.cpp: not modelled (vLLM runs torch.compile'd code with piecewise graphs, llama.cpp launches
+#     from C++).
+SGLANG_PREFILL_GRAPH_FROM = "2026-02"  # first SGLang builds after PR #16331 (0.5.8 on)
+SGLANG_PREFILL_GRAPH_MAX_TOKENS = 8192.0  # --piecewise-cuda-graph-max-tokens default
+SGLANG_PREFILL_GRAPH_MAX_TOKENS_MLA = 2048.0
+TRTLLM_PYTORCH_FROM = "2025-09"  # TensorRT-LLM 1.0: the PyTorch backend becomes the default
+
+
+def prefill_graph_max_tokens(engine_id: str, *, engine_date: str | None = None, stated: bool | None = None,
+                             amd: bool = False, attn_dp: bool = False, pp: int = 1, mla: bool = False) -> float:
+    """The most tokens a context step may carry and still replay a CUDA graph (inf: no context step pays a host
+    launch cost; 0: every one does), for `engine_id` built in `engine_date` (YYYY-MM; None: the current release).
+
+    `stated`: what the source says of the prefill graph (a measured row's `prefill_cuda_graph`; None: the engine's
+    default for its version, above)."""
+    if stated is not None:
+        return math.inf if stated else 0.0
+    if engine_id == "sglang":
+        if (engine_date is not None and engine_date < SGLANG_PREFILL_GRAPH_FROM) or amd or attn_dp or pp > 1:
+            return 0.0
+        return SGLANG_PREFILL_GRAPH_MAX_TOKENS_MLA if mla else SGLANG_PREFILL_GRAPH_MAX_TOKENS
+    if engine_id == "trtllm":
+        return math.inf if engine_date is not None and engine_date < TRTLLM_PYTORCH_FROM else 0.0
+    return math.inf
+
+
+def chunk_step_tokens(concurrency: Any, input_tokens: Any, output_tokens: Any, budget_tokens: Any = None) -> Any:
+    """Tokens of a steady-state step that carries a prompt chunk (`point_terms`): the `concurrency` decode tokens plus
+    the larger of the prompt tokens a cycle admits (concurrency x input / output) and one chunk (the prompt, at most
+    the per-step budget)."""
+    c = np.asarray(concurrency, dtype=float)
+    budget = np.inf if budget_tokens is None else np.asarray(budget_tokens, dtype=float)
+    return c + np.maximum(c * input_tokens / output_tokens, np.minimum(input_tokens, budget))
+
+
+def eager_layers(n_layers: Any, step_tokens: Any, graph_max_tokens: Any) -> Any:
+    """Layers a context step of `step_tokens` tokens launches from the host: all `n_layers` where the step is larger
+    than the engine's largest prefill graph (`prefill_graph_max_tokens`), else none."""
+    return np.where(np.asarray(step_tokens, dtype=float) > np.asarray(graph_max_tokens, dtype=float),
+                    np.asarray(n_layers, dtype=float), 0.0)
 
 
 def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,

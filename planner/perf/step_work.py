@@ -24,10 +24,18 @@ broadcasting over numpy arrays; `performance` turns them into roofline times.
     checkpoints on H100 (DeepSeek-V2-Lite MLA, DeepSeek-MoE-16B MHA, Qwen3-30B GQA, Nemotron-30B Mamba-2,
     Qwen3.5-35B GDN): 0.105 (MHA) and 0.150 (Mamba-2) on wikitext, above 0.24 on every real-text condition for
     MLA and GDN, 0.29-0.38 on mock (random-id) tokens; GQA in between.
+[12] Expert parallelism inside a tensor-parallel group (no attention DP) all-reduces, never all-to-alls: vLLM
+     vllm/model_executor/layers/fused_moe/config.py, FusedMoEParallelConfig.use_all2all_kernels = dp_size > 1 and
+     use_ep (TP + EP has dp_size 1); SGLang python/sglang/srt/layers/moe/fused_moe_triton/layer.py,
+     FusedMoE.forward_impl: the standard dispatcher (no --moe-a2a-backend) keeps the replicated tokens and
+     `if self.reduce_results and (self.moe_tp_size > 1 or self.moe_ep_size > 1)` all-reduces the output;
+     TensorRT-LLM tensorrt_llm/_torch/modules/fused_moe, select_alltoall_method_type: `if not
+     mapping.enable_attention_dp: return AlltoallMethodType.NotEnabled`.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -156,13 +164,83 @@ def expert_calls(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, expert_pa
     form over-charged concurrency 8-128 by 1.5-3x, while early-2025 builds did pay per touched expert.
     At batch 1 the two forms are the same (a token touches top-k experts). `tokens` only sets the shape.
     Under tensor parallelism every GPU runs a slice of every routed expert; under expert parallelism the
-    experts are spread over the tp GPUs.
+    experts are spread over the tp GPUs and the busiest GPU holds more than the mean top-k / tp of a token's
+    experts (`busiest_rank_slots`: 2.4 of DeepSeek-R1's 8 at EP8, not 1).
     """
-    slots = np.zeros(np.shape(tokens), dtype=float)
+    tp = np.asarray(tp, dtype=float)
+    slots = np.zeros(np.broadcast_shapes(np.shape(tokens), np.shape(tp)), dtype=float)
     for g in arch.moe_groups:
-        slots = slots + g.n_layers * float(g.top_k)
-    per_gpu = slots / np.asarray(pp, dtype=float)
-    return per_gpu / np.asarray(tp, dtype=float) if expert_parallel else per_gpu
+        per_layer = busiest_rank_slots(g.top_k, tp) if expert_parallel else float(g.top_k)
+        slots = slots + g.n_layers * per_layer
+    return slots / np.asarray(pp, dtype=float)
+
+
+# E[max of n standard normals] for n = 1..16 (Tippett 1925; Harter, Biometrika 48, 1961, table of expected normal
+# order statistics): the busiest of n GPUs' share above the mean, in standard deviations
+_NORMAL_MAX = np.array([0.0, 0.0, 0.5642, 0.8463, 1.0294, 1.1630, 1.2672, 1.3522, 1.4236, 1.4850, 1.5388, 1.5864,
+                        1.6292, 1.6680, 1.7034, 1.7359, 1.7660])
+
+
+def ep_expert_bytes_factor(arch: Architecture, tokens: Any, tp: Any, expert_parallel: bool) -> Any:
+    """The busiest expert-parallel GPU's routed-expert weight bytes over the mean (1 without expert parallelism).
+
+    Under expert parallelism each of the tp GPUs holds E / tp experts and reads only those the step's tokens touch;
+    the step waits for the GPU that touches most. A GPU's touched count is a sum of E / tp draws, each touched with
+    p = 1 - (1 - k / E)^tokens (uniform routing, as `expected_experts_touched`): mean mu = E / tp x p, standard
+    deviation sigma = sqrt(E / tp x p (1 - p)), and the busiest of tp such GPUs touches about mu + z_tp sigma (z_tp
+    the expected maximum of tp standard normals), at most E / tp. DeepSeek-R1 (256 experts, top-8) at EP8: one
+    token, mu = 1, sigma = 0.98, z_8 = 1.42, 2.4 experts on the busiest GPU (2.4x the mean); 64 tokens, mu = 27.8,
+    sigma = 1.9, 1.10x. Under tensor parallelism every GPU reads 1/tp of every touched expert: 1.
+    """
+    tp = np.asarray(tp, dtype=float)
+    shape = np.broadcast_shapes(np.shape(tokens), np.shape(tp))
+    if not expert_parallel or not arch.moe_groups:
+        return np.ones(shape)
+    t = np.maximum(np.asarray(tokens, dtype=float), 1e-9)
+    z = _NORMAL_MAX[np.clip(tp, 1, len(_NORMAL_MAX) - 1).astype(int)]
+    num = np.zeros(shape)
+    den = np.zeros(shape)
+    for g in arch.moe_groups:
+        local = g.n_experts / tp
+        p = 1.0 - (1.0 - min(g.top_k / g.n_experts, 1.0)) ** t
+        mu = local * p
+        busiest = np.minimum(local, mu + z * np.sqrt(local * p * (1.0 - p)))
+        weight = g.n_layers * g.params_per_expert
+        num = num + weight * busiest
+        den = den + weight * mu
+    return np.where(tp > 1, num / np.maximum(den, 1e-300), 1.0)
+
+
+def busiest_rank_slots(top_k: int, tp: Any) -> Any:
+    """Expected number of a token's `top_k` routed experts held by the busiest of `tp` expert-parallel GPUs.
+
+    A token's experts are spread over the GPUs uniformly at random (each GPU holds 1/tp of them), and a layer's
+    step lasts as long as its busiest GPU's grouped GEMM: E[max of a multinomial(top_k, tp equal cells)] rather
+    than the mean top_k / tp. P(max <= m) = top_k! / tp^top_k x [x^top_k] (sum_{j <= m} x^j / j!)^tp. E.g.
+    top-2 over 2 GPUs: both on one GPU with probability 1/2, so 1/2 x 2 + 1/2 x 1 = 1.5 (the mean is 1); top-k
+    on one GPU: top_k. Broadcasts over `tp` (whole GPU counts).
+    """
+    tp = np.asarray(tp, dtype=float)
+    out = np.empty(np.shape(tp), dtype=float)
+    for value in np.unique(tp):
+        out[tp == value] = _expected_max_cell(int(top_k), int(value))
+    return out if out.shape else float(out)
+
+
+def _expected_max_cell(balls: int, cells: int) -> float:
+    """E[max cell count] of `balls` balls thrown uniformly into `cells` cells (`busiest_rank_slots`)."""
+    if cells <= 1 or balls <= 0:
+        return float(max(balls, 0))
+    fact = [math.factorial(j) for j in range(balls + 1)]
+    below = 0.0  # sum over m of P(max > m) = E[max]
+    for m in range(balls):
+        poly = np.zeros(balls + 1)
+        poly[0] = 1.0
+        cell = np.array([1.0 / fact[j] if j <= m else 0.0 for j in range(balls + 1)])
+        for _ in range(cells):
+            poly = np.convolve(poly, cell)[:balls + 1]
+        below += 1.0 - fact[balls] * poly[balls] / cells ** balls
+    return below
 
 
 def weight_bytes_read(arch: Architecture, fmt: WeightFormat, tokens: Any) -> Any:
@@ -225,6 +303,11 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
     every GPU runs attention and the dense parts for its own 1/tp of the `tokens` with whole weights, so
     there is no all-reduce; each MoE layer dispatches each of the GPU's own tokens to its top-k experts'
     GPUs and combines them back: (tp-1)/tp of tokens/tp x top-k activations per GPU per all-to-all [5].
+
+    `expert_parallel` without `attn_dp` (experts spread over a tensor-parallel group) runs no all-to-all: every
+    GPU already holds every token's activations (attention is tensor parallel), runs the experts it holds on
+    the tokens routed to them and the MoE layer's partial outputs are summed by the all-reduce a TP MoE layer
+    pays anyway [12]. Its collectives are those of tensor parallelism.
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
@@ -235,11 +318,10 @@ def comm_terms(arch: Architecture, tokens: Any, *, tp: Any, pp: Any, link_gb_s: 
     ring_bytes = 2.0 * (tp - 1) / tp * tokens * arch.hidden_size * ACTIVATION_BYTES
     transfer = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage * ring_bytes / link_bytes_per_s, 0.0)
     calls = np.where(reduce, ALLREDUCES_PER_LAYER * layers_per_stage, 0.0)
-    if (expert_parallel or attn_dp) and arch.moe_groups:
+    if attn_dp and arch.moe_groups:  # plain TP + EP: no all-to-all (docstring, [12])
         moe_layers = sum(g.n_layers for g in arch.moe_groups) / pp
         top_k = max(g.top_k for g in arch.moe_groups)
-        sent = tokens / tp if attn_dp else tokens  # a GPU sends its own share of the tokens under attention DP
-        a2a_bytes = (tp - 1) / tp * sent * top_k * arch.hidden_size * ACTIVATION_BYTES
+        a2a_bytes = (tp - 1) / tp * tokens / tp * top_k * arch.hidden_size * ACTIVATION_BYTES  # its own 1/tp
         transfer = transfer + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers * a2a_bytes / link_bytes_per_s,
                                        0.0)
         calls = calls + np.where(multi, ALLTOALLS_PER_MOE_LAYER * moe_layers, 0.0)

@@ -70,7 +70,7 @@ def test_every_engine_class_pair_has_a_catalog_row(real_catalog):
 
 
 def test_link_functions_round_trip():
-    natural = np.array([0.7, 0.6, 0.5, 0.55, 0.45, 0.3, 1.5, 30.0, 2.0, 20.0, 8.0, 40.0])
+    natural = np.array([0.7, 0.6, 0.5, 0.55, 0.45, 0.3, 1.5, 30.0, 2.0, 20.0, 8.0, 40.0, 500.0])
     assert _from_link(_to_link(natural)) == pytest.approx(natural)
     assert len(PARAMS) == len(natural) and HW_CLASSES[0] == "nvidia-datacenter"
 
@@ -101,19 +101,19 @@ def _synthetic(catalog, factors):
 
 def _catalog_with(catalog, factors):
     (mbu, moe, mfu_d, mfu_p, comm_bw, overlap, overhead_ms, latency_us, expert_us, layer_us, request_ms,
-     half_us) = factors
+     half_us, eager_us) = factors
     prof = dataclasses.replace(catalog.efficiency_for("trtllm", catalog.gpu("H100-SXM")), profile_id="truth",
                                gpu_match="*", mbu_frac=mbu, moe_mbu_frac=moe, mfu_decode_frac=mfu_d,
                                mfu_prefill_frac=mfu_p, comm_bw_frac=comm_bw, step_overhead_ms=overhead_ms,
                                comm_latency_us=latency_us, moe_expert_overhead_us=expert_us,
                                overhead_overlap_frac=overlap, layer_overhead_us=layer_us,
-                               request_overhead_ms=request_ms, comm_half_us=half_us,
+                               request_overhead_ms=request_ms, comm_half_us=half_us, eager_layer_us=eager_us,
                                comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC)
     return replace_profiles(catalog, [prof])
 
 
 def test_fit_recovers_known_factors(real_catalog):
-    truth = (0.55, 0.6, 0.45, 0.35, 0.5, 0.4, 0.8, 20.0, 2.0, 15.0, 12.0, 30.0)
+    truth = (0.55, 0.6, 0.45, 0.35, 0.5, 0.4, 0.8, 20.0, 2.0, 15.0, 12.0, 30.0, 500.0)
     points = _synthetic(real_catalog, truth)
     result = fit_additive(real_catalog, points, settings=FitSettings(prior_sd=50.0, offset_sd=50.0),
                           engines=("trtllm", "vllm"))
@@ -131,7 +131,7 @@ def test_fit_recovers_known_factors(real_catalog):
 def test_older_engine_rows_weigh_less(real_catalog):
     """The same rows measured twice, by a current and an older engine build 2x apart: with the older rows
     down-weighted the fitted prediction sits nearer the current measurement (geometric mean at weight 1)."""
-    truth = (0.55, 0.6, 0.45, 0.35, 0.5, 0.4, 0.8, 20.0, 2.0, 15.0, 12.0, 30.0)
+    truth = (0.55, 0.6, 0.45, 0.35, 0.5, 0.4, 0.8, 20.0, 2.0, 15.0, 12.0, 30.0, 500.0)
     current = [dataclasses.replace(p, engine_date="2026-01") for p in _synthetic(real_catalog, truth)]
     older = [dataclasses.replace(p, row_id=p.row_id + "-old", engine_date="2025-01",
                                  measured_value=p.measured_value * (0.5 if p.metric.endswith("_per_s") else 2.0))

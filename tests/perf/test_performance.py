@@ -89,11 +89,12 @@ def test_moe_step_reads_more_experts_at_larger_batch():
 
 def test_expert_fixed_cost_counts_routed_slots_not_touched_experts():
     """A fused MoE layer pays its fixed cost per routed slot (top-k), at any batch: 2 layers x top-2 = 4 slots;
-    expert parallelism over tp = 2 GPUs halves a GPU's share, pipeline stages split the layers."""
+    expert parallelism over tp = 2 GPUs: the busiest GPU holds both of a token's 2 experts with probability 1/2
+    (1/2 x 2 + 1/2 x 1 = 1.5 slots per layer, 3 in all, not the mean 2); pipeline stages split the layers."""
     arch = architecture_from_config(TINY_MOE)
     calls = expert_calls(arch, np.array([1.0, 16.0, 4096.0]), tp=1, pp=1, expert_parallel=False)
     assert calls == pytest.approx([4.0, 4.0, 4.0])
-    assert float(expert_calls(arch, 64.0, tp=2, pp=1, expert_parallel=True)) == pytest.approx(2.0)
+    assert float(expert_calls(arch, 64.0, tp=2, pp=1, expert_parallel=True)) == pytest.approx(3.0)
     assert float(expert_calls(arch, 64.0, tp=2, pp=2, expert_parallel=False)) == pytest.approx(2.0)
     dense = architecture_from_config(TINY_DENSE)
     assert float(expert_calls(dense, 64.0, tp=1, pp=1, expert_parallel=False)) == pytest.approx(0.0)

@@ -91,12 +91,14 @@ def test_bytes_per_kind_by_hand():
     assert float(t) == 0.0 and float(calls) == 0.0
 
 
-def test_all_to_all_bytes_by_hand():
+def test_all_to_all_only_under_attention_dp_bytes_by_hand():
     arch = architecture_from_config(TINY_MOE)  # hidden 1024, 2 MoE layers, top-2
-    # EP4 over 10 tokens: all-reduce 2 x 3/4 x 10 x 1024 x 2 = 30,720 B (2 per layer), all-to-all
-    # 3/4 x 10 x 2 x 1024 x 2 = 30,720 B (dispatch and combine per MoE layer): 8 calls of 30,720 B
+    # EP4 inside a TP4 group (no attention DP) over 10 tokens: no all-to-all (every GPU holds every token; the MoE
+    # output is all-reduced as under TP): all-reduce 2 x 3/4 x 10 x 1024 x 2 = 30,720 B, 2 per layer: 4 calls
     t, calls = comm_terms(arch, 10.0, tp=4, pp=1, link_gb_s=100.0, expert_parallel=True)
-    assert calls == 8 and t == pytest.approx(8 * 30_720 / 100e9)
+    assert calls == 4 and t == pytest.approx(4 * 30_720 / 100e9)
+    t_tp, calls_tp = comm_terms(arch, 10.0, tp=4, pp=1, link_gb_s=100.0, expert_parallel=False)
+    assert (float(t), float(calls)) == (float(t_tp), float(calls_tp))  # the collectives of tensor parallelism
     # attention DP: no all-reduce; each GPU dispatches its own 10/4 tokens: 3/4 x 2.5 x 2 x 1024 x 2 = 7,680 B
     t, calls = comm_terms(arch, 10.0, tp=4, pp=1, link_gb_s=100.0, expert_parallel=True, attn_dp=True)
     assert calls == 4 and t == pytest.approx(4 * 7_680 / 100e9)
