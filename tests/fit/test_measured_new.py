@@ -88,3 +88,16 @@ def test_static_batch_rows_are_batch_times_output_over_latency(points):
     for p in derived:
         latency_s = float(_LATENCY.search(p.notes).group(1))
         assert p.measured_value == pytest.approx(p.concurrency * p.output_tokens / latency_s, abs=0.01), p.row_id
+
+
+_SPEED = re.compile(r"'Speed' = \(prompt \+ generated tokens\) / time = ([\d.]+) tok/s")
+
+
+def test_qwen_speed_rows_take_the_prompt_out_of_the_speed(points):
+    # the Qwen3 speed table reports (prompt + 2048 generated) / time; the row keeps the generated tokens only,
+    # e.g. Qwen3-8B BF16, 6144 in: time = (6144 + 2048) / 296.25 = 27.652 s, output = 2048 / 27.652 = 74.06 tok/s
+    rows = [p for p in points if _SPEED.search(p.notes or "")]
+    assert rows
+    for p in rows:
+        speed = float(_SPEED.search(p.notes).group(1))
+        assert p.measured_value == pytest.approx(2048 * speed / (p.input_tokens + 2048), abs=0.01), p.row_id
