@@ -1,22 +1,29 @@
-"""data/measured/throughput_new.csv: rows from new sources, kept apart from throughput.csv until they are merged.
+"""The rows added on 2026-12-08 from new sources (TensorRT-LLM perf overview v0.19/v0.20/v0.21 text, the Qwen3 speed
+benchmark, simon-mo/vLLM-Benchmark, GPUStack's ShareGPT runs; docs/data_sources.md): every row has the split of its
+source (`source_split`), cites no reserved source, and the sums behind its value hold.
 
-The file must load with the project's reader (`read_measured`: columns, checks, provenance), have exactly the
-header of throughput.csv (so it can be appended), give every row the split of its source (`source_split`), cite
-no reserved source, and share no row id with throughput.csv.
+The ROCm/vllm dev-docker README rows that were collected with them are not in throughput.csv: those runs set a
+131,072-token step budget and one sequence slot per prompt, which no column states (docs/data_sources.md).
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
-from planner.fit.measured import MEASURED_DIR, MEASURED_FILE, read_measured, source_split
+from planner.fit.measured import MEASURED_FILE, read_measured, source_split
 
-NEW_FILE = MEASURED_DIR / "throughput_new.csv"
+NEW_SOURCES = (  # repository/blob/commit prefixes of the sources added
+    "https://github.com/dominicshanshan/TensorRT-LLM/blob/ab4143e1d3c82df550f0d5673090a8feee84c7bd",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/b8e38f9c65ed11994dd14df0f1630b93fac26e48",
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/85a2a656c25e374a0d4cb9a7d0f15a3e82855937",
+    "https://github.com/gpustack/gpustack/blob/10e9444a07c73556f2ef0d10d2b2766bbf54c9c0",
+    "https://github.com/simon-mo/vLLM-Benchmark/blob/d538cdc9366989e6b356514ff5d5d7ff6be6903e",
+    "https://github.com/QwenLM/Qwen2.5/blob/ac7272455d45483d2f579a88295e81586d60ff6f",
+)
 # perf-overview copies whose text predates release 1.0 (a fork, and the versioned folders of NVIDIA/TensorRT-LLM's
 # gh-pages branch): the doc names its release
 PRE_1_0_COPIES = {
@@ -29,31 +36,18 @@ PRE_1_0_COPIES = {
 
 @pytest.fixture(scope="module")
 def points():
-    return read_measured(NEW_FILE)
+    return [p for p in read_measured(MEASURED_FILE) if (p.source_url or "").startswith(NEW_SOURCES)]
 
 
-def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return next(csv.reader(f))
-
-
-def test_the_file_loads_with_the_project_reader(points):
+def test_the_sources_are_in_the_measured_file(points):
     assert len(points) >= 40
-    assert _header(NEW_FILE) == _header(MEASURED_FILE)
+    assert {src for src in NEW_SOURCES if any((p.source_url or "").startswith(src) for p in points)} == set(NEW_SOURCES)
+    assert not any("github.com/ROCm/vllm" in (p.source_url or "") for p in points)
 
 
 def test_every_row_has_the_split_of_its_source(points):
     wrong = [(p.row_id, p.split, p.source_key) for p in points if p.split != source_split(p.source_key)]
     assert not wrong, wrong[:5]
-
-
-def test_row_ids_are_new():
-    with MEASURED_FILE.open(newline="", encoding="utf-8") as f:
-        old = {r["row_id"] for r in csv.DictReader(f)}
-    with NEW_FILE.open(newline="", encoding="utf-8") as f:
-        new = [r["row_id"] for r in csv.DictReader(f)]
-    assert len(new) == len(set(new))
-    assert not old & set(new)
 
 
 def _reserved_rule():
@@ -80,19 +74,6 @@ def test_max_throughput_rows_from_at_least_three_sources(points):
     offline = [p for p in points if p.scenario == "offline" and p.metric == "output_tokens_per_s"]
     assert len({p.source_key for p in offline}) >= 3
     assert any(p.split == "holdout" for p in offline)
-
-
-_LATENCY = re.compile(r"end-to-end latency ([\d.]+) s")
-
-
-def test_static_batch_rows_are_batch_times_output_over_latency(points):
-    # benchmark_latency.py reports one batch's end-to-end latency; the row's output tok/s is batch x output / latency,
-    # e.g. 70B, batch 8, 128 in / 2048 out, 19.677 s: 8 x 2048 / 19.677 = 832.65 tok/s
-    derived = [p for p in points if p.scenario == "static_batch" and _LATENCY.search(p.notes or "")]
-    assert derived
-    for p in derived:
-        latency_s = float(_LATENCY.search(p.notes).group(1))
-        assert p.measured_value == pytest.approx(p.concurrency * p.output_tokens / latency_s, abs=0.01), p.row_id
 
 
 _SPEED = re.compile(r"'Speed' = \(prompt \+ generated tokens\) / time = ([\d.]+) tok/s")

@@ -168,7 +168,11 @@ RESERVED = [
 ]
 # Commits of docs/source/performance/perf-overview.md that predate release 1.0 (the only ones data/ may cite)
 PRE_1_0_PERF_OVERVIEW = {"258c7540c03517def55d9a5aadfa9288af474e1b": "v0.17 tables (online table: v0.14)",
-                         "6ad7cf1bcc08e31990c62ba929a8e84f35667654": "v0.9.0 text in the WhiteD2125 fork"}
+                         "6ad7cf1bcc08e31990c62ba929a8e84f35667654": "v0.9.0 text in the WhiteD2125 fork",
+                         "ab4143e1d3c82df550f0d5673090a8feee84c7bd": "v0.20 text in the dominicshanshan fork",
+                         # gh-pages: the same commit also holds the 1.x pages, so the release folder is part of the key
+                         "b8e38f9c65ed11994dd14df0f1630b93fac26e48/0.21.0/": "gh-pages 0.21.0 (v0.21 text)",
+                         "85a2a656c25e374a0d4cb9a7d0f15a3e82855937/0.19.0/": "gh-pages 0.19.0 (v0.19 text)"}
 
 
 def _reserved(url: str) -> str | None:
