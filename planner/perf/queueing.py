@@ -139,7 +139,8 @@ def _n_of(*values: Any) -> int:
     return int(np.broadcast(*[np.asarray(v) for v in values]).size)
 
 
-def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in) -> tuple[np.ndarray, np.ndarray]:
+def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in,
+            ends: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(mean running batch, mean step seconds) at `rate`: n = rate O tau with tau the mean step at n and rate P tau
     prompt tokens a step; n capped at max_batch.
 
@@ -148,13 +149,15 @@ def _steady(step_s: StepFn, rate, inp, out, max_batch, budget, cv_in) -> tuple[n
     grows with the batch and the prompt tokens). Plain iteration tau <- tau + h(tau) converges as (dh/dtau + 1)^k,
     slowly near saturation, where that slope nears 1 (16 passes left some budget-bound configurations 15-50 % short
     at 0.9 utilisation); false position is exact in one step once the bracket lies on one linear piece. Then the
-    prompts' clustering (`_cluster_excess_s`) is added to the converged mean."""
+    prompts' clustering (`_cluster_excess_s`) is added to the converged mean. `ends`: step_s(1, 0) and
+    step_s(max_batch, budget), which do not depend on the rate, when the caller has them (`_saturation`)."""
     def h(tau: np.ndarray) -> np.ndarray:
         n = np.maximum(np.minimum(rate * out * tau, max_batch), 1.0)
         return chunked_step_s(step_s, n, rate * inp * tau, inp, budget) - tau
 
-    lo = step_s(np.ones_like(rate), np.zeros_like(rate))
-    hi = 1.01 * step_s(max_batch, budget)
+    if ends is None:
+        ends = step_s(np.ones_like(rate), np.zeros_like(rate)), step_s(max_batch, budget)
+    lo, hi = ends[0], 1.01 * ends[1]
     h_lo, h_hi = h(lo), h(hi)
     f_lo, f_hi = h_lo, h_hi  # h at the bracket's ends (h_lo, h_hi: Illinois's weights, halved when an end is kept)
     kept = np.zeros_like(rate)  # +1: the last step moved the lower end, -1: the upper
@@ -318,15 +321,16 @@ def saturation_rate_per_s(step_s: StepFn, *, input_tokens: Any, output_tokens: A
 
 
 def _saturation(step_s: StepFn, inp: np.ndarray, out: np.ndarray, b: np.ndarray, budget: np.ndarray,
-                cv_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(saturation rate, the full batch's mean step, its plain decode step): what does not depend on the rate,
-    computed once a search."""
+                cv_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(saturation rate, the full batch's mean step, its plain decode step, and `_steady`'s bracket ends
+    step_s(1, 0) and step_s(max_batch, budget)): what does not depend on the rate, computed once a search."""
     spare = np.maximum(budget - b, 1.0)
     # full batch: prompt tokens per step = b P / O (one request finishes per O / b steps)
     tau_full = full_batch_step_s(step_s, b, inp, out, budget, cv_in)
     by_batch = b / (out * tau_full)
     by_budget = spare / (inp * step_s(b, spare))
-    return np.minimum(by_batch, by_budget), tau_full, step_s(b, np.zeros_like(b))
+    return (np.minimum(by_batch, by_budget), tau_full, step_s(b, np.zeros_like(b)),
+            step_s(np.ones_like(b), np.zeros_like(b)), step_s(b, budget))
 
 
 MGC_CSV = DATA_DIR / "queueing_mgc.csv"
@@ -813,7 +817,7 @@ def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
              token_budget: Any, input_tokens_cv: Any, output_tokens_cv: Any, quantiles: tuple[float, ...],
-             ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+             ttft_quantiles: bool = True, fixed_parts: tuple[np.ndarray, ...] | None = None
              ) -> tuple[LatencyPercentiles, _Ttft]:
     n = _n_of(rate_per_s, input_tokens, output_tokens, max_batch, token_budget)
     rate = _arr("rate_per_s", rate_per_s, n)
@@ -823,12 +827,12 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
         raise InvalidInputError(f"max_batch must be >= 1, got {brief(float(np.min(b)))}")
     cv_in = _arr("input_tokens_cv", input_tokens_cv, n, positive=False)
     cv_out = _arr("output_tokens_cv", output_tokens_cv, n, positive=False)
-    sat, tau_full, plain_full = (_saturation(step_s, inp, out, b, budget, cv_in) if fixed_parts is None
-                                 else fixed_parts)
+    sat, tau_full, plain_full, *ends = (_saturation(step_s, inp, out, b, budget, cv_in) if fixed_parts is None
+                                        else fixed_parts)
     util = rate / sat
     stable = util < 1.0
     r = np.minimum(rate, sat * (1 - 1e-6))
-    nbar, tau = _steady(step_s, r, inp, out, b, budget, cv_in)
+    nbar, tau = _steady(step_s, r, inp, out, b, budget, cv_in, ends=tuple(ends))
     # prompt queue (M/G/1 on the spare token budget)
     spare = np.maximum(budget - nbar, 1.0)
     full_step = step_s(np.maximum(nbar, 1.0), spare)
