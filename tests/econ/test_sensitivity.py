@@ -100,13 +100,15 @@ def test_throughput_bar_reads_the_plans_range(tiny_catalog):
     # one configuration at both volumes (the search may otherwise pick another replica at the larger one)
     fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")
     capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
-    # 9.99 replicas of flat traffic: 20 replicas at half the capacity, 7 at 1.5x (see test_plan)
+    # 9.99 replicas of flat traffic: ceil(9.99 x capacity / the end's capacity) replicas at each end (see test_plan)
     p = plan(tiny(**fixed, requests_per_day=9.99 * capacity * 86_400), catalog)
     bar = next(s for s in sensitivity(p, catalog, swing_frac=0.1) if s.driver == "throughput")
     assert bar.label == THROUGHPUT_DRIVER
-    assert (bar.low_value, bar.high_value) == (pytest.approx(0.5 * capacity), pytest.approx(1.5 * capacity))
-    assert bar.monthly_usd_at_low == pytest.approx(20 * 2 * HOURS_PER_MONTH)
-    assert bar.monthly_usd_at_high == pytest.approx(7 * 2 * HOURS_PER_MONTH)
+    low_cap, high_cap = p.capacity_requests_per_s_per_replica_low, p.capacity_requests_per_s_per_replica_high
+    assert (bar.low_value, bar.high_value) == (pytest.approx(low_cap), pytest.approx(high_cap))
+    assert low_cap < 0.6 * capacity and high_cap > 1.3 * capacity  # the 0.5x-1.5x efficiency range moves it
+    assert bar.monthly_usd_at_low == pytest.approx(math.ceil(9.99 * capacity / low_cap) * 2 * HOURS_PER_MONTH)
+    assert bar.monthly_usd_at_high == pytest.approx(math.ceil(9.99 * capacity / high_cap) * 2 * HOURS_PER_MONTH)
     assert bar.breakeven_requests_per_day_at_low == p.headline.breakeven_requests_per_day_high
 
 

@@ -395,7 +395,7 @@ def test_slot_wait_of_a_flat_step_is_the_tabulated_mgc():
         return np.full(np.broadcast(np.asarray(b), np.asarray(p)).shape, 0.03)
 
     one = np.ones(1)
-    sat, tau_full, plain = _saturation(flat, one, 250.0 * one, 64.0 * one, 8192.0 * one, 0.0 * one)
+    sat, tau_full, plain, *_ = _saturation(flat, one, 250.0 * one, 64.0 * one, 8192.0 * one, 0.0 * one)
     assert sat[0] == pytest.approx(64 / 7.5) and plain[0] == pytest.approx(tau_full[0])
     rate = 0.9 * sat
     log_c, decay, fast = _slot_wait(64.0 * one, rate * 7.5, rate, 7.5 * one, one, plain, tau_full, rate * 7.5, 0 * one)

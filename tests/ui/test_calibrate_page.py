@@ -96,7 +96,8 @@ def test_calibration_shows_the_points_lists_the_profile_and_the_plan_uses_it() -
 
     at.switch_page("ui/plan_page.py").run()
     at.selectbox(key="sc_model").set_value(MODEL)
-    at.selectbox(key="sc_gpu").set_value("H100-SXM").run()
+    at.selectbox(key="sc_gpu").set_value("H100-SXM")
+    at.selectbox(key="sc_engine").set_value("vllm").run()  # the file's engine (the search may pick another)
     assert "my-h100" in at.selectbox(key="sc_profile").options
     before = _capacity_rows(at)
     assert before["Efficiency profile"] == "vllm-datacenter"
