@@ -566,9 +566,14 @@ def _terms(arch: Architecture, t: _Table, concurrency: np.ndarray, input_tokens:
                       prefill=prefill)
 
 
+def _graph_cap(arch: Architecture, t: _Table) -> np.ndarray:
+    """Each candidate's largest CUDA-graphed context step for this model (MLA models have their own limit)."""
+    return t.graph_tokens_mla if arch.attention == "mla" else t.graph_tokens
+
+
 def _eager_prefill(arch: Architecture, t: _Table, prefill: Any, input_tokens: float) -> Any:
     """The prefill terms with the layers each of its steps launches without a CUDA graph (`eager_layers`)."""
-    cap = t.graph_tokens_mla if arch.attention == "mla" else t.graph_tokens
+    cap = _graph_cap(arch, t)
     steps = np.asarray(prefill.steps, dtype=float)
     return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, input_tokens / steps, cap))
 
@@ -576,7 +581,7 @@ def _eager_prefill(arch: Architecture, t: _Table, prefill: Any, input_tokens: fl
 def _eager_step(arch: Architecture, t: _Table, step: Any, concurrency: np.ndarray, input_tokens: float,
                 output_tokens: float) -> Any:
     """The steady-state step terms with the layers its prompt-chunk step launches without a CUDA graph."""
-    cap = t.graph_tokens_mla if arch.attention == "mla" else t.graph_tokens
+    cap = _graph_cap(arch, t)
     tokens = chunk_step_tokens(concurrency, input_tokens, output_tokens, t.budget_tokens)
     return dataclasses.replace(step, eager_layers_chunk=eager_layers(step.layers, tokens, cap))
 

@@ -227,6 +227,7 @@ def busiest_rank_slots(top_k: int, tp: Any) -> Any:
     return out if out.shape else float(out)
 
 
+@lru_cache(maxsize=256)
 def _expected_max_cell(balls: int, cells: int) -> float:
     """E[max cell count] of `balls` balls thrown uniformly into `cells` cells (`busiest_rank_slots`)."""
     if cells <= 1 or balls <= 0:
