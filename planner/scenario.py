@@ -323,7 +323,7 @@ class Scenario:
         "owned", "fraction", "server and network capex per GPU / GPU price", _COST_SOURCE, ge=0, le=10,
     )] = _cost("server_network_capex_frac")
     amortisation_years: Annotated[float, _about(
-        "owned", "years", "economic life of owned hardware", _COST_SOURCE, gt=0, le=30,
+        "owned", "years", "economic life of owned hardware (at least a month)", _COST_SOURCE, ge=1 / 12, le=30,
     )] = _cost("amortisation_years")
     cost_of_capital_frac_per_year: Annotated[float, _about(
         "owned", "fraction_per_year", "interest on the capital", _COST_SOURCE, ge=0, le=1,

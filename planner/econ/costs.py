@@ -186,8 +186,8 @@ def capital_recovery_factor(rate_frac_per_year: float, years: float) -> float:
     require_positive(years=years)
     if rate_frac_per_year == 0:
         return 1.0 / years
-    growth = (1.0 + rate_frac_per_year) ** years
-    return rate_frac_per_year * growth / (growth - 1.0)
+    log_growth = years * math.log1p(rate_frac_per_year)  # expm1/log1p: exact where (1+i)^n - 1 rounds to 0
+    return rate_frac_per_year * math.exp(log_growth) / math.expm1(log_growth)
 
 
 @dataclass(frozen=True)

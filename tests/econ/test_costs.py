@@ -35,6 +35,13 @@ def test_capital_recovery_factor():
     assert capital_recovery_factor(0.0, 4) == pytest.approx(0.25)
 
 
+def test_capital_recovery_factor_at_vanishing_rates():
+    # a subnormal interest rate (1e-320) made (1 + i)^n - 1 round to 0 and the plan die on a ZeroDivisionError
+    # (found by the 2026-12-08 scenario-field fuzz); the limit i -> 0 is 1 / n
+    assert capital_recovery_factor(1e-320, 4) == pytest.approx(0.25)
+    assert capital_recovery_factor(1e-12, 5) == pytest.approx(0.2, rel=1e-9)
+
+
 OWNED = dict(gpu_purchase_usd=10_000, gpu_power_w=500, server_network_capex_frac=0.5, amortisation_years=5,
              cost_of_capital_frac_per_year=0.0, residual_value_frac=0.0, server_to_gpu_power_ratio=2.0,
              power_load_frac=0.5, pue=1.5, electricity_usd_per_kwh=0.1, colocation_usd_per_kw_month=200,
