@@ -11,9 +11,11 @@ targets; the fleet is the number of replicas the design rate needs at that rate 
 and N+k), and its monthly cost at the scenario's tier is the objective. Ties go to fewer GPUs,
 then to lower latency. Whatever the scenario fixes stays fixed.
 
-The search is exhaustive over the enumerated space (no heuristics prune it), so its choice is
-the minimum over that space by construction; `tests/test_optimizer.py` checks it against
-plans with the replica size and precision forced.
+The search is exhaustive over the enumerated space, so its choice is the minimum over that space
+by construction: the coarse batch limits are evaluated for every configuration, the finer ones
+(FINE_BATCH_LIMITS) by branch and bound, whose rate bound only skips what could neither beat nor
+tie the cheapest fleet; `tests/test_optimizer.py` checks it against plans with the replica size,
+precision or batch limit forced.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": (
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # one GPU up to eight 8-GPU nodes
 BATCH_LIMITS = (None, 256, 64, 16)  # the engine's default max_num_seqs, and tighter caps that trade rate for TPOT
+# the finer batch limits a configuration is also tried at when its rate bound says it could beat or tie the cheapest
+# fleet found (`_refine_batch_limits`), below what fits and the engine's default: 2^k and 1.5 x 2^k from 24 to 2,048,
+# about sqrt(2) apart and multiples of 8 (vLLM and SGLang capture decode CUDA graphs at multiples of 8)
+FINE_BATCH_LIMITS = tuple(sorted({2 ** k for k in range(5, 12)} | {3 * 2 ** k for k in range(3, 10)}))
+_FINE = np.array([c for c in FINE_BATCH_LIMITS if c not in BATCH_LIMITS], dtype=float)
 MAX_ALTERNATIVES_PER_AXIS = 6  # the cheapest other values of each axis that the plan reports
 # what stops a configuration's rate going higher, in the plan's words
 BOUND_NAMES = {"ttft": "ttft_target_s", "tpot": "tpot_target_s",
@@ -255,6 +262,14 @@ class _Capacities:
     budget: np.ndarray
     n_total: int
     n_fit: int
+    # batch-limit refinement (`_refine_batch_limits`): each row's group (same base and layout, any batch limit), per
+    # group a row with the largest batch limit, the batch that fits, an upper bound on its replica's rate at any
+    # batch limit, and which finer limits were tried; None where the scenario fixes max_num_seqs
+    group: np.ndarray | None = None
+    group_row: np.ndarray | None = None
+    group_batch: np.ndarray | None = None
+    group_rate_bound: np.ndarray | None = None
+    group_tried: np.ndarray | None = None  # (groups, finer limits): evaluated, or not below what fits and the default
 
 
 _CAPACITY_CACHE: dict[tuple, tuple[Catalog, _Capacities]] = {}
@@ -335,7 +350,112 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
                                        output_tokens_cv=traffic.output_tokens_cv)
     bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
     cap = sub.dp * np.asarray(rate, dtype=float)
-    return _Capacities(sub, cap, bound, max_batch, budget, n_total, int(fit_idx.size))
+    found = _Capacities(sub, cap, bound, max_batch, budget, n_total, int(fit_idx.size))
+    return _with_groups(found, step, traffic) if None in space.batch_limits else found
+
+
+def _with_groups(found: _Capacities, step: evaluator.StepFn, traffic: Traffic) -> _Capacities:
+    """`found` with its batch-limit groups and each group's rate bound: no batch limit lets an instance serve more
+    than the lower of its full batch's completions at the largest batch that fits (b / (O x mean full-batch step)
+    grows with b) and the prompt tokens a budget of one decode sequence admits (the spare budget shrinks as b grows):
+    the saturation rate at any limit lies below both, and the SLO-bound rate below that."""
+    sub = found.sub
+    keys = np.stack([sub.base_index, sub.tp, sub.pp, sub.dp, sub.ep, sub.layer_split, sub.attn_dp], axis=1)
+    _, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.lexsort((found.max_batch, group))  # by group, each group's largest batch last
+    row = order[np.flatnonzero(np.r_[np.diff(group[order]) != 0, True])] if group.size else np.zeros(0, int)
+    n = len(sub)
+    by_batch = _completion_rate(step, found.max_batch[row][group], traffic, found.budget)
+    spare = np.maximum(found.budget - 1.0, 1.0)
+    by_budget = spare / (float(traffic.prompt_tokens) * step(np.ones(n), spare))
+    bound = (sub.dp * np.minimum(by_batch, by_budget))[row]
+    defaults = np.array([b.max_num_seqs for b in sub.bases], dtype=float)[sub.base_index[row]]
+    widest = found.max_batch[row]
+    allowed = (_FINE[None, :] < widest[:, None]) & (_FINE[None, :] < defaults[:, None])
+    return replace(found, group=group, group_row=row, group_batch=widest, group_rate_bound=bound,
+                   group_tried=~allowed)
+
+
+def _completion_rate(step: evaluator.StepFn, batch: np.ndarray, traffic: Traffic, budget: np.ndarray) -> np.ndarray:
+    """Requests/s a full batch of `batch` sequences completes (b / (O x its mean step)): above any SLO-bound rate at
+    that batch limit."""
+    from planner.perf.queueing import full_batch_step_s
+
+    n = len(batch)
+    inp, out = np.full(n, float(traffic.prompt_tokens)), np.full(n, float(traffic.output_tokens))
+    return batch / (out * full_batch_step_s(step, batch, inp, out, budget, traffic.input_tokens_cv))
+
+
+def _row_prices(found: _Capacities, price_of: PriceFn) -> tuple[np.ndarray, dict]:
+    gpu_ids = [found.sub.bases[i].gpu.gpu_id for i in range(len(found.sub.bases))]
+    prices = {g: price_of(g) for g in set(gpu_ids)}
+    price = np.array([prices[gpu_ids[i]][0] for i in found.sub.base_index], dtype=float)
+    if not np.isfinite(price).any():  # no GPU searched has a price at this tier: rank by GPU-hours
+        price = np.ones_like(price)
+    return price, prices
+
+
+def _monthly_usd(cap: np.ndarray, gpus_per_replica: np.ndarray, price: np.ndarray, traffic: Traffic) -> np.ndarray:
+    _, hours, _ = _fleet(np.where(cap > 0, cap, np.nan), traffic)
+    return hours * gpus_per_replica * units.DAYS_PER_MONTH * price
+
+
+def _refine_batch_limits(arch, space: SearchSpace, targets: Targets, traffic: Traffic, found: _Capacities,
+                         price_of: PriceFn) -> _Capacities:
+    """Branch and bound over the finer batch limits (FINE_BATCH_LIMITS, below what fits and the engine's default):
+    a (configuration group, limit) pair is evaluated only when its rate bound (the group's, `_with_groups`, and the
+    limit's own full-batch completions) prices a fleet at or below the cheapest found, so nothing the bound rules out
+    could have been cheaper or tied. At the traffic volume asked; the pairs evaluated are remembered, so a later
+    volume (the app's slider) evaluates only those it newly admits, and every volume's choice is the one an
+    exhaustive search over the finer limits would make."""
+    from planner.perf.queueing import max_rate_meeting_slo
+
+    if found.group is None:
+        return found
+    price, _ = _row_prices(found, price_of)
+    gpus = found.sub.tp * found.sub.pp * found.sub.dp
+    monthly = _monthly_usd(found.cap, gpus, price, traffic)
+    if not np.isfinite(monthly).any():
+        return found
+    best = round(float(np.nanmin(monthly)), 2)
+    r = found.group_row
+    lower = np.round(_monthly_usd(found.group_rate_bound, gpus[r], price[r], traffic), 2)
+    todo = np.flatnonzero((lower <= best) & ~found.group_tried.all(axis=1))
+    if todo.size == 0:
+        return found
+    g_of, c_of = np.nonzero(~found.group_tried[todo])
+    groups, limits, idx = todo[g_of], _FINE[c_of], r[todo[g_of]]
+    new = replace(found.sub.take(idx), max_num_seqs=limits)
+    # each limit's own bound (its full batch's completions) rules out the small limits of fast-decoding groups
+    bound_at = np.minimum(_completion_rate(step_time_fn(arch, new, space.speculative, traffic), limits, traffic,
+                                           found.budget[idx]) * new.dp, found.group_rate_bound[groups])
+    worth = np.flatnonzero(np.round(_monthly_usd(bound_at, gpus[idx], price[idx], traffic), 2) <= best)
+    if worth.size == 0:
+        return found
+    tried = found.group_tried.copy()
+    tried[groups[worth], c_of[worth]] = True
+    groups, limits, idx, new = groups[worth], limits[worth], idx[worth], new.take(worth)
+    rate, bound = max_rate_meeting_slo(
+        step_time_fn(arch, new, space.speculative, traffic),
+        ttft_target_s=np.maximum(targets.ttft_target_s - request_overhead_s(new), 1e-9),
+        tpot_target_s=targets.tpot_target_s, percentile=targets.percentile, input_tokens=traffic.prompt_tokens,
+        output_tokens=traffic.output_tokens, max_batch=limits, token_budget=found.budget[idx],
+        input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
+    bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
+    return replace(
+        found, sub=_concat(found.sub, new), cap=np.concatenate([found.cap, new.dp * np.asarray(rate, float)]),
+        bound=np.concatenate([found.bound, bound]), max_batch=np.concatenate([found.max_batch, limits]),
+        budget=np.concatenate([found.budget, found.budget[idx]]), n_total=found.n_total + len(idx),
+        n_fit=found.n_fit + len(idx), group=np.concatenate([found.group, groups]), group_tried=tried)
+
+
+def _concat(a: CandidateSet, b: CandidateSet) -> CandidateSet:
+    """Two candidate sets over the same bases as one."""
+    c = np.concatenate
+    return CandidateSet(a.bases, c([a.base_index, b.base_index]), c([a.tp, b.tp]), c([a.pp, b.pp]), c([a.dp, b.dp]),
+                        c([a.ep, b.ep]), c([a.layer_split, b.layer_split]), c([a.max_num_seqs, b.max_num_seqs]),
+                        c([a.attn_dp, b.attn_dp]))
 
 
 def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic, price_of: PriceFn, *,
@@ -348,14 +468,17 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
     start = time.perf_counter()
     model, arch = space.model, space.model.arch
     found = _capacities(catalog, space, targets, traffic)
+    refined = _refine_batch_limits(arch, space, targets, traffic, found, price_of)
+    if refined is not found:  # the finer batch limits tried are kept for the next volume (the app's slider)
+        key = _capacity_key(catalog, space, targets, traffic)
+        if key in _CAPACITY_CACHE:
+            _CAPACITY_CACHE[key] = (catalog, refined)
+        found = refined
     sub, cap, bound, max_batch, budget = found.sub, found.cap, found.bound, found.max_batch, found.budget
     n_total = found.n_total
     gpu_ids = [sub.bases[i].gpu.gpu_id for i in range(len(sub.bases))]
-    prices = {g: price_of(g) for g in set(gpu_ids)}
-    price = np.array([prices[gpu_ids[i]][0] for i in sub.base_index], dtype=float)
-    unpriced = not np.isfinite(price).any()
-    if unpriced:  # no GPU searched has a price at this tier: rank by GPU-hours (the plan says the tier is unavailable)
-        price = np.ones_like(price)
+    # no GPU searched has a price at this tier: rank by GPU-hours (the plan says the tier is unavailable)
+    price, prices = _row_prices(found, price_of)
     ok = (cap > 0) & np.isfinite(price)
     if not ok.any():
         tried = ", ".join(str(n) for n in space.gpu_counts)

@@ -353,3 +353,37 @@ def test_latency_ties_within_one_percent_go_to_the_simpler_layout(monkeypatch):
                                              types.SimpleNamespace(percentile=0.95), None, None)
     # the three within 1 %: simplest first (PP1 before PP2; then fewer TP ranks), then the one outside the tie
     assert list(ranked) == [1, 2, 0, 3]
+
+
+def test_no_forced_batch_limit_beats_the_default(real_catalog):
+    # 70B chat at 1.45M requests/day: with only the coarse limits (engine default, 256, 64, 16) the search chose
+    # 12 x H100 (TP2 x PP2 x 3 replicas, 21,900 USD/month) where forcing max_num_seqs = 512 gave 8 x H100 as TP1 x PP8
+    # (14,600): the finer limits (FINE_BATCH_LIMITS, branch and bound) must find whatever a forced limit finds
+    s = _scenario(requests_per_day=1_450_000)
+    default = plan(s, real_catalog).headline.monthly_usd
+    forced = []
+    for limit in (96, 192, 384, 512, 768, 1024):
+        try:
+            forced.append(plan(dataclasses.replace(s, max_num_seqs=limit), real_catalog).headline.monthly_usd)
+        except PlannerError:
+            continue
+    assert forced and default <= min(forced) + 0.01
+
+
+def test_the_branch_and_bound_rate_bound_holds_on_every_configuration(real_catalog):
+    # `_with_groups`' bound (full-batch completions at the widest batch that fits, and the prompts one decode
+    # sequence's spare budget admits) must lie above every SLO-bound rate the search computed in the group, at any
+    # batch limit, or the refinement could skip a cheaper configuration
+    from planner import optimizer
+
+    optimizer._CAPACITY_CACHE.clear()
+    for rpd in (300_000, 2_000_000):
+        plan(_scenario(requests_per_day=rpd), real_catalog)
+        plan(_scenario(model="qwen3-30b-a3b", preset="rag", requests_per_day=rpd), real_catalog)
+    checked = 0
+    for _, found in optimizer._CAPACITY_CACHE.values():
+        if found.group is None:
+            continue
+        assert np.all(found.cap <= found.group_rate_bound[found.group] * (1 + 1e-9))
+        checked += len(found.cap)
+    assert checked > 1000
