@@ -300,8 +300,6 @@ def _capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic:
 
 
 def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traffic) -> _Capacities:
-    from planner.perf.queueing import max_rate_meeting_slo  # scipy.special: loaded when a search runs, not at import
-
     model, arch = space.model, space.model.arch
     engines = [catalog.engine(e) for e in space.engines] if space.engines else list(catalog.engines.values())
     bases = evaluator.candidates(catalog, arch, model.native_precision, gpus=space.gpus, engines=engines,
@@ -341,17 +339,25 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
     step = step_time_fn(arch, sub, space.speculative, traffic)
     budget = np.array([sub.bases[i].engine.max_num_batched_tokens or 1e12 for i in sub.base_index], dtype=float)
     max_batch = ev.max_concurrency[fit_idx].astype(float)
+    cap, bound = _slo_capacity(step, sub, max_batch, budget, targets, traffic)
+    found = _Capacities(sub, cap, bound, max_batch, budget, n_total, int(fit_idx.size))
+    return _with_groups(found, step, traffic) if None in space.batch_limits else found
+
+
+def _slo_capacity(step: evaluator.StepFn, cs: CandidateSet, max_batch: np.ndarray, budget: np.ndarray,
+                  targets: Targets, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
+    """(requests/s per replica at the targets, what binds it, in the plan's words) of each configuration."""
+    from planner.perf.queueing import max_rate_meeting_slo  # scipy.special: loaded when a search runs, not at import
+
     # the per-request overhead outside the GPU steps (API server, tokenisation) comes off the TTFT target
-    ttft_room = np.maximum(targets.ttft_target_s - request_overhead_s(sub), 1e-9)
+    ttft_room = np.maximum(targets.ttft_target_s - request_overhead_s(cs), 1e-9)
     rate, bound = max_rate_meeting_slo(step, ttft_target_s=ttft_room, tpot_target_s=targets.tpot_target_s,
                                        percentile=targets.percentile, input_tokens=traffic.prompt_tokens,
                                        output_tokens=traffic.output_tokens, max_batch=max_batch, token_budget=budget,
                                        input_tokens_cv=traffic.input_tokens_cv,
                                        output_tokens_cv=traffic.output_tokens_cv)
     bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
-    cap = sub.dp * np.asarray(rate, dtype=float)
-    found = _Capacities(sub, cap, bound, max_batch, budget, n_total, int(fit_idx.size))
-    return _with_groups(found, step, traffic) if None in space.batch_limits else found
+    return cs.dp * np.asarray(rate, dtype=float), bound
 
 
 def _with_groups(found: _Capacities, step: evaluator.StepFn, traffic: Traffic) -> _Capacities:
@@ -409,8 +415,6 @@ def _refine_batch_limits(arch, space: SearchSpace, targets: Targets, traffic: Tr
     could have been cheaper or tied. At the traffic volume asked; the pairs evaluated are remembered, so a later
     volume (the app's slider) evaluates only those it newly admits, and every volume's choice is the one an
     exhaustive search over the finer limits would make."""
-    from planner.perf.queueing import max_rate_meeting_slo
-
     if found.group is None:
         return found
     price, _ = _row_prices(found, price_of)
@@ -436,15 +440,10 @@ def _refine_batch_limits(arch, space: SearchSpace, targets: Targets, traffic: Tr
     tried = found.group_tried.copy()
     tried[groups[worth], c_of[worth]] = True
     groups, limits, idx, new = groups[worth], limits[worth], idx[worth], new.take(worth)
-    rate, bound = max_rate_meeting_slo(
-        step_time_fn(arch, new, space.speculative, traffic),
-        ttft_target_s=np.maximum(targets.ttft_target_s - request_overhead_s(new), 1e-9),
-        tpot_target_s=targets.tpot_target_s, percentile=targets.percentile, input_tokens=traffic.prompt_tokens,
-        output_tokens=traffic.output_tokens, max_batch=limits, token_budget=found.budget[idx],
-        input_tokens_cv=traffic.input_tokens_cv, output_tokens_cv=traffic.output_tokens_cv)
-    bound = np.array([BOUND_NAMES.get(b, b) for b in np.asarray(bound)], dtype=object)
+    cap, bound = _slo_capacity(step_time_fn(arch, new, space.speculative, traffic), new, limits, found.budget[idx],
+                               targets, traffic)
     return replace(
-        found, sub=_concat(found.sub, new), cap=np.concatenate([found.cap, new.dp * np.asarray(rate, float)]),
+        found, sub=_concat(found.sub, new), cap=np.concatenate([found.cap, cap]),
         bound=np.concatenate([found.bound, bound]), max_batch=np.concatenate([found.max_batch, limits]),
         budget=np.concatenate([found.budget, found.budget[idx]]), n_total=found.n_total + len(idx),
         n_fit=found.n_fit + len(idx), group=np.concatenate([found.group, groups]), group_tried=tried)
