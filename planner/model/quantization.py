@@ -45,6 +45,9 @@ class WeightFormat:
     # bytes of one activation element as the matmuls read it (`activation_bytes_per_elem`): what the fused
     # norm / activation kernels write before each GEMM (performance.decode_terms' activation traffic)
     activation_bytes_per_elem: Any = 2.0
+    # token rows a decode step's non-expert GEMM kernel computes at least (`gemm_min_rows`): a tensor-core GEMM tile
+    # pads the batch's tokens to its row count, so at small batch it does that many rows' FLOPs (1: no padding)
+    gemm_min_rows: Any = 1.0
 
     def mla_proj_extra_bytes_per_param(self) -> Any:
         """Bytes an MLA latent projection weight takes beyond a dense weight (0 where they are the same)."""
@@ -81,6 +84,16 @@ MLA_BF16_PROJ_PRECISIONS = ("nvfp4",)
 # F16 variant (ggml-org/llama.cpp discussions #15396 and benchmark tables), i.e. 12.10 GB = 19.11 B expert params x
 # 4.25 bits (10.15 GB) + 1.80 B other params x 8.5 bits (1.91 GB) + norms and biases, where BF16 gives 13.74 GB
 GGUF_MXFP4_OTHER_BITS = 8.5
+# Token rows of the smallest tile the serving engines' tensor-core GEMMs compute, by the GEMM's format (see
+# `gemm_min_rows`). Hopper's warpgroup MMA multiplies a 64-row A tile (PTX ISA, "Asynchronous Warpgroup Level Matrix
+# Multiply-Accumulate": shapes .m64nNk16 for f16/bf16 and .m64nNk32 for e4m3/e5m2); SGLang's block-FP8 Triton GEMM
+# takes BLOCK_SIZE_M 64 down to a batch of one token on the H20 (its tuned table
+# python/sglang/srt/layers/quantization/configs/N=17408,K=5120,device_name=NVIDIA_H20,dtype=fp8_w8a8,
+# block_shape=[128, 128].json@1f4eca79, entry "1"). Marlin, the weight-only INT4 kernel behind AWQ and GPTQ in vLLM
+# and SGLang, pads the activations to 16-row mma.sync tiles (m16n8k16; E. Frantar et al., "MARLIN: Mixed-Precision
+# Auto-Regressive Parallel Inference on Large Language Models", arXiv:2408.11743: its cost is flat from batch 1 to 16).
+GEMM_TILE_ROWS = 64
+WEIGHT_ONLY_TILE_ROWS = 16
 FP8_ACTIVATION_BYTES = 1.0  # e4m3 / int8 activations; their per-tensor or per-token scales are a few bytes per token
 
 
@@ -144,7 +157,25 @@ def weight_format(precision: Precision, gpu: Gpu | None, *, model_native_precisi
         attn_bmm_slowdown=bmm,
         dense_gemm_slowdown=dense_slow,
         activation_bytes_per_elem=activation_bytes_per_elem(precision, compute),
+        gemm_min_rows=gemm_min_rows(precision, compute, gguf=gguf),
     )
+
+
+def gemm_min_rows(precision: Precision, compute_format: str, *, gguf: bool = False) -> float:
+    """Token rows a decode step's weight GEMMs compute at least: the row count of the kernel's tensor-core tile.
+
+    A GEMM of T tokens against a weight runs on tiles of a fixed number of token rows, so at T below the tile it does
+    the tile's FLOPs. Whether that binds depends on the GPU: a tile of R rows in BF16 does R FLOPs per weight byte,
+    which is below the ridge point of every datacenter GPU but the H20 (148 dense BF16 TFLOPS over 4.0 TB/s: 37
+    FLOPs per byte), whose batch-1 decode is compute-bound at R = 64. GEMM_TILE_ROWS for 16-bit and 8-bit GEMMs,
+    WEIGHT_ONLY_TILE_ROWS for the dequantizing INT4 kernels (Marlin), 1 (no padding) for GGUF engines, whose
+    batch-1 matrix-vector kernels (llama.cpp's mmvq / mmv) run no tensor-core tiles.
+    """
+    if gguf or precision.kind == "gguf":
+        return 1.0
+    if precision.kind == "int" and compute_format in ("bf16", "fp16"):
+        return float(WEIGHT_ONLY_TILE_ROWS)
+    return float(GEMM_TILE_ROWS)
 
 
 def compute_tflops(gpu: Gpu, fmt: WeightFormat) -> float:

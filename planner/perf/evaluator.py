@@ -374,6 +374,7 @@ class _Table:
     mla_slow: np.ndarray  # WeightFormat.mla_proj_slowdown
     bmm_slow: np.ndarray  # WeightFormat.attn_bmm_slowdown
     dense_slow: np.ndarray  # WeightFormat.dense_gemm_slowdown
+    gemm_rows: np.ndarray  # WeightFormat.gemm_min_rows
     act_b: np.ndarray  # WeightFormat.activation_bytes_per_elem
     usable_gb: np.ndarray
     util: np.ndarray
@@ -408,6 +409,7 @@ class _Table:
                     else c.fmt.mla_proj_bytes_per_param for c in bases),
             mla_slow=f(c.fmt.mla_proj_slowdown for c in bases), bmm_slow=f(c.fmt.attn_bmm_slowdown for c in bases),
             dense_slow=f(c.fmt.dense_gemm_slowdown for c in bases),
+            gemm_rows=f(c.fmt.gemm_min_rows for c in bases),
             act_b=f(c.fmt.activation_bytes_per_elem for c in bases),
             usable_gb=f(c.gpu.usable_memory_gb for c in bases),
             util=f(c.engine.memory_utilization_frac for c in bases),
@@ -427,7 +429,7 @@ class _Table:
         return WeightFormat("mixed", self.expert_b[idx], self.dense_b[idx], self.embed_b[idx], "mixed", True,
                             mla_proj_bytes_per_param=self.mla_b[idx], mla_proj_slowdown=self.mla_slow[idx],
                             attn_bmm_slowdown=self.bmm_slow[idx], activation_bytes_per_elem=self.act_b[idx],
-                            dense_gemm_slowdown=self.dense_slow[idx])
+                            dense_gemm_slowdown=self.dense_slow[idx], gemm_min_rows=self.gemm_rows[idx])
 
 
 def _graph_tokens(cs: CandidateSet, f: Callable) -> dict[str, np.ndarray]:

@@ -174,7 +174,7 @@ class StepTerms:
     kernels one after the other, so each is its own roofline and their times add:
 
         step  = max(dense weight bytes / mbu + expert weight bytes / expert mbu,
-                    GEMM FLOPs of decode tokens / mfu_d + of prompt tokens / mfu_p)
+                    GEMM FLOPs of decode tokens (and of a tile's padded rows) / mfu_d + of prompt tokens / mfu_p)
               + max(KV bytes / mbu, attention FLOPs of decode / mfu_d + of prompts / mfu_p)
               + collective_transfer_s(transfer) + collectives x latency
               + expert calls x expert overhead + layers x layer overhead
@@ -190,6 +190,9 @@ class StepTerms:
     for that (0: serial, cycle = gpu + overhead; 1: about max(gpu, overhead)). So the
     overhead is exposed at batch 1, where the GPU step of a small model lasts a few
     milliseconds, and hidden at large batch. CUDA graphs [7] shrink the overhead itself.
+    A GEMM of few tokens computes a whole tensor-core tile of `WeightFormat.gemm_min_rows` token rows
+    (`quantization.gemm_min_rows`): the padded rows' FLOPs of the non-expert weights are added to the decode
+    tokens' (`compute_pad_s`); they bind only where the GPU's FLOPs per weight byte are below the tile's (the H20).
     The layer overhead is GPU time: each layer runs a dozen small kernels (norms, rotary
     embedding, attention, activations, residual adds) that last a few microseconds even when
     launched from a graph, so a small model's batch-1 step costs more than its bytes; it
@@ -225,6 +228,9 @@ class StepTerms:
     memory_act_chunk_s: Any = 0.0  # the same for the prompt chunk's tokens
     eager_layers_chunk: Any = 0.0  # layers a step carrying a prompt chunk launches from the host without a CUDA graph
     # (the prefill graph's size limit, `serving.prefill_graph_max_tokens`; 0: graphed)
+    compute_pad_s: Any = 0.0  # non-expert GEMM FLOPs of the rows a tensor-core tile adds to a decode-only step's tokens
+    # (WeightFormat.gemm_min_rows), at the decode rate
+    compute_pad_chunk_s: Any = 0.0  # the same for the step carrying a prompt chunk (its tokens fill more of the tile)
 
     def parts(self, eff: Efficiency) -> tuple[Any, Any, Any, Any, Any]:
         """(cycle, memory, compute, comm, overhead) seconds with `eff` applied (array fields allowed); overhead is
@@ -238,8 +244,9 @@ class StepTerms:
         act_c = act + self.memory_act_chunk_s / mbu
         gemm_mem = self.memory_s / mbu + self.memory_expert_s / expert_mbu
         gemm_mem_c = self.memory_s / mbu + self.memory_expert_chunk_s / expert_mbu
-        gemm_flop = self.compute_decode_s / mfu_decode
-        gemm_flop_c = gemm_flop + self.compute_prefill_s / mfu_prefill
+        gemm_flop = (self.compute_decode_s + self.compute_pad_s) / mfu_decode
+        gemm_flop_c = ((self.compute_decode_s + self.compute_pad_chunk_s) / mfu_decode
+                       + self.compute_prefill_s / mfu_prefill)
         attn_flop = self.attn_decode_s / mfu_decode
         attn_flop_c = attn_flop + self.attn_prefill_s / mfu_prefill
         plain = np.maximum(gemm_mem, gemm_flop) + np.maximum(attn_mem, attn_flop) + act
@@ -392,6 +399,9 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
     gemm = gemm_flops_per_token(arch, fmt)
     dense_gemm = dense_gemm_flops_per_token(arch, fmt)
     decode_gemm = (load - 1.0) * dense_gemm + gemm  # the busiest rank runs its own tokens' dense parts
+    rows = np.asarray(fmt.gemm_min_rows, dtype=float)  # a tensor-core tile's token rows (quantization.gemm_min_rows)
+    pad = np.maximum(rows - tokens * load, 0.0) * dense_gemm / flops_per_s
+    pad_chunk = np.maximum(rows - tokens * load - micro_chunk, 0.0) * dense_gemm / flops_per_s
     bmm = np.asarray(fmt.attn_bmm_slowdown, dtype=float)  # attention BMMs never at an FP4 rate
     ep = dict(tp=tp_f, pp=pp_f, expert_parallel=experts_ep)
     expert_bytes = expert_bytes * ep_expert_bytes_factor(arch, tokens, tp_f, experts_ep)  # the busiest EP GPU's
@@ -411,7 +421,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                                                                                   prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
                      expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f,
-                     memory_act_s=tokens * load * act, memory_act_chunk_s=micro_chunk * act)
+                     memory_act_s=tokens * load * act, memory_act_chunk_s=micro_chunk * act,
+                     compute_pad_s=pad, compute_pad_chunk_s=pad_chunk)
 
 
 def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
