@@ -144,8 +144,8 @@ class MeasuredPoint:
 
 
 def per_instance(point: MeasuredPoint) -> MeasuredPoint:
-    """The row as one of its `dp` identical engine instances sees it: num_gpus, concurrency, request rate and
-    throughput divided by dp (TTFT and TPOT unchanged), the layout inside the instance kept. MLPerf-style
+    """The row as one of its `dp` identical engine instances sees it: num_gpus, concurrency, request rate, the run's
+    requests and throughput divided by dp (TTFT and TPOT unchanged), the layout inside the instance kept. MLPerf-style
     systems run N data-parallel replicas of K GPUs; the step model describes one instance."""
     dp = point.dp or 1
     if dp == 1:
@@ -155,6 +155,7 @@ def per_instance(point: MeasuredPoint) -> MeasuredPoint:
         point, num_gpus=point.num_gpus // dp, dp=None,
         concurrency=max(1, round(point.concurrency / dp)) if point.concurrency else None,
         request_rate_per_s=point.request_rate_per_s / dp if point.request_rate_per_s else None,
+        num_requests=max(1, round(point.num_requests / dp)) if point.num_requests else None,
         measured_value=point.measured_value / dp if speed else point.measured_value)
 
 

@@ -8,7 +8,8 @@ that names something the catalog cannot express (a GPU it lacks, an engine that 
 run that precision) becomes an `Unexpressible` with the reason, never a silent drop.
 
 Scenarios (how the measurement was run) map onto the performance model as follows:
-  offline       engine-chosen batch: steady state at the KV capacity (capped by max batch)
+  offline       engine-chosen batch: steady state at the KV capacity (capped by max batch, and by the
+                run's `num_requests` where stated: all of them queued at once)
   static_batch  `concurrency` prompts started together: their prompts prefilled in the engine's
                 per-step token budget, then output_tokens decode steps at that batch; TTFT is
                 the mean wait in that burst (if the batch exceeds capacity: a train of waves of
@@ -398,6 +399,10 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
     if point.scenario in ("serving", "static_batch") and not point.concurrency:
         return Unexpressible(point, f"{point.scenario} rows need a concurrency (or a request rate)")
     running = float(min(point.concurrency, capacity)) if point.concurrency else float(capacity)
+    if point.scenario == "offline" and point.num_requests:
+        # an offline run queues its `num_requests` at once (trtllm-bench throughput, vLLM benchmark_throughput):
+        # the engine never holds more sequences than the run has, however many its KV cache would fit
+        running = min(running, float(point.num_requests))
     terms = _row_point_terms(setup, running, point, graph)
     fixed = (point.lengths or "fixed") == "fixed"
     closed = point.scenario == "serving" and bool(point.concurrency)

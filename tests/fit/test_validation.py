@@ -22,6 +22,7 @@ from planner.fit.validation import (
     error_stats,
     family_stats,
     model_row,
+    per_instance,
     predict_rows,
     read_measured,
     read_points,
@@ -125,6 +126,31 @@ def test_offline_row_matches_estimate(real_catalog):
                                                  input_tokens=1024, output_tokens=256, engine="vllm"))
     assert model.running == est.concurrency
     assert model.predict(efficiency_of(model.setup.profile)) == pytest.approx(est.output_tokens_per_s, rel=1e-9)
+
+
+def test_offline_run_holds_no_more_sequences_than_it_sent(real_catalog):
+    # an offline run queues its num_requests at once: below the KV capacity the engine runs all of them and no
+    # more (the estimate at that concurrency); at or above it, the capacity as before
+    point = _point(model="llama-3.1-8b", gpu="H100-SXM", scenario="offline", input_tokens=1024, output_tokens=256,
+                   metric="output_tokens_per_s", measured_value=1.0, concurrency=None)
+    capacity = model_row(real_catalog, point).running
+    few = int(capacity) // 3
+    model = model_row(real_catalog, dataclasses.replace(point, num_requests=few))
+    est = estimate(real_catalog, EstimateRequest(model="llama-3.1-8b", gpu="H100-SXM", precision="bf16",
+                                                 input_tokens=1024, output_tokens=256, engine="vllm",
+                                                 concurrency=few))
+    assert model.running == few
+    assert model.predict(efficiency_of(model.setup.profile)) == pytest.approx(est.output_tokens_per_s, rel=1e-9)
+    many = model_row(real_catalog, dataclasses.replace(point, num_requests=int(capacity) * 10))
+    assert many.running == capacity
+
+
+def test_per_instance_splits_the_run_requests():
+    row = _point(num_gpus=8, tp=1, dp=8, scenario="serving", concurrency=64, num_requests=640,
+                 metric="output_tokens_per_s", measured_value=800.0)
+    one = per_instance(row)
+    assert (one.num_gpus, one.concurrency, one.num_requests) == (1, 8, 80)
+    assert one.measured_value == pytest.approx(100.0)
 
 
 def test_row_without_a_layout_is_predicted_with_the_estimated_layout(real_catalog):
