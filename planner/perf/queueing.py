@@ -21,10 +21,11 @@ Analytic model, for n configurations at once (arrays of shape (n,)):
   c = budget - n tokens a step of length step_s(n, c): an M/G/1 queue whose service time is a
   prompt's share P x step_s(n, c) / c (P(wait) = rho, Pollaczek-Khinchine mean [2], Takacs second
   moment; exponential or balanced two-phase hyperexponential). The queued work is that wait less
-  the in-service prompt's mean residual service (the running step's residual is counted once, in
-  R), met only by an arrival that lands in a step carrying a chunk (no prompt in service, no queue);
-  the prompts arriving during its residual join its step and lengthen it by their tokens' marginal
-  time (Poisson count).
+  the part of the in-service prompt's residual service that lies in the running step (counted once,
+  in R; a prompt longer than the spare budget leaves its later chunks queued ahead), met only by an
+  arrival that lands in a step carrying a chunk (no prompt in service, no queue); the prompts
+  arriving during its residual join its step and lengthen it by their tokens' marginal time (Poisson
+  count, by the length of the step it lands in: none in an idle engine).
 - Slot wait S (TTFT): when all max_batch slots are busy a request waits for one. P(wait) is the
   probability that the requests in the engine fill the slots: their mean is the running batch (below the
   full batch the steps are shorter than at it), and their number is peaked, since each request's own work
@@ -551,7 +552,8 @@ class _Ttft:
 
     @staticmethod
     def build(step_s: StepFn, *, nbar, rate, tau, inp, cv_in, budget, plain_step_s, chunk_step_s, slot_wait_frac,
-              slot_rate_per_s, prompt_wait_probs, prompt_wait_rates, full_step_s, slot_fast_rate_per_s=None) -> _Ttft:
+              slot_rate_per_s, prompt_wait_probs, prompt_wait_rates, full_step_s, cobatch,
+              slot_fast_rate_per_s=None) -> _Ttft:
         n = nbar.size
         chunk = np.maximum(budget - nbar, 1.0)
         sigma = np.sqrt(np.log1p(cv_in ** 2))
@@ -621,31 +623,46 @@ class _Ttft:
         h = np.where(np.isfinite(h), h, 1e6 * g)
         a_g, a_h = h / (h - g), np.where(h < 1e6 * g, -g / (h - g), 0.0)
         s_rates = [(g, a_g), (h, a_h)] if two else [(g, np.ones_like(g))]
-        # the prompt wait W: a mixture of exponentials with one set of rates and two sets of phase probabilities
-        # (`_prompt_wait_phases`): an arrival in a decode-only step (or an idle engine) finds no prompt work queued,
-        # one in a step carrying a chunk may; P(W > x) = sum_j p_j e^(-b_j x), p_j by the part of R
+        # the prompt wait W: a mixture of exponentials with one set of rates and phase probabilities by the part of R
+        # (`_prompt_wait_phases`): an arrival in a decode-only step finds no prompt work queued, one in a step carrying
+        # a chunk may; P(W > x) = sum_j p_j e^(-b_j x)
         probs_plain, probs_chunk = prompt_wait_probs
+        n_parts = res_w.shape[1]
+        pw = np.empty((n, n_parts, probs_plain.shape[1]))  # (n, parts, J): idle, plain decode step, chunk steps
+        pw[:, :2], pw[:, 2:] = probs_plain[:, None, :], probs_chunk[:, None, :]
+        # co-batching by the step the arrival lands in: the prompts arriving during its residual R ~ U(0, T) join its
+        # step, P(C > 0 | T) = 1 - E[e^(-rate R)] = 1 - (1 - e^(-rate T)) / (rate T); none in an idle engine, which
+        # starts the arrival's step at once. `_prompt_wait_phases` takes one probability for every part, 1 - e^(-m) at
+        # the mean arrivals m = rate E[R] (`cobatch`: that probability's share of the first phase in a decode-only
+        # and in a chunk step, and m): a long chunk step's arrival is co-batched more often than that, a short decode
+        # step's far less (simulated, small_longprompt with CV-1 lengths at 0.7 utilisation: 1.4 % of the arrivals in
+        # a decode-only step share their step with a later prompt, where the mean said 36 %)
+        c_in_plain, c_in_chunk, c_mean_arrivals = cobatch
+        lt = rate[:, None] * res_len
+        p_part = np.where(lt > 1e-9, 1.0 + np.expm1(-lt) / np.maximum(lt, 1e-300), 0.5 * lt)
+        p_part[:, 0] = 0.0
+        scale = p_part / np.maximum(-np.expm1(-c_mean_arrivals), 1e-300)[:, None]
+        scale[:, :2] = (scale[:, :2] - 1.0) * c_in_plain[:, None]
+        scale[:, 2:] = (scale[:, 2:] - 1.0) * c_in_chunk[:, None]
+        pw[:, :, 0] += scale
         betas = np.maximum(prompt_wait_rates, 1e-12)
         for sr, _ in s_rates:
             betas = np.where(np.abs(betas - sr[:, None]) < 1e-4 * np.maximum(betas, sr[:, None]), betas * (1.0 + 1e-4),
                              betas)
         # P(S + W > x) = (1 - C) sum_j p_j e^-b_j x + C sum_s a_s P(E_s + W > x), E_s exponential at rate s:
         # P(E_s + W > x) = (1 - sum_j p_j) e^-sx + sum_j p_j (b_j e^-sx - s e^-b_j x) / (b_j - s)
-        coefs = []
-        for pw in (probs_plain, probs_chunk):
-            coef_b = pw * (1.0 - c)[:, None]
-            coef_s = []
-            for sr, a_s in s_rates:
-                coef_s.append(c * a_s * ((1.0 - pw.sum(axis=1)) + np.sum(pw * betas / (betas - sr[:, None]), axis=1)))
-                coef_b = coef_b - pw * (c * a_s * sr)[:, None] / (betas - sr[:, None])
-            coefs.append(np.concatenate([np.stack(coef_s, axis=1), coef_b], axis=1))  # (n, S + J)
-        in_chunk_part = np.zeros(res_w.shape[1], dtype=bool)
-        in_chunk_part[2:] = True  # the parts of R: idle, plain decode step, steps carrying a chunk
-        if varying:
-            in_chunk_part = np.repeat(in_chunk_part, offset.shape[1] // res_w.shape[1])
-        coef = np.where(in_chunk_part[None, None, :], coefs[1][:, :, None], coefs[0][:, :, None])  # (n, 1 + J, M)
-        w_mean = np.where(in_chunk_part[None, :], np.sum(probs_chunk / betas, axis=1)[:, None],
-                          np.sum(probs_plain / betas, axis=1)[:, None])
+        #                = 1 + sum_j p_j s / (b_j - s) at e^-sx, - sum_j p_j s / (b_j - s) at e^-b_j x:
+        # the coefficients are linear in the phase probabilities, for every part of R at once
+        coef_s, coef_b = [], pw * (1.0 - c)[:, None, None]  # (n, parts, J)
+        for sr, a_s in s_rates:
+            v = (c * a_s)[:, None] * sr[:, None] / (betas - sr[:, None])  # (n, J)
+            coef_s.append((c * a_s)[:, None] + np.einsum("npj,nj->np", pw, v))
+            coef_b = coef_b - pw * v[:, None, :]
+        coef = np.concatenate([np.stack(coef_s, axis=1), coef_b.transpose(0, 2, 1)], axis=1)  # (n, S + J, parts)
+        w_mean = np.einsum("npj,nj->np", pw, 1.0 / betas)
+        if varying:  # the mixture holds each part of R once per prompt bin
+            bins_per_part = offset.shape[1] // n_parts
+            coef, w_mean = np.repeat(coef, bins_per_part, axis=2), np.repeat(w_mean, bins_per_part, axis=1)
         rho = np.clip(probs_chunk.sum(axis=1), 0.0, 1.0)
         s_mean = c * (1.0 / g + np.where(a_h != 0.0, 1.0 / h, 0.0))
         mean_s = np.sum(weight * (offset + width / 2.0 + w_mean), axis=1) + s_mean
@@ -764,24 +781,28 @@ def _hyperexp2(mean: np.ndarray, scv: np.ndarray | float) -> tuple[tuple[np.ndar
 
 
 def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step, rho, theta, scv,
-                        varying: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The prompt wait W as a mixture of exponentials: (phase probabilities (n, J), which sum to P(W > 0); phase
-    rates (n, J)). W = Q + C, what a prompt waits for beyond the residual R of the running step (which `_Ttft`
+                        varying: bool) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, tuple[np.ndarray, ...]]:
+    """The prompt wait W as a mixture of exponentials: ((phase probabilities (n, J) in a decode-only step and in a
+    step carrying a chunk), which sum to P(W > 0); phase rates (n, J); (the co-batching's share of the first phase's
+    probability in each, and its mean count m)), the last for `_Ttft.build`, which takes the co-batching by the step
+    the arrival lands in. W = Q + C, what a prompt waits for beyond the residual R of the running step (which `_Ttft`
     holds):
     - Q, the prompt work queued ahead of it: the M/G/1 wait on the spare budget (P(wait) = rho, given that it
       waits exponential or the balanced two-phase hyperexponential with the Takacs moments) less the in-service
-      prompt's residual service, whose mean is E[X^2] / (2 E[X]) (renewal theory [2]): the running step's residual
+      prompt's residual service that lies in the running step (`_in_step_residual_s`): the running step's residual
       is R already, and counting it in W too put P(W > 0) at rho, which made the median 12-24 % high with varying
-      lengths. The phases are memoryless, so each keeps its rate and its probability shrinks by e^(-rate shift).
+      lengths; a prompt longer than the spare budget leaves its later chunks queued ahead of the arrival, which R
+      does not hold (before 2026-12-08 the shift was the whole mean residual service E[X^2] / (2 E[X])). The phases
+      are memoryless, so each keeps its rate and its probability shrinks by e^(-rate shift).
     - C, co-batching: the prompts that arrive during its residual R join the same step (FCFS within the budget)
       and lengthen it by their tokens' marginal time c1 (the step's slope beyond the chunk). Their count is
       Poisson(rate E[R]), E[R] = E[T^2] / (2 E[T]) over the steps an arrival finds running (plain decode steps and
       steps with a prompt chunk, whose length varies with the prompt's: variance (c1 P cv)^2); C is held as one
       exponential of its mean given C > 0, and where Q > 0 it adds its mean to Q's phases. With varying lengths C
       and Q's fast phase are held as one exponential of their mean: two phases in all, as many as before."""
-    # Q: the M/G/1 wait beyond the in-service prompt's mean residual service
+    # Q: the M/G/1 wait beyond the in-service prompt's residual service in the running step
     x_mean = inp * full_step / spare
-    shift = x_mean * (1.0 + cv_in ** 2) / 2.0
+    shift = _in_step_residual_s(x_mean, cv_in, full_step)
     (p1, p2), (b1, b2) = _hyperexp2(theta, scv)
     q_probs = [rho * p1 * np.exp(-b1 * shift), rho * p2 * np.exp(-b2 * shift)]
     q_rates = [b1, b2]
@@ -812,7 +833,39 @@ def _prompt_wait_phases(rate, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk
         mm = (probs[0] * means[0] + probs[1] * means[1]) / np.maximum(pm, 1e-300)
         probs, means, plain_probs = [pm, probs[2]], [mm, means[2]], [c_frac, plain_probs[2]]
     return ((np.stack(plain_probs, axis=1), np.stack(probs, axis=1)),
-            1.0 / np.maximum(np.stack(means, axis=1), 1e-12))
+            1.0 / np.maximum(np.stack(means, axis=1), 1e-12), (c_frac, c_frac * (1.0 - q_frac), m_c))
+
+
+_SHIFT_NODES = 16  # equal-probability bins of the prompt length in `_in_step_residual_s` (varying lengths)
+
+
+def _in_step_residual_s(x_mean: np.ndarray, cv_in: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """The part of the in-service prompt's residual service that lies in the running step: E[s] - E[leftover], s the
+    residual service (mean E[X^2] / (2 E[X]), renewal theory [2]) and leftover what the prompt still needs after the
+    running step. A prompt of service x = k full-budget steps `step` and a part (k = floor(x / step)) starts at a
+    step boundary and fills k full steps before its last: an arrival during its j-th full step (j <= k) finds
+    x - j step of it left beyond that step, so E[leftover | x] = step (k x - step k (k + 1) / 2) / x, and over the
+    length-biased service in progress E[leftover] = E[step (k x - step k (k + 1) / 2)] / E[X]. X lognormal with mean
+    x_mean and CV cv_in (equal-probability bins at their midpoints), fixed where cv_in = 0. Zero for a prompt that
+    fits one step (every big-budget engine): then the running step's residual is all of it."""
+    shift = x_mean * (1.0 + cv_in ** 2) / 2.0
+    z = ndtri((np.arange(_SHIFT_NODES) + 0.5) / _SHIFT_NODES)
+    sigma = np.sqrt(np.log1p(cv_in ** 2))
+    # only the rows whose longest bin needs more than one step have a leftover (few, where budgets exceed prompts)
+    rows = np.flatnonzero(x_mean * np.exp(sigma * z[-1] - sigma ** 2 / 2) / _lognormal_bins_mean(sigma, z) >= step)
+    if rows.size:
+        xm, st, sg = x_mean[rows, None], step[rows, None], sigma[rows, None]
+        x = xm * np.exp(sg * z[None, :] - sg ** 2 / 2) / _lognormal_bins_mean(sg, z)  # (r, K), the bins' mean exact
+        k = np.floor(x / st)
+        shift[rows] -= np.mean(st * (k * x - st * k * (k + 1.0) / 2.0), axis=1) / np.maximum(x_mean[rows], 1e-300)
+    return shift
+
+
+def _lognormal_bins_mean(sigma: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Mean of e^(sigma z_i - sigma^2 / 2) over the bins' normal quantiles z (1 for sigma = 0): the bins' lognormal
+    values divided by it have mean 1."""
+    s = np.asarray(sigma, dtype=float)
+    return np.mean(np.exp(s[..., None] * z - s[..., None] ** 2 / 2), axis=-1).reshape(s.shape)
 
 
 def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_tokens: Any, max_batch: Any,
@@ -869,13 +922,12 @@ def _latency(step_s: StepFn, *, rate_per_s: Any, input_tokens: Any, output_token
     m_decode = r * out * np.where(b - n0 >= 1.0, np.maximum(plain_full - plain, 0.0) / np.maximum(b - n0, 1.0), 0.0)
     log_c, slot_rate, slot_fast = _slot_wait(b, a, r, service, cv_out, plain_full, tau_full, nbar,
                                              m_prompt + 0.5 * m_decode)
-    w_probs, w_rates = _prompt_wait_phases(r, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step, full_step,
-                                           rho_p, theta_p, scv_p, bool(np.any(cv_in > 0)))
+    w_probs, w_rates, cobatch = _prompt_wait_phases(r, inp, cv_in, nbar, tau, spare, chunk0, plain, chunk_step,
+                                                    full_step, rho_p, theta_p, scv_p, bool(np.any(cv_in > 0)))
     ttft = _Ttft.build(step_s, nbar=nbar, rate=r, tau=tau, inp=inp, cv_in=cv_in, budget=budget,
                        plain_step_s=plain, chunk_step_s=chunk_step, slot_wait_frac=np.exp(log_c),
                        slot_rate_per_s=slot_rate, slot_fast_rate_per_s=slot_fast, prompt_wait_probs=w_probs,
-                       prompt_wait_rates=w_rates,
-                       full_step_s=full_step)
+                       prompt_wait_rates=w_rates, full_step_s=full_step, cobatch=cobatch)
     # TPOT - plain step = Y = the prompt work the request's O decode steps carry, over O. That work is the busy
     # periods of the prompt server (M/G/1, a prompt's service its extra time E) started by its roots: the backlog B
     # queued behind it when its prompt finishes (the arrivals during its wait and its own prefill: mean
