@@ -79,7 +79,7 @@ from planner.perf.serving import (
     PointTerms,
     arrival_concurrency,
     chunk_step_tokens,
-    eager_layers,
+    eager_launches,
     prefill_graph_max_tokens,
     queued_ttft_s,
     wave_tpot_s,
@@ -296,7 +296,8 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
                         expert_calls=prefill.expert_calls,
                         steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers,
-                        act_s=prefill.act_s * batch, eager_layers=prefill.eager_layers)
+                        act_s=prefill.act_s * batch, launches=prefill.launches,
+                        eager_launches=prefill.eager_launches)
 
 
 def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
@@ -308,10 +309,10 @@ def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
 
 
 def _eager(prefill: PrefillTerms, prompt_tokens: float, graph_tokens: float) -> PrefillTerms:
-    """`prefill` (of `prompt_tokens` tokens in all, in `prefill.steps` steps) with the layers each step launches
+    """`prefill` (of `prompt_tokens` tokens in all, in `prefill.steps` steps) with the kernels each step launches
     without a CUDA graph."""
     step_tokens = prompt_tokens / np.asarray(prefill.steps, dtype=float)
-    return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, step_tokens, graph_tokens))
+    return dataclasses.replace(prefill, eager_launches=eager_launches(prefill.launches, step_tokens, graph_tokens))
 
 
 def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int,
@@ -342,7 +343,8 @@ def _row_point_terms(setup: ReplicaSetup, concurrency: float, point: MeasuredPoi
     build ran it (`_graph_tokens`) rather than as the current release does."""
     terms = terms_of(setup, concurrency=concurrency, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
     tokens = chunk_step_tokens(concurrency, point.input_tokens, point.output_tokens, setup.prefill_budget_tokens)
-    step = dataclasses.replace(terms.step, eager_layers_chunk=eager_layers(terms.step.layers, tokens, graph_tokens))
+    step = dataclasses.replace(terms.step,
+                               eager_launches_chunk=eager_launches(terms.step.launches, tokens, graph_tokens))
     return dataclasses.replace(terms, step=step, prefill=_eager(terms.prefill, point.input_tokens, graph_tokens))
 
 
