@@ -125,8 +125,9 @@ class FitSettings:
     # and class (era and interaction offsets keep their own priors); free offsets sent vLLM's and SGLang's to
     # 0.4-1.1 ms and scored worse held out (docs/performance.md, "Collectives")
     eager_prior_sd: float = 1.0  # prior sd of eager_launch_us's base (log scale)
-    eager_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one host cost per layer for every
-    # engine that launches a context step from Python (SGLang, TensorRT-LLM's PyTorch backend): few fit rows run eagerly
+    eager_offset_sd: float = 1.0  # its engine and class offsets (log scale): each PyTorch engine's per-op dispatch
+    # path is its own (SGLang, TensorRT-LLM's PyTorch backend), and so is the host CPU of a class; tied (0.01) scored
+    # worse held out (docs/performance.md, "Eager context steps by architecture")
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
