@@ -300,7 +300,7 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
                         eager_launches=prefill.eager_launches)
 
 
-def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
+def graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
     """The largest context step the row's engine ran from a CUDA graph: as its source states (`prefill_cuda_graph`),
     else its build's default (`serving.prefill_graph_max_tokens`)."""
     return prefill_graph_max_tokens(setup.engine_id, engine_date=point.engine_date, stated=point.prefill_cuda_graph,
@@ -340,7 +340,7 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int,
 
 def _row_point_terms(setup: ReplicaSetup, concurrency: float, point: MeasuredPoint, graph_tokens: float) -> PointTerms:
     """`estimate.terms_of` at `concurrency` for the row's lengths, its one-prompt prefill eager as the row's engine
-    build ran it (`_graph_tokens`) rather than as the current release does."""
+    build ran it (`graph_tokens`) rather than as the current release does."""
     terms = terms_of(setup, concurrency=concurrency, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
     tokens = chunk_step_tokens(concurrency, point.input_tokens, point.output_tokens, setup.prefill_budget_tokens)
     step = dataclasses.replace(terms.step,
@@ -383,7 +383,7 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
     if total_ctx > setup.model.context_length_tokens:
         return Unexpressible(point, f"{total_ctx:,} tokens exceed the model's context of "
                                     f"{setup.model.context_length_tokens:,}")
-    graph = _graph_tokens(point, setup)
+    graph = graph_tokens(point, setup)
     if point.scenario == "batch1":
         if point.metric not in _BATCH1_KIND:
             return Unexpressible(point, f"metric {point.metric} is not a single-stream metric")

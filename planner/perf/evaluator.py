@@ -664,7 +664,8 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, *, input_tokens: float,
-                 output_tokens: float, efficiency: str = "central", query_tokens_per_seq: float = 1.0) -> StepFn:
+                 output_tokens: float, efficiency: str = "central", query_tokens_per_seq: float = 1.0,
+                 graph_tokens: Sequence[float] | None = None) -> StepFn:
     """step_s(decode_batch, prefill_tokens) -> seconds of one engine step of each candidate's instance.
 
     `decode_batch` running sequences (at the mean context, prompt + half the output) each produce a
@@ -674,6 +675,8 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     verify step: 1 + draft tokens, `performance.decode_terms`).
     A step that carries prompt tokens and is larger than the engine's largest prefill CUDA graph pays the host time of
     launching its kernels (`_eager_chunk`, the rule `evaluate` applies to its steady-state chunk step).
+    `graph_tokens`: each candidate's largest CUDA-graphed context step (a measured row's build,
+    `validation.graph_tokens`; None: the engine's current release, `_graph_cap`).
     """
     t = _Table.of(cands)
     scale = {"central": 1.0, "low": 1.0 / t.range_low, "high": 1.0 / t.range_high}[efficiency]
@@ -681,7 +684,8 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     groups = []
     eff_rows = t.eff.to_array()
     mult = np.where(t.layer, t.pp, 1.0)
-    cap = _graph_cap(arch, t)
+    cap = _graph_cap(arch, t) if graph_tokens is None else np.broadcast_to(np.asarray(graph_tokens, dtype=float),
+                                                                           (t.n,))
     for ep, adp in LAYOUT_GROUPS:  # KV dtypes in one group (an array of bytes): fewer calls a step
         idx = np.flatnonzero((t.ep == ep) & (t.adp == adp))
         if idx.size:

@@ -106,3 +106,14 @@ def test_the_estimate_and_the_step_function_charge_the_same_launch_time(real_cat
     steps = [evaluator.step_time_fn(arch, [c], input_tokens=1024, output_tokens=256) for c in (slow, free)]
     b, p = np.array([16.0]), np.array([1024.0])
     assert float(steps[0](b, p)[0] - steps[1](b, p)[0]) == pytest.approx(320 * 10e-6, rel=1e-6)
+
+
+def test_step_function_takes_a_measured_rows_graph_limit(real_catalog):
+    """A row whose source states graphed context steps (`graph_tokens` inf) pays nothing even on TensorRT-LLM; one
+    stated eager (0) pays the 320 launches (as `validation.graph_tokens` gives for the SLO validation's runs)."""
+    arch, cand = _candidate(real_catalog, "trtllm", 10.0)
+    b, p = np.array([8.0]), np.array([1000.0])
+    graphed = evaluator.step_time_fn(arch, [cand], input_tokens=1024, output_tokens=256, graph_tokens=[np.inf])
+    eager = evaluator.step_time_fn(arch, [cand], input_tokens=1024, output_tokens=256, graph_tokens=[0.0])
+    assert float(graphed(b, p)[0]) == pytest.approx(_no_eager_s(arch, cand, 8.0, 1000.0))
+    assert float(eager(b, p)[0]) == pytest.approx(_no_eager_s(arch, cand, 8.0, 1000.0) + 320 * 10e-6)
