@@ -104,7 +104,7 @@ def main() -> int:
                   f"mfu_p {p.mfu_prefill_frac:.3f} comm_bw {p.comm_bw_frac:.3f} overhead {p.step_overhead_ms:.2f} ms "
                   f"(overlap {p.overhead_overlap_frac:.2f}) layer {p.layer_overhead_us:.1f} us "
                   f"latency {p.comm_latency_us:.1f} us expert {p.moe_expert_overhead_us:.2f} us "
-                  f"request {p.request_overhead_ms or 0.0:.1f} ms "
+                  f"request {p.request_overhead_ms or 0.0:.1f} ms eager launch {p.eager_launch_us or 0.0:.1f} us "
                   f"range {p.range_low_factor:.2f}-{p.range_high_factor:.2f}")
         print("  MFU scale per GEMM format (fp8, fp4, int8; 16-bit float = 1): "
               + ", ".join(f"{e} " + "/".join(f"{v:.2f}" for v in s) for e, s in (fit.format_scales or {}).items()))

@@ -315,8 +315,8 @@ class EfficiencyProfile:
     # large collective (sourced: data/collectives.csv; None: 1)
     comm_half_us: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # per-call line-rate transfer time where a
     # byte's cost is halfway between comm_bw_frac's and comm_large_bw_frac's (None: every message at comm_bw_frac)
-    eager_layer_us: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # host time per layer to launch a context step
-    # without a CUDA graph (PrefillTerms.eager_layers; None: 0)
+    eager_launch_us: Annotated[NonNegative | None, MAY_BE_ABSENT] = None  # host time per kernel a context step
+    # launches without a CUDA graph (PrefillTerms.eager_launches; None: 0)
 
 
 @dataclass(frozen=True)

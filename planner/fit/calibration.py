@@ -76,7 +76,7 @@ from planner.perf.step_work import COMM_LARGE_MESSAGE_BW_FRAC
 
 PARAMS = ("mbu_frac", "moe_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac", "overhead_overlap_frac",
           "step_overhead_ms", "comm_latency_us", "moe_expert_overhead_us", "layer_overhead_us", "request_overhead_ms",
-          "comm_half_us", "eager_layer_us")
+          "comm_half_us", "eager_launch_us")
 N_FRACS = 6  # the first six are fractions (logit link); the rest are times (log link)
 HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 # gpu_match keys each class is written under (see Catalog.efficiency_for: gpu_id > generation >
@@ -84,11 +84,12 @@ HW_CLASSES = ("nvidia-datacenter", "nvidia-consumer", "amd", "apple")
 CLASS_GPU_MATCH = {"nvidia-datacenter": ("*",), "nvidia-consumer": ("consumer", "workstation"), "amd": ("amd",),
                    "apple": ("apple",)}
 REFERENCE_ENGINE = "trtllm"
-NO_EAGER_US = 1e-6  # eager_layer_us of a profile written without it: no host cost (the log link needs a value > 0)
-# Prior of the host time per layer of a context step launched without a CUDA graph: ~25 kernels per transformer layer
-# (norms, projections, RoPE / KV append, attention, activation, quantize, all-reduce; more in MoE / MLA layers), each
-# ~20 us of Python dispatch and launch in a PyTorch engine (docs/performance.md, "Eager context steps")
-EAGER_LAYER_PRIOR_US = 500.0
+NO_EAGER_US = 1e-6  # eager_launch_us of a profile written without it: no host cost (the log link needs a value > 0)
+# Prior of the host time per kernel a context step launches from Python without a CUDA graph (the kernel counts per
+# layer: `step_work.host_launches`): the Python bytecode, binding, dispatcher and cudaLaunchKernel path of one eager
+# op costs ~5-25 us of CPU (jiahuanglin.xyz, "From PyTorch op to kernel launch"); TensorRT-LLM measures a ~35 us
+# CPU dispatch interval per kernel of its PyTorch LTX-2 pipeline (NVIDIA/TensorRT-LLM PR #12653)
+EAGER_LAUNCH_PRIOR_US = 20.0
 NO_LARGE_MESSAGE_US = 1e9  # comm_half_us of a profile written before the large-message regime: every message small
 
 
@@ -101,7 +102,7 @@ class FitSettings:
     """
 
     prior: tuple[float, ...] = (0.7, 0.5, 0.5, 0.6, 0.7, 0.3, 1.0, 10.0, 1.0, 30.0, 10.0, 30.0,
-                                EAGER_LAYER_PRIOR_US)  # PARAMS order,
+                                EAGER_LAUNCH_PRIOR_US)  # PARAMS order,
     # natural units. comm_half_us 30: the line-rate time of the message at which engines hand an all-reduce from
     # their custom NVLink kernels to NCCL (vLLM's custom all-reduce takes messages up to 8 MiB: 19-33 us of ring
     # bytes at 450 GB/s on TP 2-8; docs/performance.md, "Collectives")
@@ -123,9 +124,10 @@ class FitSettings:
     comm_half_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one value for every engine
     # and class (era and interaction offsets keep their own priors); free offsets sent vLLM's and SGLang's to
     # 0.4-1.1 ms and scored worse held out (docs/performance.md, "Collectives")
-    eager_prior_sd: float = 1.0  # prior sd of eager_layer_us's base (log scale)
-    eager_offset_sd: float = 0.01  # its engine and class offsets (log scale): ~0, one host cost per layer for every
-    # engine that launches a context step from Python (SGLang, TensorRT-LLM's PyTorch backend): few fit rows run eagerly
+    eager_prior_sd: float = 1.0  # prior sd of eager_launch_us's base (log scale)
+    eager_offset_sd: float = 1.0  # its engine and class offsets (log scale): each PyTorch engine's per-op dispatch
+    # path is its own (SGLang, TensorRT-LLM's PyTorch backend), and so is the host CPU of a class; tied (0.01) scored
+    # worse held out (docs/performance.md, "Eager context steps by architecture")
     expert_class_offset_sd: float = 0.7  # hardware-class offsets of the per-expert cost (log scale): a property of
     # the engine's fused-MoE kernel; a looser prior let one slow MLA run on MI325X set it 7x higher for every AMD part
 
@@ -252,7 +254,7 @@ def _problem(models: list[RowModel], engines: tuple[str, ...], settings: FitSett
     per_class[PARAMS.index("moe_expert_overhead_us")] = settings.expert_class_offset_sd
     half = PARAMS.index("comm_half_us")
     per_param[half] = per_class[half] = settings.comm_half_offset_sd
-    eager = PARAMS.index("eager_layer_us")
+    eager = PARAMS.index("eager_launch_us")
     base_sd[eager] = settings.eager_prior_sd
     per_param[eager] = per_class[eager] = settings.eager_offset_sd
     era_sd = np.full(k, max(settings.era_offset_sd, 1e-6))  # ~0: the era factor switched off
@@ -484,7 +486,7 @@ def profile_row(profile_id: str, engine: str, gpu_match: str, factors: tuple[flo
         overhead_overlap_frac=max(round(overlap, 3), 0.001), layer_overhead_us=round(layer_us, 3),
         holdout_mdape_frac=None if holdout_mdape_frac is None else round(holdout_mdape_frac, 3),
         request_overhead_ms=round(request_ms, 2), comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC,
-        comm_half_us=round(half_us, 3), eager_layer_us=round(eager_us, 2), **scales)
+        comm_half_us=round(half_us, 3), eager_launch_us=round(eager_us, 3), **scales)
 
 
 MATCH_SUFFIX = {"*": "datacenter", "consumer": "consumer", "workstation": "workstation", "amd": "amd", "apple": "apple"}
@@ -613,7 +615,7 @@ def profile_factors(profile: EfficiencyProfile) -> tuple[float, ...]:
             profile.overhead_overlap_frac or 0.0, profile.step_overhead_ms, profile.comm_latency_us,
             profile.moe_expert_overhead_us or 0.0, profile.layer_overhead_us or 0.0,
             profile.request_overhead_ms or 0.0, NO_LARGE_MESSAGE_US if profile.comm_half_us is None
-            else profile.comm_half_us, profile.eager_layer_us or NO_EAGER_US)
+            else profile.comm_half_us, profile.eager_launch_us or NO_EAGER_US)
 
 
 USER_FIT = FitSettings(offset_sd=3.0, loss_scale=2.0)  # the user's own runs: trust the data more than the prior
@@ -714,7 +716,7 @@ def _efficiency(natural: np.ndarray) -> Efficiency:
                       layer_overhead_s=v["layer_overhead_us"] / units.MILLION,
                       request_overhead_s=v["request_overhead_ms"] / units.MS_PER_S,
                       comm_large_bw_frac=COMM_LARGE_MESSAGE_BW_FRAC, comm_half_s=v["comm_half_us"] / units.MILLION,
-                      eager_layer_s=v["eager_layer_us"] / units.MILLION)
+                      eager_launch_s=v["eager_launch_us"] / units.MILLION)
 
 
 def replace_profiles(catalog: Catalog, profiles: Iterable[EfficiencyProfile]) -> Catalog:

@@ -33,7 +33,7 @@ from planner import units
 from planner.data.catalog import Catalog
 from planner.errors import InvalidInputError
 from planner.fit.measured import MEASURED_DIR, MeasuredPoint, per_instance, source_key
-from planner.fit.validation import Unexpressible, model_row
+from planner.fit.validation import Unexpressible, graph_tokens, model_row
 from planner.perf import evaluator
 from planner.perf.estimate import ReplicaSetup, efficiency_of, max_running_sequences
 from planner.perf.evaluator import gemm_format_of
@@ -223,8 +223,9 @@ def _predict(runs: list[tuple[ReplicaSetup, MeasuredPoint, MeasuredPoint]]) -> l
     rate = np.array([float(t.request_rate_per_s) if o else t.concurrency / (tt + (out - 1.0) * tp)
                      for (_, t, _), o, tt, tp in zip(runs, open_loop, ttft_m, tpot_m, strict=True)])
     setup = runs[0][0]
+    # each run's context steps graphed (or not) as its engine build ran them, as the measured rows' terms
     step = evaluator.step_time_fn(setup.model.arch, [s.candidate for s, _, _ in runs], input_tokens=inp,
-                                  output_tokens=out)
+                                  output_tokens=out, graph_tokens=[graph_tokens(t, s) for s, t, _ in runs])
     budget = np.array([float(s.prefill_budget_tokens or 1e12) for s, _, _ in runs])
     kw = dict(input_tokens=inp, output_tokens=out, max_batch=slots, token_budget=budget)
     # every request's TTFT also pays the engine's per-request overhead outside the GPU steps (as the plan)

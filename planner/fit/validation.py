@@ -80,7 +80,7 @@ from planner.perf.serving import (
     PointTerms,
     arrival_concurrency,
     chunk_step_tokens,
-    eager_layers,
+    eager_launches,
     prefill_graph_max_tokens,
     queued_ttft_s,
     wave_tpot_s,
@@ -297,10 +297,11 @@ def _batched_prefill(prefill: PrefillTerms, batch: float, prompt_tokens: float,
                         transfer_s=prefill.transfer_s * batch, collectives=prefill.collectives,
                         expert_calls=prefill.expert_calls,
                         steps=prefill_steps(batch * prompt_tokens, budget_tokens), layers=prefill.layers,
-                        act_s=prefill.act_s * batch, eager_layers=prefill.eager_layers)
+                        act_s=prefill.act_s * batch, launches=prefill.launches,
+                        eager_launches=prefill.eager_launches)
 
 
-def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
+def graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
     """The largest context step the row's engine ran from a CUDA graph: as its source states (`prefill_cuda_graph`),
     else its build's default (`serving.prefill_graph_max_tokens`)."""
     return prefill_graph_max_tokens(setup.engine_id, engine_date=point.engine_date, stated=point.prefill_cuda_graph,
@@ -309,10 +310,10 @@ def _graph_tokens(point: MeasuredPoint, setup: ReplicaSetup) -> float:
 
 
 def _eager(prefill: PrefillTerms, prompt_tokens: float, graph_tokens: float) -> PrefillTerms:
-    """`prefill` (of `prompt_tokens` tokens in all, in `prefill.steps` steps) with the layers each step launches
+    """`prefill` (of `prompt_tokens` tokens in all, in `prefill.steps` steps) with the kernels each step launches
     without a CUDA graph."""
     step_tokens = prompt_tokens / np.asarray(prefill.steps, dtype=float)
-    return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, step_tokens, graph_tokens))
+    return dataclasses.replace(prefill, eager_launches=eager_launches(prefill.launches, step_tokens, graph_tokens))
 
 
 def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int,
@@ -340,10 +341,11 @@ def _open_loop(setup: ReplicaSetup, point: MeasuredPoint, capacity: int,
 
 def _row_point_terms(setup: ReplicaSetup, concurrency: float, point: MeasuredPoint, graph_tokens: float) -> PointTerms:
     """`estimate.terms_of` at `concurrency` for the row's lengths, its one-prompt prefill eager as the row's engine
-    build ran it (`_graph_tokens`) rather than as the current release does."""
+    build ran it (`graph_tokens`) rather than as the current release does."""
     terms = terms_of(setup, concurrency=concurrency, input_tokens=point.input_tokens, output_tokens=point.output_tokens)
     tokens = chunk_step_tokens(concurrency, point.input_tokens, point.output_tokens, setup.prefill_budget_tokens)
-    step = dataclasses.replace(terms.step, eager_layers_chunk=eager_layers(terms.step.layers, tokens, graph_tokens))
+    step = dataclasses.replace(terms.step,
+                               eager_launches_chunk=eager_launches(terms.step.launches, tokens, graph_tokens))
     return dataclasses.replace(terms, step=step, prefill=_eager(terms.prefill, point.input_tokens, graph_tokens))
 
 
@@ -382,7 +384,7 @@ def model_row(catalog: Catalog, point: MeasuredPoint, *, config_dir: Path = MEAS
     if total_ctx > setup.model.context_length_tokens:
         return Unexpressible(point, f"{total_ctx:,} tokens exceed the model's context of "
                                     f"{setup.model.context_length_tokens:,}")
-    graph = _graph_tokens(point, setup)
+    graph = graph_tokens(point, setup)
     if point.scenario == "batch1":
         if point.metric not in _BATCH1_KIND:
             return Unexpressible(point, f"metric {point.metric} is not a single-stream metric")

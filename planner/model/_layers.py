@@ -59,6 +59,8 @@ class LayerSpec:
     top_k: int
     params_per_expert: float
     norm_params: float
+    host_launches: int = 0  # kernels one forward step of this layer launches (`layer_launches`)
+    quant_launches: int = 0  # of which extra where the GEMMs read quantized activations (`layer_launches`)
 
 
 def get(cfg: dict[str, Any], name: str, default: Any = None) -> Any:
@@ -272,6 +274,63 @@ _UNSUPPORTED = {
 }
 
 
+# Kernels one decoder layer launches per forward step in a PyTorch engine's model code (SGLang `models/llama.py`,
+# `deepseek_v2.py`, `qwen3_next.py`, `nemotron_h.py`; TensorRT-LLM `_torch/models/modeling_llama.py`,
+# `modeling_deepseekv3.py`, `modules/attention.py`, `modules/fused_moe`): (other kernels, GEMMs). Tensor-parallel
+# collectives are one launch each and counted with the step's collectives (`step_work.comm_terms`).
+ATTENTION_LAUNCHES = {
+    # fused residual add + RMSNorm, RoPE, KV-cache write, attention; QKV and output projections
+    "gqa": (4, 2),
+    # fused add + RMSNorm, q_a and kv_a layernorms, RoPE, k_nope/k_pe concat, KV-cache write, attention; fused
+    # q_a + kv_a projection, q_b, kv_b (prefill expands the latent) and output projections
+    "mla": (7, 4),
+    # Gated DeltaNet: fused add + RMSNorm, causal conv1d, q/k L2 norm and gates, the six kernels of the chunked
+    # delta rule (FLA chunk_gated_delta_rule: cumsum, KK^T, triangular solve, w/u, state, output), gated RMSNorm;
+    # in_proj_qkvz, in_proj_ba and output projections
+    "linear": (11, 3),
+    # Mamba-2: fused add + RMSNorm, causal conv1d, the five kernels of the chunked SSD scan (mamba_chunk_scan_combined:
+    # cumsum, chunk state, state passing, chunk BMM, chunk scan), gated RMSNorm; in and output projections
+    "mamba": (8, 2),
+}
+QK_NORM_LAUNCHES = 2  # per-head RMSNorm of the queries and of the keys (Qwen3, Gemma 3)
+INDEXER_LAUNCHES = (5, 2)  # DeepSeek sparse attention's indexer: k norm, RoPE, quantize, logits, top-k; wq_b, wk
+DENSE_MLP_LAUNCHES = (2, 2)  # fused add + RMSNorm, SiLU-and-mul; gate_up and down projections
+# fused add + RMSNorm, top-k softmax / grouped top-k, align-and-sort of the routed tokens, SiLU-and-mul, weighted
+# combine; router, grouped up and grouped down GEMMs (SGLang fused_moe, TensorRT-LLM fused MoE op)
+MOE_LAUNCHES = (5, 3)
+SHARED_EXPERT_LAUNCHES = (2, 2)  # SiLU-and-mul, add to the routed output; gate_up and down projections
+# A GEMM that reads quantized activations (FP8, FP4) needs them quantized first. The residual add + RMSNorm and the
+# MoE SwiGLU kernels quantize their outputs themselves (step_work.activation_bytes_per_token, refs [7], [9]); the
+# inputs of the output projection, of MLA's q_b / kv_b and of the dense / shared MLP's down projection get a
+# quantize kernel of their own (SGLang per_token_group_quant_fp8 / scaled_fp8_quant, TensorRT-LLM fp4_quantize).
+QUANT_LAUNCHES = {"gqa": 1, "mla": 3, "linear": 1, "mamba": 1, "dense_mlp": 1, "shared_expert": 1}
+
+
+def layer_launches(attn_kind: str, *, mla: bool, qk_norm: bool, indexer: bool, dense_mlp: bool, moe: bool,
+                   shared_expert: bool) -> tuple[int, int]:
+    """(kernels, extra kernels where the GEMMs read quantized activations) one decoder layer launches per forward
+    step when an engine runs it from Python without a CUDA graph, from the layer's structure (tables above)."""
+    if attn_kind in ("none", "linear", "mamba"):
+        group = attn_kind
+    else:  # full, sliding, chunked or compressed softmax attention
+        group = "mla" if mla else "gqa"
+    parts = [ATTENTION_LAUNCHES[group]] if group != "none" else []
+    quant = QUANT_LAUNCHES.get(group, 0)
+    if qk_norm and group == "gqa":
+        parts.append((QK_NORM_LAUNCHES, 0))
+    if indexer and group != "none":
+        parts.append(INDEXER_LAUNCHES)
+    if dense_mlp:
+        parts.append(DENSE_MLP_LAUNCHES)
+        quant += QUANT_LAUNCHES["dense_mlp"]
+    if moe:
+        parts.append(MOE_LAUNCHES)
+    if shared_expert:
+        parts.append(SHARED_EXPERT_LAUNCHES)
+        quant += QUANT_LAUNCHES["shared_expert"]
+    return sum(k + g for k, g in parts), quant
+
+
 def build_layers(cfg: dict[str, Any], model_type: str) -> list[LayerSpec]:
     """One LayerSpec per decoder layer of a flattened config.
 
@@ -319,6 +378,10 @@ def build_layers(cfg: dict[str, Any], model_type: str) -> list[LayerSpec]:
         fixed = 4 * state if attn_kind in ("linear", "mamba") else 0.0
         is_moe = mlp_kind == "moe"
         dense = _mlp_params(hidden, dense_ffn, gated) if (mlp_kind == "dense" or (is_moe and both_mlps)) else 0.0
+        launches, quant = layer_launches(
+            attn_kind, mla=bool(cfg.get("kv_lora_rank")), indexer=bool(cfg.get("index_n_heads")),
+            qk_norm=bool(cfg.get("use_qk_norm") or model_type.startswith(("qwen3", "gemma"))), dense_mlp=dense > 0,
+            moe=is_moe, shared_expert=bool(is_moe and shared_ffn))
         layers.append(LayerSpec(
             attention_kind=attn_kind, window_tokens=win, attention_params=a_params,
             kv_elems_per_token=kv, state_elems=state,
@@ -329,6 +392,6 @@ def build_layers(cfg: dict[str, Any], model_type: str) -> list[LayerSpec]:
             router_params=float(hidden * n_experts + (n_experts if model_type == "gpt_oss" else 0)) if is_moe else 0.0,
             n_experts=n_experts if is_moe else 0, top_k=top_k if is_moe else 0,
             params_per_expert=(_mlp_params(hidden, expert_ffn, gated) + expert_bias) if is_moe else 0.0,
-            norm_params=2.0 * hidden,
+            norm_params=2.0 * hidden, host_launches=launches, quant_launches=quant,
         ))
     return layers

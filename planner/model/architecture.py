@@ -75,6 +75,8 @@ class Architecture:
     n_attention_layers: int
     n_mtp_layers: int
     approximations: tuple[str, ...]
+    host_launches: float  # kernels all decoder layers launch in one forward step without a CUDA graph
+    quant_launches: float  # more of them where the GEMMs read quantized activations (`_layers.layer_launches`)
     # MLA's latent projections (q_a, q_b, kv_a, kv_b of every MLA layer; o_proj excluded): the attention weights
     # NVIDIA's NVFP4 DeepSeek checkpoints keep in BF16 (`quantization.weight_format`); 0 for other attention kinds
     mla_latent_proj_params: float = 0.0
@@ -209,6 +211,8 @@ def architecture_from_config(raw: dict[str, Any]) -> Architecture:
         n_attention_layers=sum(1 for l in layers if l.attention_kind != "none"),
         n_mtp_layers=int(cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0),
         approximations=tuple(approximations),
+        host_launches=float(sum(l.host_launches for l in layers)),
+        quant_launches=float(sum(l.quant_launches for l in layers)),
         mla_latent_proj_params=_mla_latent_proj_params(cfg, hidden, heads) * sum(
             1 for l in layers if l.attention_kind != "none") if cfg.get("kv_lora_rank") else 0.0,
     )

@@ -44,7 +44,7 @@ from planner.errors import InvalidInputError
 from planner.model.architecture import Architecture, kv_bytes_per_sequence
 from planner.model.quantization import WeightFormat, check_compatible, compute_tflops, weight_format
 from planner.perf.performance import Efficiency, decode_terms
-from planner.perf.serving import PointTerms, chunk_step_tokens, eager_layers, point_terms, prefill_graph_max_tokens
+from planner.perf.serving import PointTerms, chunk_step_tokens, eager_launches, point_terms, prefill_graph_max_tokens
 from planner.perf.step_work import activation_bytes_per_token
 
 MAX_GPUS = 4096
@@ -467,7 +467,7 @@ def efficiency_of(prof: EfficiencyProfile, gemm: str = "16bit") -> Efficiency:
                       request_overhead_s=(prof.request_overhead_ms or 0.0) / units.MS_PER_S,
                       comm_large_bw_frac=1.0 if prof.comm_large_bw_frac is None else prof.comm_large_bw_frac,
                       comm_half_s=math.inf if prof.comm_half_us is None else prof.comm_half_us / units.MILLION,
-                      eager_layer_s=(prof.eager_layer_us or 0.0) / units.MILLION)
+                      eager_launch_s=(prof.eager_launch_us or 0.0) / units.MILLION)
 
 
 @dataclass(frozen=True)
@@ -574,18 +574,24 @@ def _graph_cap(arch: Architecture, t: _Table) -> np.ndarray:
 
 
 def _eager_prefill(arch: Architecture, t: _Table, prefill: Any, input_tokens: float) -> Any:
-    """The prefill terms with the layers each of its steps launches without a CUDA graph (`eager_layers`)."""
+    """The prefill terms with the kernels each of its steps launches without a CUDA graph (`eager_launches`)."""
     cap = _graph_cap(arch, t)
     steps = np.asarray(prefill.steps, dtype=float)
-    return dataclasses.replace(prefill, eager_layers=eager_layers(prefill.layers, input_tokens / steps, cap))
+    return dataclasses.replace(prefill, eager_launches=eager_launches(prefill.launches, input_tokens / steps, cap))
+
+
+def _eager_chunk(step: Any, step_tokens: Any, graph_cap: Any) -> Any:
+    """Step terms whose prompt-chunk step of `step_tokens` tokens (decode tokens and the chunk) launches its kernels
+    without a CUDA graph where it is larger than `graph_cap` (`_graph_cap`): the one rule of the estimate's
+    steady state (`_eager_step`) and of the queueing model's step function (`step_time_fn`)."""
+    return dataclasses.replace(step, eager_launches_chunk=eager_launches(step.launches, step_tokens, graph_cap))
 
 
 def _eager_step(arch: Architecture, t: _Table, step: Any, concurrency: np.ndarray, input_tokens: float,
                 output_tokens: float) -> Any:
-    """The steady-state step terms with the layers its prompt-chunk step launches without a CUDA graph."""
-    cap = _graph_cap(arch, t)
+    """The steady-state step terms with the kernels its prompt-chunk step launches without a CUDA graph."""
     tokens = chunk_step_tokens(concurrency, input_tokens, output_tokens, t.budget_tokens)
-    return dataclasses.replace(step, eager_layers_chunk=eager_layers(step.layers, tokens, cap))
+    return _eager_chunk(step, tokens, _graph_cap(arch, t))
 
 
 def _broadcast(obj: Any, n: int) -> Any:
@@ -660,7 +666,8 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, *, input_tokens: float,
-                 output_tokens: float, efficiency: str = "central", query_tokens_per_seq: float = 1.0) -> StepFn:
+                 output_tokens: float, efficiency: str = "central", query_tokens_per_seq: float = 1.0,
+                 graph_tokens: Sequence[float] | None = None) -> StepFn:
     """step_s(decode_batch, prefill_tokens) -> seconds of one engine step of each candidate's instance.
 
     `decode_batch` running sequences (at the mean context, prompt + half the output) each produce a
@@ -668,6 +675,10 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     per candidate; `efficiency`: "central", "low" (slow end of the range) or "high" (fast end).
     `query_tokens_per_seq`: tokens each sequence runs through the step (1: plain decoding; a speculative
     verify step: 1 + draft tokens, `performance.decode_terms`).
+    A step that carries prompt tokens and is larger than the engine's largest prefill CUDA graph pays the host time of
+    launching its kernels (`_eager_chunk`, the rule `evaluate` applies to its steady-state chunk step).
+    `graph_tokens`: each candidate's largest CUDA-graphed context step (a measured row's build,
+    `validation.graph_tokens`; None: the engine's current release, `_graph_cap`).
     """
     t = _Table.of(cands)
     scale = {"central": 1.0, "low": 1.0 / t.range_low, "high": 1.0 / t.range_high}[efficiency]
@@ -675,19 +686,21 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
     groups = []
     eff_rows = t.eff.to_array()
     mult = np.where(t.layer, t.pp, 1.0)
+    cap = _graph_cap(arch, t) if graph_tokens is None else np.broadcast_to(np.asarray(graph_tokens, dtype=float),
+                                                                           (t.n,))
     for ep, adp in LAYOUT_GROUPS:  # KV dtypes in one group (an array of bytes): fewer calls a step
         idx = np.flatnonzero((t.ep == ep) & (t.adp == adp))
         if idx.size:
             fmt = t.fmt(idx)
             act = activation_bytes_per_token(arch, fmt, tp=t.tp[idx], pp=t.pp[idx], expert_parallel=ep or adp,
                                              attn_dp=adp)  # batch-independent: once, not per call
-            groups.append((idx, t.kv_bytes[idx], ep, adp, Efficiency.from_array(eff_rows[idx]), fmt, act))
+            groups.append((idx, t.kv_bytes[idx], ep, adp, Efficiency.from_array(eff_rows[idx]), fmt, act, cap[idx]))
 
     def step_s(decode_batch: np.ndarray, prefill_tokens: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(np.maximum(np.asarray(decode_batch, dtype=float), 1e-9), (t.n,))
         p = np.broadcast_to(np.asarray(prefill_tokens, dtype=float), (t.n,))
         out = np.empty(t.n)
-        for idx, kvb, ep, adp, sub, fmt, act in groups:
+        for idx, kvb, ep, adp, sub, fmt, act, graph_cap in groups:
             terms = decode_terms(arch, fmt, batch=b[idx] * mult[idx], context_tokens=ctx,
                                  kv_bytes_per_elem=kvb, tp=t.tp[idx], pp=t.pp[idx],
                                  memory_bandwidth_tb_s=t.bandwidth[idx], compute_tflops=t.tflops[idx],
@@ -695,7 +708,8 @@ def step_time_fn(arch: Architecture, cands: Sequence[Candidate] | CandidateSet, 
                                  prefill_context_tokens=input_tokens / 2.0, expert_parallel=ep,
                                  query_tokens_per_seq=query_tokens_per_seq, attn_dp=adp,
                                  activation_bytes_per_token_=act)
-            out[idx] = terms.parts(sub)[0]
+            # a step without prompt tokens has chunk_frac 0: it pays no launch time whatever its size
+            out[idx] = _eager_chunk(terms, b[idx] + p[idx], graph_cap).parts(sub)[0]
         return out * scale
 
     return step_s

@@ -62,6 +62,7 @@ from planner.perf.step_work import (
     ep_expert_bytes_factor,
     expert_calls,
     gemm_flops_per_token,
+    host_launches,
     kv_split,
     weight_bytes_split,
 )
@@ -69,7 +70,7 @@ from planner.perf.step_work import (
 EFFICIENCY_FIELDS = ("mbu_frac", "expert_mbu_frac", "mfu_decode_frac", "mfu_prefill_frac", "comm_bw_frac",
                      "step_overhead_s", "comm_latency_s", "expert_overhead_s", "overhead_overlap_frac",
                      "layer_overhead_s", "request_overhead_s", "comm_large_bw_frac",
-                     "comm_half_s", "eager_layer_s")  # the column order of Efficiency.to_array / from_array
+                     "comm_half_s", "eager_launch_s")  # the column order of Efficiency.to_array / from_array
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ class Efficiency:
     # step_work.COMM_LARGE_MESSAGE_BW_FRAC)
     comm_half_s: Any = np.inf  # per-call transfer time at line rate where the bytes' cost is halfway between the
     # small- and the large-message rates (collective_transfer_s); inf: every message at comm_bw_frac
-    eager_layer_s: Any = 0.0  # host (CPU) time per layer to launch a context step's kernels without a CUDA graph
-    # (PrefillTerms.eager_layers; 0: not modelled)
+    eager_launch_s: Any = 0.0  # host (CPU) time per kernel a context step launches from Python without a CUDA graph
+    # (PrefillTerms.eager_launches; 0: not modelled)
 
     def __post_init__(self) -> None:
         fracs = dict(mbu_frac=self.mbu_frac, mfu_decode_frac=self.mfu_decode_frac,
@@ -113,7 +114,7 @@ class Efficiency:
             raise InvalidInputError(f"overhead_overlap_frac must be finite and in [0, 1], got "
                                     f"{self.overhead_overlap_frac!r}")
         for name in ("step_overhead_s", "comm_latency_s", "expert_overhead_s", "layer_overhead_s",
-                     "request_overhead_s", "eager_layer_s"):
+                     "request_overhead_s", "eager_launch_s"):
             v = np.asarray(getattr(self, name), dtype=float)
             if not np.all(np.isfinite(v) & (v >= 0)):
                 raise InvalidInputError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
@@ -179,7 +180,7 @@ class StepTerms:
               + collective_transfer_s(transfer) + collectives x latency
               + expert calls x expert overhead + layers x layer overhead
         gpu   = pp x [(1 - f) x decode-only step + f x step carrying a prompt chunk]
-              + pp x f x eager chunk layers x eager_layer_s   (a chunk step run without a CUDA graph)
+              + pp x f x eager chunk launches x eager_launch_s   (a chunk step run without a CUDA graph)
         cycle = gpu + step overhead x exp(-overlap x gpu / step overhead)   (see exposed_overhead_s)
 
     The step overhead is the engine's CPU work per forward step (scheduling, input
@@ -226,8 +227,9 @@ class StepTerms:
     memory_act_s: Any = 0.0  # activation traffic of the decode tokens' elementwise kernels (norms, SwiGLU, MoE
     # permute/finalize: step_work.activation_bytes_per_token)
     memory_act_chunk_s: Any = 0.0  # the same for the prompt chunk's tokens
-    eager_layers_chunk: Any = 0.0  # layers a step carrying a prompt chunk launches from the host without a CUDA graph
-    # (the prefill graph's size limit, `serving.prefill_graph_max_tokens`; 0: graphed)
+    launches: Any = 0.0  # kernels one stage's step launches (its layers' `step_work.host_launches` + collectives)
+    eager_launches_chunk: Any = 0.0  # of them, those a step carrying a prompt chunk launches from the host without a
+    # CUDA graph (the prefill graph's size limit, `serving.prefill_graph_max_tokens`; 0: graphed)
     compute_pad_s: Any = 0.0  # non-expert GEMM FLOPs of the rows a tensor-core tile adds to a decode-only step's tokens
     # (WeightFormat.gemm_min_rows), at the decode rate
     compute_pad_chunk_s: Any = 0.0  # the same for the step carrying a prompt chunk (its tokens fill more of the tile)
@@ -256,7 +258,7 @@ class StepTerms:
             + self.pp * self.collectives * comm_latency_s
         experts = self.pp * (((1 - f) * self.expert_calls + f * self.expert_calls_chunk) * eff.expert_overhead_s
                              + self.layers * eff.layer_overhead_s)
-        eager = self.pp * f * self.eager_layers_chunk * eff.eager_layer_s  # host launches of an eager chunk step
+        eager = self.pp * f * self.eager_launches_chunk * eff.eager_launch_s  # host launches of an eager chunk step
         gpu = self.pp * ((1 - f) * plain + f * chunk) + comm + experts + eager
         exposed = exposed_overhead_s(eff.step_overhead_s, gpu, eff.overhead_overlap_frac)
         cycle = gpu + exposed
@@ -278,9 +280,9 @@ class PrefillTerms:
               + collective_transfer_s(transfer) + steps x (collectives x latency + expert calls x expert overhead
                                                + layers x layer overhead)
         total = gpu + steps x exposed_overhead_s(step overhead, gpu / steps, overlap)
-                    + steps x eager layers x eager_layer_s
+                    + steps x eager launches x eager_launch_s
 
-    A step run without a CUDA graph (`eager_layers` > 0: `serving.prefill_graph_max_tokens`) launches every kernel
+    A step run without a CUDA graph (`eager_launches` > 0: `serving.prefill_graph_max_tokens`) launches every kernel
     from the host. Its host time is added to the GPU time, not hidden behind it: a layer's many small kernels
     (norms, RoPE, activations, quantisation, routing) each run shorter than their launch, so the GPU waits on the
     host between them whatever its big GEMMs take (the overlapped form, max(host, GPU), was measured and not kept:
@@ -296,7 +298,8 @@ class PrefillTerms:
     steps: Any = 1.0  # forward steps: ceil(prompt tokens / the engine's per-step token budget)
     layers: Any = 0.0  # layers of all stages (a prompt passes every stage)
     act_s: Any = 0.0  # activation traffic of the prompt's elementwise kernels (step_work.activation_bytes_per_token)
-    eager_layers: Any = 0.0  # layers each step launches from the host without a CUDA graph (0: graphed)
+    launches: Any = 0.0  # kernels each step launches, all stages (`step_work.host_launches` + the collectives)
+    eager_launches: Any = 0.0  # of them, those each step launches from the host without a CUDA graph (0: graphed)
 
     def total_s(self, eff: Efficiency) -> Any:
         per_step = (self.collectives * eff.comm_latency_s + self.expert_calls * eff.expert_overhead_s
@@ -304,7 +307,7 @@ class PrefillTerms:
         gpu = (np.maximum(self.compute_s / eff.mfu_prefill_frac, self.steps * self.memory_s / eff.mbu_frac)
                + self.attn_s / eff.mfu_prefill_frac + self.act_s / eff.mbu_frac
                + collective_transfer_s(self.transfer_s, self.steps * self.collectives, eff) + self.steps * per_step)
-        host = self.eager_layers * eff.eager_layer_s  # host launches of a step run without a CUDA graph
+        host = self.eager_launches * eff.eager_launch_s  # host launches of a step run without a CUDA graph
         return gpu + self.steps * (exposed_overhead_s(eff.step_overhead_s, gpu / self.steps, eff.overhead_overlap_frac)
                                    + host)
 
@@ -421,8 +424,8 @@ def decode_terms(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_t
                                                                                   prefill=True) / flops_per_s,
                      memory_expert_chunk_s=expert_bytes_chunk / per_gpu / bandwidth, transfer_chunk_s=transfer_chunk,
                      expert_calls_chunk=expert_calls(arch, tokens + micro_chunk, **ep), layers=arch.n_layers / pp_f,
-                     memory_act_s=tokens * load * act, memory_act_chunk_s=micro_chunk * act,
-                     compute_pad_s=pad, compute_pad_chunk_s=pad_chunk)
+                     launches=host_launches(arch, fmt) / pp_f + calls, memory_act_s=tokens * load * act,
+                     memory_act_chunk_s=micro_chunk * act, compute_pad_s=pad, compute_pad_chunk_s=pad_chunk)
 
 
 def prefill_steps(prompt_tokens: Any, budget_tokens: Any = None) -> Any:
@@ -476,6 +479,7 @@ def prefill_terms(arch: Architecture, fmt: WeightFormat, *, prompt_tokens: Any, 
                         expert_calls=pp_f * expert_calls(arch, np.minimum(n, chunk), tp=tp_f, pp=pp_f,
                                                          expert_parallel=experts_ep),
                         steps=steps, layers=np.full(np.shape(n), float(arch.n_layers)),
+                        launches=host_launches(arch, fmt) + pp_f * calls + 0.0 * n,
                         act_s=n * act / (np.asarray(memory_bandwidth_tb_s, dtype=float) * units.TB))
 
 

@@ -85,11 +85,12 @@ def chunk_step_tokens(concurrency: Any, input_tokens: Any, output_tokens: Any, b
     return c + np.maximum(c * input_tokens / output_tokens, np.minimum(input_tokens, budget))
 
 
-def eager_layers(n_layers: Any, step_tokens: Any, graph_max_tokens: Any) -> Any:
-    """Layers a context step of `step_tokens` tokens launches from the host: all `n_layers` where the step is larger
-    than the engine's largest prefill graph (`prefill_graph_max_tokens`), else none."""
+def eager_launches(launches: Any, step_tokens: Any, graph_max_tokens: Any) -> Any:
+    """Kernels a context step of `step_tokens` tokens launches from the host: all its `launches`
+    (`PrefillTerms.launches`, `StepTerms.launches`) where the step is larger than the engine's largest prefill graph
+    (`prefill_graph_max_tokens`), else none (the graph replays them with one launch)."""
     return np.where(np.asarray(step_tokens, dtype=float) > np.asarray(graph_max_tokens, dtype=float),
-                    np.asarray(n_layers, dtype=float), 0.0)
+                    np.asarray(launches, dtype=float), 0.0)
 
 
 def decode_step(arch: Architecture, fmt: WeightFormat, *, batch: Any, context_tokens: Any,

@@ -437,3 +437,12 @@ def activation_bytes_per_token(arch: Architecture, fmt: WeightFormat, *, tp: Any
     else:
         per_gpu = norms + (attention + dense_mlp + routed) / tp + moved / (tp if expert_parallel else 1.0)
     return per_gpu / pp
+
+
+def host_launches(arch: Architecture, fmt: WeightFormat) -> Any:
+    """Kernels all decoder layers launch in one forward step when the engine runs it from Python without a CUDA
+    graph: the architecture's count (`_layers.layer_launches`: attention kind, MLA, qk-norm, MoE routing, shared
+    experts) plus the quantize kernels of the GEMMs whose inputs no fused norm or SwiGLU kernel quantizes, where the
+    format's GEMMs read quantized activations (`fmt.activation_bytes_per_elem` below 2 bytes: FP8, INT8, FP4)."""
+    quantized = np.asarray(fmt.activation_bytes_per_elem, dtype=float) < ACTIVATION_BYTES
+    return arch.host_launches + arch.quant_launches * quantized

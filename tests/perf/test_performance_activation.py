@@ -4,6 +4,8 @@ step's weights, KV and compute (`step_work.activation_bytes_per_token`, docs/per
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import TINY_DENSE, TINY_MOE
 
@@ -104,4 +106,6 @@ def test_the_sweep_carries_each_candidates_activation_format(real_catalog):
                              memory_bandwidth_tb_s=gpu.memory_bandwidth_tb_s, compute_tflops=evaluator.tflops_of(c),
                              interconnect_bandwidth_gb_s=gpu.interconnect_bandwidth_gb_s, prefill_tokens=4096.0,
                              prefill_context_tokens=512.0)
+        # TensorRT-LLM's current release graphs no context step: the step's kernels all launch from the host
+        terms = dataclasses.replace(terms, eager_launches_chunk=terms.launches)
         assert float(got[i]) == pytest.approx(float(terms.total_s(eff)), rel=1e-9)

@@ -1,5 +1,5 @@
 """Context steps run without a CUDA graph: which engine builds do so (serving.prefill_graph_max_tokens), which steps
-(eager_layers, chunk_step_tokens), and what the host launch time adds to a prefill (PrefillTerms.total_s)."""
+(eager_launches, chunk_step_tokens), and what the host launch time adds to a prefill (PrefillTerms.total_s)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.perf.serving import chunk_step_tokens, eager_layers, prefill_graph_max_tokens
+from planner.perf.serving import chunk_step_tokens, eager_launches, prefill_graph_max_tokens
 
 
 def test_sglang_graphs_prefill_from_2026_02_on_cuda_without_dp_attention_or_pipeline():
@@ -35,11 +35,11 @@ def test_vllm_and_llama_cpp_pay_no_host_launch_cost():
     assert prefill_graph_max_tokens("llama.cpp", amd=True) == math.inf
 
 
-def test_eager_layers_where_the_step_exceeds_the_largest_graph():
-    got = eager_layers(61.0, np.array([1000.0, 2048.0, 2049.0, 8000.0]), 2048.0)
-    assert got == pytest.approx([0.0, 0.0, 61.0, 61.0])
-    assert float(eager_layers(32.0, 1.0, 0.0)) == 32.0  # eager everywhere
-    assert float(eager_layers(32.0, 1e6, math.inf)) == 0.0  # graphed everywhere
+def test_eager_launches_where_the_step_exceeds_the_largest_graph():
+    got = eager_launches(1379.0, np.array([1000.0, 2048.0, 2049.0, 8000.0]), 2048.0)
+    assert got == pytest.approx([0.0, 0.0, 1379.0, 1379.0])
+    assert float(eager_launches(320.0, 1.0, 0.0)) == 320.0  # eager everywhere
+    assert float(eager_launches(320.0, 1e6, math.inf)) == 0.0  # graphed everywhere
 
 
 def test_chunk_step_tokens_by_hand():
@@ -55,14 +55,14 @@ def test_chunk_step_tokens_by_hand():
 
 def test_an_eager_prefill_step_adds_its_host_launches_by_hand():
     """PrefillTerms.total_s: 10 ms of GEMM FLOPs at mfu_p 0.5 = 20 ms on the GPU (no other term), one step, no step
-    overhead; 4 layers launched eagerly at 0.5 ms each add 2 ms: 22 ms. Graphed (eager_layers 0): 20 ms."""
+    overhead; 100 kernels launched eagerly at 20 us each add 2 ms: 22 ms. Graphed (eager_launches 0): 20 ms."""
     from planner.perf.performance import Efficiency, PrefillTerms
 
     eff = Efficiency(mbu_frac=0.8, mfu_decode_frac=0.5, mfu_prefill_frac=0.5, step_overhead_s=0.0,
-                     comm_latency_s=0.0, eager_layer_s=0.5e-3)
+                     comm_latency_s=0.0, eager_launch_s=20e-6)
     terms = dict(compute_s=0.010, attn_s=0.0, memory_s=0.0, transfer_s=0.0, collectives=0.0, expert_calls=0.0,
-                 steps=1.0, layers=4.0)
-    assert float(PrefillTerms(**terms, eager_layers=4.0).total_s(eff)) == pytest.approx(0.022)
+                 steps=1.0, layers=4.0, launches=100.0)
+    assert float(PrefillTerms(**terms, eager_launches=100.0).total_s(eff)) == pytest.approx(0.022)
     assert float(PrefillTerms(**terms).total_s(eff)) == pytest.approx(0.020)
-    # two steps (a budget-sized chunk each) launch their layers twice: 20 ms + 2 x 2 ms
-    assert float(PrefillTerms(**{**terms, "steps": 2.0}, eager_layers=4.0).total_s(eff)) == pytest.approx(0.024)
+    # two steps (a budget-sized chunk each) launch their kernels twice: 20 ms + 2 x 2 ms
+    assert float(PrefillTerms(**{**terms, "steps": 2.0}, eager_launches=100.0).total_s(eff)) == pytest.approx(0.024)
