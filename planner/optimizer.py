@@ -37,11 +37,11 @@ from planner.perf.evaluator import CandidateSet, Layout
 QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": ("none", "low", "moderate", "high")}
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # one GPU up to eight 8-GPU nodes
-BATCH_LIMITS = (None, 256, 64, 16)  # the engine's default max_num_seqs, and tighter caps that trade rate for TPOT
+BATCH_LIMITS = (None, 128)  # the engine's default max_num_seqs and 128, for every configuration
 # the finer batch limits a configuration is also tried at when its rate bound says it could beat or tie the cheapest
-# fleet found (`_refine_batch_limits`), below what fits and the engine's default: 2^k and 1.5 x 2^k from 24 to 2,048,
+# fleet found (`_refine_batch_limits`), below what fits and the engine's default: 2^k and 1.5 x 2^k from 16 to 2,048,
 # about sqrt(2) apart and multiples of 8 (vLLM and SGLang capture decode CUDA graphs at multiples of 8)
-FINE_BATCH_LIMITS = tuple(sorted({2 ** k for k in range(5, 12)} | {3 * 2 ** k for k in range(3, 10)}))
+FINE_BATCH_LIMITS = tuple(sorted({2 ** k for k in range(4, 12)} | {3 * 2 ** k for k in range(3, 10)}))
 _FINE = np.array([c for c in FINE_BATCH_LIMITS if c not in BATCH_LIMITS], dtype=float)
 MAX_ALTERNATIVES_PER_AXIS = 6  # the cheapest other values of each axis that the plan reports
 # what stops a configuration's rate going higher, in the plan's words
