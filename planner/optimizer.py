@@ -37,7 +37,7 @@ from planner.perf.evaluator import CandidateSet, Layout
 QUALITY_POLICIES = {"lossless": ("none",), "low-risk": ("none", "low"), "any": ("none", "low", "moderate", "high")}
 LATENCY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 GPUS_PER_REPLICA = (1, 2, 4, 8, 16, 32, 64)  # one GPU up to eight 8-GPU nodes
-BATCH_LIMITS = (None, 128)  # the engine's default max_num_seqs and 128, for every configuration
+BATCH_LIMITS = (None, 128)  # the engine's default max_num_seqs (what fits, where less) and 128, for every configuration
 # the finer batch limits a configuration is also tried at when its rate bound says it could beat or tie the cheapest
 # fleet found (`_refine_batch_limits`), below what fits and the engine's default: 2^k and 1.5 x 2^k from 16 to 2,048,
 # about sqrt(2) apart and multiples of 8 (vLLM and SGLang capture decode CUDA graphs at multiples of 8)
@@ -328,7 +328,8 @@ def _compute_capacities(catalog: Catalog, space: SearchSpace, targets: Targets, 
     ev = evaluator.evaluate(arch, cs, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens,
                             context_length_tokens=model.context_length_tokens)
     # a batch limit above what fits is the same configuration as the engine default: keep one
-    seqs_fit = ev.fits & (cs.max_num_seqs <= np.maximum(ev.max_concurrency, 1) | (
+    # (the comparison in parentheses: `|` binds tighter than `<=`, which kept the default only where it fitted)
+    seqs_fit = ev.fits & ((cs.max_num_seqs <= np.maximum(ev.max_concurrency, 1)) | (
         cs.max_num_seqs == np.array([cs.bases[i].max_num_seqs for i in cs.base_index])))
     fit_idx = np.flatnonzero(seqs_fit)
     if fit_idx.size == 0:
