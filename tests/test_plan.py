@@ -189,6 +189,9 @@ def test_ranges_resize_the_fleet_at_each_end(tiny_catalog):
     catalog = _with_range(tiny_catalog, 0.5, 1.5)
     # one configuration at both volumes (at 10x the search may take int8 PP2 for the same 10 GPUs and cost)
     fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")
+    best = plan(tiny(**fixed), catalog).search.best  # pinned: the finer batch limits are searched per volume
+    fixed.update(max_num_seqs=best.max_num_seqs, engine=best.engine, kv_dtype=best.kv_dtype, tp=best.layout.tp,
+                 pp=best.layout.pp)
     capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
     # 9.99 replicas' worth of traffic at a flat rate: 10 replicas; each end sized from that end's capacity (the
     # SLO-bound rate at the slow / fast efficiency, not exactly 0.5x / 1.5x of the central one: the targets bind at
@@ -218,6 +221,9 @@ def test_ranges_resize_the_fleet_at_each_end(tiny_catalog):
 def test_a_narrow_range_is_not_flagged(tiny_catalog):
     catalog = _with_range(tiny_catalog, 0.9, 1.1)
     fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")  # one configuration
+    best = plan(tiny(**fixed), catalog).search.best  # pinned: the finer batch limits are searched per volume
+    fixed.update(max_num_seqs=best.max_num_seqs, engine=best.engine, kv_dtype=best.kv_dtype, tp=best.layout.tp,
+                 pp=best.layout.pp)
     capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
     p = plan(tiny(**fixed, requests_per_day=9.99 * capacity * 86_400), catalog)
     # about ceil(9.99 / 1.1) = 10 ... ceil(9.99 / 0.9) = 12, from each end's own capacity: well under 2x

@@ -99,6 +99,9 @@ def test_throughput_bar_reads_the_plans_range(tiny_catalog):
     catalog = dataclasses.replace(tiny_catalog, efficiency=profiles)
     # one configuration at both volumes (the search may otherwise pick another replica at the larger one)
     fixed = dict(peak_to_average_ratio=1.0, num_gpus_per_replica=1, precision="fp8")
+    best = plan(tiny(**fixed), catalog).search.best  # pinned: the finer batch limits are searched per volume
+    fixed.update(max_num_seqs=best.max_num_seqs, engine=best.engine, kv_dtype=best.kv_dtype, tp=best.layout.tp,
+                 pp=best.layout.pp)
     capacity = plan(tiny(**fixed), catalog).capacity_requests_per_s_per_replica
     # 9.99 replicas of flat traffic: ceil(9.99 x capacity / the end's capacity) replicas at each end (see test_plan)
     p = plan(tiny(**fixed, requests_per_day=9.99 * capacity * 86_400), catalog)
