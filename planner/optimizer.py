@@ -394,13 +394,14 @@ def _completion_rate(step: evaluator.StepFn, batch: np.ndarray, traffic: Traffic
     return batch / (out * full_batch_step_s(step, batch, inp, out, budget, traffic.input_tokens_cv))
 
 
-def _row_prices(found: _Capacities, price_of: PriceFn) -> tuple[np.ndarray, dict]:
+def _row_prices(found: _Capacities, price_of: PriceFn) -> tuple[np.ndarray, dict, list[str]]:
+    """(USD per GPU-hour of each row, price_of per GPU id, each base's GPU id)."""
     gpu_ids = [found.sub.bases[i].gpu.gpu_id for i in range(len(found.sub.bases))]
     prices = {g: price_of(g) for g in set(gpu_ids)}
     price = np.array([prices[gpu_ids[i]][0] for i in found.sub.base_index], dtype=float)
     if not np.isfinite(price).any():  # no GPU searched has a price at this tier: rank by GPU-hours
         price = np.ones_like(price)
-    return price, prices
+    return price, prices, gpu_ids
 
 
 def _monthly_usd(cap: np.ndarray, gpus_per_replica: np.ndarray, price: np.ndarray, traffic: Traffic) -> np.ndarray:
@@ -418,7 +419,7 @@ def _refine_batch_limits(arch, space: SearchSpace, targets: Targets, traffic: Tr
     exhaustive search over the finer limits would make."""
     if found.group is None:
         return found
-    price, _ = _row_prices(found, price_of)
+    price, _, _ = _row_prices(found, price_of)
     gpus = found.sub.tp * found.sub.pp * found.sub.dp
     monthly = _monthly_usd(found.cap, gpus, price, traffic)
     if not np.isfinite(monthly).any():
@@ -476,9 +477,8 @@ def search(catalog: Catalog, space: SearchSpace, targets: Targets, traffic: Traf
         found = refined
     sub, cap, bound, max_batch, budget = found.sub, found.cap, found.bound, found.max_batch, found.budget
     n_total = found.n_total
-    gpu_ids = [sub.bases[i].gpu.gpu_id for i in range(len(sub.bases))]
     # no GPU searched has a price at this tier: rank by GPU-hours (the plan says the tier is unavailable)
-    price, prices = _row_prices(found, price_of)
+    price, prices, gpu_ids = _row_prices(found, price_of)
     ok = (cap > 0) & np.isfinite(price)
     if not ok.any():
         tried = ", ".join(str(n) for n in space.gpu_counts)
